@@ -1,0 +1,87 @@
+//! Builds the workspace's destination components for `wasm32-wasip2`, so that a plain
+//! `cargo build` / `cargo test` is all a user ever runs (the same approach as wasmtime's own
+//! `test-programs` crate). The nested cargo uses its own target directory inside the workspace's
+//! `target/`, so it neither waits on the outer build's lock nor rebuilds from scratch each time.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (constant name, cargo package, crate directory relative to the workspace root)
+const GUESTS: &[(&str, &str, &str)] = &[
+    // ("PINTEREST", "pinterest-destination", "plugins/pinterest"),
+    ("TEST_DESTINATION", "test-destination", "tests/plugins/test-destination"),
+    ("WRONG_VERSION", "wrong-version", "tests/plugins/wrong-version"),
+    ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
+];
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .ancestors()
+        .nth(2)
+        .expect("plugins/artifacts sits two levels below the workspace root")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let target_dir = workspace_target_dir(&out_dir).join("plugins");
+
+    for path in ["wit", "plugins/sdk", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    for (_, _, dir) in GUESTS {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for (_, package, _) in GUESTS {
+        cmd.args(["-p", package]);
+    }
+    // Flags meant for the host build (or a lint driver) must not leak into the wasm build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("failed to run cargo for the wasm32-wasip2 plugins");
+    assert!(
+        status.success(),
+        "building the plugins for {TARGET} failed (is the target installed? run `rustup target add {TARGET}`)"
+    );
+
+    let mut code = String::new();
+    for (name, package, _) in GUESTS {
+        let wasm = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(wasm.exists(), "expected component at {}", wasm.display());
+        let path = wasm.display().to_string();
+        writeln!(code, "/// Path of the `{package}` component.").unwrap();
+        writeln!(code, "pub const {name}_PATH: &str = {path:?};").unwrap();
+        writeln!(code, "/// Bytes of the `{package}` component.").unwrap();
+        writeln!(code, "pub const {name}: &[u8] = include_bytes!({path:?});").unwrap();
+    }
+    std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
+}
+
+/// The workspace's target directory: the ancestor of OUT_DIR that cargo marked with CACHEDIR.TAG.
+fn workspace_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.join("target"))
+}

@@ -1,0 +1,1 @@
+//! Pinterest destination (being written).

@@ -1,0 +1,19 @@
+//! A valid component that exports something other than a destination, so the host's tests can
+//! check that it is refused with a message naming the missing export.
+
+wit_bindgen::generate!({
+    inline: "
+        package example:other@1.0.0;
+        world other { export greet: func() -> string; }
+    ",
+});
+
+struct Other;
+
+impl Guest for Other {
+    fn greet() -> String {
+        "hello".into()
+    }
+}
+
+export!(Other);
