@@ -1,1 +1,8 @@
+//! audience-host: a runtime that syncs users into ad-platform audiences through destination
+//! plugins compiled to WebAssembly components.
+//!
+//! The host owns queueing, batching, rate limiting, retries and metrics; plugins implement the
+//! `audience:destination` WIT contract and reach the network only through the host.
+#![deny(missing_docs)]
 
+pub mod plugin;

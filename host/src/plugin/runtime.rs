@@ -1,0 +1,388 @@
+//! The wasmtime engine narrowed to what audience-host needs, and the plugins it loads.
+//!
+//! Design choices, and why:
+//! - **A fresh instance per call.** Instances come from the pooling allocator and a
+//!   pre-linked `InstancePre`, so creating one costs microseconds. In exchange, a trap, a
+//!   timeout or a memory blow-up can never leave a half-broken instance behind for the next
+//!   call (wasmtime poisons an instance after a trap), calls run concurrently without locks,
+//!   and no state can leak from one connection's call into another's.
+//! - **Epoch deadlines that yield.** A background thread bumps the engine's epoch every tick;
+//!   at each tick a running guest yields back to tokio (so a spinning plugin cannot starve
+//!   the host's other tasks) and is interrupted once its call deadline has passed.
+//! - **A memory guard** refuses growth past the plugin's limit and remembers that it did, so
+//!   the resulting crash is reported as a memory-limit error, not as a mysterious trap.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::v0_1_0::audience::destination::{http_client, log};
+use super::bindings::v0_1_0::exports::audience::destination::plugin::Guest;
+use super::bindings::v0_1_0::{Destination, DestinationPre};
+use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS};
+use super::cache::{CacheOutcome, CompileCache};
+use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
+use super::error::{LoadError, PluginError};
+use super::http::HttpGate;
+use super::logging::{CallLog, LogLine, LogSource};
+use super::types::Manifest;
+
+/// How often the epoch advances: the granularity of deadlines and of cooperative yields.
+const TICK: Duration = Duration::from_millis(5);
+/// The largest memory any plugin may be configured to use.
+const MAX_MEMORY_LIMIT: usize = 1 << 30;
+
+/// Loads destination components and runs their calls in the sandbox. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: CompileCache,
+    config: RuntimeConfig,
+    slots: Arc<Semaphore>,
+    _ticker: EpochTicker,
+}
+
+/// Bumps the engine's epoch every [`TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(
+                |err| tracing::error!(error = %err, "could not start the epoch thread; plugin deadlines will not fire"),
+            );
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Settings for loading one plugin.
+#[derive(Debug, Clone, Default)]
+pub struct PluginOptions {
+    /// Where the plugin may send requests. `None` allows the hosts its manifest names
+    /// (`default-hosts`, https only); `Some` allows exactly the policy's hosts, and an empty
+    /// policy denies all network access.
+    pub http: Option<HttpPolicy>,
+    /// Limits for this plugin; `None` uses the runtime's defaults.
+    pub limits: Option<SandboxLimits>,
+    /// Keep every line the plugin logs, for [`Plugin::captured_logs`].
+    pub capture_logs: bool,
+}
+
+/// The state of one instance's store.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    guard: MemoryGuard,
+    http: Arc<HttpGate>,
+    log: CallLog,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl http_client::Host for HostState {
+    async fn send(
+        &mut self,
+        req: http_client::Request,
+    ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
+        let result = self.http.send(req).await;
+        if let Err(http_client::HttpError::Denied(why)) = &result {
+            self.log.write(LogSource::Log, log::Level::Warn, &format!("host refused an outbound request: {why}"));
+        }
+        Ok(result)
+    }
+}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log.write(LogSource::Log, level, &message);
+        Ok(())
+    }
+}
+
+impl super::bindings::v0_1_0::audience::destination::types::Host for HostState {}
+
+/// Refuses memory growth past the limit and remembers that it did.
+struct MemoryGuard {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl PluginRuntime {
+    /// A runtime with the given settings.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let slots = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .max_memories_per_component(2)
+            .max_memory_size(MAX_MEMORY_LIMIT);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        Destination::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        let cache = CompileCache::new(&engine, config.cache_dir.clone());
+        let inner = RuntimeInner {
+            _ticker: EpochTicker::start(engine.clone()),
+            engine,
+            linker,
+            cache,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            config,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Load a component from a file.
+    pub async fn load_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        options: PluginOptions,
+    ) -> Result<Plugin, LoadError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        self.load(&bytes, options).await
+    }
+
+    /// Load a component from its bytes: check it, compile it (or take it from the cache),
+    /// link it, and ask it to `describe` itself.
+    pub async fn load(&self, bytes: &[u8], options: PluginOptions) -> Result<Plugin, LoadError> {
+        check_header(bytes)?;
+        let engine = self.inner.engine.clone();
+        let cache = self.inner.cache.clone();
+        let owned = bytes.to_vec();
+        let (component, cache_outcome) = tokio::task::spawn_blocking(move || cache.load(&engine, &owned))
+            .await
+            .map_err(|err| LoadError::Compile(format!("compile task failed: {err}")))??;
+        check_exports(&self.inner.engine, &component)?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(DestinationPre::new)
+            .map_err(|err| LoadError::Incompatible(format!("{err:#}")))?;
+        let limits = options.limits.clone().unwrap_or_else(|| self.inner.config.limits.clone());
+        let limits = SandboxLimits { memory_limit: limits.memory_limit.min(MAX_MEMORY_LIMIT), ..limits };
+        let capture = options.capture_logs.then(|| Arc::new(Mutex::new(Vec::new())));
+        let deny_all =
+            Arc::new(HttpGate::new(&HttpPolicy::default()).map_err(|err| LoadError::Engine(err.to_string()))?);
+        let mut inner = PluginInner {
+            name: Arc::from("(loading)"),
+            pre,
+            runtime: self.inner.clone(),
+            http: deny_all,
+            limits,
+            capture,
+            cache_outcome,
+        };
+        let manifest =
+            inner.call(|store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
+        let policy = options
+            .http
+            .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
+        inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::Engine(err.to_string()))?);
+        inner.name = Arc::from(manifest.name.as_str());
+        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest) })
+    }
+}
+
+/// Tell a core module or a random file from a component before handing it to the compiler,
+/// whose own message ("expected a component") would not tell the user what to do.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8 are the version (core modules: 1) and layer (components: 1).
+    match (bytes[4], bytes[6]) {
+        (1, 0) => Err(LoadError::CoreModule),
+        _ => Ok(()),
+    }
+}
+
+/// Check that the component exports `audience:destination/plugin` at a version this host knows.
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let names: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let Some(export) = names.iter().find(|name| name.starts_with(EXPORT_PREFIX)) else {
+        let found = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
+        return Err(LoadError::MissingExport { found });
+    };
+    let version = &export[EXPORT_PREFIX.len()..];
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(LoadError::WrongVersion { found: version.to_string(), supported: SUPPORTED_VERSIONS.join(", ") });
+    }
+    Ok(())
+}
+
+/// A loaded destination plugin. Cheap to clone; every call runs in a fresh instance, so calls
+/// may run concurrently from any number of tasks.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+    manifest: Arc<Manifest>,
+}
+
+pub(crate) struct PluginInner {
+    name: Arc<str>,
+    pre: DestinationPre<HostState>,
+    runtime: Arc<RuntimeInner>,
+    http: Arc<HttpGate>,
+    limits: SandboxLimits,
+    capture: Option<Arc<Mutex<Vec<LogLine>>>>,
+    cache_outcome: CacheOutcome,
+}
+
+impl PluginInner {
+    /// Run `f` against a fresh instance, within this plugin's limits.
+    pub(crate) async fn call<R: Send>(
+        &self,
+        f: impl for<'a> FnOnce(&'a mut Store<HostState>, &'a Guest) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+    ) -> Result<R, PluginError> {
+        let _slot = self
+            .runtime
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| PluginError::Instantiate("the plugin runtime is shutting down".into()))?;
+        let mut store = self.new_store();
+        let timeout = self.limits.call_timeout;
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let guest = instance.audience_destination_plugin();
+            f(&mut store, guest).await
+        };
+        let outcome = tokio::time::timeout(timeout, run).await;
+        match outcome {
+            Err(_) => Err(PluginError::Timeout(timeout)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(self.classify(&store, err)),
+        }
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        let log = CallLog::new(self.name.clone(), self.limits.max_log_lines_per_call, self.capture.clone());
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.stream(LogSource::Stdout))
+            .stderr(log.stream(LogSource::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            guard: MemoryGuard { limit: self.limits.memory_limit, exceeded: false },
+            http: self.http.clone(),
+            log,
+        };
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|state| &mut state.guard);
+        let deadline = Instant::now() + self.limits.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+        store
+    }
+
+    fn classify(&self, store: &Store<HostState>, err: wasmtime::Error) -> PluginError {
+        if store.data().guard.exceeded {
+            return PluginError::MemoryLimit { limit: self.limits.memory_limit };
+        }
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return PluginError::Timeout(self.limits.call_timeout);
+        }
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return PluginError::Trap(trap.to_string());
+        }
+        PluginError::Trap(format!("{err:#}"))
+    }
+}
+
+impl Plugin {
+    /// The plugin's name (from its manifest).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// What the plugin said about itself at load.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.inner.limits
+    }
+
+    /// Whether the compile cache was used when this plugin was loaded.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache_outcome
+    }
+
+    /// Every line the plugin logged so far, when loaded with `capture_logs`.
+    pub fn captured_logs(&self) -> Vec<LogLine> {
+        self.inner.capture.as_ref().and_then(|c| c.lock().ok().map(|lines| lines.clone())).unwrap_or_default()
+    }
+}
