@@ -10,7 +10,7 @@ use std::process::Command;
 
 /// (constant name, cargo package, crate directory relative to the workspace root)
 const GUESTS: &[(&str, &str, &str)] = &[
-    // ("PINTEREST", "pinterest-destination", "plugins/pinterest"),
+    ("PINTEREST", "pinterest-destination", "plugins/pinterest"),
     ("TEST_DESTINATION", "test-destination", "tests/plugins/test-destination"),
     ("WRONG_VERSION", "wrong-version", "tests/plugins/wrong-version"),
     ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
@@ -37,9 +37,7 @@ fn main() {
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&root).args(["build", "--release", "--target", TARGET, "--target-dir"]).arg(&target_dir);
     for (_, package, _) in GUESTS {
         cmd.args(["-p", package]);
     }
@@ -63,10 +61,7 @@ fn main() {
 
     let mut code = String::new();
     for (name, package, _) in GUESTS {
-        let wasm = target_dir
-            .join(TARGET)
-            .join("release")
-            .join(format!("{}.wasm", package.replace('-', "_")));
+        let wasm = target_dir.join(TARGET).join("release").join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.exists(), "expected component at {}", wasm.display());
         let path = wasm.display().to_string();
         writeln!(code, "/// Path of the `{package}` component.").unwrap();

@@ -12,12 +12,13 @@
 //! | `panic`       | panics (a trap)                                               |
 //! | `fetch`       | GETs `url` and fails with the http error it got, if any       |
 //! | `print`       | writes to stdout, stderr and the log import, then succeeds    |
+//! | `probe`       | tries files, environment, arguments and stdin; fails with what it found |
 #![deny(missing_docs)]
 
+use audience_plugin_sdk::Guest;
 use audience_plugin_sdk::http_client::{self, HttpError, Request};
 use audience_plugin_sdk::log::{self, Level};
 use audience_plugin_sdk::types::*;
-use audience_plugin_sdk::{Guest, export};
 
 /// The test destination.
 pub struct TestDestination;
@@ -62,6 +63,18 @@ fn deliver(config: &PluginConfig, users: &[PreparedUser]) -> Result<BatchOutcome
             if status >= 500 {
                 return Err(DestinationError::Transient(format!("status {status}")));
             }
+        }
+        Some("probe") => {
+            let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.kind().to_string());
+            let passwd = std::fs::read("/etc/passwd").map(|b| b.len()).map_err(|e| e.kind().to_string());
+            let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.kind().to_string());
+            let mut line = String::new();
+            let stdin = std::io::stdin().read_line(&mut line).map_err(|e| e.kind().to_string());
+            return Err(DestinationError::InvalidRequest(format!(
+                "root={root:?} passwd={passwd:?} cwd={cwd:?} env={} args={} stdin={stdin:?}",
+                std::env::vars().count(),
+                std::env::args().count(),
+            )));
         }
         Some("print") => {
             println!("a line on stdout");
@@ -184,4 +197,6 @@ impl Guest for TestDestination {
     }
 }
 
-export!(TestDestination);
+// Exported names contain `:`, which only a wasm target can link.
+#[cfg(target_arch = "wasm32")]
+audience_plugin_sdk::export!(TestDestination);
