@@ -1,0 +1,145 @@
+//! The one durable place of audience-host: workspaces, connections (credentials encrypted at
+//! rest), syncs, the user queue and the per-sync counters.
+//!
+//! The store knows nothing of plugins, partners or HTTP: users are opaque payloads with a key,
+//! credentials are opaque bytes. That keeps the engine's rules in one place (the engine) and
+//! lets a second backend (PostgreSQL, for several hosts) implement the same trait without
+//! touching the engine.
+//!
+//! Every state change of a user and the counters it moves are written in one transaction, so
+//! `entered = not_synced + pending + in_flight + synced + errored` holds at every instant and
+//! across crashes.
+//!
+//! Backends: [`SqliteStore`] (embedded, the default). [`suite`] (feature `test-suite`) is
+//! the behaviour suite every backend must pass.
+#![deny(missing_docs)]
+
+mod crypto;
+mod ids;
+pub mod sqlite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+mod types;
+
+pub use crypto::{CredentialKey, KeyError};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// A failure of the store. Messages say what to do where the user can do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (or is not visible to that workspace).
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// "workspace", "connection", "sync", ...
+        kind: &'static str,
+        /// The id looked up.
+        id: String,
+    },
+    /// A uniqueness or consistency rule was broken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored credentials could not be decrypted (wrong or changed encryption key).
+    #[error(
+        "stored credentials could not be decrypted: is the credentials encryption key the one they were written with?"
+    )]
+    Decrypt,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store is shutting down or its writer stopped.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Result type of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The durable store. Implementations must be safe to share between tasks (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- workspaces ----
+
+    /// Create a workspace.
+    async fn create_workspace(&self, name: &str) -> StoreResult<Workspace>;
+    /// One workspace.
+    async fn workspace(&self, id: &str) -> StoreResult<Workspace>;
+    /// All workspaces.
+    async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
+
+    // ---- connections ----
+
+    /// Create a connection with its credentials (stored encrypted), health `ok`.
+    async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection>;
+    /// One connection, with decrypted credentials.
+    async fn connection(&self, id: &str) -> StoreResult<Connection>;
+    /// The connections of a workspace.
+    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<Connection>>;
+    /// Replace a connection's credentials (refresh or re-authorization); sets health `ok`,
+    /// clears the last error and bumps `credentials_version`.
+    async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<Connection>;
+    /// Set a connection's health and last error.
+    async fn set_connection_health(&self, id: &str, health: Health, last_error: Option<&str>) -> StoreResult<()>;
+    /// Delete a connection. Refused with `Conflict` while syncs use it.
+    async fn delete_connection(&self, id: &str) -> StoreResult<()>;
+
+    // ---- syncs ----
+
+    /// Create a sync (status `active`) and its zeroed counters.
+    async fn create_sync(&self, new: NewSync) -> StoreResult<SyncRecord>;
+    /// One sync.
+    async fn sync(&self, id: &str) -> StoreResult<SyncRecord>;
+    /// The syncs of a workspace.
+    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>>;
+    /// The syncs using a connection.
+    async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>>;
+    /// Every sync (for the engine at start-up).
+    async fn all_syncs(&self) -> StoreResult<Vec<SyncRecord>>;
+    /// Set a sync's status and its reason (shown to people).
+    async fn set_sync_status(&self, id: &str, status: SyncStatus, reason: Option<&str>) -> StoreResult<()>;
+    /// Record the partner's audience handle once known (found, created, or created with the
+    /// first batch).
+    async fn set_audience_id(&self, id: &str, audience_id: &str) -> StoreResult<()>;
+    /// Delete a sync, its queue and its counters.
+    async fn delete_sync(&self, id: &str) -> StoreResult<()>;
+
+    // ---- the user queue ----
+
+    /// Users enter a sync. In one transaction: `ready` users are queued as pending unless the
+    /// same key is already pending or in flight in that sync (then they count as
+    /// `deduplicated`); `not_synced` users are counted and not queued. Counters: proceeded +=
+    /// all; entered += queued + not_synced; pending += queued; not_synced += not_synced.len().
+    /// New users are due at `now_ms + flush_ms`. Returns only after the transaction is durable.
+    async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome>;
+
+    /// Claim the next batch of a sync for delivery, or nothing when none is ready. First,
+    /// pending users that entered before `claim.expire_before_ms` become errored with
+    /// `claim.expired_reason`. Then, among pending users with `not_before_ms <= now_ms`,
+    /// ordered by `due_at_ms`: when at least `max` are available, or the first is due
+    /// (`due_at_ms <= now_ms`), up to `max` of them move to in-flight and are returned.
+    async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>>;
+
+    /// Record what happened to in-flight users of a sync, in one transaction: synced and
+    /// errored users leave the queue (errored with their reason kept); retried users go back
+    /// to pending with `attempts + 1` and the given `not_before_ms` (also their new due time).
+    async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()>;
+
+    /// The earliest `due_at_ms` among the pending users of these syncs (when the next batch
+    /// will be ready even if it is not full), or `None` when none is pending.
+    async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>>;
+
+    /// After a restart: every in-flight user (of every sync) becomes pending again, due now.
+    /// Returns how many.
+    async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64>;
+
+    // ---- counters ----
+
+    /// The counters of a sync.
+    async fn counts(&self, sync_id: &str) -> StoreResult<Counts>;
+    /// The entry time of the oldest pending or in-flight user of a sync.
+    async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>>;
+    /// The most recent errored users of a sync (newest first), at most `limit`.
+    async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>>;
+}

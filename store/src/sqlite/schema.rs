@@ -1,0 +1,144 @@
+//! The SQLite schema and its migrations.
+//!
+//! The schema version is SQLite's own `PRAGMA user_version`: it lives in the database header,
+//! so it cannot disagree with the file it describes. [`MIGRATIONS`] is an append-only list;
+//! migration `i` takes the schema from version `i` to `i + 1` and runs, with the version bump,
+//! in one transaction, so a crash mid-migration leaves the previous version intact. Opening a
+//! file runs only the migrations it has not seen; a file from a newer build is refused rather
+//! than misread.
+//!
+//! Layout choices, for 10 million pending users on disk:
+//! - syncs have an integer `no` besides their text id; the queue, counters and errors refer
+//!   to it, so each of the millions of queue index entries carries 8 bytes, not a 25-byte id;
+//! - `queue` is keyed by `(sync_no, user_key)`, which is also the dedup check of `enter`;
+//! - `queue_due (sync_no, state, due_at)` serves `claim_batch` (users already due, in due
+//!   order) and `next_due` (first entry);
+//! - `queue_fresh (sync_no, due_at) WHERE state = 0 AND not_before = 0` holds only pending
+//!   users with no retry wait, so "fill a batch with users not yet due" is a range scan
+//!   that never wades through users waiting for a retry;
+//! - `queue_entered (sync_no, state, entered_at)` serves retry-window expiry and
+//!   `oldest_pending`;
+//! - `counters` has one row per sync, updated in the transaction of every state change.
+
+use rusqlite::Connection;
+
+use super::Ctx;
+use crate::{StoreError, StoreResult};
+
+/// Ordered migrations; index `i` upgrades schema version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything.
+    r#"
+    CREATE TABLE workspaces (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE connections (
+        id                   TEXT PRIMARY KEY,
+        workspace_id         TEXT NOT NULL REFERENCES workspaces(id),
+        destination          TEXT NOT NULL,
+        name                 TEXT NOT NULL,
+        credentials          BLOB NOT NULL,      -- nonce || XChaCha20-Poly1305 ciphertext
+        credentials_version  INTEGER NOT NULL,
+        health               TEXT NOT NULL,      -- 'ok' | 'needs_reauthorization'
+        last_error           TEXT,
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL
+    );
+    CREATE INDEX connections_workspace ON connections(workspace_id);
+
+    CREATE TABLE syncs (
+        no                    INTEGER PRIMARY KEY,
+        id                    TEXT NOT NULL UNIQUE,
+        workspace_id          TEXT NOT NULL REFERENCES workspaces(id),
+        connection_id         TEXT NOT NULL REFERENCES connections(id),
+        destination           TEXT NOT NULL,
+        account_id            TEXT NOT NULL,
+        audience_name         TEXT NOT NULL,
+        audience_description  TEXT,
+        create_if_missing     INTEGER NOT NULL,
+        audience_id           TEXT,
+        action                TEXT NOT NULL,     -- 'add' | 'remove'
+        match_fields          TEXT NOT NULL,     -- JSON array of strings
+        status                TEXT NOT NULL,     -- 'active' | 'paused' | 'broken'
+        status_reason         TEXT,
+        created_at            INTEGER NOT NULL
+    );
+    CREATE INDEX syncs_workspace ON syncs(workspace_id);
+    CREATE INDEX syncs_connection ON syncs(connection_id);
+
+    CREATE TABLE counters (
+        sync_no       INTEGER PRIMARY KEY REFERENCES syncs(no),
+        entered       INTEGER NOT NULL DEFAULT 0,
+        proceeded     INTEGER NOT NULL DEFAULT 0,
+        not_synced    INTEGER NOT NULL DEFAULT 0,
+        pending       INTEGER NOT NULL DEFAULT 0,
+        in_flight     INTEGER NOT NULL DEFAULT 0,
+        synced        INTEGER NOT NULL DEFAULT 0,
+        errored       INTEGER NOT NULL DEFAULT 0,
+        deduplicated  INTEGER NOT NULL DEFAULT 0,
+        retries       INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE queue (
+        sync_no     INTEGER NOT NULL REFERENCES syncs(no),
+        user_key    TEXT NOT NULL,
+        state       INTEGER NOT NULL,            -- 0 pending, 1 in flight
+        payload     BLOB NOT NULL,
+        entered_at  INTEGER NOT NULL,
+        not_before  INTEGER NOT NULL,            -- 0: no wait; else equal to due_at (a retry)
+        due_at      INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        PRIMARY KEY (sync_no, user_key)
+    );
+    CREATE INDEX queue_due ON queue(sync_no, state, due_at);
+    CREATE INDEX queue_fresh ON queue(sync_no, due_at) WHERE state = 0 AND not_before = 0;
+    CREATE INDEX queue_entered ON queue(sync_no, state, entered_at);
+
+    CREATE TABLE errors (
+        id        INTEGER PRIMARY KEY,
+        sync_no   INTEGER NOT NULL REFERENCES syncs(no),
+        user_key  TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        at        INTEGER NOT NULL
+    );
+    CREATE INDEX errors_sync ON errors(sync_no, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database to [`current_version`], one transaction per migration. The version is
+/// read inside each migration's write transaction, so two processes opening a new file at
+/// once cannot both apply the same migration. Returns the number of migrations applied.
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
+    let mut applied = 0;
+    loop {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("starting a schema migration")?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).ctx("reading the schema version")?;
+        if found > current_version() {
+            return Err(StoreError::Database(format!(
+                "the database has schema version {found} but this build knows only up to {}: \
+                 run a newer audience-host, or restore a backup made by this version",
+                current_version()
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(found.max(0) as usize) else {
+            return Ok(applied);
+        };
+        let to = found + 1;
+        tx.execute_batch(sql).ctx(&format!("migrating the schema to version {to}"))?;
+        tx.pragma_update(None, "user_version", to).ctx("recording the schema version")?;
+        tx.commit().ctx(&format!("committing schema version {to}"))?;
+        tracing::info!(version = to, "store schema migrated");
+        applied += 1;
+    }
+}

@@ -1,0 +1,272 @@
+//! The records the store keeps. Times are milliseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+/// A tenant: its own connections, syncs and API keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Id, `ws_...`.
+    pub id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// Whether a connection's credentials work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Usable.
+    Ok,
+    /// The partner refused the credentials and a refresh did not help: a person must connect
+    /// again. Users stay pending meanwhile.
+    NeedsReauthorization,
+}
+
+/// What is needed to create a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Destination (plugin) name, e.g. "pinterest".
+    pub destination: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Credentials, opaque to the store; stored encrypted.
+    pub credentials: Vec<u8>,
+}
+
+/// A connection to a partner: one partner user's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Id, `conn_...`.
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Decrypted credentials (opaque bytes).
+    pub credentials: Vec<u8>,
+    /// Bumped each time the credentials change.
+    pub credentials_version: i64,
+    /// Whether the credentials work.
+    pub health: Health,
+    /// The last error seen on this connection.
+    pub last_error: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+/// Add users to the audience, or remove them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncAction {
+    /// Add.
+    Add,
+    /// Remove.
+    Remove,
+}
+
+/// A sync's state, as shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Delivering.
+    Active,
+    /// Paused by a person: users are accepted and queued, nothing is sent.
+    Paused,
+    /// The partner says the account or audience is gone; deliveries keep retrying until their
+    /// window ends, and the reason is shown.
+    Broken,
+}
+
+/// What is needed to create a sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSync {
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Connection used.
+    pub connection_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Partner ad account id.
+    pub account_id: String,
+    /// The audience: name, description, whether to create it.
+    pub audience: AudienceConfig,
+    /// The partner's audience handle when already known (an existing audience was chosen).
+    pub audience_id: Option<String>,
+    /// Add or remove.
+    pub action: SyncAction,
+    /// Identifier kinds to match on, in the contract's names ("email", "mobile-ad-id", ...).
+    pub match_fields: Vec<String>,
+}
+
+/// The audience a sync writes to, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceConfig {
+    /// Name at the partner.
+    pub name: String,
+    /// Description set on creation.
+    pub description: Option<String>,
+    /// Create it when missing.
+    pub create_if_missing: bool,
+}
+
+/// A configured sync: destination + connection + account + audience + action + match fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRecord {
+    /// Id, `sync_...`.
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Connection used.
+    pub connection_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Partner ad account id.
+    pub account_id: String,
+    /// The audience as configured.
+    pub audience: AudienceConfig,
+    /// The partner's audience handle, once known.
+    pub audience_id: Option<String>,
+    /// Add or remove.
+    pub action: SyncAction,
+    /// Identifier kinds to match on.
+    pub match_fields: Vec<String>,
+    /// Current status.
+    pub status: SyncStatus,
+    /// Why it is broken or paused, for people.
+    pub status_reason: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// A user ready to be queued: its key and its prepared payload (opaque to the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyUser {
+    /// The caller's key.
+    pub key: String,
+    /// The prepared user, serialized by the engine.
+    pub payload: Vec<u8>,
+}
+
+/// One intake call's users, after preparation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Users to queue.
+    pub ready: Vec<ReadyUser>,
+    /// Users with no usable match field: (key, reason).
+    pub not_synced: Vec<(String, String)>,
+    /// Entry time (ms).
+    pub now_ms: i64,
+    /// The flush interval (ms): new users are due at `now_ms + flush_ms`.
+    pub flush_ms: i64,
+}
+
+/// What `enter` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EnterOutcome {
+    /// Newly queued.
+    pub queued: u64,
+    /// Already pending or in flight in this sync; not queued again.
+    pub deduplicated: u64,
+    /// Counted as not synced.
+    pub not_synced: u64,
+}
+
+/// Parameters of `claim_batch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Now (ms).
+    pub now_ms: i64,
+    /// Most users to claim (the partner's batch limit).
+    pub max: usize,
+    /// Pending users that entered before this time are errored instead (retry window over).
+    pub expire_before_ms: i64,
+    /// The reason recorded for them.
+    pub expired_reason: String,
+}
+
+/// A claimed (in-flight) user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedUser {
+    /// The caller's key.
+    pub key: String,
+    /// The prepared payload.
+    pub payload: Vec<u8>,
+    /// When the user entered (ms).
+    pub entered_at: i64,
+    /// Delivery attempts so far (0 on the first).
+    pub attempts: u32,
+}
+
+/// What happened to one in-flight user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserOutcome {
+    /// The partner has it.
+    Synced,
+    /// Refused for good, or out of retry window: the reason.
+    Errored(String),
+    /// Try again no earlier than `not_before_ms`; `error` is the failure seen.
+    Retry {
+        /// Earliest next attempt (ms); also the user's new due time.
+        not_before_ms: i64,
+        /// What failed.
+        error: String,
+    },
+}
+
+/// An outcome for one user key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserResult {
+    /// The caller's key.
+    pub key: String,
+    /// What happened.
+    pub outcome: UserOutcome,
+}
+
+/// The counters of a sync. `entered = not_synced + pending + in_flight + synced + errored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Distinct entries (queued or not synced).
+    pub entered: u64,
+    /// Users the intake accepted, including deduplicated re-entries.
+    pub proceeded: u64,
+    /// No usable match field.
+    pub not_synced: u64,
+    /// Waiting for a batch or a retry.
+    pub pending: u64,
+    /// In a request right now.
+    pub in_flight: u64,
+    /// Accepted by the partner.
+    pub synced: u64,
+    /// Refused for good or out of the retry window.
+    pub errored: u64,
+    /// Re-entries of a user already pending, not queued twice.
+    pub deduplicated: u64,
+    /// Delivery attempts that will be retried.
+    pub retries: u64,
+}
+
+impl Counts {
+    /// Whether the conservation invariant holds.
+    pub fn conserved(&self) -> bool {
+        self.entered == self.not_synced + self.pending + self.in_flight + self.synced + self.errored
+    }
+}
+
+/// An errored user and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserError {
+    /// The caller's key.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+    /// When (ms).
+    pub at: i64,
+}
