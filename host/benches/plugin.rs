@@ -1,0 +1,2 @@
+//! Plugin runtime benchmarks (being written).
+fn main() {}
