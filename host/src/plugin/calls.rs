@@ -19,7 +19,9 @@ impl Plugin {
         let fields = fields.to_vec();
         let prepared = self
             .inner
-            .call(move |store, guest| Box::pin(async move { guest.call_prepare_users(store, &fields, &users).await }))
+            .call(self.hooks.clone(), move |store, guest| {
+                Box::pin(async move { guest.call_prepare_users(store, &fields, &users).await })
+            })
             .await?;
         if prepared.len() != expected {
             return Err(PluginError::Contract(format!(
@@ -34,7 +36,9 @@ impl Plugin {
     pub async fn authorize(&self, config: &PluginConfig, grant: Grant) -> Result<Credentials, CallError> {
         let config = config.clone();
         self.inner
-            .call(move |store, guest| Box::pin(async move { guest.call_authorize(store, &config, &grant).await }))
+            .call(self.hooks.clone(), move |store, guest| {
+                Box::pin(async move { guest.call_authorize(store, &config, &grant).await })
+            })
             .await?
             .map_err(CallError::Destination)
     }
@@ -48,7 +52,7 @@ impl Plugin {
     ) -> Result<AccountPage, CallError> {
         let (config, creds) = (config.clone(), creds.clone());
         self.inner
-            .call(move |store, guest| {
+            .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move { guest.call_list_accounts(store, &config, &creds, cursor.as_deref()).await })
             })
             .await?
@@ -65,7 +69,7 @@ impl Plugin {
     ) -> Result<UpsertOutcome, CallError> {
         let (config, creds, account_id, spec) = (config.clone(), creds.clone(), account_id.to_string(), spec.clone());
         self.inner
-            .call(move |store, guest| {
+            .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move { guest.call_upsert_audience(store, &config, &creds, &account_id, &spec).await })
             })
             .await?
@@ -109,7 +113,7 @@ impl Plugin {
         let (config, creds, account_id, target) =
             (config.clone(), creds.clone(), account_id.to_string(), target.clone());
         self.inner
-            .call(move |store, guest| {
+            .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move {
                     match action {
                         Action::Add => guest.call_add_users(store, &config, &creds, &account_id, &target, &users).await,

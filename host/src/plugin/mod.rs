@@ -24,7 +24,7 @@ pub use calls::Action;
 pub use config::{HttpLimits, HttpPolicy, RuntimeConfig, SandboxLimits};
 pub use error::{CallError, LoadError, PluginError, describe_destination_error};
 pub use logging::{LogLine, LogSource};
-pub use runtime::{Plugin, PluginOptions, PluginRuntime};
+pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};
 
 /// The contract's data types (`audience:destination/types@0.1.0`), as the host sees them.
 pub mod types {

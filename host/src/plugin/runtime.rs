@@ -99,12 +99,22 @@ pub struct PluginOptions {
     pub capture_logs: bool,
 }
 
+/// Called around every outbound request a plugin makes. The engine uses it to pace requests
+/// per connection (the partner counts requests per token, not plugin calls) and to measure them.
+pub trait RequestHooks: Send + Sync {
+    /// Wait until the request may be sent.
+    fn before_send(&self) -> BoxFuture<'_, ()>;
+    /// The request finished with this status (or failed) after `elapsed`.
+    fn after_send(&self, outcome: Result<u16, &http_client::HttpError>, elapsed: Duration);
+}
+
 /// The state of one instance's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     guard: MemoryGuard,
     http: Arc<HttpGate>,
+    hooks: Option<Arc<dyn RequestHooks>>,
     log: CallLog,
 }
 
@@ -119,7 +129,14 @@ impl http_client::Host for HostState {
         &mut self,
         req: http_client::Request,
     ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
+        if let Some(hooks) = &self.hooks {
+            hooks.before_send().await;
+        }
+        let started = Instant::now();
         let result = self.http.send(req).await;
+        if let Some(hooks) = &self.hooks {
+            hooks.after_send(result.as_ref().map(|r| r.status), started.elapsed());
+        }
         if let Err(http_client::HttpError::Denied(why)) = &result {
             self.log.write(LogSource::Log, log::Level::Warn, &format!("host refused an outbound request: {why}"));
         }
@@ -238,13 +255,13 @@ impl PluginRuntime {
             cache_outcome,
         };
         let manifest =
-            inner.call(|store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
+            inner.call(None, |store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
         let policy = options
             .http
             .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
         inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::Engine(err.to_string()))?);
         inner.name = Arc::from(manifest.name.as_str());
-        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest) })
+        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), hooks: None })
     }
 }
 
@@ -281,6 +298,7 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError
 pub struct Plugin {
     pub(crate) inner: Arc<PluginInner>,
     manifest: Arc<Manifest>,
+    pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
 }
 
 pub(crate) struct PluginInner {
@@ -297,6 +315,7 @@ impl PluginInner {
     /// Run `f` against a fresh instance, within this plugin's limits.
     pub(crate) async fn call<R: Send>(
         &self,
+        hooks: Option<Arc<dyn RequestHooks>>,
         f: impl for<'a> FnOnce(&'a mut Store<HostState>, &'a Guest) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<R, PluginError> {
         let _slot = self
@@ -305,7 +324,7 @@ impl PluginInner {
             .acquire()
             .await
             .map_err(|_| PluginError::Instantiate("the plugin runtime is shutting down".into()))?;
-        let mut store = self.new_store();
+        let mut store = self.new_store(hooks);
         let timeout = self.limits.call_timeout;
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -320,7 +339,7 @@ impl PluginInner {
         }
     }
 
-    fn new_store(&self) -> Store<HostState> {
+    fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>) -> Store<HostState> {
         let log = CallLog::new(self.name.clone(), self.limits.max_log_lines_per_call, self.capture.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(log.stream(LogSource::Stdout))
@@ -334,6 +353,7 @@ impl PluginInner {
             table: ResourceTable::new(),
             guard: MemoryGuard { limit: self.limits.memory_limit, exceeded: false },
             http: self.http.clone(),
+            hooks,
             log,
         };
         let mut store = Store::new(&self.runtime.engine, state);
@@ -374,6 +394,11 @@ impl Plugin {
     /// The limits its calls run under.
     pub fn limits(&self) -> &SandboxLimits {
         &self.inner.limits
+    }
+
+    /// This plugin with `hooks` called around each outbound request of its calls.
+    pub fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Plugin {
+        Plugin { inner: self.inner.clone(), manifest: self.manifest.clone(), hooks: Some(hooks) }
     }
 
     /// Whether the compile cache was used when this plugin was loaded.
