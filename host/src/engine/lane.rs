@@ -1,0 +1,273 @@
+//! A connection's delivery lane: one task per connection (one partner token) that takes
+//! batches from the connection's syncs in turn and sends them within the connection's limits.
+//!
+//! Why per connection: partners count requests per token, so the rate limiter, the concurrency
+//! cap and a 429's pause belong to the connection. Syncs sharing a token share its budget fairly
+//! (round-robin), and a pause on one connection never stalls another.
+//!
+//! The lane holds no users: it claims a batch from the store only when a request slot is
+//! free, so a batch is formed as late as possible and is as full as the queue allows.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use audience_store::{Claim, Connection, Health, QueuedUser, SyncRecord, SyncStatus};
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use super::destinations::Destination;
+use super::limiter::RateLimiter;
+use super::metrics::Metrics;
+use super::{Shared, decode_credentials, now_ms};
+use crate::plugin::http_types::HttpError;
+use crate::plugin::types::Credentials;
+use crate::plugin::{Plugin, RequestHooks};
+
+/// Longest the lane sleeps without looking at the store again (new syncs, expired users).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Paces every partner request of this connection and measures it.
+struct LaneHooks {
+    limiter: Arc<RateLimiter>,
+    metrics: Metrics,
+    destination: String,
+    connection: String,
+}
+
+impl RequestHooks for LaneHooks {
+    fn before_send(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.limiter.acquire())
+    }
+
+    fn after_send(&self, outcome: Result<u16, &HttpError>, elapsed: Duration) {
+        self.metrics.partner_request(&self.destination, &self.connection, outcome, elapsed);
+    }
+}
+
+/// The lane of one connection.
+pub(crate) struct Lane {
+    pub(super) shared: Arc<Shared>,
+    pub(super) connection_id: String,
+    pub(super) destination: Arc<Destination>,
+    pub(super) plugin: Plugin,
+    pub(super) limiter: Arc<RateLimiter>,
+    concurrency: Arc<Semaphore>,
+    wake: Notify,
+    pub(super) state: Mutex<LaneState>,
+    /// Held while refreshing credentials, so concurrent 401s refresh once.
+    pub(super) refresh: tokio::sync::Mutex<()>,
+}
+
+/// What the lane knows about its connection and syncs (reloaded from the store regularly).
+pub(crate) struct LaneState {
+    pub(super) creds: Option<Credentials>,
+    pub(super) creds_version: i64,
+    pub(super) health: Health,
+    /// The credentials version a 401 made us refresh to; a 401 on it parks the lane.
+    pub(super) refreshed_to: Option<i64>,
+    pub(super) syncs: Vec<SyncRecord>,
+    rr: usize,
+    /// Syncs whose audience is not known yet: one batch at a time, so it is created once.
+    pub(super) resolving: HashSet<String>,
+    /// Syncs whose audience the plugin creates with the first batch.
+    pub(super) create_with_first_batch: HashSet<String>,
+    loaded_at: Option<Instant>,
+}
+
+impl Lane {
+    pub(crate) fn new(shared: Arc<Shared>, connection: Connection, destination: Arc<Destination>) -> Arc<Self> {
+        let limits = destination.limits;
+        let limiter = Arc::new(RateLimiter::new(limits.requests_per_second, shared.config.rate.guard));
+        let hooks = Arc::new(LaneHooks {
+            limiter: limiter.clone(),
+            metrics: shared.metrics.clone(),
+            destination: destination.name().to_string(),
+            connection: connection.id.clone(),
+        });
+        let plugin = destination.plugin.with_hooks(hooks);
+        let state = LaneState {
+            creds: decode_credentials(&connection.credentials).ok(),
+            creds_version: connection.credentials_version,
+            health: connection.health,
+            refreshed_to: None,
+            syncs: Vec::new(),
+            rr: 0,
+            resolving: HashSet::new(),
+            create_with_first_batch: HashSet::new(),
+            loaded_at: None,
+        };
+        Arc::new(Self {
+            connection_id: connection.id,
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            wake: Notify::new(),
+            state: Mutex::new(state),
+            refresh: tokio::sync::Mutex::new(()),
+            shared,
+            destination,
+            plugin,
+            limiter,
+        })
+    }
+
+    /// Something changed: look at the store again soon.
+    pub(crate) fn wake(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.loaded_at = None;
+        }
+        self.wake.notify_one();
+    }
+
+    pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut LaneState) -> R) -> Option<R> {
+        self.state.lock().ok().map(|mut state| f(&mut state))
+    }
+
+    /// The lane's loop, until the engine shuts down.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let cancel = self.shared.cancel.clone();
+        while !cancel.is_cancelled() {
+            if let Err(err) = self.reload_if_stale().await {
+                tracing::warn!(connection = %self.connection_id, error = %err, "could not read the connection's state; retrying");
+                self.idle(IDLE_POLL).await;
+                continue;
+            }
+            if self.parked() {
+                self.idle(IDLE_POLL).await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.limiter.ready() => {}
+                _ = cancel.cancelled() => break,
+            }
+            let permit = tokio::select! {
+                permit = self.concurrency.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = cancel.cancelled() => break,
+            };
+            match self.claim_next().await {
+                Ok(Some((sync, batch))) => {
+                    let lane = self.clone();
+                    self.shared.tasks.spawn(async move {
+                        lane.deliver(sync, batch).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    let wait = self.time_to_next_due().await;
+                    self.idle(wait).await;
+                }
+                Err(err) => {
+                    drop(permit);
+                    tracing::warn!(connection = %self.connection_id, error = %err, "could not claim a batch; retrying");
+                    self.idle(IDLE_POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn idle(&self, wait: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.wake.notified() => {}
+            _ = self.shared.cancel.cancelled() => {}
+        }
+    }
+
+    /// Whether the lane must not send: credentials need a person, or nothing is active.
+    fn parked(&self) -> bool {
+        self.with_state(|s| {
+            s.health != Health::Ok || s.creds.is_none() || !s.syncs.iter().any(|sync| sync.status != SyncStatus::Paused)
+        })
+        .unwrap_or(true)
+    }
+
+    async fn reload_if_stale(&self) -> Result<(), audience_store::StoreError> {
+        let stale = self.with_state(|s| s.loaded_at.is_none_or(|t| t.elapsed() >= IDLE_POLL)).unwrap_or(true);
+        if !stale {
+            return Ok(());
+        }
+        let store = &self.shared.store;
+        let (connection, syncs) = match store.connection(&self.connection_id).await {
+            Ok(connection) => {
+                let syncs = store.syncs_of_connection(&self.connection_id).await?;
+                (Some(connection), syncs)
+            }
+            Err(audience_store::StoreError::NotFound { .. }) => (None, Vec::new()),
+            Err(err) => return Err(err),
+        };
+        self.with_state(|s| {
+            match connection {
+                Some(connection) => {
+                    if connection.credentials_version != s.creds_version || s.creds.is_none() {
+                        s.creds = decode_credentials(&connection.credentials).ok();
+                        s.creds_version = connection.credentials_version;
+                    }
+                    s.health = connection.health;
+                }
+                None => s.creds = None,
+            }
+            s.syncs = syncs;
+            s.loaded_at = Some(Instant::now());
+        });
+        Ok(())
+    }
+
+    /// Claim the next ready batch, visiting the syncs round-robin.
+    async fn claim_next(&self) -> Result<Option<(SyncRecord, Vec<QueuedUser>)>, audience_store::StoreError> {
+        let (candidates, start) = self
+            .with_state(|s| {
+                let candidates: Vec<SyncRecord> = s
+                    .syncs
+                    .iter()
+                    .filter(|sync| sync.status != SyncStatus::Paused && !s.resolving.contains(&sync.id))
+                    .cloned()
+                    .collect();
+                (candidates, s.rr)
+            })
+            .unwrap_or_default();
+        let n = candidates.len();
+        let retry = &self.shared.config.retry;
+        for step in 0..n {
+            let index = (start + step) % n;
+            let sync = &candidates[index];
+            let now = now_ms();
+            let claim = Claim {
+                now_ms: now,
+                max: self.destination.limits.max_batch_size as usize,
+                expire_before_ms: now - retry.window.as_millis() as i64,
+                expired_reason: format!(
+                    "not delivered within the retry window of {}",
+                    humantime::format_duration(retry.window)
+                ),
+            };
+            let batch = self.shared.store.claim_batch(&sync.id, claim).await?;
+            if !batch.is_empty() {
+                self.with_state(|s| {
+                    s.rr = index + 1;
+                    if sync.audience_id.is_none() {
+                        s.resolving.insert(sync.id.clone());
+                    }
+                });
+                return Ok(Some((sync.clone(), batch)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn time_to_next_due(&self) -> Duration {
+        let ids: Vec<String> = self
+            .with_state(|s| {
+                s.syncs
+                    .iter()
+                    .filter(|sync| sync.status != SyncStatus::Paused && !s.resolving.contains(&sync.id))
+                    .map(|sync| sync.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match self.shared.store.next_due(&ids).await {
+            Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(10) as u64).min(IDLE_POLL),
+            _ => IDLE_POLL,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The sync engine: what happens between "these users entered this sync" and "the partner has
+//! them".
+//!
+//! The path of a user: [`Engine::enter`] validates the call, asks the destination plugin to
+//! prepare the users (normalise, hash, decide who cannot be matched) and commits them durably
+//! before answering. Each connection (one partner token) has a *lane*: a task that claims
+//! batches from its syncs in turn, paces the partner requests with the connection's rate
+//! limiter, and hands each batch to the plugin. What the partner answers decides each user's
+//! fate — synced, errored, or back in the queue for a retry — and that fate and the counters
+//! it moves are written in one transaction.
+//!
+//! Nothing here keeps users in memory beyond the batches in flight: the queue lives in the
+//! store, so a backlog of millions costs disk, not RAM, and a crash loses nothing (users that
+//! were in flight are pending again at the next start).
+
+mod config;
+mod deliver;
+mod destinations;
+mod error;
+mod intake;
+mod lane;
+mod limiter;
+mod metrics;
+mod syncs;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use audience_store::{Counts, Health, Store, SyncRecord};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{BatchConfig, EngineConfig, IntakeConfig, RateConfig, RetryPolicy};
+pub use destinations::{Destination, Destinations, LimitOverrides, kind_name, parse_kind};
+pub use error::{EngineError, Problem};
+pub use intake::{IntakeReport, NotSyncedUser};
+pub use limiter::RateLimiter;
+pub use metrics::Metrics;
+pub use syncs::SyncRequest;
+
+use crate::plugin::types::Credentials;
+use lane::Lane;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Serialize credentials for the store (which encrypts them).
+pub fn encode_credentials(creds: &Credentials) -> Vec<u8> {
+    serde_json::to_vec(creds).unwrap_or_default()
+}
+
+/// Read credentials back from the store.
+pub fn decode_credentials(bytes: &[u8]) -> Result<Credentials, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// The sync engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) destinations: Destinations,
+    pub(crate) config: EngineConfig,
+    pub(crate) metrics: Metrics,
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Engine {
+    /// An engine over `store`, delivering through `destinations`. Call [`Engine::start`] to
+    /// begin delivering.
+    pub fn new(store: Arc<dyn Store>, destinations: Destinations, config: EngineConfig) -> Self {
+        let shared = Shared {
+            store,
+            destinations,
+            config,
+            metrics: Metrics::new(),
+            lanes: Mutex::new(HashMap::new()),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// Recover from a previous run (users that were in flight are pending again) and start a
+    /// lane for every connection that has syncs.
+    pub async fn start(&self) -> Result<(), EngineError> {
+        let recovered = self.shared.store.recover_in_flight(now_ms()).await?;
+        if recovered > 0 {
+            tracing::info!(users = recovered, "users that were in flight at the last stop are pending again");
+        }
+        let mut connections: Vec<String> =
+            self.shared.store.all_syncs().await?.into_iter().map(|s| s.connection_id).collect();
+        connections.sort();
+        connections.dedup();
+        for connection in connections {
+            self.ensure_lane(&connection).await?;
+        }
+        Ok(())
+    }
+
+    /// Stop the lanes and wait for the batches in flight to be recorded.
+    pub async fn shutdown(&self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+
+    /// The store this engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The destinations this engine delivers to.
+    pub fn destinations(&self) -> &Destinations {
+        &self.shared.destinations
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The in-process metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// A sync's counters.
+    pub async fn counts(&self, sync_id: &str) -> Result<Counts, EngineError> {
+        Ok(self.shared.store.counts(sync_id).await?)
+    }
+
+    /// Every metric in Prometheus text format: the store's durable per-sync figures and this
+    /// process's request figures.
+    pub async fn render_metrics(&self) -> Result<String, EngineError> {
+        let store = &self.shared.store;
+        let now = now_ms();
+        let mut syncs = Vec::new();
+        let mut connections = Vec::new();
+        for workspace in store.workspaces().await? {
+            for sync in store.syncs(&workspace.id).await? {
+                let counts = store.counts(&sync.id).await?;
+                let oldest = store.oldest_pending(&sync.id).await?;
+                syncs.push(metrics::SyncFigures {
+                    destination: sync.destination.clone(),
+                    sync: sync.id.clone(),
+                    counts,
+                    oldest_pending_age: oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)),
+                    broken: sync.status == audience_store::SyncStatus::Broken,
+                });
+            }
+            for connection in store.connections(&workspace.id).await? {
+                connections.push((
+                    connection.destination,
+                    connection.id,
+                    connection.health == Health::NeedsReauthorization,
+                ));
+            }
+        }
+        let mut text = metrics::render_store_figures(&syncs, &connections);
+        text.push_str(&self.shared.metrics.render());
+        Ok(text)
+    }
+
+    /// Replace a connection's credentials after a person connected again; its lane resumes.
+    pub async fn reconnect(&self, connection_id: &str, creds: &Credentials) -> Result<(), EngineError> {
+        self.shared.store.update_credentials(connection_id, &encode_credentials(creds)).await?;
+        self.wake(connection_id).await;
+        Ok(())
+    }
+
+    /// Pause or resume a sync. A paused sync accepts users but sends nothing.
+    pub async fn set_paused(&self, sync_id: &str, paused: bool) -> Result<SyncRecord, EngineError> {
+        let store = &self.shared.store;
+        let sync = store.sync(sync_id).await?;
+        let status = if paused { audience_store::SyncStatus::Paused } else { audience_store::SyncStatus::Active };
+        let reason = paused.then_some("paused by a person");
+        store.set_sync_status(sync_id, status, reason).await?;
+        self.wake(&sync.connection_id).await;
+        Ok(store.sync(sync_id).await?)
+    }
+
+    /// Delete a sync and its queue.
+    pub async fn delete_sync(&self, sync_id: &str) -> Result<(), EngineError> {
+        let sync = self.shared.store.sync(sync_id).await?;
+        self.shared.store.delete_sync(sync_id).await?;
+        self.wake(&sync.connection_id).await;
+        Ok(())
+    }
+
+    /// Tell a connection's lane that something changed (new users, settings, credentials).
+    pub(crate) async fn wake(&self, connection_id: &str) {
+        if let Ok(lanes) = self.shared.lanes.lock()
+            && let Some(lane) = lanes.get(connection_id)
+        {
+            lane.wake();
+        }
+    }
+
+    /// The lane of a connection, started on first use.
+    pub(crate) async fn ensure_lane(&self, connection_id: &str) -> Result<Arc<Lane>, EngineError> {
+        if let Ok(lanes) = self.shared.lanes.lock()
+            && let Some(lane) = lanes.get(connection_id)
+        {
+            return Ok(lane.clone());
+        }
+        let connection = self.shared.store.connection(connection_id).await?;
+        let destination = self
+            .shared
+            .destinations
+            .get(&connection.destination)
+            .ok_or_else(|| EngineError::UnknownDestination(connection.destination.clone()))?;
+        let lane = {
+            let mut lanes =
+                self.shared.lanes.lock().map_err(|_| EngineError::Store(audience_store::StoreError::Closed))?;
+            if let Some(lane) = lanes.get(connection_id) {
+                return Ok(lane.clone());
+            }
+            let lane = Lane::new(self.shared.clone(), connection, destination);
+            lanes.insert(connection_id.to_string(), lane.clone());
+            lane
+        };
+        let runner = lane.clone();
+        self.shared.tasks.spawn(async move { runner.run().await });
+        Ok(lane)
+    }
+}
