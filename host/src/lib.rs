@@ -5,5 +5,10 @@
 //! `audience:destination` WIT contract and reach the network only through the host.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod oauth;
 pub mod plugin;
+pub mod serve;
+pub mod service;

@@ -1,1 +1,54 @@
-fn main() {}
+//! The `audience-host` binary.
+
+use std::process::ExitCode;
+
+use audience_host::cli::{Cli, Command, PluginAction, SandboxPartner};
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo and the plugin tools print their own results; the log only speaks of trouble.
+    let default = match cli.command {
+        Command::Demo(_) => "warn,audience_host::plugin::logging=error",
+        Command::Plugin { .. } => "warn",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Serve { config } => {
+            audience_host::serve::run(config.as_deref()).await?;
+            Ok(true)
+        }
+        Command::Demo(args) => {
+            audience_host::cli::demo::run(args).await?;
+            Ok(true)
+        }
+        Command::Sandbox { partner: SandboxPartner::Pinterest { port, rate_limit, ad_accounts } } => {
+            let config = audience_sandbox::SandboxConfig {
+                port,
+                rate_limit_per_second: (rate_limit > 0).then_some(rate_limit),
+                ad_accounts,
+                ..audience_sandbox::SandboxConfig::default()
+            };
+            audience_sandbox::run_standalone(config).await?;
+            Ok(true)
+        }
+        Command::Plugin { action: PluginAction::Inspect { component, json } } => {
+            audience_host::cli::inspect::run(&component, json).await
+        }
+    }
+}

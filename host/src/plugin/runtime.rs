@@ -233,7 +233,9 @@ impl PluginRuntime {
         let (component, cache_outcome) = tokio::task::spawn_blocking(move || cache.load(&engine, &owned))
             .await
             .map_err(|err| LoadError::Compile(format!("compile task failed: {err}")))??;
-        check_exports(&self.inner.engine, &component)?;
+        let contract = check_exports(&self.inner.engine, &component)?;
+        let imports: Vec<String> =
+            component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
         let pre = self
             .inner
             .linker
@@ -261,7 +263,8 @@ impl PluginRuntime {
             .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
         inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::Engine(err.to_string()))?);
         inner.name = Arc::from(manifest.name.as_str());
-        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), hooks: None })
+        let about = Arc::new(About { contract_version: contract, imports });
+        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), about, hooks: None })
     }
 }
 
@@ -278,8 +281,9 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-/// Check that the component exports `audience:destination/plugin` at a version this host knows.
-fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+/// Check that the component exports `audience:destination/plugin` at a version this host knows;
+/// returns that version.
+fn check_exports(engine: &Engine, component: &Component) -> Result<String, LoadError> {
     let names: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     let Some(export) = names.iter().find(|name| name.starts_with(EXPORT_PREFIX)) else {
         let found = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
@@ -289,7 +293,7 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError
     if !SUPPORTED_VERSIONS.contains(&version) {
         return Err(LoadError::WrongVersion { found: version.to_string(), supported: SUPPORTED_VERSIONS.join(", ") });
     }
-    Ok(())
+    Ok(version.to_string())
 }
 
 /// A loaded destination plugin. Cheap to clone; every call runs in a fresh instance, so calls
@@ -298,7 +302,14 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError
 pub struct Plugin {
     pub(crate) inner: Arc<PluginInner>,
     manifest: Arc<Manifest>,
+    about: Arc<About>,
     pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
+}
+
+/// What the loader learned about the component itself.
+struct About {
+    contract_version: String,
+    imports: Vec<String>,
 }
 
 pub(crate) struct PluginInner {
@@ -391,6 +402,16 @@ impl Plugin {
         &self.manifest
     }
 
+    /// The contract version the component implements, e.g. `0.1.0`.
+    pub fn contract_version(&self) -> &str {
+        &self.about.contract_version
+    }
+
+    /// The interfaces the component imports (WASI and the contract's own).
+    pub fn imports(&self) -> &[String] {
+        &self.about.imports
+    }
+
     /// The limits its calls run under.
     pub fn limits(&self) -> &SandboxLimits {
         &self.inner.limits
@@ -398,7 +419,12 @@ impl Plugin {
 
     /// This plugin with `hooks` called around each outbound request of its calls.
     pub fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Plugin {
-        Plugin { inner: self.inner.clone(), manifest: self.manifest.clone(), hooks: Some(hooks) }
+        Plugin {
+            inner: self.inner.clone(),
+            manifest: self.manifest.clone(),
+            about: self.about.clone(),
+            hooks: Some(hooks),
+        }
     }
 
     /// Whether the compile cache was used when this plugin was loaded.

@@ -1,0 +1,324 @@
+//! `audience-host demo`: the whole product in one command, with nothing to set up.
+//!
+//! It starts a Pinterest sandbox on loopback, loads the Pinterest plugin built into this binary,
+//! connects to the sandbox through the real OAuth code flow, picks an ad account, creates a sync
+//! into a new audience, enters synthetic users (some without a usable email, so "Not Synced"
+//! shows), and watches them arrive — then prints the host's counts beside the sandbox's own
+//! count of audience members.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use audience_sandbox::{Faults, Forced429, PinterestSandbox, SandboxConfig, SandboxHandle};
+use audience_store::{Counts, CredentialKey, NewConnection, SqliteStore, Store, SyncAction};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::engine::{Destination, Destinations, Engine, EngineConfig, LimitOverrides, SyncRequest, encode_credentials};
+use crate::plugin::types::{AuthCode, Grant, Identifier, IdentifierKind, PluginConfig, RawUser};
+use crate::plugin::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig};
+
+/// Options of the demo.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// How many synthetic users enter the sync.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: usize,
+    /// Print the final figures as one JSON object (no progress bars).
+    #[arg(long)]
+    pub json: bool,
+    /// Fraction of partner requests the sandbox fails with a 5xx (e.g. 0.3).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction of partner requests whose connection the sandbox drops.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Extra latency the sandbox adds to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Make the sandbox answer this many requests with 429 (see --retry-after).
+    #[arg(long, default_value_t = 0)]
+    pub force_429: u32,
+    /// The Retry-After (seconds) of the forced 429s; 0 = none.
+    #[arg(long, default_value_t = 2)]
+    pub retry_after: u64,
+    /// The engine's flush interval in milliseconds (a partial batch waits at most this long).
+    #[arg(long, default_value_t = 5_000)]
+    pub flush_ms: u64,
+    /// Give up waiting for delivery after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_secs: u64,
+}
+
+/// The demo's final figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    /// Users sent to the intake.
+    pub users: usize,
+    /// Entered the sync.
+    pub entered: u64,
+    /// Proceeded to the next step (accepted by the intake).
+    pub proceeded: u64,
+    /// Delivered to the partner.
+    pub synced: u64,
+    /// No usable match field.
+    pub not_synced: u64,
+    /// Still waiting.
+    pub pending: u64,
+    /// Refused for good or out of retry window.
+    pub errored: u64,
+    /// Delivery attempts retried.
+    pub retries: u64,
+    /// The sandbox's own count of the audience's members.
+    pub sandbox_members: usize,
+    /// Requests the sandbox received with the connection's token.
+    pub partner_requests: usize,
+    /// The most requests the sandbox saw from the token in any one second.
+    pub max_requests_in_one_second: usize,
+    /// The largest number of records in one request.
+    pub max_records_per_request: usize,
+    /// 429 answers the sandbox gave.
+    pub rate_limited: usize,
+    /// Seconds from the first user entering to the last delivered.
+    pub elapsed_secs: f64,
+    /// Synced users per second.
+    pub synced_per_second: f64,
+}
+
+/// Run the demo and print its figures.
+pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory for the demo's store")?;
+    let sandbox = PinterestSandbox::start(SandboxConfig { ad_accounts: 3, ..SandboxConfig::default() })
+        .await
+        .context("cannot start the Pinterest sandbox")?;
+    let handle = sandbox.handle();
+    let progress = if args.json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+    let bars = MultiProgress::with_draw_target(progress);
+    let say = |text: String| {
+        if !args.json {
+            let _ = bars.println(text);
+        }
+    };
+    say(format!("Pinterest sandbox listening on {}", sandbox.base_url()));
+
+    let runtime = PluginRuntime::new(RuntimeConfig { max_instances: 32, ..RuntimeConfig::default() })?;
+    let host_port = sandbox.base_url().trim_start_matches("http://").to_string();
+    let options = PluginOptions {
+        http: Some(HttpPolicy { plain_http_hosts: vec![host_port], ..HttpPolicy::default() }),
+        ..PluginOptions::default()
+    };
+    let plugin = runtime
+        .load(audience_plugin_artifacts::PINTEREST, options)
+        .await
+        .context("cannot load the Pinterest plugin")?;
+    let m = plugin.manifest();
+    say(format!(
+        "Loaded plugin {} {} ({} users per request, {} requests/s per token)",
+        m.display_name, m.version, m.limits.max_batch_size, m.limits.requests_per_second
+    ));
+    let plugin_config = PluginConfig {
+        base_url: Some(sandbox.base_url()),
+        client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
+        client_secret: Some(SandboxHandle::DEFAULT_CLIENT_SECRET.into()),
+        settings: vec![],
+    };
+
+    let creds = connect_with_oauth(&plugin, &plugin_config, &sandbox).await?;
+    say("Connected to the sandbox through OAuth (authorization code exchanged for a pina… token)".into());
+    let accounts = plugin.list_accounts(&plugin_config, &creds, None).await.context("listing ad accounts failed")?;
+    let Some(account) = accounts.accounts.first() else { bail!("the sandbox offered no ad account") };
+    say(format!("Chose ad account {} ({})", account.name, account.id));
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("demo.db"), CredentialKey::generate())?);
+    let workspace = store.create_workspace("demo").await?;
+    let connection = store
+        .create_connection(NewConnection {
+            workspace_id: workspace.id.clone(),
+            destination: "pinterest".into(),
+            name: "Pinterest sandbox".into(),
+            credentials: encode_credentials(&creds),
+        })
+        .await?;
+    let mut destinations = Destinations::new();
+    destinations.insert(Destination::new(plugin, plugin_config, &LimitOverrides::default()));
+    let mut config = EngineConfig::default();
+    config.batch.flush_interval = Duration::from_millis(args.flush_ms);
+    config.retry.max_backoff = Duration::from_secs(30);
+    let engine = Engine::new(store.clone(), destinations, config);
+    engine.start().await?;
+    let audience = "audience-host demo";
+    let sync = engine
+        .create_sync(SyncRequest {
+            workspace_id: workspace.id.clone(),
+            connection_id: connection.id.clone(),
+            account_id: account.id.clone(),
+            audience_name: audience.into(),
+            audience_id: None,
+            description: Some("Synthetic users from `audience-host demo`".into()),
+            create_if_missing: true,
+            action: SyncAction::Add,
+            match_fields: vec!["email".into()],
+        })
+        .await?;
+    say(format!("Created sync {} into the new audience {audience:?} (created with the first batch)", sync.id));
+
+    handle.set_faults(Faults {
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
+        latency: Duration::from_millis(args.latency_ms),
+        forced_429: (args.force_429 > 0).then(|| Forced429 {
+            remaining: args.force_429,
+            retry_after: (args.retry_after > 0).then(|| Duration::from_secs(args.retry_after)),
+        }),
+    });
+
+    let style = ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos:>7}/{len:7} {msg}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let entered_bar = bars.add(ProgressBar::new(args.users as u64).with_style(style.clone()).with_prefix("entered"));
+    let done_bar = bars.add(ProgressBar::new(args.users as u64).with_style(style).with_prefix("settled"));
+
+    let started = Instant::now();
+    let mut sent = 0;
+    for chunk in synthetic_users(args.users).chunks(10_000) {
+        engine.enter(&sync.id, chunk.to_vec()).await?;
+        sent += chunk.len();
+        entered_bar.set_position(sent as u64);
+    }
+    entered_bar.finish_with_message("all users entered");
+
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let counts = loop {
+        let c = engine.counts(&sync.id).await?;
+        done_bar.set_position(c.synced + c.not_synced + c.errored);
+        done_bar.set_message(format!(
+            "synced {}  not synced {}  pending {}  errored {}  retries {}  429s {}",
+            c.synced,
+            c.not_synced,
+            c.pending + c.in_flight,
+            c.errored,
+            c.retries,
+            handle.count_status(429)
+        ));
+        if c.pending + c.in_flight == 0 {
+            break c;
+        }
+        if Instant::now() > deadline {
+            done_bar.abandon_with_message("timed out");
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let elapsed = started.elapsed();
+    done_bar.finish_with_message("done");
+    engine.shutdown().await;
+
+    let members = handle.find_customer_list(&account.id, audience).map_or(0, |list| handle.members(&list).len());
+    let summary = summarize(&args, counts, members, &handle, &creds.access_token, elapsed);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    sandbox.shutdown().await;
+    if summary.pending > 0 {
+        bail!("{} users were still pending after {}s", summary.pending, args.timeout_secs);
+    }
+    Ok(summary)
+}
+
+/// The OAuth code flow against the sandbox, as a browser would do it: open the authorize
+/// URL, follow the redirect to our callback with `code` and `state`, exchange the code.
+async fn connect_with_oauth(
+    plugin: &Plugin,
+    config: &PluginConfig,
+    sandbox: &PinterestSandbox,
+) -> anyhow::Result<crate::plugin::types::Credentials> {
+    let Some(app) = plugin.manifest().oauth.clone() else { bail!("the plugin declares no OAuth app") };
+    let redirect_uri = "http://127.0.0.1/demo/oauth/callback";
+    let state = hex::encode(rand::random::<[u8; 16]>());
+    let template = format!(
+        "{}?client_id={{client-id}}&redirect_uri={{redirect-uri}}&response_type=code&scope={{scopes}}&state={{state}}",
+        sandbox.authorize_url()
+    );
+    let client_id = config.client_id.clone().unwrap_or_default();
+    let url = crate::oauth::authorize_url(&template, &app, &client_id, redirect_uri, &state);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let response = client.get(&url).send().await.context("the sandbox's authorize page did not answer")?;
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("the authorize page did not redirect back")?;
+    let callback = reqwest::Url::parse(location)?;
+    let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    anyhow::ensure!(param("state").as_deref() == Some(state.as_str()), "the OAuth state came back changed");
+    let code = param("code").context("the redirect carried no code")?;
+    let grant = Grant::AuthorizationCode(AuthCode { code, redirect_uri: redirect_uri.into() });
+    Ok(plugin.authorize(config, grant).await.context("exchanging the authorization code failed")?)
+}
+
+/// Synthetic users: most with an email in assorted case and spacing (the plugin normalises
+/// it), every 20th with an unusable one, every 50th with none at all.
+pub fn synthetic_users(n: usize) -> Vec<RawUser> {
+    (0..n)
+        .map(|i| {
+            let identifiers = if i % 50 == 49 {
+                vec![]
+            } else if i % 20 == 19 {
+                vec![Identifier { kind: IdentifierKind::Email, value: format!("user{i}@") }]
+            } else if i % 3 == 0 {
+                vec![Identifier { kind: IdentifierKind::Email, value: format!("  User{i}@Example.COM ") }]
+            } else {
+                vec![Identifier { kind: IdentifierKind::Email, value: format!("user{i}@example.com") }]
+            };
+            RawUser { key: format!("user-{i}"), identifiers }
+        })
+        .collect()
+}
+
+fn summarize(
+    args: &DemoArgs,
+    c: Counts,
+    members: usize,
+    handle: &SandboxHandle,
+    token: &str,
+    elapsed: Duration,
+) -> DemoSummary {
+    let requests = handle.request_log().iter().filter(|r| r.access_token.as_deref() == Some(token)).count();
+    DemoSummary {
+        users: args.users,
+        entered: c.entered,
+        proceeded: c.proceeded,
+        synced: c.synced,
+        not_synced: c.not_synced,
+        pending: c.pending + c.in_flight,
+        errored: c.errored,
+        retries: c.retries,
+        sandbox_members: members,
+        partner_requests: requests,
+        max_requests_in_one_second: handle.max_requests_in_window(token, Duration::from_secs(1)),
+        max_records_per_request: handle.max_records_per_request(),
+        rate_limited: handle.count_status(429),
+        elapsed_secs: elapsed.as_secs_f64(),
+        synced_per_second: c.synced as f64 / elapsed.as_secs_f64().max(1e-9),
+    }
+}
+
+fn print_table(s: &DemoSummary) {
+    println!();
+    println!("  {:<22} {:>10}", "Entered", s.entered);
+    println!("  {:<22} {:>10}", "Proceeded", s.proceeded);
+    println!("  {:<22} {:>10}", "Synced", s.synced);
+    println!("  {:<22} {:>10}", "Not Synced", s.not_synced);
+    println!("  {:<22} {:>10}", "Pending", s.pending);
+    println!("  {:<22} {:>10}", "Errored", s.errored);
+    println!("  {:<22} {:>10}", "Sandbox members", s.sandbox_members);
+    println!();
+    println!(
+        "  {} partner requests, at most {} in any second and {} records in one; {} answered 429; {} retries",
+        s.partner_requests, s.max_requests_in_one_second, s.max_records_per_request, s.rate_limited, s.retries
+    );
+    println!("  {:.1} s from first entry to last delivery ({:.0} synced users/s)", s.elapsed_secs, s.synced_per_second);
+}

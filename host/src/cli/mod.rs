@@ -1,0 +1,74 @@
+//! The `audience-host` command line: `serve`, `demo`, `sandbox`, `plugin inspect|test`, `bench`.
+
+pub mod demo;
+pub mod inspect;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// audience-host: sync users into ad-platform audiences through WebAssembly destination plugins.
+#[derive(Debug, Parser)]
+#[command(name = "audience-host", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: HTTP API, engine and plugins, as configured.
+    Serve {
+        /// The configuration file (see examples/host.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// The whole thing in one command: a Pinterest sandbox, the Pinterest plugin, an OAuth
+    /// connection, an audience, and synthetic users synced into it.
+    Demo(demo::DemoArgs),
+    /// Run a partner sandbox on its own, for plugin authors.
+    Sandbox {
+        /// Which partner.
+        #[command(subcommand)]
+        partner: SandboxPartner,
+    },
+    /// Work with plugin components.
+    Plugin {
+        /// What to do with the plugin.
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+/// Partners with a sandbox.
+#[derive(Debug, Subcommand)]
+pub enum SandboxPartner {
+    /// Pinterest API v5: OAuth, ad accounts, customer lists, audiences.
+    Pinterest {
+        /// Port to listen on (0 = any free port).
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Requests per second per token before 429 (0 = unlimited).
+        #[arg(long, default_value_t = 7)]
+        rate_limit: u32,
+        /// Number of ad accounts to offer.
+        #[arg(long, default_value_t = 3)]
+        ad_accounts: usize,
+    },
+}
+
+/// Plugin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Show a component's manifest, the contract version it implements and its imports, or
+    /// why it cannot load.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
