@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the plugin tools print their own results; the log only speaks of trouble.
     let default = match cli.command {
-        Command::Demo(_) => "warn,audience_host::plugin::logging=error",
+        Command::Demo(_) | Command::Bench(_) => "warn,audience_host::plugin::logging=error",
         Command::Plugin { .. } => "warn",
         _ => "info",
     };
@@ -31,6 +31,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Serve { config } => {
             audience_host::serve::run(config.as_deref()).await?;
+            Ok(true)
+        }
+        Command::Bench(args) => {
+            audience_host::cli::bench::run(args).await?;
             Ok(true)
         }
         Command::Demo(args) => {

@@ -6,18 +6,17 @@
 //! shows), and watches them arrive — then prints the host's counts beside the sandbox's own
 //! count of audience members.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use audience_sandbox::{Faults, Forced429, PinterestSandbox, SandboxConfig, SandboxHandle};
-use audience_store::{Counts, CredentialKey, NewConnection, SqliteStore, Store, SyncAction};
+use audience_sandbox::{Faults, Forced429, SandboxConfig, SandboxHandle};
+use audience_store::Counts;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::engine::{Destination, Destinations, Engine, EngineConfig, LimitOverrides, SyncRequest, encode_credentials};
-use crate::plugin::types::{AuthCode, Grant, Identifier, IdentifierKind, PluginConfig, RawUser};
-use crate::plugin::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig};
+use crate::engine::EngineConfig;
+use crate::lab::{Lab, LabOptions};
+use crate::plugin::types::{Identifier, IdentifierKind, RawUser};
 
 /// Options of the demo.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,10 +88,6 @@ pub struct DemoSummary {
 /// Run the demo and print its figures.
 pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory for the demo's store")?;
-    let sandbox = PinterestSandbox::start(SandboxConfig { ad_accounts: 3, ..SandboxConfig::default() })
-        .await
-        .context("cannot start the Pinterest sandbox")?;
-    let handle = sandbox.handle();
     let progress = if args.json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bars = MultiProgress::with_draw_target(progress);
     let say = |text: String| {
@@ -100,67 +95,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
             let _ = bars.println(text);
         }
     };
-    say(format!("Pinterest sandbox listening on {}", sandbox.base_url()));
-
-    let runtime = PluginRuntime::new(RuntimeConfig { max_instances: 32, ..RuntimeConfig::default() })?;
-    let host_port = sandbox.base_url().trim_start_matches("http://").to_string();
-    let options = PluginOptions {
-        http: Some(HttpPolicy { plain_http_hosts: vec![host_port], ..HttpPolicy::default() }),
-        ..PluginOptions::default()
+    let mut engine = EngineConfig::default();
+    engine.batch.flush_interval = Duration::from_millis(args.flush_ms);
+    engine.retry.max_backoff = Duration::from_secs(30);
+    let options = LabOptions {
+        sandbox: SandboxConfig { ad_accounts: 3, ..SandboxConfig::default() },
+        engine,
+        ..LabOptions::default()
     };
-    let plugin = runtime
-        .load(audience_plugin_artifacts::PINTEREST, options)
-        .await
-        .context("cannot load the Pinterest plugin")?;
-    let m = plugin.manifest();
+    let lab = Lab::start(dir.path(), options).await?;
+    let handle = lab.handle();
+    let m = lab.plugin.manifest();
+    say(format!("Pinterest sandbox listening on {}", lab.sandbox.base_url()));
     say(format!(
         "Loaded plugin {} {} ({} users per request, {} requests/s per token)",
         m.display_name, m.version, m.limits.max_batch_size, m.limits.requests_per_second
     ));
-    let plugin_config = PluginConfig {
-        base_url: Some(sandbox.base_url()),
-        client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
-        client_secret: Some(SandboxHandle::DEFAULT_CLIENT_SECRET.into()),
-        settings: vec![],
-    };
-
-    let creds = connect_with_oauth(&plugin, &plugin_config, &sandbox).await?;
     say("Connected to the sandbox through OAuth (authorization code exchanged for a pina… token)".into());
-    let accounts = plugin.list_accounts(&plugin_config, &creds, None).await.context("listing ad accounts failed")?;
-    let Some(account) = accounts.accounts.first() else { bail!("the sandbox offered no ad account") };
-    say(format!("Chose ad account {} ({})", account.name, account.id));
-
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("demo.db"), CredentialKey::generate())?);
-    let workspace = store.create_workspace("demo").await?;
-    let connection = store
-        .create_connection(NewConnection {
-            workspace_id: workspace.id.clone(),
-            destination: "pinterest".into(),
-            name: "Pinterest sandbox".into(),
-            credentials: encode_credentials(&creds),
-        })
-        .await?;
-    let mut destinations = Destinations::new();
-    destinations.insert(Destination::new(plugin, plugin_config, &LimitOverrides::default()));
-    let mut config = EngineConfig::default();
-    config.batch.flush_interval = Duration::from_millis(args.flush_ms);
-    config.retry.max_backoff = Duration::from_secs(30);
-    let engine = Engine::new(store.clone(), destinations, config);
-    engine.start().await?;
+    say(format!("Chose ad account {} ({})", lab.account.name, lab.account.id));
     let audience = "audience-host demo";
-    let sync = engine
-        .create_sync(SyncRequest {
-            workspace_id: workspace.id.clone(),
-            connection_id: connection.id.clone(),
-            account_id: account.id.clone(),
-            audience_name: audience.into(),
-            audience_id: None,
-            description: Some("Synthetic users from `audience-host demo`".into()),
-            create_if_missing: true,
-            action: SyncAction::Add,
-            match_fields: vec!["email".into()],
-        })
-        .await?;
+    let sync = lab.sync(audience).await?;
     say(format!("Created sync {} into the new audience {audience:?} (created with the first batch)", sync.id));
 
     handle.set_faults(Faults {
@@ -182,7 +136,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let mut sent = 0;
     for chunk in synthetic_users(args.users).chunks(10_000) {
-        engine.enter(&sync.id, chunk.to_vec()).await?;
+        lab.engine.enter(&sync.id, chunk.to_vec()).await?;
         sent += chunk.len();
         entered_bar.set_position(sent as u64);
     }
@@ -190,7 +144,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
 
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let counts = loop {
-        let c = engine.counts(&sync.id).await?;
+        let c = lab.engine.counts(&sync.id).await?;
         done_bar.set_position(c.synced + c.not_synced + c.errored);
         done_bar.set_message(format!(
             "synced {}  not synced {}  pending {}  errored {}  retries {}  429s {}",
@@ -212,51 +166,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     };
     let elapsed = started.elapsed();
     done_bar.finish_with_message("done");
-    engine.shutdown().await;
 
-    let members = handle.find_customer_list(&account.id, audience).map_or(0, |list| handle.members(&list).len());
-    let summary = summarize(&args, counts, members, &handle, &creds.access_token, elapsed);
+    let members = lab.members(audience);
+    let summary = summarize(&args, counts, members, &handle, &lab.credentials.access_token, elapsed);
+    lab.stop().await;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print_table(&summary);
     }
-    sandbox.shutdown().await;
     if summary.pending > 0 {
         bail!("{} users were still pending after {}s", summary.pending, args.timeout_secs);
     }
     Ok(summary)
-}
-
-/// The OAuth code flow against the sandbox, as a browser would do it: open the authorize
-/// URL, follow the redirect to our callback with `code` and `state`, exchange the code.
-async fn connect_with_oauth(
-    plugin: &Plugin,
-    config: &PluginConfig,
-    sandbox: &PinterestSandbox,
-) -> anyhow::Result<crate::plugin::types::Credentials> {
-    let Some(app) = plugin.manifest().oauth.clone() else { bail!("the plugin declares no OAuth app") };
-    let redirect_uri = "http://127.0.0.1/demo/oauth/callback";
-    let state = hex::encode(rand::random::<[u8; 16]>());
-    let template = format!(
-        "{}?client_id={{client-id}}&redirect_uri={{redirect-uri}}&response_type=code&scope={{scopes}}&state={{state}}",
-        sandbox.authorize_url()
-    );
-    let client_id = config.client_id.clone().unwrap_or_default();
-    let url = crate::oauth::authorize_url(&template, &app, &client_id, redirect_uri, &state);
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let response = client.get(&url).send().await.context("the sandbox's authorize page did not answer")?;
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .context("the authorize page did not redirect back")?;
-    let callback = reqwest::Url::parse(location)?;
-    let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    anyhow::ensure!(param("state").as_deref() == Some(state.as_str()), "the OAuth state came back changed");
-    let code = param("code").context("the redirect carried no code")?;
-    let grant = Grant::AuthorizationCode(AuthCode { code, redirect_uri: redirect_uri.into() });
-    plugin.authorize(config, grant).await.context("exchanging the authorization code failed")
 }
 
 /// Synthetic users: most with an email in assorted case and spacing (the plugin normalises

@@ -1,5 +1,6 @@
 //! The `audience-host` command line: `serve`, `demo`, `sandbox`, `plugin inspect|test`, `bench`.
 
+pub mod bench;
 pub mod demo;
 pub mod inspect;
 
@@ -34,6 +35,8 @@ pub enum Command {
         #[command(subcommand)]
         partner: SandboxPartner,
     },
+    /// Measure the engine on this machine (against the local sandbox).
+    Bench(bench::BenchArgs),
     /// Work with plugin components.
     Plugin {
         /// What to do with the plugin.

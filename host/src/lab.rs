@@ -1,0 +1,153 @@
+//! A complete host against a local partner sandbox, in one process: what the demo and the
+//! benchmarks run on. Everything is real — the sandbox is an HTTP server on loopback, the
+//! plugin is the built-in Pinterest component, the store is a SQLite file — only the partner
+//! is a stand-in.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
+use audience_store::{CredentialKey, NewConnection, SqliteStore, Store, SyncAction, SyncRecord};
+
+use crate::engine::{Destination, Destinations, Engine, EngineConfig, LimitOverrides, SyncRequest, encode_credentials};
+use crate::plugin::types::{Account, AuthCode, Credentials, Grant, PluginConfig};
+use crate::plugin::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig};
+
+/// How to set a lab up.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// The sandbox's limits and faults.
+    pub sandbox: SandboxConfig,
+    /// The engine's settings.
+    pub engine: EngineConfig,
+    /// Overrides of the plugin's limits.
+    pub limits: LimitOverrides,
+}
+
+/// A running host + sandbox.
+pub struct Lab {
+    /// The sandbox.
+    pub sandbox: PinterestSandbox,
+    /// The engine (started).
+    pub engine: Engine,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The plugin, as loaded.
+    pub plugin: Plugin,
+    /// The workspace everything lives in.
+    pub workspace: String,
+    /// The connection's id.
+    pub connection: String,
+    /// Its credentials.
+    pub credentials: Credentials,
+    /// The chosen ad account.
+    pub account: Account,
+}
+
+impl Lab {
+    /// Start a sandbox, load the Pinterest plugin, connect through OAuth, pick an ad account,
+    /// open a store in `dir` and start the engine.
+    pub async fn start(dir: &Path, options: LabOptions) -> anyhow::Result<Lab> {
+        let sandbox = PinterestSandbox::start(options.sandbox).await.context("cannot start the Pinterest sandbox")?;
+        let runtime = PluginRuntime::new(RuntimeConfig { max_instances: 32, ..RuntimeConfig::default() })?;
+        let host_port = sandbox.base_url().trim_start_matches("http://").to_string();
+        let plugin_options = PluginOptions {
+            http: Some(HttpPolicy { plain_http_hosts: vec![host_port], ..HttpPolicy::default() }),
+            ..PluginOptions::default()
+        };
+        let plugin = runtime
+            .load(audience_plugin_artifacts::PINTEREST, plugin_options)
+            .await
+            .context("cannot load the Pinterest plugin")?;
+        let plugin_config = PluginConfig {
+            base_url: Some(sandbox.base_url()),
+            client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
+            client_secret: Some(SandboxHandle::DEFAULT_CLIENT_SECRET.into()),
+            settings: vec![],
+        };
+        let credentials = connect_with_oauth(&plugin, &plugin_config, &sandbox).await?;
+        let accounts = plugin.list_accounts(&plugin_config, &credentials, None).await.context("listing ad accounts failed")?;
+        let Some(account) = accounts.accounts.into_iter().next() else { bail!("the sandbox offered no ad account") };
+
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("host.db"), CredentialKey::generate())?);
+        let workspace = store.create_workspace("lab").await?.id;
+        let connection = store
+            .create_connection(NewConnection {
+                workspace_id: workspace.clone(),
+                destination: "pinterest".into(),
+                name: "Pinterest sandbox".into(),
+                credentials: encode_credentials(&credentials),
+            })
+            .await?
+            .id;
+        let mut destinations = Destinations::new();
+        destinations.insert(Destination::new(plugin.clone(), plugin_config, &options.limits));
+        let engine = Engine::new(store.clone(), destinations, options.engine);
+        engine.start().await?;
+        Ok(Lab { sandbox, engine, store, plugin, workspace, connection, credentials, account })
+    }
+
+    /// The sandbox's handle.
+    pub fn handle(&self) -> SandboxHandle {
+        self.sandbox.handle()
+    }
+
+    /// Create an add-sync by email into a new audience called `audience`.
+    pub async fn sync(&self, audience: &str) -> anyhow::Result<SyncRecord> {
+        Ok(self
+            .engine
+            .create_sync(SyncRequest {
+                workspace_id: self.workspace.clone(),
+                connection_id: self.connection.clone(),
+                account_id: self.account.id.clone(),
+                audience_name: audience.into(),
+                audience_id: None,
+                description: Some("created by audience-host".into()),
+                create_if_missing: true,
+                action: SyncAction::Add,
+                match_fields: vec!["email".into()],
+            })
+            .await?)
+    }
+
+    /// The sandbox's members of the audience called `audience` (0 when it does not exist).
+    pub fn members(&self, audience: &str) -> usize {
+        let handle = self.handle();
+        handle.find_customer_list(&self.account.id, audience).map_or(0, |list| handle.members(&list).len())
+    }
+
+    /// Stop the engine and the sandbox.
+    pub async fn stop(self) {
+        self.engine.shutdown().await;
+        self.sandbox.shutdown().await;
+    }
+}
+
+/// The OAuth code flow against the sandbox, as a browser would do it: open the authorize
+/// URL, follow the redirect to the callback with `code` and `state`, exchange the code.
+pub async fn connect_with_oauth(plugin: &Plugin, config: &PluginConfig, sandbox: &PinterestSandbox) -> anyhow::Result<Credentials> {
+    let Some(app) = plugin.manifest().oauth.clone() else { bail!("the plugin declares no OAuth app") };
+    let redirect_uri = "http://127.0.0.1/lab/oauth/callback";
+    let state = hex::encode(rand::random::<[u8; 16]>());
+    let template = format!(
+        "{}?client_id={{client-id}}&redirect_uri={{redirect-uri}}&response_type=code&scope={{scopes}}&state={{state}}",
+        sandbox.authorize_url()
+    );
+    let client_id = config.client_id.clone().unwrap_or_default();
+    let url = crate::oauth::authorize_url(&template, &app, &client_id, redirect_uri, &state);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build()?;
+    let response = client.get(&url).send().await.context("the sandbox's authorize page did not answer")?;
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("the authorize page did not redirect back")?;
+    let callback = reqwest::Url::parse(location)?;
+    let param = |name: &str| callback.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    anyhow::ensure!(param("state").as_deref() == Some(state.as_str()), "the OAuth state came back changed");
+    let code = param("code").context("the redirect carried no code")?;
+    let grant = Grant::AuthorizationCode(AuthCode { code, redirect_uri: redirect_uri.into() });
+    plugin.authorize(config, grant).await.context("exchanging the authorization code failed")
+}
