@@ -5,4 +5,5 @@
 //! `audience:destination` WIT contract and reach the network only through the host.
 #![deny(missing_docs)]
 
+pub mod conformance;
 pub mod plugin;
