@@ -152,3 +152,12 @@ async fn the_runtime_test_fixture_fails_where_it_cuts_corners() {
         assert!(check(&report, name).passed, "{name}:\n{}", report.render_text());
     }
 }
+
+/// A plugin that crashes is reported with what it wrote to stderr, so the author sees why.
+#[tokio::test]
+async fn a_crash_is_reported_with_the_plugins_own_words() {
+    let options =
+        ConformanceOptions { settings: vec![("behaviour".into(), "panic".into())], ..ConformanceOptions::default() };
+    let report = run(artifacts::TEST_DESTINATION, options).await.expect("the suite runs");
+    assert_fails(&report, "setup.audience-id", &["the plugin crashed", "test-destination was asked to panic"]);
+}

@@ -71,9 +71,10 @@ async fn write(
     audience: &str,
     users: &[PreparedUser],
     script: Script,
-) -> (Result<BatchOutcome, CallError>, Vec<RecordedRequest>) {
+) -> (Result<BatchOutcome, CallError>, Vec<RecordedRequest>, String) {
     suite.stand_in.script(script);
     let mark = suite.stand_in.request_count();
+    let log_mark = suite.logs().len();
     let target = AudienceTarget::Existing(audience.to_string());
     let (config, creds, account) = (&suite.config, &suite.creds, suite.options.account_id.as_str());
     let result = if remove {
@@ -83,7 +84,8 @@ async fn write(
     };
     let requests = suite.stand_in.requests_since(mark);
     suite.stand_in.script(Script::ok());
-    (result, requests)
+    let outcome = suite.outcome(&result, log_mark);
+    (result, requests, outcome)
 }
 
 /// Find the audience id to use: the configured one, else the first candidate the plugin sends
@@ -96,7 +98,7 @@ async fn find_audience(suite: &mut Suite, users: &[PreparedUser]) -> Result<Stri
     };
     let mut answers = Vec::new();
     for candidate in &candidates {
-        let (result, requests) = write(suite, false, candidate, sample, Script::ok()).await;
+        let (_, requests, outcome) = write(suite, false, candidate, sample, Script::ok()).await;
         if !requests.is_empty() {
             let how = if suite.options.audience_id.is_some() {
                 "as configured"
@@ -106,7 +108,7 @@ async fn find_audience(suite: &mut Suite, users: &[PreparedUser]) -> Result<Stri
             suite.push(CheckResult::pass("setup.audience-id", format!("using audience id {candidate:?} ({how})")));
             return Ok(candidate.clone());
         }
-        answers.push(format!("{candidate:?} → {} without a request", suite.outcome(&result)));
+        answers.push(format!("{candidate:?} → {outcome} without a request"));
     }
     let why = format!(
         "add-users sent no request for any audience id tried ({}); pass one in the plugin's own format with \
@@ -164,8 +166,7 @@ fn batch_problems(
 async fn batches(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     let max = suite.manifest.limits.max_batch_size as usize;
     let at_limit = &users[..max.min(users.len())];
-    let (result, requests) = write(suite, false, audience, at_limit, Script::ok()).await;
-    let outcome = suite.outcome(&result);
+    let (result, requests, outcome) = write(suite, false, audience, at_limit, Script::ok()).await;
     let check = match &result {
         Ok(ok) => CheckResult::from_problems(
             "batch.at-limit",
@@ -179,8 +180,7 @@ async fn batches(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     };
     suite.push(check);
 
-    let (result, requests) = write(suite, false, audience, users, Script::ok()).await;
-    let outcome = suite.outcome(&result);
+    let (result, requests, outcome) = write(suite, false, audience, users, Script::ok()).await;
     let over = users.len();
     let check = match &result {
         Ok(ok) => CheckResult::from_problems(
@@ -257,8 +257,7 @@ async fn errors(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
         ("errors.400", "HTTP 400", Script::status(400), Expected::InvalidRequest),
     ];
     for (name, what, script, expected) in cases {
-        let (result, requests) = write(suite, false, audience, users, script).await;
-        let outcome = suite.outcome(&result);
+        let (result, requests, outcome) = write(suite, false, audience, users, script).await;
         let check = if requests.is_empty() {
             CheckResult::fail(
                 name,
@@ -281,8 +280,7 @@ async fn errors(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
 
 async fn remove(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     let max = suite.manifest.limits.max_batch_size as usize;
-    let (result, requests) = write(suite, true, audience, users, Script::ok()).await;
-    let outcome = suite.outcome(&result);
+    let (result, requests, outcome) = write(suite, true, audience, users, Script::ok()).await;
     let check = if suite.manifest.supports_removal {
         match &result {
             Ok(ok) => CheckResult::from_problems(
@@ -319,6 +317,7 @@ async fn other_calls(suite: &mut Suite) {
     for call in ["authorize", "list-accounts", "upsert-audience"] {
         suite.stand_in.script(Script::status(503));
         let mark = suite.stand_in.request_count();
+        let log_mark = suite.logs().len();
         let result: Result<(), CallError> = match call {
             "authorize" => {
                 let grant = Grant::Refresh(suite.secrets.refresh_token.clone());
@@ -332,7 +331,7 @@ async fn other_calls(suite: &mut Suite) {
             }
         };
         let sent = suite.stand_in.requests_since(mark).len();
-        let outcome = suite.outcome(&result);
+        let outcome = suite.outcome(&result, log_mark);
         match &result {
             Err(CallError::Plugin(_)) => problems.push(format!("{call}: {outcome}")),
             Err(CallError::Destination(DestinationError::Transient(_))) if sent > 0 => {

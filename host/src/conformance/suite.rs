@@ -9,10 +9,13 @@ use super::ConformanceOptions;
 use super::report::CheckResult;
 use super::standin::StandIn;
 use crate::plugin::types::{AudienceSpec, Credentials, DestinationError, Manifest, PluginConfig};
-use crate::plugin::{CallError, LogLine, Plugin, describe_destination_error};
+use crate::plugin::{CallError, LogLine, LogSource, Plugin, describe_destination_error};
 
 /// What the runtime logs when it refuses a plugin's request (see `plugin::runtime`).
 pub const DENIED_MARKER: &str = "host refused an outbound request";
+
+/// How many stderr lines of a crashed call a reason quotes.
+const MAX_STDERR_LINES: usize = 8;
 
 /// The fixed OAuth client id the plugin is configured with.
 pub const CLIENT_ID: &str = "conformance-client-id";
@@ -144,8 +147,10 @@ impl Suite {
         self.logs().into_iter().skip(mark).collect()
     }
 
-    /// Describe a call's outcome in the WIT's words, remembering error messages.
-    pub fn outcome<T>(&mut self, result: &Result<T, CallError>) -> String {
+    /// Describe a call's outcome in the WIT's words, remembering error messages. `log_mark`
+    /// is the number of log lines before the call: when the plugin crashed, the last lines it
+    /// wrote to stderr since then (a panic message, a Python traceback) say why.
+    pub fn outcome<T>(&mut self, result: &Result<T, CallError>, log_mark: usize) -> String {
         match result {
             Ok(_) => "success".into(),
             Err(CallError::Destination(err)) => {
@@ -153,7 +158,21 @@ impl Suite {
                 self.error_messages.push(message);
                 self.secrets.redact(&format!("{}: {}", variant_name(err), describe_destination_error(err)))
             }
-            Err(CallError::Plugin(err)) => format!("a plugin failure ({err})"),
+            Err(CallError::Plugin(err)) => {
+                let stderr: Vec<String> = self
+                    .logs_since(log_mark)
+                    .into_iter()
+                    .filter(|l| l.source == LogSource::Stderr && !l.message.trim().is_empty())
+                    .map(|l| l.message.trim().to_string())
+                    .collect();
+                let tail = stderr.len().saturating_sub(MAX_STDERR_LINES);
+                if stderr.is_empty() {
+                    format!("a plugin failure ({err})")
+                } else {
+                    let said = self.secrets.redact(&stderr[tail..].join(" / "));
+                    format!("a plugin failure ({err}; its stderr: {})", excerpt(&said, 400))
+                }
+            }
         }
     }
 }
