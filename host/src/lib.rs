@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod lab;
+pub mod conformance;
 pub mod oauth;
 pub mod plugin;
 pub mod serve;

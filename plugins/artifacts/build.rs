@@ -14,6 +14,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("TEST_DESTINATION", "test-destination", "tests/plugins/test-destination"),
     ("WRONG_VERSION", "wrong-version", "tests/plugins/wrong-version"),
     ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
+    ("WEBHOOK", "webhook-destination", "examples/webhook-destination"),
+    ("BROKEN", "broken-destination", "tests/plugins/broken-destination"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
