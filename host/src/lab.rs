@@ -68,7 +68,8 @@ impl Lab {
             settings: vec![],
         };
         let credentials = connect_with_oauth(&plugin, &plugin_config, &sandbox).await?;
-        let accounts = plugin.list_accounts(&plugin_config, &credentials, None).await.context("listing ad accounts failed")?;
+        let accounts =
+            plugin.list_accounts(&plugin_config, &credentials, None).await.context("listing ad accounts failed")?;
         let Some(account) = accounts.accounts.into_iter().next() else { bail!("the sandbox offered no ad account") };
 
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("host.db"), CredentialKey::generate())?);
@@ -127,7 +128,11 @@ impl Lab {
 
 /// The OAuth code flow against the sandbox, as a browser would do it: open the authorize
 /// URL, follow the redirect to the callback with `code` and `state`, exchange the code.
-pub async fn connect_with_oauth(plugin: &Plugin, config: &PluginConfig, sandbox: &PinterestSandbox) -> anyhow::Result<Credentials> {
+pub async fn connect_with_oauth(
+    plugin: &Plugin,
+    config: &PluginConfig,
+    sandbox: &PinterestSandbox,
+) -> anyhow::Result<Credentials> {
     let Some(app) = plugin.manifest().oauth.clone() else { bail!("the plugin declares no OAuth app") };
     let redirect_uri = "http://127.0.0.1/lab/oauth/callback";
     let state = hex::encode(rand::random::<[u8; 16]>());
@@ -137,7 +142,10 @@ pub async fn connect_with_oauth(plugin: &Plugin, config: &PluginConfig, sandbox:
     );
     let client_id = config.client_id.clone().unwrap_or_default();
     let url = crate::oauth::authorize_url(&template, &app, &client_id, redirect_uri, &state);
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build()?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let response = client.get(&url).send().await.context("the sandbox's authorize page did not answer")?;
     let location = response
         .headers()

@@ -7,9 +7,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod engine;
 pub mod lab;
-pub mod conformance;
 pub mod oauth;
 pub mod plugin;
 pub mod serve;

@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     // The demo and the plugin tools print their own results; the log only speaks of trouble.
     let default = match cli.command {
         Command::Demo(_) | Command::Bench(_) => "warn,audience_host::plugin::logging=error",
-        Command::Plugin { .. } => "warn",
+        Command::Plugin { .. } => "warn,audience_host::plugin::logging=off",
         _ => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -54,5 +54,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Plugin { action: PluginAction::Inspect { component, json } } => {
             audience_host::cli::inspect::run(&component, json).await
         }
+        Command::Plugin { action: PluginAction::Test(args) } => audience_host::conformance::cli_run(&args).await,
     }
 }

@@ -115,7 +115,11 @@ async fn end_to_end(n: usize) -> anyhow::Result<Value> {
     let options = LabOptions {
         sandbox: SandboxConfig { rate_limit_per_second: None, ..SandboxConfig::default() },
         engine,
-        limits: LimitOverrides { requests_per_second: Some(100_000.0), max_concurrent_requests: Some(4), ..LimitOverrides::default() },
+        limits: LimitOverrides {
+            requests_per_second: Some(100_000.0),
+            max_concurrent_requests: Some(4),
+            ..LimitOverrides::default()
+        },
     };
     let lab = Lab::start(dir.path(), options).await?;
     let sync = lab.sync("end-to-end").await?;
@@ -280,7 +284,8 @@ async fn memory(n: usize) -> anyhow::Result<Value> {
     let elapsed = enter_all(&lab, &sync.id, "mem-", n, 10_000).await?;
     let pending = lab.engine.counts(&sync.id).await?.pending;
     let (rss, peak) = resident_memory().context("cannot read /proc/self/status")?;
-    let store_bytes: u64 = std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    let store_bytes: u64 =
+        std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
     lab.stop().await;
     Ok(json!({
         "scenario": "memory",
@@ -297,7 +302,11 @@ async fn memory(n: usize) -> anyhow::Result<Value> {
 fn resident_memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }

@@ -74,4 +74,7 @@ pub enum PluginAction {
         #[arg(long)]
         json: bool,
     },
+    /// Run the conformance suite on a component against a scripted partner stand-in; exits
+    /// non-zero when any check fails.
+    Test(crate::conformance::PluginTestArgs),
 }
