@@ -1,0 +1,210 @@
+//! The host as a separate process, killed with SIGKILL at random moments while users pour in,
+//! restarted each time: no acknowledged user is lost and the counts stay exactly conserved.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const OPERATOR_KEY: &str = "crash-test-operator-key";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_config(dir: &Path, port: u16, sandbox: &PinterestSandbox) -> std::path::PathBuf {
+    let base = sandbox.base_url();
+    let host_port = base.trim_start_matches("http://");
+    let config = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+store = "{store}"
+credentials_key = {{ env = "CRASH_TEST_CREDENTIALS_KEY" }}
+operator_key = {{ env = "CRASH_TEST_OPERATOR_KEY" }}
+
+[engine.batch]
+flush_interval = "300ms"
+
+[engine.retry]
+initial_backoff = "100ms"
+max_backoff = "1s"
+
+[runtime]
+cache_dir = "{cache}"
+
+[plugins.pinterest]
+component = "builtin:pinterest"
+base_url = "{base}"
+client_id = "{client_id}"
+client_secret = {{ env = "CRASH_TEST_PINTEREST_SECRET" }}
+plain_http_hosts = ["{host_port}"]
+"#,
+        store = dir.join("host.db").display(),
+        cache = dir.join("cache").display(),
+        client_id = SandboxHandle::DEFAULT_CLIENT_ID,
+    );
+    let path = dir.join("host.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn spawn_host(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_audience-host"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("CRASH_TEST_CREDENTIALS_KEY", "11".repeat(32))
+        .env("CRASH_TEST_OPERATOR_KEY", OPERATOR_KEY)
+        .env("CRASH_TEST_PINTEREST_SECRET", SandboxHandle::DEFAULT_CLIENT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the host starts")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the host never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, key: &str, body: Option<Value>) -> Value {
+    let mut request = client.request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the host answers");
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {value}");
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_at_random_moments_loses_no_acknowledged_user() {
+    let sandbox = PinterestSandbox::start(SandboxConfig::default()).await.unwrap();
+    let handle = sandbox.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sandbox);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    let mut host = spawn_host(&config);
+    wait_ready(&client, &base).await;
+    let created = call(&client, reqwest::Method::POST, format!("{base}/v1/workspaces"), OPERATOR_KEY, Some(json!({"name": "crash"}))).await;
+    let key = created["api_key"]["key"].as_str().expect("a workspace key").to_string();
+    let tokens = handle.issue_tokens(&["ads:read", "ads:write"]);
+    let connection = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/connections"),
+        &key,
+        Some(json!({"destination": "pinterest", "name": "sandbox",
+                    "credentials": {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}})),
+    )
+    .await;
+    let account = handle.ad_account_ids()[0].clone();
+    let sync = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/syncs"),
+        &key,
+        Some(json!({"connection_id": connection["id"], "account_id": account, "audience_name": "crash",
+                    "action": "add", "match_fields": ["email"]})),
+    )
+    .await;
+    let sync_id = sync["id"].as_str().unwrap().to_string();
+
+    // A client enters users continuously; only answered calls count as acknowledged.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (client, base, key, sync_id, acknowledged, stop) =
+            (client.clone(), base.clone(), key.clone(), sync_id.clone(), acknowledged.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut next = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let emails: Vec<String> = (next..next + 250).map(|i| format!("crash{i}@example.com")).collect();
+                let users: Vec<Value> = emails
+                    .iter()
+                    .map(|e| json!({"key": e, "identifiers": [{"kind": "email", "value": e}]}))
+                    .collect();
+                let sent = client
+                    .post(format!("{base}/v1/syncs/{sync_id}/users"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "users": users }))
+                    .send()
+                    .await;
+                if matches!(sent, Ok(ref r) if r.status().is_success()) {
+                    acknowledged.lock().unwrap().extend(emails);
+                    next += 250;
+                } else {
+                    // Not acknowledged: maybe committed, maybe not. Move on with new keys.
+                    next += 250;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        })
+    };
+
+    for round in 0..4 {
+        let wait = Duration::from_millis(400 + (rand_u64() % 1200));
+        tokio::time::sleep(wait).await;
+        host.kill().expect("SIGKILL");
+        host.wait().unwrap();
+        eprintln!("round {round}: killed after {wait:?} with {} users acknowledged", acknowledged.lock().unwrap().len());
+        host = spawn_host(&config);
+        wait_ready(&client, &base).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    feeder.await.unwrap();
+
+    // Let the last host deliver everything.
+    let started = Instant::now();
+    let counts = loop {
+        let view = call(&client, reqwest::Method::GET, format!("{base}/v1/syncs/{sync_id}"), &key, None).await;
+        let c = view["counts"].clone();
+        let n = |k: &str| c[k].as_u64().unwrap();
+        assert_eq!(n("entered"), n("not_synced") + n("pending") + n("in_flight") + n("synced") + n("errored"), "conserved: {c}");
+        if n("pending") + n("in_flight") == 0 {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not delivered in time: {c}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    host.kill().ok();
+    host.wait().ok();
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 1000, "the test entered too few users ({})", acknowledged.len());
+    let list = handle.find_customer_list(&account, "crash").expect("the audience exists");
+    let members = handle.members(&list);
+    let missing: Vec<&String> =
+        acknowledged.iter().filter(|e| !members.contains(&hex::encode(Sha256::digest(e.as_bytes())))).collect();
+    assert!(missing.is_empty(), "{} acknowledged users never reached the audience, e.g. {:?}", missing.len(), missing.first());
+    assert_eq!(counts["errored"].as_u64(), Some(0));
+    assert!(counts["entered"].as_u64().unwrap() >= acknowledged.len() as u64);
+    // Every entry synced is a distinct user in the audience (at-least-once delivery never
+    // inflates the count).
+    assert_eq!(counts["synced"].as_u64().unwrap() as usize, members.len(), "{counts}");
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
+}
