@@ -5,5 +5,6 @@
 //! `audience:destination` WIT contract and reach the network only through the host.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod engine;
 pub mod plugin;
