@@ -523,6 +523,10 @@ async fn bad_input_gets_a_4xx_that_says_what_to_fix_and_changes_nothing() {
         "not JSON",
     );
 
+    // A path that is not UTF-8 once decoded.
+    let not_utf8 = s.post("/v1/syncs/sync_%FF/users", &key, json!({"users": users("x", 1)})).await;
+    not_utf8.refused(StatusCode::BAD_REQUEST, "invalid_request", "ids are ASCII");
+
     // Unknown sync, another workspace's sync.
     s.post("/v1/syncs/sync_nope/users", &key, json!({"users": users("x", 1)})).await.refused(
         StatusCode::NOT_FOUND,

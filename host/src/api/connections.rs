@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use audience_store::{Connection, Health, NewConnection, OauthState};
 
 use super::error::{ApiError, ErrorBody, plugin_call_failed};
-use super::extract::{Json, Query, Tenant};
+use super::extract::{Json, Path, Query, Tenant};
 use super::secrets::{hash_secret, new_secret};
 use super::workspaces::check_name;
 use super::{ApiState, now_ms};

@@ -143,6 +143,27 @@ where
     }
 }
 
+/// Path parameters parsed into `T`; a wrong one (e.g. not UTF-8 once decoded) is a 400.
+pub(crate) struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Path(p.0)).map_err(|rejection| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("{}; ids are ASCII, as returned by this API", rejection.body_text()),
+            )
+        })
+    }
+}
+
 /// The bearer token of a request, or 401 saying what is missing.
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {

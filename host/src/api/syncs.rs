@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,7 +16,7 @@ use audience_store::{Counts, SyncAction, SyncRecord, SyncStatus, UserError};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Tenant};
+use super::extract::{Json, Path, Tenant};
 use crate::engine::{IntakeConfig, IntakeReport, Problem, SyncRequest, kind_name, parse_kind};
 use crate::plugin::types::{Identifier, RawUser};
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +13,7 @@ use audience_store::{ApiKey, NewApiKey, Workspace};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Operator, Tenant};
+use super::extract::{Json, Operator, Path, Tenant};
 use super::secrets::{API_KEY_PREFIX, hash_secret, new_secret};
 
 /// Longest name of a workspace, key or connection, in characters.
