@@ -5,6 +5,7 @@
 //! `audience:destination` WIT contract and reach the network only through the host.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod conformance;

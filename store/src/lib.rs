@@ -142,4 +142,33 @@ pub trait Store: Send + Sync {
     async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>>;
     /// The most recent errored users of a sync (newest first), at most `limit`.
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>>;
+
+    // ---- API keys ----
+
+    /// Create an API key of a workspace from its hash. `NotFound` for an unknown workspace,
+    /// `Conflict` when a key with the same hash exists.
+    async fn create_api_key(&self, new: NewApiKey) -> StoreResult<ApiKey>;
+    /// The API key with this hash (the request's authentication), `NotFound` (kind
+    /// "api key") when none.
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<ApiKey>;
+    /// The API keys of a workspace, oldest first.
+    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>>;
+    /// Delete (revoke) an API key: it stops working at once.
+    async fn delete_api_key(&self, id: &str) -> StoreResult<()>;
+
+    // ---- OAuth states ----
+
+    /// Record an OAuth authorization in progress. `NotFound` for an unknown workspace,
+    /// `Conflict` when the state hash exists. States that expired more than
+    /// [`OAUTH_STATE_RETENTION_MS`] before `new.created_at` are purged in passing.
+    async fn create_oauth_state(&self, new: OauthState) -> StoreResult<()>;
+    /// Consume a state, atomically: exactly one caller gets it, however many try at once.
+    /// `NotFound` (kind "oauth state") when unknown or purged, `Conflict` when it was already
+    /// consumed. An expired state is consumed and returned like any other: the caller
+    /// compares `expires_at` with its clock and refuses it.
+    async fn take_oauth_state(&self, state_hash: &str, now_ms: i64) -> StoreResult<OauthState>;
 }
+
+/// How long a consumed or expired OAuth state is kept (so a replay is told "already used"
+/// rather than "unknown") before it is purged: one day.
+pub const OAUTH_STATE_RETENTION_MS: i64 = 24 * 3600 * 1000;

@@ -270,3 +270,54 @@ pub struct UserError {
     /// When (ms).
     pub at: i64,
 }
+
+/// What is needed to create an API key. The store never sees the key itself, only a hash of
+/// it chosen by the caller (the API uses SHA-256, hex), so a copy of the database does not
+/// give access to any workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// The workspace the key acts for.
+    pub workspace_id: String,
+    /// Name shown to people ("CI", "journey engine").
+    pub name: String,
+    /// The hash of the key; unique across all workspaces.
+    pub key_hash: String,
+}
+
+/// A workspace's API key, as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id, `key_...`; names the key in listings and revocation, and is not a secret.
+    pub id: String,
+    /// The workspace the key acts for.
+    pub workspace_id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// The hash of the key.
+    pub key_hash: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// An OAuth authorization in progress: created when a person is sent to the partner's
+/// authorization page, consumed (once) by the callback. It is found by a hash of the `state`
+/// parameter, chosen by the caller, so the database holds nothing that completes a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthState {
+    /// The hash of the `state` parameter; unique.
+    pub state_hash: String,
+    /// The workspace the connection will belong to.
+    pub workspace_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Name of the connection to create.
+    pub name: String,
+    /// The connection to re-authorize, when this flow reconnects an existing one.
+    pub connection_id: Option<String>,
+    /// The redirect URI sent to the partner (the code exchange must repeat it).
+    pub redirect_uri: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// After this time (ms) the callback refuses the state.
+    pub expires_at: i64,
+}

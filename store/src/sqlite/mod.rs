@@ -15,6 +15,7 @@
 //! [`WRITER_CACHE_KIB`] and each reader's at [`READER_CACHE_KIB`], so the store's resident size
 //! does not grow with the backlog.
 
+mod access;
 mod catalog;
 mod queue;
 mod schema;
@@ -30,8 +31,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::crypto::CredentialKey;
 use crate::{
-    Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, NewConnection, NewSync, QueuedUser,
-    Store, StoreError, StoreResult, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
+    ApiKey, Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, NewApiKey, NewConnection,
+    NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncRecord, SyncStatus, UserError, UserResult,
+    Workspace,
 };
 
 pub use queue::MAX_REASON_CHARS;
@@ -331,6 +333,35 @@ impl Store for SqliteStore {
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
         let id = sync_id.to_owned();
         self.read(move |c| queue::recent_errors(c, &id, limit)).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> StoreResult<ApiKey> {
+        let now = now_ms();
+        self.write(move |c| access::create_api_key(c, new, now)).await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<ApiKey> {
+        let hash = key_hash.to_owned();
+        self.read(move |c| access::api_key_by_hash(c, &hash)).await
+    }
+
+    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
+        let id = workspace_id.to_owned();
+        self.read(move |c| access::api_keys(c, &id)).await
+    }
+
+    async fn delete_api_key(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| access::delete_api_key(c, &id)).await
+    }
+
+    async fn create_oauth_state(&self, new: OauthState) -> StoreResult<()> {
+        self.write(move |c| access::create_oauth_state(c, new)).await
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str, now_ms: i64) -> StoreResult<OauthState> {
+        let hash = state_hash.to_owned();
+        self.write(move |c| access::take_oauth_state(c, &hash, now_ms)).await
     }
 }
 

@@ -107,6 +107,30 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX errors_sync ON errors(sync_no, id);
     "#,
+    // 2: API keys and OAuth states, for the HTTP API. Both hold hashes only.
+    r#"
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,
+        workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+        name          TEXT NOT NULL,
+        key_hash      TEXT NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE INDEX api_keys_workspace ON api_keys(workspace_id);
+
+    CREATE TABLE oauth_states (
+        state_hash     TEXT PRIMARY KEY,
+        workspace_id   TEXT NOT NULL REFERENCES workspaces(id),
+        destination    TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        connection_id  TEXT,                     -- set when re-authorizing a connection
+        redirect_uri   TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER                   -- set once, by the callback
+    );
+    CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -44,6 +44,10 @@ pub async fn unknown_ids_are_not_found(store: &dyn Store) {
     assert_eq!(kind(store.oldest_pending("sync_nope").await), "sync");
     assert_eq!(kind(store.recent_errors("sync_nope", 10).await), "sync");
     assert_eq!(store.next_due(&["sync_nope".into()]).await.expect("next_due"), None);
+    assert_eq!(kind(store.api_key_by_hash("nope").await), "api key");
+    assert_eq!(kind(store.api_keys("ws_nope").await), "workspace");
+    assert_eq!(kind(store.delete_api_key("key_nope").await), "api key");
+    assert_eq!(kind(store.take_oauth_state("nope", T0).await), "oauth state");
 }
 
 /// Connections keep their fields; new credentials bump the version.

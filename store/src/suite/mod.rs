@@ -17,10 +17,12 @@
 //!
 //! [`store_suite!`]: crate::store_suite
 
+mod access;
 mod catalog;
 mod model;
 mod queue;
 
+pub use access::*;
 pub use catalog::*;
 pub use model::{Op, random_operations_keep_the_books};
 pub use queue::*;
@@ -78,6 +80,10 @@ macro_rules! store_suite {
             queues_of_syncs_are_separate,
             concurrent_enters_are_all_counted,
             a_failed_write_does_not_fail_concurrent_writes,
+            api_keys_are_found_by_hash_listed_and_revoked,
+            an_oauth_state_is_taken_once,
+            concurrent_takes_of_an_oauth_state_give_it_once,
+            old_oauth_states_are_purged,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,
