@@ -136,12 +136,8 @@ pub async fn connect_with_oauth(
     let Some(app) = plugin.manifest().oauth.clone() else { bail!("the plugin declares no OAuth app") };
     let redirect_uri = "http://127.0.0.1/lab/oauth/callback";
     let state = hex::encode(rand::random::<[u8; 16]>());
-    let template = format!(
-        "{}?client_id={{client-id}}&redirect_uri={{redirect-uri}}&response_type=code&scope={{scopes}}&state={{state}}",
-        sandbox.authorize_url()
-    );
     let client_id = config.client_id.clone().unwrap_or_default();
-    let url = crate::oauth::authorize_url(&template, &app, &client_id, redirect_uri, &state);
+    let url = crate::oauth::authorize_url(&app, Some(&sandbox.authorize_url()), &client_id, redirect_uri, &state);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,8 +27,6 @@ use crate::engine::{Destination, decode_credentials, encode_credentials, kind_na
 use crate::plugin::types::{AuthCode, Credentials, Grant};
 
 /// Characters left as they are in a URL component (RFC 3986 "unreserved").
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
 /// Whether a connection's credentials work.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -258,32 +255,6 @@ fn destination_of(state: &ApiState, connection: &Connection) -> Result<Arc<Desti
     })
 }
 
-/// Fills an authorize-URL template's placeholders, each URL-encoded.
-fn fill_template(template: &str, client_id: &str, redirect_uri: &str, scopes: &str, oauth_state: &str) -> String {
-    let enc = |v: &str| utf8_percent_encode(v, COMPONENT).to_string();
-    template
-        .replace("{client-id}", &enc(client_id))
-        .replace("{redirect-uri}", &enc(redirect_uri))
-        .replace("{scopes}", &enc(scopes))
-        .replace("{state}", &enc(oauth_state))
-}
-
-/// The template to use: the operator's override (a whole template, or a page that keeps the
-/// manifest's query string) or the manifest's.
-fn template_for(manifest_template: &str, override_url: Option<&str>) -> String {
-    match override_url {
-        Some(url) if url.contains('{') => url.to_string(),
-        Some(page) => match manifest_template.split_once('?') {
-            Some((_, query)) => {
-                let separator = if page.contains('?') { '&' } else { '?' };
-                format!("{page}{separator}{query}")
-            }
-            None => page.to_string(),
-        },
-        None => manifest_template.to_string(),
-    }
-}
-
 /// Records a state and builds the partner's authorize URL.
 async fn start(
     state: &ApiState,
@@ -321,9 +292,9 @@ async fn start(
     let ttl_ms = i64::try_from(state.state_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl_ms);
     let override_url = state.oauth.get(destination.name()).and_then(|o| o.authorize_url.as_deref());
-    let template = template_for(&oauth.authorize_url, override_url);
+    let template = crate::oauth::template_for(&oauth.authorize_url, override_url);
     let scopes = oauth.scopes.join(&oauth.scope_separator);
-    let authorize_url = fill_template(&template, client_id, &redirect_uri, &scopes, &secret);
+    let authorize_url = crate::oauth::fill_template(&template, client_id, &redirect_uri, &scopes, &secret);
     state
         .engine
         .store()
@@ -676,7 +647,7 @@ mod tests {
 
     #[test]
     fn the_template_is_filled_url_encoded() {
-        let url = fill_template(PINTEREST, "app 1", "https://h.example/v1/oauth/callback", "ads:read,ads:write", "s&t");
+        let url = crate::oauth::fill_template(PINTEREST, "app 1", "https://h.example/v1/oauth/callback", "ads:read,ads:write", "s&t");
         assert_eq!(
             url,
             "https://www.pinterest.com/oauth/?client_id=app%201\
@@ -687,10 +658,10 @@ mod tests {
 
     #[test]
     fn an_override_replaces_the_page_or_the_whole_template() {
-        assert_eq!(template_for(PINTEREST, None), PINTEREST);
-        let page = template_for(PINTEREST, Some("http://127.0.0.1:9/oauth/"));
+        assert_eq!(crate::oauth::template_for(PINTEREST, None), PINTEREST);
+        let page = crate::oauth::template_for(PINTEREST, Some("http://127.0.0.1:9/oauth/"));
         assert!(page.starts_with("http://127.0.0.1:9/oauth/?client_id={client-id}&"), "{page}");
         assert!(page.ends_with("&state={state}"), "{page}");
-        assert_eq!(template_for(PINTEREST, Some("http://x/a?s={state}")), "http://x/a?s={state}");
+        assert_eq!(crate::oauth::template_for(PINTEREST, Some("http://x/a?s={state}")), "http://x/a?s={state}");
     }
 }
