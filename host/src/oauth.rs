@@ -36,7 +36,13 @@ pub fn template_for(manifest_template: &str, override_url: Option<&str>) -> Stri
 }
 
 /// The authorize URL for a plugin's OAuth app, optionally sent to another page (a sandbox).
-pub fn authorize_url(app: &OauthApp, page_override: Option<&str>, client_id: &str, redirect_uri: &str, state: &str) -> String {
+pub fn authorize_url(
+    app: &OauthApp,
+    page_override: Option<&str>,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+) -> String {
     let template = template_for(&app.authorize_url, page_override);
     fill_template(&template, client_id, redirect_uri, &app.scopes.join(&app.scope_separator), state)
 }
@@ -66,7 +72,10 @@ mod tests {
     #[test]
     fn a_page_override_keeps_the_query_and_a_template_override_replaces_all() {
         let url = authorize_url(&app(), Some("http://127.0.0.1:9000/oauth/"), "a", "r", "s");
-        assert_eq!(url, "http://127.0.0.1:9000/oauth/?client_id=a&redirect_uri=r&scope=ads%3Aread%2Cads%3Awrite&state=s");
+        assert_eq!(
+            url,
+            "http://127.0.0.1:9000/oauth/?client_id=a&redirect_uri=r&scope=ads%3Aread%2Cads%3Awrite&state=s"
+        );
         let url = authorize_url(&app(), Some("http://x/?state={state}"), "a", "r", "s");
         assert_eq!(url, "http://x/?state=s");
     }

@@ -647,7 +647,13 @@ mod tests {
 
     #[test]
     fn the_template_is_filled_url_encoded() {
-        let url = crate::oauth::fill_template(PINTEREST, "app 1", "https://h.example/v1/oauth/callback", "ads:read,ads:write", "s&t");
+        let url = crate::oauth::fill_template(
+            PINTEREST,
+            "app 1",
+            "https://h.example/v1/oauth/callback",
+            "ads:read,ads:write",
+            "s&t",
+        );
         assert_eq!(
             url,
             "https://www.pinterest.com/oauth/?client_id=app%201\

@@ -80,6 +80,7 @@ impl Lane {
     pub(crate) fn new(shared: Arc<Shared>, connection: Connection, destination: Arc<Destination>) -> Arc<Self> {
         let limits = destination.limits;
         let limiter = Arc::new(RateLimiter::new(limits.requests_per_second, shared.config.rate.guard));
+        limiter.hold_for(Duration::from_secs(1));
         let hooks = Arc::new(LaneHooks {
             limiter: limiter.clone(),
             metrics: shared.metrics.clone(),

@@ -33,6 +33,13 @@ impl RateLimiter {
         Self { interval, state: Mutex::new(State { next: Instant::now(), paused_until: None }) }
     }
 
+    /// Send nothing for `window` from now. A lane starts with this: a process that just
+    /// replaced a crashed one (or another host) cannot know what was sent with the token in
+    /// the last second, and a fresh limiter would add a full burst on top of it.
+    pub fn hold_for(&self, window: Duration) {
+        self.pause_until(Instant::now() + window);
+    }
+
     /// The spacing between requests.
     pub fn interval(&self) -> Duration {
         self.interval

@@ -45,7 +45,7 @@ impl<'a> Client<'a> {
         let request = request.header("accept", "application/json");
         let response = request.send_via(self.host).map_err(|e| {
             let err = http_failure(&e);
-            self.host.log(Level::Warn, &format!("Pinterest: could not {}: {err}", call.what));
+            self.host.log(Level::Warn, &format!("Pinterest: could not {}: {}", call.what, error_text(&err)));
             err
         })?;
         if response.is_success() {
@@ -173,5 +173,16 @@ impl<'a> Pinterest<'a> {
     pub fn create_audience(&self, account: &str, body: &AudienceCreate<'_>) -> Result<Audience, DestinationError> {
         let request = self.with_body("POST", &format!("/ad_accounts/{account}/audiences"), body)?;
         self.client.json(Call::CREATE_AUDIENCE, request)
+    }
+}
+
+/// The human part of an error, for log lines.
+fn error_text(err: &DestinationError) -> String {
+    match err {
+        DestinationError::RateLimited(_) => "rate limited".to_string(),
+        DestinationError::Unauthorized(m)
+        | DestinationError::NotFound(m)
+        | DestinationError::InvalidRequest(m)
+        | DestinationError::Transient(m) => m.clone(),
     }
 }

@@ -123,6 +123,9 @@ pub fn map_error(call: Call, response: &Response) -> DestinationError {
             ),
             None => format!("the app lacks a required scope (ads:read / ads:write){detail}"),
         }),
+        (401, Some(283)) if call.scope.is_none() => DestinationError::Unauthorized(format!(
+            "the authorization code or refresh token is invalid, expired or already used{detail}"
+        )),
         (401, _) if call.scope.is_none() => DestinationError::Unauthorized(format!(
             "Pinterest refused the app credentials (client-id / client-secret) or the grant{detail}"
         )),
