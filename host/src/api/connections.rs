@@ -637,37 +637,3 @@ pub(crate) async fn list_accounts(
         next_cursor: page.next_cursor,
     }))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PINTEREST: &str = "https://www.pinterest.com/oauth/?client_id={client-id}&redirect_uri={redirect-uri}\
-                             &response_type=code&scope={scopes}&state={state}";
-
-    #[test]
-    fn the_template_is_filled_url_encoded() {
-        let url = crate::oauth::fill_template(
-            PINTEREST,
-            "app 1",
-            "https://h.example/v1/oauth/callback",
-            "ads:read,ads:write",
-            "s&t",
-        );
-        assert_eq!(
-            url,
-            "https://www.pinterest.com/oauth/?client_id=app%201\
-             &redirect_uri=https%3A%2F%2Fh.example%2Fv1%2Foauth%2Fcallback&response_type=code\
-             &scope=ads%3Aread%2Cads%3Awrite&state=s%26t"
-        );
-    }
-
-    #[test]
-    fn an_override_replaces_the_page_or_the_whole_template() {
-        assert_eq!(crate::oauth::template_for(PINTEREST, None), PINTEREST);
-        let page = crate::oauth::template_for(PINTEREST, Some("http://127.0.0.1:9/oauth/"));
-        assert!(page.starts_with("http://127.0.0.1:9/oauth/?client_id={client-id}&"), "{page}");
-        assert!(page.ends_with("&state={state}"), "{page}");
-        assert_eq!(crate::oauth::template_for(PINTEREST, Some("http://x/a?s={state}")), "http://x/a?s={state}");
-    }
-}
