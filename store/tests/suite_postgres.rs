@@ -189,3 +189,47 @@ fn the_database_name_is_replaced_in_the_url() {
     assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
+
+/// Hosts starting together on a new database: the advisory lock lets exactly one apply each
+/// migration, and every host starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosts_starting_together_migrate_once() {
+    let harness = PostgresHarness::new();
+    harness.ensure_created().await;
+    let start = || PostgresStore::connect(&harness.url, CredentialKey::generate());
+    let (a, b, c, d) = tokio::join!(start(), start(), start(), start());
+    for store in [a, b, c, d] {
+        store.expect("a host starts");
+    }
+    let client = connect(&harness.url).await;
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .await
+        .expect("read migrations")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+}
+
+/// Intake calls sharing keys in opposite orders can deadlock in PostgreSQL; the aborted one
+/// runs again, so every call succeeds and each key is queued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_enters_in_opposite_orders_all_succeed() {
+    let harness = PostgresHarness::new();
+    let (a, b) = (harness.open(CredentialKey::generate()).await, harness.open(CredentialKey::generate()).await);
+    let (_, _, sync) = setup(&*a).await;
+    let forward = users("k", 300);
+    let mut backward = forward.clone();
+    backward.reverse();
+    let (r0, r1, r2, r3) = tokio::join!(
+        a.enter(&sync.id, entry(forward.clone(), T0)),
+        b.enter(&sync.id, entry(backward.clone(), T0)),
+        a.enter(&sync.id, entry(backward, T0)),
+        b.enter(&sync.id, entry(forward, T0)),
+    );
+    let queued: u64 = [r0, r1, r2, r3].into_iter().map(|r| r.expect("enter").queued).sum();
+    assert_eq!(queued, 300);
+    let counts = conserved(&*a, &sync.id).await;
+    assert_eq!((counts.pending, counts.deduplicated, counts.proceeded), (300, 900, 1200));
+}
