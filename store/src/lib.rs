@@ -10,18 +10,21 @@
 //! `entered = not_synced + pending + in_flight + synced + errored` holds at every instant and
 //! across crashes.
 //!
-//! Backends: [`SqliteStore`] (embedded, the default). [`suite`] (feature `test-suite`) is
+//! Backends: [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (one database
+//! shared by several hosts). [`suite`] (feature `test-suite`) is
 //! the behaviour suite every backend must pass.
 #![deny(missing_docs)]
 
 mod crypto;
 mod ids;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 mod types;
 
 pub use crypto::{CredentialKey, KeyError};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 

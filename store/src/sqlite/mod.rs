@@ -37,6 +37,7 @@ use crate::{
 };
 
 pub use queue::MAX_REASON_CHARS;
+pub(crate) use queue::truncate_reason;
 
 use writer::Writer;
 

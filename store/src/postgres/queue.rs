@@ -1,0 +1,362 @@
+//! The user queue and the counters: the hot, large part of the store.
+//!
+//! Same model as SQLite's (`sqlite/queue.rs`): rows exist only for pending (`state = 0`) and
+//! in-flight (`state = 1`) users, a new user has `not_before = 0` and is due at
+//! `entered + flush`, a retried one has `not_before = due_at =` its retry time, and every
+//! function moves the counters in the transaction that moves the rows, so conservation holds
+//! in every committed state. The counters row is updated last in each transaction: it is the
+//! one row every writer of a sync touches, so holding its lock only until commit keeps
+//! writers of one sync from waiting on each other for longer than a commit.
+//!
+//! Several hosts claim from one sync at once. `claim_batch` selects its rows with
+//! `FOR UPDATE SKIP LOCKED`: rows another claimer has selected are locked by it until it
+//! commits, so they are skipped rather than waited for (no convoy behind the slowest claimer)
+//! and never claimed twice; a row that another claimer committed as in flight no longer
+//! matches `state = 0` when PostgreSQL re-checks it. The expiry `DELETE` likewise re-checks
+//! rows it waited for, so a user is never both claimed and expired.
+
+use tokio_postgres::GenericClient;
+
+use super::catalog::{get, not_found};
+use super::{Ctx, Fail};
+use crate::{Claim, Counts, EnterOutcome, Entry, QueuedUser, UserError, UserOutcome, UserResult};
+
+type Res<T> = Result<T, Fail>;
+
+const PENDING: i64 = 0;
+const IN_FLIGHT: i64 = 1;
+
+/// Queues an entry's users in entry order (their `id`, hence their claim order among equal
+/// due times, is that order); keys already queued in the sync are skipped.
+const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
+     SELECT $1, u.k, 0, u.p, $4, 0, $5 FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS u(k, p, n) \
+     ORDER BY u.n ON CONFLICT (sync_no, user_key) DO NOTHING";
+/// Pending users already due, in due order, that no other claimer holds.
+const CLAIM_DUE: &str = "SELECT id, user_key, payload, entered_at, attempts FROM queue \
+     WHERE sync_no = $1 AND state = 0 AND due_at <= $2 ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED";
+/// Pending users with no wait that are not due yet, in due order (the `queue_fresh` index).
+const CLAIM_FILL: &str = "SELECT id, user_key, payload, entered_at, attempts FROM queue \
+     WHERE sync_no = $1 AND state = 0 AND not_before = 0 AND due_at > $2 ORDER BY due_at, id LIMIT $3 \
+     FOR UPDATE SKIP LOCKED";
+/// Removes pending users past the retry window and records them as errors, oldest first.
+const EXPIRE: &str = "WITH gone AS (DELETE FROM queue WHERE sync_no = $1 AND state = 0 AND entered_at < $2 \
+     RETURNING id, user_key, entered_at) \
+     INSERT INTO errors (sync_no, user_key, reason, at) SELECT $1, user_key, $3, $4 FROM gone \
+     ORDER BY entered_at, id";
+/// The earliest due time of a sync's pending users.
+const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = 0 \
+     AND q.sync_no = (SELECT no FROM syncs WHERE id = $1) ORDER BY q.due_at LIMIT 1";
+/// The earliest entry time of a sync's users in one state.
+const OLDEST: &str = "SELECT entered_at FROM queue WHERE sync_no = $1 AND state = $2 ORDER BY entered_at LIMIT 1";
+/// In-flight users of a sync back to pending, due now.
+const RECOVER: &str = "UPDATE queue SET state = 0, not_before = $2, due_at = $2 WHERE sync_no = $1 AND state = 1";
+/// A sync's newest errors.
+const RECENT_ERRORS: &str = "SELECT user_key, reason, at FROM errors WHERE sync_no = $1 ORDER BY id DESC LIMIT $2";
+
+/// The internal number of a sync, or `NotFound`.
+pub(crate) async fn sync_no<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res<i64> {
+    let row = c
+        .query_opt("SELECT no FROM syncs WHERE id = $1", &[&sync_id])
+        .await
+        .ctx("looking up a sync")?
+        .ok_or_else(|| not_found("sync", sync_id))?;
+    get(&row, 0)
+}
+
+/// Adds to a sync's counters.
+#[derive(Default)]
+struct Delta {
+    entered: i64,
+    proceeded: i64,
+    not_synced: i64,
+    pending: i64,
+    in_flight: i64,
+    synced: i64,
+    errored: i64,
+    deduplicated: i64,
+    retries: i64,
+}
+
+impl Delta {
+    async fn apply<C: GenericClient + Sync>(&self, c: &C, no: i64) -> Res<()> {
+        c.execute(
+            "UPDATE counters SET entered = entered + $2, proceeded = proceeded + $3, \
+             not_synced = not_synced + $4, pending = pending + $5, in_flight = in_flight + $6, \
+             synced = synced + $7, errored = errored + $8, deduplicated = deduplicated + $9, \
+             retries = retries + $10 WHERE sync_no = $1",
+            &[
+                &no,
+                &self.entered,
+                &self.proceeded,
+                &self.not_synced,
+                &self.pending,
+                &self.in_flight,
+                &self.synced,
+                &self.errored,
+                &self.deduplicated,
+                &self.retries,
+            ],
+        )
+        .await
+        .ctx("updating a sync's counters")?;
+        Ok(())
+    }
+}
+
+pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: &Entry) -> Res<EnterOutcome> {
+    let no = sync_no(c, sync_id).await?;
+    let due = entry.now_ms.saturating_add(entry.flush_ms);
+    let queued = if entry.ready.is_empty() {
+        0
+    } else {
+        let keys: Vec<&str> = entry.ready.iter().map(|u| u.key.as_str()).collect();
+        let payloads: Vec<&[u8]> = entry.ready.iter().map(|u| u.payload.as_slice()).collect();
+        c.execute(ENTER, &[&no, &keys, &payloads, &entry.now_ms, &due]).await.ctx("queueing users")?
+    };
+    let outcome = EnterOutcome {
+        queued,
+        deduplicated: entry.ready.len() as u64 - queued,
+        not_synced: entry.not_synced.len() as u64,
+    };
+    Delta {
+        proceeded: (entry.ready.len() + entry.not_synced.len()) as i64,
+        entered: (outcome.queued + outcome.not_synced) as i64,
+        pending: outcome.queued as i64,
+        not_synced: outcome.not_synced as i64,
+        deduplicated: outcome.deduplicated as i64,
+        ..Delta::default()
+    }
+    .apply(c, no)
+    .await?;
+    Ok(outcome)
+}
+
+pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, claim: &Claim) -> Res<Vec<QueuedUser>> {
+    let no = sync_no(c, sync_id).await?;
+    expire(c, no, claim).await?;
+    if claim.max == 0 {
+        return Ok(Vec::new());
+    }
+    let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
+    // Already due, in due order (all claimable: a pending user's wait never exceeds its due).
+    let mut rows = select_claimable(c, CLAIM_DUE, no, claim.now_ms, max).await?;
+    if rows.len() < claim.max {
+        // Then users not yet due but with no wait, to fill the batch; all due later than the
+        // rows above, so the order by due time holds across both.
+        let more = select_claimable(c, CLAIM_FILL, no, claim.now_ms, max - rows.len() as i64).await?;
+        let first_is_due = !rows.is_empty();
+        rows.extend(more);
+        if !first_is_due && rows.len() < claim.max {
+            // A partial batch whose first user is not due yet: wait for its flush time. The
+            // row locks end with the transaction.
+            return Ok(Vec::new());
+        }
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let marked =
+        c.execute("UPDATE queue SET state = 1 WHERE id = ANY($1)", &[&ids]).await.ctx("claiming users")? as i64;
+    let batch: Vec<QueuedUser> = rows.into_iter().map(|(_, user)| user).collect();
+    Delta { pending: -marked, in_flight: marked, ..Delta::default() }.apply(c, no).await?;
+    Ok(batch)
+}
+
+/// Pending users whose retry window is over become errored with the claim's reason.
+async fn expire<C: GenericClient + Sync>(c: &C, no: i64, claim: &Claim) -> Res<()> {
+    let reason = truncate_reason(&claim.expired_reason);
+    let expired = c
+        .execute(EXPIRE, &[&no, &claim.expire_before_ms, &reason, &claim.now_ms])
+        .await
+        .ctx("erroring users past the retry window")? as i64;
+    if expired > 0 {
+        tracing::info!(sync_no = no, expired, "users errored: retry window over");
+        Delta { pending: -expired, errored: expired, ..Delta::default() }.apply(c, no).await?;
+    }
+    Ok(())
+}
+
+async fn select_claimable<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    no: i64,
+    now: i64,
+    limit: i64,
+) -> Res<Vec<(i64, QueuedUser)>> {
+    let rows = c.query(sql, &[&no, &now, &limit]).await.ctx("reading users to claim")?;
+    rows.iter()
+        .map(|row| {
+            let attempts: i64 = get(row, 4)?;
+            Ok((
+                get(row, 0)?,
+                QueuedUser {
+                    key: get(row, 1)?,
+                    payload: get(row, 2)?,
+                    entered_at: get(row, 3)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                },
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn complete<C: GenericClient + Sync>(
+    c: &C,
+    sync_id: &str,
+    results: &[UserResult],
+    now: i64,
+) -> Res<()> {
+    let no = sync_no(c, sync_id).await?;
+    let remove = c
+        .prepare("DELETE FROM queue WHERE sync_no = $1 AND user_key = $2 AND state = 1")
+        .await
+        .ctx("preparing to complete users")?;
+    let retry = c
+        .prepare(
+            "UPDATE queue SET state = 0, attempts = attempts + 1, not_before = $3, due_at = $3, \
+             last_error = $4 WHERE sync_no = $1 AND user_key = $2 AND state = 1",
+        )
+        .await
+        .ctx("preparing to complete users")?;
+    let record_error = c
+        .prepare("INSERT INTO errors (sync_no, user_key, reason, at) VALUES ($1, $2, $3, $4)")
+        .await
+        .ctx("preparing to complete users")?;
+    let mut delta = Delta::default();
+    let mut not_in_flight = 0u64;
+    for result in results {
+        let done = match &result.outcome {
+            UserOutcome::Synced => {
+                let done = c.execute(&remove, &[&no, &result.key]).await.ctx("completing a user")? == 1;
+                delta.synced += i64::from(done);
+                done
+            }
+            UserOutcome::Errored(reason) => {
+                let done = c.execute(&remove, &[&no, &result.key]).await.ctx("completing a user")? == 1;
+                if done {
+                    c.execute(&record_error, &[&no, &result.key, &truncate_reason(reason), &now])
+                        .await
+                        .ctx("recording a user's error")?;
+                    delta.errored += 1;
+                }
+                done
+            }
+            UserOutcome::Retry { not_before_ms, error } => {
+                let done = c
+                    .execute(&retry, &[&no, &result.key, not_before_ms, &truncate_reason(error)])
+                    .await
+                    .ctx("scheduling a retry")?
+                    == 1;
+                if done {
+                    delta.pending += 1;
+                    delta.retries += 1;
+                }
+                done
+            }
+        };
+        if done {
+            delta.in_flight -= 1;
+        } else {
+            not_in_flight += 1;
+        }
+    }
+    if not_in_flight > 0 {
+        // Counting them would break conservation; the engine reported a user twice or after
+        // a recovery. Their current state stands.
+        tracing::warn!(sync_id, not_in_flight, "outcomes for users not in flight were ignored");
+    }
+    delta.apply(c, no).await
+}
+
+pub(crate) async fn recover_in_flight<C: GenericClient + Sync>(c: &C, now: i64) -> Res<u64> {
+    let nos: Vec<i64> = c
+        .query("SELECT no FROM syncs ORDER BY no", &[])
+        .await
+        .ctx("listing syncs")?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<Res<_>>()?;
+    let mut total = 0u64;
+    for no in nos {
+        let n = c.execute(RECOVER, &[&no, &now]).await.ctx("recovering in-flight users")? as i64;
+        if n > 0 {
+            Delta { pending: n, in_flight: -n, ..Delta::default() }.apply(c, no).await?;
+            total += n as u64;
+        }
+    }
+    Ok(total)
+}
+
+pub(crate) async fn next_due<C: GenericClient + Sync>(c: &C, sync_ids: &[String]) -> Res<Option<i64>> {
+    let mut earliest: Option<i64> = None;
+    for id in sync_ids {
+        // A sync deleted meanwhile simply has nothing due.
+        let due: Option<i64> = match c.query_opt(NEXT_DUE, &[id]).await.ctx("finding the next due time")? {
+            Some(row) => Some(get(&row, 0)?),
+            None => None,
+        };
+        earliest = match (earliest, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(earliest)
+}
+
+pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res<Counts> {
+    let row = c
+        .query_opt(
+            "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
+             c.errored, c.deduplicated, c.retries FROM counters c JOIN syncs s ON s.no = c.sync_no \
+             WHERE s.id = $1",
+            &[&sync_id],
+        )
+        .await
+        .ctx("reading a sync's counters")?
+        .ok_or_else(|| not_found("sync", sync_id))?;
+    let n = |i: usize| get::<i64>(&row, i).map(|v| v.max(0) as u64);
+    Ok(Counts {
+        entered: n(0)?,
+        proceeded: n(1)?,
+        not_synced: n(2)?,
+        pending: n(3)?,
+        in_flight: n(4)?,
+        synced: n(5)?,
+        errored: n(6)?,
+        deduplicated: n(7)?,
+        retries: n(8)?,
+    })
+}
+
+pub(crate) async fn oldest_pending<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res<Option<i64>> {
+    let no = sync_no(c, sync_id).await?;
+    let mut oldest: Option<i64> = None;
+    for state in [PENDING, IN_FLIGHT] {
+        let at: Option<i64> = match c.query_opt(OLDEST, &[&no, &state]).await.ctx("finding the oldest pending user")? {
+            Some(row) => Some(get(&row, 0)?),
+            None => None,
+        };
+        oldest = match (oldest, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(oldest)
+}
+
+pub(crate) async fn recent_errors<C: GenericClient + Sync>(c: &C, sync_id: &str, limit: usize) -> Res<Vec<UserError>> {
+    let no = sync_no(c, sync_id).await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    c.query(RECENT_ERRORS, &[&no, &limit])
+        .await
+        .ctx("reading a sync's errors")?
+        .iter()
+        .map(|row| Ok(UserError { key: get(row, 0)?, reason: get(row, 1)?, at: get(row, 2)? }))
+        .collect()
+}
+
+/// At most [`MAX_REASON_CHARS`](crate::sqlite::MAX_REASON_CHARS) characters of `reason`, cut on a character boundary.
+fn truncate_reason(reason: &str) -> &str {
+    crate::sqlite::truncate_reason(reason)
+}
