@@ -65,6 +65,21 @@ impl RateLimiter {
         }
     }
 
+    /// Wait while the limiter is paused (after a 429), ignoring the spacing between requests.
+    pub async fn wait_while_paused(&self) {
+        loop {
+            let now = Instant::now();
+            let until = match self.state.lock() {
+                Ok(state) => state.paused_until.filter(|p| *p > now),
+                Err(_) => None,
+            };
+            match until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => return,
+            }
+        }
+    }
+
     /// Wait for a slot and take it.
     pub async fn acquire(&self) {
         loop {
