@@ -10,6 +10,11 @@
 //! `entered = not_synced + pending + in_flight + synced + errored` holds at every instant and
 //! across crashes.
 //!
+//! Several hosts may share one PostgreSQL database: each connection's delivery lane is then
+//! held by one live host at a time through a lease with an expiry (see
+//! [`Store::acquire_lane`]), and claims can be fenced by that lease ([`Claim::lane_owner`]),
+//! so a host that lost a lane cannot claim users from it any more.
+//!
 //! Backends: [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (one database
 //! shared by several hosts). [`suite`] (feature `test-suite`) is
 //! the behaviour suite every backend must pass.
@@ -55,6 +60,16 @@ pub enum StoreError {
     /// The store is shutting down or its writer stopped.
     #[error("the store is closed")]
     Closed,
+    /// A claim was made for a host that does not hold the lane of the sync's connection (its
+    /// lease expired, was released, or another host took it over). Nothing was changed.
+    #[error(
+        "this host no longer holds the lane of connection {connection_id}: its lease expired or another host \
+         took it over; stop delivering for it (acquire the lane again to resume)"
+    )]
+    LeaseLost {
+        /// The connection whose lane was lost.
+        connection_id: String,
+    },
 }
 
 /// Result type of the store.
@@ -117,8 +132,13 @@ pub trait Store: Send + Sync {
     /// New users are due at `now_ms + flush_ms`. Returns only after the transaction is durable.
     async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome>;
 
-    /// Claim the next batch of a sync for delivery, or nothing when none is ready. First,
-    /// pending users that entered before `claim.expire_before_ms` become errored with
+    /// Claim the next batch of a sync for delivery, or nothing when none is ready. When
+    /// `claim.lane_owner` is `Some(host)`, the claim first checks, in its transaction, that
+    /// `host` holds an unexpired lease (store clock) on the lane of the sync's connection; if
+    /// not it changes nothing and fails with [`StoreError::LeaseLost`]. A takeover of the lane
+    /// is ordered with the claim: either the claim commits first and the takeover then recovers
+    /// the users it claimed, or the takeover commits first and the claim fails. Then, pending
+    /// users that entered before `claim.expire_before_ms` become errored with
     /// `claim.expired_reason`. Then, among pending users with `not_before_ms <= now_ms`,
     /// ordered by `due_at_ms`: when at least `max` are available, or the first is due
     /// (`due_at_ms <= now_ms`), up to `max` of them move to in-flight and are returned.
@@ -136,6 +156,52 @@ pub trait Store: Send + Sync {
     /// After a restart: every in-flight user (of every sync) becomes pending again, due now.
     /// Returns how many.
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64>;
+
+    // ---- hosts and lanes (several hosts on one database) ----
+    //
+    // Each connection has one delivery lane. With several hosts on one database, a lane is
+    // delivered by the host holding its lease; a host renews its leases well within their
+    // time-to-live, and when a host dies its leases expire and another host takes the lanes
+    // over, recovering the users the dead host had in flight (they may be delivered twice:
+    // delivery is at least once). "Now" is the store's clock (SQLite: the system clock;
+    // PostgreSQL: the database's clock, so hosts with skewed clocks agree), in ms since the
+    // epoch. A `ttl_ms` below 1 records a lease (or heartbeat) that has already expired.
+
+    /// Records host `host_id` as alive until now + `ttl_ms` (creating or refreshing its row),
+    /// forgets hosts whose heartbeat expired more than [`HOST_RETENTION_MS`] ago, and returns
+    /// how many hosts are alive now (heartbeat not expired), this one included.
+    async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64>;
+
+    /// Asks for the lane of a connection, atomically. When the lane is free, its lease expired
+    /// or was released, or `host_id` already holds it, it becomes `host_id`'s until now +
+    /// `ttl_ms` and the answer is [`LeaseOutcome::Acquired`]. When `host_id` did not already
+    /// hold it unexpired (the lane was free, or taken over, including from `host_id`'s own
+    /// expired lease), every in-flight user of the syncs of that connection becomes pending
+    /// again, due now (as [`Store::recover_in_flight`] does, for this connection only), with
+    /// the counters moved in the same transaction; `recovered` says how many. A host that
+    /// already holds the lane only extends it: its in-flight users stay in flight. When
+    /// another host holds an unexpired lease the answer is [`LeaseOutcome::Held`] and nothing
+    /// changes. Of any number of hosts asking at once for the same free or expired lane,
+    /// exactly one acquires it. `NotFound` (kind "connection") for an unknown connection.
+    async fn acquire_lane(&self, connection_id: &str, host_id: &str, ttl_ms: i64) -> StoreResult<LeaseOutcome>;
+
+    /// Extends every unexpired lease held by `host_id` to now + `ttl_ms`, and returns the ids
+    /// of the connections whose lanes it still holds, sorted. A lease that already expired is
+    /// not renewed (another host may be about to take it over): the host must stop delivering
+    /// for that lane and call [`Store::acquire_lane`] again, which recovers its in-flight
+    /// users.
+    async fn renew_lanes(&self, host_id: &str, ttl_ms: i64) -> StoreResult<Vec<String>>;
+
+    /// Gives up `host_id`'s lease on the lane of a connection (it expires now), so another
+    /// host can take the lane at once; its in-flight users are recovered by whoever takes it
+    /// next. Nothing happens when `host_id` does not hold that lane (or the connection is
+    /// unknown).
+    async fn release_lane(&self, connection_id: &str, host_id: &str) -> StoreResult<()>;
+
+    /// Every lease (expired and released ones included: compare `expires_at` with the store's
+    /// clock), sorted by connection id; for distributing lanes among hosts and for metrics. A
+    /// connection that was never asked for has no lease.
+    async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>>;
 
     // ---- counters ----
 
@@ -171,6 +237,10 @@ pub trait Store: Send + Sync {
     /// compares `expires_at` with its clock and refuses it.
     async fn take_oauth_state(&self, state_hash: &str, now_ms: i64) -> StoreResult<OauthState>;
 }
+
+/// How long a host whose heartbeat expired is remembered before [`Store::heartbeat`] purges
+/// it: one hour.
+pub const HOST_RETENTION_MS: i64 = 3600 * 1000;
 
 /// How long a consumed or expired OAuth state is kept (so a replay is told "already used"
 /// rather than "unknown") before it is purged: one day.

@@ -190,6 +190,13 @@ pub struct Claim {
     pub expire_before_ms: i64,
     /// The reason recorded for them.
     pub expired_reason: String,
+    /// The host delivering this batch, when several hosts share the database: the claim then
+    /// first checks, in its transaction, that this host holds an unexpired lease on the lane of
+    /// the sync's connection, and fails with [`StoreError::LeaseLost`] (changing nothing) when
+    /// it does not. `None` skips the check: only for a single host, which owns every lane.
+    ///
+    /// [`StoreError::LeaseLost`]: crate::StoreError::LeaseLost
+    pub lane_owner: Option<String>,
 }
 
 /// A claimed (in-flight) user.
@@ -320,4 +327,35 @@ pub struct OauthState {
     pub created_at: i64,
     /// After this time (ms) the callback refuses the state.
     pub expires_at: i64,
+}
+
+/// A host's hold on a connection's delivery lane (the task that claims and sends that
+/// connection's batches). With several hosts on one database, each lane has at most one
+/// holder at a time: the host whose lease has not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneLease {
+    /// The connection whose lane this is.
+    pub connection_id: String,
+    /// The host holding (or, once expired or released, last holding) the lane.
+    pub owner: String,
+    /// The lease ends at this time (ms, store clock); expired once the store's clock reaches it.
+    pub expires_at: i64,
+}
+
+/// What asking for a lane gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// This host holds the lane until `expires_at` (ms, store clock).
+    Acquired {
+        /// The end of the lease (ms, store clock).
+        expires_at: i64,
+        /// The previous owner whose lease had expired or been released, if this was a
+        /// takeover; `None` if the lane was free or already ours.
+        taken_over_from: Option<String>,
+        /// In-flight users of this connection's syncs moved back to pending (0 when already
+        /// ours).
+        recovered: u64,
+    },
+    /// Another host holds it.
+    Held(LaneLease),
 }

@@ -14,6 +14,9 @@
 //!   double-claiming, or failing on) the same rows; see `queue.rs`;
 //! - `take_oauth_state` is one conditional `UPDATE ... RETURNING`, so exactly one caller
 //!   consumes a state;
+//! - lane leases are taken with a row lock on the lease (`SELECT ... FOR UPDATE`, or the
+//!   insert of a missing one), and fenced claims share-lock that row, so a takeover and the
+//!   previous holder's claims are ordered; times are the database's clock (see `lanes.rs`);
 //! - migrations run under an advisory lock (see `schema.rs`).
 //!
 //! Two transactions can still deadlock when they touch the same queue rows in different
@@ -25,6 +28,7 @@
 //! connection id), so a database copy holds no usable credentials.
 
 mod catalog;
+mod lanes;
 mod queue;
 mod schema;
 
@@ -39,9 +43,9 @@ use tokio_postgres::error::SqlState;
 
 use crate::crypto::CredentialKey;
 use crate::{
-    ApiKey, Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, NewApiKey, NewConnection,
-    NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncRecord, SyncStatus, UserError, UserResult,
-    Workspace,
+    ApiKey, Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, LaneLease, LeaseOutcome,
+    NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncRecord, SyncStatus,
+    UserError, UserResult, Workspace,
 };
 
 /// Connections each store keeps at most.
@@ -286,6 +290,26 @@ impl Store for PostgresStore {
 
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
         in_tx!(self, |tx| queue::recover_in_flight(tx, now_ms))
+    }
+
+    async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64> {
+        in_tx!(self, |tx| lanes::heartbeat(tx, host_id, ttl_ms))
+    }
+
+    async fn acquire_lane(&self, connection_id: &str, host_id: &str, ttl_ms: i64) -> StoreResult<LeaseOutcome> {
+        in_tx!(self, |tx| lanes::acquire_lane(tx, connection_id, host_id, ttl_ms))
+    }
+
+    async fn renew_lanes(&self, host_id: &str, ttl_ms: i64) -> StoreResult<Vec<String>> {
+        in_tx!(self, |tx| lanes::renew_lanes(tx, host_id, ttl_ms))
+    }
+
+    async fn release_lane(&self, connection_id: &str, host_id: &str) -> StoreResult<()> {
+        in_tx!(self, |tx| lanes::release_lane(tx, connection_id, host_id))
+    }
+
+    async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>> {
+        read!(self, |c| lanes::lane_leases(c))
     }
 
     async fn counts(&self, sync_id: &str) -> StoreResult<Counts> {

@@ -133,6 +133,11 @@ pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: 
 
 pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, claim: &Claim) -> Res<Vec<QueuedUser>> {
     let no = sync_no(c, sync_id).await?;
+    if let Some(owner) = &claim.lane_owner {
+        // First, so that a lost lane changes nothing; the lease row stays share-locked until
+        // this transaction ends, which orders the claim with a takeover (see `lanes.rs`).
+        super::lanes::check_lane(c, no, owner).await?;
+    }
     expire(c, no, claim).await?;
     if claim.max == 0 {
         return Ok(Vec::new());
@@ -277,8 +282,14 @@ pub(crate) async fn recover_in_flight<C: GenericClient + Sync>(c: &C, now: i64) 
         .iter()
         .map(|row| get(row, 0))
         .collect::<Res<_>>()?;
+    recover_syncs(c, &nos, now).await
+}
+
+/// In-flight users of these syncs back to pending, due `now`, with their counters. Returns
+/// how many.
+pub(crate) async fn recover_syncs<C: GenericClient + Sync>(c: &C, nos: &[i64], now: i64) -> Res<u64> {
     let mut total = 0u64;
-    for no in nos {
+    for &no in nos {
         let n = c.execute(RECOVER, &[&no, &now]).await.ctx("recovering in-flight users")? as i64;
         if n > 0 {
             Delta { pending: n, in_flight: -n, ..Delta::default() }.apply(c, no).await?;

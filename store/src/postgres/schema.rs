@@ -11,7 +11,8 @@
 //! syncs have an integer `no` that the queue, counters and errors refer to; `queue` is keyed
 //! by `(sync_no, user_key)`, the dedup check of `enter`; `queue_due`, `queue_fresh` (partial)
 //! and `queue_entered` serve claims, expiry, `next_due` and `oldest_pending`; `counters` has
-//! one row per sync. Where SQLite orders ties by `rowid`, tables here have an identity column
+//! one row per sync; `hosts` and `lane_leases` say which hosts are alive and which holds
+//! each connection's delivery lane (see `lanes.rs`). Where SQLite orders ties by `rowid`, tables here have an identity column
 //! (`seq`, or `id` for the queue and errors) so the order is the same.
 
 use tokio_postgres::Client;
@@ -132,6 +133,22 @@ const MIGRATIONS: &[&str] = &[
         used_at        BIGINT                    -- set once, by the callback
     );
     CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+    "#,
+    // 3: hosts and lane leases, for several hosts sharing one database. A lease goes away
+    // with its connection.
+    r#"
+    CREATE TABLE hosts (
+        host_id      TEXT PRIMARY KEY,
+        alive_until  BIGINT NOT NULL             -- ms, database clock
+    );
+    CREATE INDEX hosts_alive ON hosts(alive_until);
+
+    CREATE TABLE lane_leases (
+        connection_id  TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+        owner          TEXT NOT NULL,            -- a host id
+        expires_at     BIGINT NOT NULL           -- ms, database clock; released: set to the release time
+    );
+    CREATE INDEX lane_leases_owner ON lane_leases(owner, expires_at);
     "#,
 ];
 

@@ -17,6 +17,7 @@
 
 mod access;
 mod catalog;
+mod lanes;
 mod queue;
 mod schema;
 mod writer;
@@ -31,9 +32,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::crypto::CredentialKey;
 use crate::{
-    ApiKey, Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, NewApiKey, NewConnection,
-    NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncRecord, SyncStatus, UserError, UserResult,
-    Workspace,
+    ApiKey, Claim, Connection as ConnectionRecord, Counts, EnterOutcome, Entry, Health, LaneLease, LeaseOutcome,
+    NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncRecord, SyncStatus,
+    UserError, UserResult, Workspace,
 };
 
 pub use queue::MAX_REASON_CHARS;
@@ -304,7 +305,8 @@ impl Store for SqliteStore {
 
     async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>> {
         let id = sync_id.to_owned();
-        self.write(move |c| queue::claim_batch(c, &id, &claim)).await
+        // The store's clock is read when the writer runs the claim, not when it was queued.
+        self.write(move |c| queue::claim_batch(c, &id, &claim, now_ms())).await
     }
 
     async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()> {
@@ -319,6 +321,30 @@ impl Store for SqliteStore {
 
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
         self.write(move |c| queue::recover_in_flight(c, now_ms)).await
+    }
+
+    async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64> {
+        let host = host_id.to_owned();
+        self.write(move |c| lanes::heartbeat(c, &host, ttl_ms, now_ms())).await
+    }
+
+    async fn acquire_lane(&self, connection_id: &str, host_id: &str, ttl_ms: i64) -> StoreResult<LeaseOutcome> {
+        let (id, host) = (connection_id.to_owned(), host_id.to_owned());
+        self.write(move |c| lanes::acquire_lane(c, &id, &host, ttl_ms, now_ms())).await
+    }
+
+    async fn renew_lanes(&self, host_id: &str, ttl_ms: i64) -> StoreResult<Vec<String>> {
+        let host = host_id.to_owned();
+        self.write(move |c| lanes::renew_lanes(c, &host, ttl_ms, now_ms())).await
+    }
+
+    async fn release_lane(&self, connection_id: &str, host_id: &str) -> StoreResult<()> {
+        let (id, host) = (connection_id.to_owned(), host_id.to_owned());
+        self.write(move |c| lanes::release_lane(c, &id, &host, now_ms())).await
+    }
+
+    async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>> {
+        self.read(lanes::lane_leases).await
     }
 
     async fn counts(&self, sync_id: &str) -> StoreResult<Counts> {

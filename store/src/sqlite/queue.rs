@@ -130,8 +130,17 @@ pub(crate) fn enter(conn: &Connection, sync_id: &str, entry: &Entry) -> StoreRes
     Ok(outcome)
 }
 
-pub(crate) fn claim_batch(conn: &Connection, sync_id: &str, claim: &Claim) -> StoreResult<Vec<QueuedUser>> {
+/// `store_now` is the store's clock (ms), for the lane fence; `claim.now_ms` is the caller's.
+pub(crate) fn claim_batch(
+    conn: &Connection,
+    sync_id: &str,
+    claim: &Claim,
+    store_now: i64,
+) -> StoreResult<Vec<QueuedUser>> {
     let no = sync_no(conn, sync_id)?;
+    if let Some(owner) = &claim.lane_owner {
+        super::lanes::check_lane(conn, no, owner, store_now)?;
+    }
     expire(conn, no, claim)?;
     if claim.max == 0 {
         return Ok(Vec::new());
@@ -267,9 +276,15 @@ pub(crate) fn recover_in_flight(conn: &Connection, now: i64) -> StoreResult<u64>
         .prepare_cached("SELECT no FROM syncs ORDER BY no")
         .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
         .ctx("listing syncs")?;
+    recover_syncs(conn, &nos, now)
+}
+
+/// In-flight users of these syncs back to pending, due `now`, with their counters. Returns
+/// how many.
+pub(crate) fn recover_syncs(conn: &Connection, nos: &[i64], now: i64) -> StoreResult<u64> {
     let mut recover = conn.prepare_cached(RECOVER).ctx("preparing to recover in-flight users")?;
     let mut total = 0u64;
-    for no in nos {
+    for &no in nos {
         let n = recover.execute(params![no, now]).ctx("recovering in-flight users")? as i64;
         if n > 0 {
             Delta { pending: n, in_flight: -n, ..Delta::default() }.apply(conn, no)?;

@@ -18,7 +18,9 @@
 //!   that never wades through users waiting for a retry;
 //! - `queue_entered (sync_no, state, entered_at)` serves retry-window expiry and
 //!   `oldest_pending`;
-//! - `counters` has one row per sync, updated in the transaction of every state change.
+//! - `counters` has one row per sync, updated in the transaction of every state change;
+//! - `hosts` and `lane_leases` are small (one row per host, per connection): who is alive,
+//!   and which host holds each connection's delivery lane until when.
 
 use rusqlite::Connection;
 
@@ -130,6 +132,22 @@ const MIGRATIONS: &[&str] = &[
         used_at        INTEGER                   -- set once, by the callback
     );
     CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+    "#,
+    // 3: hosts and lane leases, for several hosts sharing one database. A lease goes away
+    // with its connection.
+    r#"
+    CREATE TABLE hosts (
+        host_id      TEXT PRIMARY KEY,
+        alive_until  INTEGER NOT NULL            -- ms, store clock
+    );
+    CREATE INDEX hosts_alive ON hosts(alive_until);
+
+    CREATE TABLE lane_leases (
+        connection_id  TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+        owner          TEXT NOT NULL,            -- a host id
+        expires_at     INTEGER NOT NULL          -- ms, store clock; released: set to the release time
+    );
+    CREATE INDEX lane_leases_owner ON lane_leases(owner, expires_at);
     "#,
 ];
 

@@ -185,7 +185,7 @@ pub fn entry(ready: Vec<ReadyUser>, now: i64) -> Entry {
 
 /// A claim at `now` of at most `max` users, with no expiry.
 pub fn claim(now: i64, max: usize) -> Claim {
-    Claim { now_ms: now, max, expire_before_ms: i64::MIN, expired_reason: "retry window over".into() }
+    Claim { now_ms: now, max, expire_before_ms: i64::MIN, expired_reason: "retry window over".into(), lane_owner: None }
 }
 
 /// The sync's counters, checked for conservation.

@@ -167,7 +167,13 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
             let ready = eligible.len() >= max || eligible.first().is_some_and(|(_, u)| u.due <= now);
             let wanted = if ready { max.min(eligible.len()) } else { 0 };
             let wanted_dues: Vec<i64> = eligible.iter().take(wanted).map(|(_, u)| u.due).collect();
-            let claim = Claim { now_ms: now, max, expire_before_ms: expire_before, expired_reason: "expired".into() };
+            let claim = Claim {
+                now_ms: now,
+                max,
+                expire_before_ms: expire_before,
+                expired_reason: "expired".into(),
+                lane_owner: None,
+            };
             let claimed = store.claim_batch(id, claim).await.expect("claim");
             assert_eq!(claimed.len(), wanted, "claim size at {now}, max {max}");
             let mut dues = Vec::new();

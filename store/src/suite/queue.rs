@@ -204,6 +204,7 @@ pub async fn claim_expires_users_past_the_retry_window(store: &dyn Store) {
                 max: 10,
                 expire_before_ms: T0 + 1,
                 expired_reason: "not delivered within the 13 h retry window".into(),
+                lane_owner: None,
             },
         )
         .await
