@@ -48,6 +48,7 @@ pub async fn unknown_ids_are_not_found(store: &dyn Store) {
     assert_eq!(kind(store.api_keys("ws_nope").await), "workspace");
     assert_eq!(kind(store.delete_api_key("key_nope").await), "api key");
     assert_eq!(kind(store.take_oauth_state("nope", T0).await), "oauth state");
+    assert_eq!(kind(store.acquire_lane("conn_nope", "host-a", 60_000).await), "connection");
 }
 
 /// Connections keep their fields; new credentials bump the version.

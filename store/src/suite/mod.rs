@@ -19,11 +19,13 @@
 
 mod access;
 mod catalog;
+mod lanes;
 mod model;
 mod queue;
 
 pub use access::*;
 pub use catalog::*;
+pub use lanes::*;
 pub use model::{Op, random_operations_keep_the_books};
 pub use queue::*;
 
@@ -84,11 +86,23 @@ macro_rules! store_suite {
             an_oauth_state_is_taken_once,
             concurrent_takes_of_an_oauth_state_give_it_once,
             old_oauth_states_are_purged,
+            a_free_lane_is_acquired_and_another_host_is_told_who_holds_it,
+            an_expired_lease_is_taken_over_and_its_in_flight_users_are_pending_again,
+            acquiring_a_lane_again_extends_it_without_recovering_its_users,
+            renewing_keeps_unexpired_leases_and_drops_expired_ones,
+            a_released_lane_can_be_acquired_at_once,
+            a_claim_fenced_by_a_lost_lease_fails_and_changes_nothing,
+            a_claim_fenced_by_the_lane_holder_works,
+            heartbeat_counts_live_hosts_and_forgets_expired_ones,
+            deleting_a_connection_removes_its_lease,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,
             a_wrong_key_cannot_read_credentials,
             everything_survives_reopening,
+            concurrent_acquires_of_a_free_lane_have_one_winner,
+            concurrent_takeovers_of_an_expired_lane_recover_its_users_once,
+            a_takeover_racing_with_the_holders_claims_strands_no_user,
         );
         #[test]
         fn random_operations_keep_the_books() {
