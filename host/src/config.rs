@@ -25,7 +25,9 @@ pub struct HostConfig {
     /// `{public_url}/v1/oauth/callback`). Default `http://127.0.0.1:8080`.
     pub public_url: String,
     /// Where the store lives: a SQLite file path (`data/audience-host.db`, or
-    /// `sqlite://data/audience-host.db`). Default `data/audience-host.db`.
+    /// `sqlite://data/audience-host.db`) for one host, or a PostgreSQL URL
+    /// (`postgres://user@db.internal:5432/audience`) that several hosts share. Default
+    /// `data/audience-host.db`.
     pub store: String,
     /// Where the key that encrypts stored credentials comes from (64 hex characters).
     pub credentials_key: SecretSource,
@@ -159,15 +161,51 @@ impl HostConfig {
         figment.extract().map_err(|err| ConfigError::Invalid(err.to_string()))
     }
 
-    /// The SQLite file of the store.
-    pub fn store_path(&self) -> Result<PathBuf, ConfigError> {
+    /// Which store `store` names.
+    pub fn store_location(&self) -> Result<StoreLocation, ConfigError> {
         let raw = self.store.trim();
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            return Err(ConfigError::Invalid(
-                "a PostgreSQL store is not available in this version; use a SQLite file path".into(),
-            ));
+        if raw.is_empty() {
+            return Err(ConfigError::Invalid("store is empty: give a SQLite file path or a postgres:// URL".into()));
         }
-        Ok(PathBuf::from(raw.strip_prefix("sqlite://").unwrap_or(raw)))
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(raw.to_string()));
+        }
+        if let Some((scheme, _)) = raw.split_once("://")
+            && scheme != "sqlite"
+        {
+            return Err(ConfigError::Invalid(format!(
+                "store: unknown scheme {scheme}://; use a SQLite file path, sqlite://PATH or postgres://..."
+            )));
+        }
+        Ok(StoreLocation::Sqlite(PathBuf::from(raw.strip_prefix("sqlite://").unwrap_or(raw))))
+    }
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An embedded SQLite file: one host.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL: one or several hosts. (Shown without its password.)
+    Postgres(String),
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "SQLite file {}", path.display()),
+            Self::Postgres(url) => write!(f, "PostgreSQL {}", redact_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`, for logs and errors.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((credentials, location)) = rest.split_once('@') else { return url.to_string() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{location}"),
+        None => url.to_string(),
     }
 }
 
@@ -191,6 +229,20 @@ mod tests {
             err.to_string(),
             "the credentials encryption key is missing: set the environment variable AUDIENCE_HOST_TEST_SURELY_UNSET"
         );
+    }
+
+    #[test]
+    fn the_store_is_chosen_by_its_url_and_passwords_are_never_shown() {
+        let mut config = HostConfig::default();
+        assert_eq!(config.store_location().unwrap(), StoreLocation::Sqlite("data/audience-host.db".into()));
+        config.store = "sqlite://x/y.db".into();
+        assert_eq!(config.store_location().unwrap(), StoreLocation::Sqlite("x/y.db".into()));
+        config.store = "postgres://app:hunter2@db.internal:5432/audience".into();
+        let location = config.store_location().unwrap();
+        assert!(matches!(location, StoreLocation::Postgres(ref url) if url.contains("hunter2")));
+        assert_eq!(location.to_string(), "PostgreSQL postgres://app:***@db.internal:5432/audience");
+        config.store = "mysql://db/audience".into();
+        assert!(config.store_location().unwrap_err().to_string().contains("mysql://"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A complete host against a local partner sandbox, in one process: what the demo and the
 //! benchmarks run on. Everything is real — the sandbox is an HTTP server on loopback, the
-//! plugin is the built-in Pinterest component, the store is a SQLite file — only the partner
-//! is a stand-in.
+//! plugin is the built-in Pinterest component, the store is a SQLite file (or a scratch
+//! PostgreSQL database) — only the partner is a stand-in.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
-use audience_store::{CredentialKey, NewConnection, SqliteStore, Store, SyncAction, SyncRecord};
+use audience_store::{CredentialKey, NewConnection, PostgresStore, SqliteStore, Store, SyncAction, SyncRecord};
 
 use crate::engine::{Destination, Destinations, Engine, EngineConfig, LimitOverrides, SyncRequest, encode_credentials};
 use crate::plugin::types::{Account, AuthCode, Credentials, Grant, PluginConfig};
@@ -24,6 +24,9 @@ pub struct LabOptions {
     pub engine: EngineConfig,
     /// Overrides of the plugin's limits.
     pub limits: LimitOverrides,
+    /// A PostgreSQL database URL to use as the store instead of a SQLite file in the lab's
+    /// directory (lanes are then leased, as on a host with a PostgreSQL store).
+    pub postgres_url: Option<String>,
 }
 
 /// A running host + sandbox.
@@ -72,7 +75,14 @@ impl Lab {
             plugin.list_accounts(&plugin_config, &credentials, None).await.context("listing ad accounts failed")?;
         let Some(account) = accounts.accounts.into_iter().next() else { bail!("the sandbox offered no ad account") };
 
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("host.db"), CredentialKey::generate())?);
+        let mut engine_config = options.engine;
+        let store: Arc<dyn Store> = match &options.postgres_url {
+            Some(url) => {
+                engine_config.lease.enabled = true;
+                Arc::new(PostgresStore::connect(url, CredentialKey::generate()).await?)
+            }
+            None => Arc::new(SqliteStore::open(dir.join("host.db"), CredentialKey::generate())?),
+        };
         let workspace = store.create_workspace("lab").await?.id;
         let connection = store
             .create_connection(NewConnection {
@@ -85,7 +95,7 @@ impl Lab {
             .id;
         let mut destinations = Destinations::new();
         destinations.insert(Destination::new(plugin.clone(), plugin_config, &options.limits));
-        let engine = Engine::new(store.clone(), destinations, options.engine);
+        let engine = Engine::new(store.clone(), destinations, engine_config);
         engine.start().await?;
         Ok(Lab { sandbox, engine, store, plugin, workspace, connection, credentials, account })
     }
@@ -154,4 +164,64 @@ pub async fn connect_with_oauth(
     let code = param("code").context("the redirect carried no code")?;
     let grant = Grant::AuthorizationCode(AuthCode { code, redirect_uri: redirect_uri.into() });
     plugin.authorize(config, grant).await.context("exchanging the authorization code failed")
+}
+
+/// A database of its own on a PostgreSQL server, for a test or a benchmark run: created by
+/// [`ScratchDatabase::create`], dropped (with any connections still open) when this value is.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Create `audience_<label>_<random>` on the server that `server_url` (any database on
+    /// it, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) reaches.
+    pub async fn create(server_url: &str, label: &str) -> anyhow::Result<Self> {
+        let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+            .await
+            .context("cannot reach the PostgreSQL server: is it running, and is the URL right?")?;
+        tokio::spawn(connection);
+        let name = format!("audience_{label}_{:016x}", rand::random::<u64>());
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("cannot create a scratch database")?;
+        let (base, query) = match server_url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (server_url, None),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[scheme_end..].find('/') {
+            Some(slash) => &base[..scheme_end + slash],
+            None => base,
+        };
+        let url = match query {
+            Some(query) => format!("{root}/{name}?{query}"),
+            None => format!("{root}/{name}"),
+        };
+        Ok(Self { admin_url: server_url.to_string(), name, url })
+    }
+
+    /// The scratch database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        // Drop may run inside a runtime that cannot block: use a thread with its own.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            tracing::warn!(database = %self.name, "could not drop a scratch database; drop it by hand");
+        }
+    }
 }

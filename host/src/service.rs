@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use audience_store::{CredentialKey, SqliteStore, Store};
+use audience_store::{CredentialKey, PostgresStore, SqliteStore, Store};
 
-use crate::config::{HostConfig, PluginSettings};
+use crate::config::{HostConfig, PluginSettings, StoreLocation};
 use crate::engine::{Destination, Destinations, Engine};
 use crate::plugin::types::PluginConfig;
 use crate::plugin::{HttpPolicy, Plugin, PluginOptions, PluginRuntime};
@@ -29,10 +29,21 @@ pub struct Host {
 pub async fn assemble(config: HostConfig) -> anyhow::Result<Host> {
     let key_hex = config.credentials_key.read("the credentials encryption key (64 hex characters)")?;
     let key = CredentialKey::from_hex(&key_hex).context("the credentials encryption key is not valid")?;
-    let path = config.store_path()?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&path, key).with_context(|| format!("cannot open the store at {}", path.display()))?,
-    );
+    let location = config.store_location()?;
+    let mut config = config;
+    let store: Arc<dyn Store> = match &location {
+        StoreLocation::Sqlite(path) => Arc::new(
+            SqliteStore::open(path, key).with_context(|| format!("cannot open the store at {}", path.display()))?,
+        ),
+        StoreLocation::Postgres(url) => {
+            // Several hosts may share this database: lanes are leased.
+            config.engine.lease.enabled = true;
+            Arc::new(PostgresStore::connect(url, key).await.with_context(|| {
+                format!("cannot open the store at {location}: is the server up and the database created?")
+            })?)
+        }
+    };
+    tracing::info!(store = %location, "store opened");
     let runtime = PluginRuntime::new(config.runtime.clone())?;
     let mut destinations = Destinations::new();
     for (name, settings) in &config.plugins {

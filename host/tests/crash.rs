@@ -2,30 +2,25 @@
 //! restarted each time: no acknowledged user is lost and the counts stay exactly conserved.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
+use audience_sandbox::{PinterestSandbox, SandboxConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const OPERATOR_KEY: &str = "crash-test-operator-key";
+mod processes;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use processes::{HostProcess, OPERATOR_KEY, call, free_port, pinterest_section, spawn_host, wait_ready};
 
 fn write_config(dir: &Path, port: u16, sandbox: &PinterestSandbox) -> std::path::PathBuf {
-    let base = sandbox.base_url();
-    let host_port = base.trim_start_matches("http://");
     let config = format!(
         r#"
 listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 store = "{store}"
-credentials_key = {{ env = "CRASH_TEST_CREDENTIALS_KEY" }}
-operator_key = {{ env = "CRASH_TEST_OPERATOR_KEY" }}
+credentials_key = {{ env = "TEST_CREDENTIALS_KEY" }}
+operator_key = {{ env = "TEST_OPERATOR_KEY" }}
 
 [engine.batch]
 flush_interval = "300ms"
@@ -36,78 +31,14 @@ max_backoff = "1s"
 
 [runtime]
 cache_dir = "{cache}"
-
-[plugins.pinterest]
-component = "builtin:pinterest"
-base_url = "{base}"
-client_id = "{client_id}"
-client_secret = {{ env = "CRASH_TEST_PINTEREST_SECRET" }}
-plain_http_hosts = ["{host_port}"]
-"#,
+{plugin}"#,
         store = dir.join("host.db").display(),
         cache = dir.join("cache").display(),
-        client_id = SandboxHandle::DEFAULT_CLIENT_ID,
+        plugin = pinterest_section(&sandbox.base_url()),
     );
     let path = dir.join("host.toml");
     std::fs::write(&path, config).unwrap();
     path
-}
-
-/// The host process; killed when dropped, so a failing test leaves no process behind.
-struct HostProcess(Child);
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl HostProcess {
-    fn kill_now(&mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("reaped");
-    }
-}
-
-fn spawn_host(config: &Path) -> HostProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_audience-host"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("CRASH_TEST_CREDENTIALS_KEY", "11".repeat(32))
-        .env("CRASH_TEST_OPERATOR_KEY", OPERATOR_KEY)
-        .env("CRASH_TEST_PINTEREST_SECRET", SandboxHandle::DEFAULT_CLIENT_SECRET)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the host starts");
-    HostProcess(child)
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await
-            && response.status().is_success()
-        {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the host never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, key: &str, body: Option<Value>) -> Value {
-    let mut request = client.request(method, url).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the host answers");
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {value}");
-    value
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +51,7 @@ async fn killing_the_host_at_random_moments_loses_no_acknowledged_user() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
 
-    let mut host = spawn_host(&config);
+    let mut host: HostProcess = spawn_host(&config);
     wait_ready(&client, &base).await;
     let created = call(
         &client,

@@ -4,11 +4,12 @@
 //!
 //! | scenario     | measures                                                                 |
 //! |--------------|--------------------------------------------------------------------------|
-//! | `intake`     | durable intake, users/s, in calls of 1,000 and of 10,000 users           |
+//! | `intake`     | durable intake, users/s, in calls of 1,000 and of 10,000 users (SQLite, or PostgreSQL with `--postgres`) |
 //! | `end-to-end` | entry-to-partner users/s with the partner's limits off, against a bare SQLite insert loop of the same rows |
 //! | `rate-limit` | delivered users/s over a window at 7 req/s × 1,900, as a share of 13,300, and 429s |
 //! | `latency`    | time from entry to arrival at the partner under low load (p50, p99)      |
 //! | `memory`     | resident memory with millions of users pending                           |
+//! | `hosts`      | delivered users/s with 1, 2, 3 host processes sharing one PostgreSQL database (`--postgres`) |
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{EngineConfig, LimitOverrides};
-use crate::lab::{Lab, LabOptions};
+use crate::lab::{Lab, LabOptions, ScratchDatabase};
 use crate::plugin::types::{Identifier, IdentifierKind, RawUser};
 
 /// Which benchmark.
@@ -35,6 +36,8 @@ pub enum Scenario {
     Latency,
     /// Resident memory with millions of users pending.
     Memory,
+    /// Delivered users/s with several host processes on one PostgreSQL database.
+    Hosts,
 }
 
 /// Options of `bench`.
@@ -52,16 +55,30 @@ pub struct BenchArgs {
     /// Length of the measured window in seconds (rate-limit, latency).
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// A PostgreSQL server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`): `intake`
+    /// then measures a PostgreSQL store, and `hosts` runs on it. Each run creates a scratch
+    /// database there and drops it afterwards.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Most host processes for `hosts` (runs 1, 2, ... up to this many).
+    #[arg(long, default_value_t = 3)]
+    pub max_hosts: usize,
 }
 
 /// Run a scenario and print its figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let result = match args.scenario {
-        Scenario::Intake => intake(args.users.unwrap_or(200_000)).await?,
+        Scenario::Intake => intake(args.users.unwrap_or(200_000), args.postgres.as_deref()).await?,
         Scenario::EndToEnd => end_to_end(args.users.unwrap_or(200_000)).await?,
         Scenario::RateLimit => rate_limit(args.seconds.unwrap_or(30)).await?,
         Scenario::Latency => latency(args.seconds.unwrap_or(20)).await?,
         Scenario::Memory => memory(args.users.unwrap_or(10_000_000)).await?,
+        Scenario::Hosts => {
+            let Some(server) = args.postgres.as_deref() else {
+                anyhow::bail!("bench hosts needs a PostgreSQL server: add --postgres postgres://USER@HOST:PORT/DB");
+            };
+            super::bench_hosts::run(server, args.max_hosts, args.users.unwrap_or(200_000)).await?
+        }
     };
     if args.json {
         println!("{result}");
@@ -93,9 +110,14 @@ fn per_second(n: usize, elapsed: Duration) -> f64 {
 }
 
 /// Durable intake: users validated, prepared by the plugin and committed, per second.
-async fn intake(n: usize) -> anyhow::Result<Value> {
+async fn intake(n: usize, postgres: Option<&str>) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
-    let lab = Lab::start(dir.path(), LabOptions::default()).await?;
+    let database = match postgres {
+        Some(server) => Some(ScratchDatabase::create(server, "bench_intake").await?),
+        None => None,
+    };
+    let options = LabOptions { postgres_url: database.as_ref().map(|d| d.url().to_string()), ..LabOptions::default() };
+    let lab = Lab::start(dir.path(), options).await?;
     let sync = lab.sync("intake").await?;
     lab.engine.set_paused(&sync.id, true).await?;
     let mut rows = Vec::new();
@@ -104,7 +126,9 @@ async fn intake(n: usize) -> anyhow::Result<Value> {
         rows.push(json!({ "users_per_call": call, "users": n, "seconds": elapsed.as_secs_f64(), "users_per_second": per_second(n, elapsed) }));
     }
     lab.stop().await;
-    Ok(json!({ "scenario": "intake", "results": rows }))
+    drop(database);
+    let store = if postgres.is_some() { "postgresql" } else { "sqlite" };
+    Ok(json!({ "scenario": "intake", "store": store, "results": rows }))
 }
 
 /// Entry to partner with the partner's limits off, against a bare insert loop of the same rows.
@@ -120,6 +144,7 @@ async fn end_to_end(n: usize) -> anyhow::Result<Value> {
             max_concurrent_requests: Some(4),
             ..LimitOverrides::default()
         },
+        ..LabOptions::default()
     };
     let lab = Lab::start(dir.path(), options).await?;
     let sync = lab.sync("end-to-end").await?;

@@ -1,6 +1,7 @@
 //! The `audience-host` command line: `serve`, `demo`, `sandbox`, `plugin inspect|test`, `bench`.
 
 pub mod bench;
+mod bench_hosts;
 pub mod demo;
 pub mod inspect;
 

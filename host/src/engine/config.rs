@@ -17,6 +17,8 @@ pub struct EngineConfig {
     pub rate: RateConfig,
     /// Intake.
     pub intake: IntakeConfig,
+    /// Lane leases between hosts sharing one database.
+    pub lease: LeaseConfig,
 }
 
 /// When a batch is sent.
@@ -108,6 +110,55 @@ impl Default for IntakeConfig {
     }
 }
 
+/// How hosts sharing one database (PostgreSQL) divide the connections' lanes between them.
+///
+/// Each connection's lane (the task that sends its batches) is owned by one host at a time
+/// through a lease row in the database. The owner renews its leases every `renew_every`; a
+/// host that stops renewing (killed, frozen, cut off from the database) loses them `ttl`
+/// after its last renewal, and the other hosts take its lanes over, putting back to pending
+/// the users it had in flight. A lane stops claiming new batches once less than half of `ttl`
+/// is left on its lease, so a batch it sends has that half-`ttl` to finish before anyone else
+/// may take the lane: keep `ttl` above twice the plugins' HTTP timeout (30 s by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// Whether lanes are leased. The host turns this on when the store is PostgreSQL (several
+    /// hosts may share it) and off for SQLite (one host owns the file). Default off.
+    pub enabled: bool,
+    /// How long a lease lasts without renewal: the longest a dead host's lanes stay idle.
+    /// Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How often a host renews its leases, sends its heartbeat and rebalances lanes with the
+    /// other live hosts. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self { enabled: false, ttl: Duration::from_secs(60), renew_every: Duration::from_secs(5) }
+    }
+}
+
+impl LeaseConfig {
+    /// Every problem with these settings, in words an operator can act on.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.ttl < Duration::from_millis(500) {
+            problems.push(format!("engine.lease.ttl is {:?}; give it at least 500ms (60s is the default)", self.ttl));
+        }
+        if self.renew_every.is_zero() || self.renew_every * 3 > self.ttl {
+            problems.push(format!(
+                "engine.lease.renew_every ({:?}) must be above zero and at most a third of engine.lease.ttl ({:?}), \
+                 so one missed renewal does not lose the lanes",
+                self.renew_every, self.ttl
+            ));
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +172,14 @@ mod tests {
         assert_eq!(p.backoff(4, 0.0), Duration::from_secs(4));
         assert_eq!(p.backoff(20, 1.0), Duration::from_secs(600));
         assert_eq!(p.backoff(u32::MAX, 1.0), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn lease_settings_that_would_lose_lanes_are_refused() {
+        assert!(LeaseConfig::default().problems().is_empty());
+        let slow_renewal = LeaseConfig { renew_every: Duration::from_secs(30), ..LeaseConfig::default() };
+        assert_eq!(slow_renewal.problems().len(), 1);
+        let tiny = LeaseConfig { ttl: Duration::from_millis(100), renew_every: Duration::ZERO, enabled: true };
+        assert_eq!(tiny.problems().len(), 2);
     }
 }

@@ -87,7 +87,7 @@ impl Engine {
         }
         let EnterOutcome { queued, deduplicated, not_synced } = self.shared.store.enter(sync_id, entry).await?;
         if queued > 0 {
-            self.ensure_lane(&sync.connection_id).await?.wake();
+            self.work_arrived(&sync.connection_id).await?;
         }
         Ok(IntakeReport { accepted: queued + deduplicated, queued, deduplicated, not_synced, not_synced_users })
     }

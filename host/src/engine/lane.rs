@@ -7,6 +7,10 @@
 //!
 //! The lane holds no users: it claims a batch from the store only when a request slot is
 //! free, so a batch is formed as late as possible and is as full as the queue allows.
+//!
+//! With several hosts on one database, a lane runs only on the host holding its lease (see
+//! [`super::leases`]): every claim is fenced by that lease in the store, and the lane stops
+//! claiming once its lease is too close to expiring for a batch to finish within it.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,6 +20,8 @@ use audience_store::{Claim, Connection, Health, QueuedUser, SyncRecord, SyncStat
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::destinations::Destination;
 use super::limiter::RateLimiter;
@@ -58,6 +64,12 @@ pub(crate) struct Lane {
     pub(super) state: Mutex<LaneState>,
     /// Held while refreshing credentials, so concurrent 401s refresh once.
     pub(super) refresh: tokio::sync::Mutex<()>,
+    /// Stops this lane alone (lease lost or handed over); a child of the engine's.
+    pub(super) stop: CancellationToken,
+    /// The lane's loop and its deliveries, so a handover waits for them before releasing.
+    pub(super) tasks: TaskTracker,
+    /// Until when this host holds the lane's lease; `None` without leases (one host).
+    lease_until: Mutex<Option<Instant>>,
 }
 
 /// What the lane knows about its connection and syncs (reloaded from the store regularly).
@@ -105,6 +117,9 @@ impl Lane {
             wake: Notify::new(),
             state: Mutex::new(state),
             refresh: tokio::sync::Mutex::new(()),
+            stop: shared.cancel.child_token(),
+            tasks: TaskTracker::new(),
+            lease_until: Mutex::new(None),
             shared,
             destination,
             plugin,
@@ -120,13 +135,28 @@ impl Lane {
         self.wake.notify_one();
     }
 
+    /// Record until when the lease is held (after an acquisition or a renewal).
+    pub(crate) fn set_lease_until(&self, until: Instant) {
+        if let Ok(mut lease) = self.lease_until.lock() {
+            *lease = Some(until);
+        }
+    }
+
+    /// Whether the lease leaves too little time for another batch to finish within it.
+    fn lease_too_short(&self) -> bool {
+        let Some(until) = self.lease_until.lock().ok().and_then(|l| *l) else {
+            return false;
+        };
+        until.saturating_duration_since(Instant::now()) < self.shared.config.lease.ttl / 2
+    }
+
     pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut LaneState) -> R) -> Option<R> {
         self.state.lock().ok().map(|mut state| f(&mut state))
     }
 
     /// The lane's loop, until the engine shuts down.
     pub(crate) async fn run(self: Arc<Self>) {
-        let cancel = self.shared.cancel.clone();
+        let cancel = self.stop.clone();
         while !cancel.is_cancelled() {
             if let Err(err) = self.reload_if_stale().await {
                 tracing::warn!(connection = %self.connection_id, error = %err, "could not read the connection's state; retrying");
@@ -135,6 +165,11 @@ impl Lane {
             }
             if self.parked() {
                 self.idle(IDLE_POLL).await;
+                continue;
+            }
+            if self.lease_too_short() {
+                // The host's lane steward renews the lease or stops this lane.
+                self.idle(self.shared.config.lease.renew_every.min(IDLE_POLL)).await;
                 continue;
             }
             // Only a pause (a 429's Retry-After) holds the claim back. The spacing between
@@ -153,15 +188,21 @@ impl Lane {
             match self.claim_next().await {
                 Ok(Some((sync, batch))) => {
                     let lane = self.clone();
-                    self.shared.tasks.spawn(async move {
+                    self.shared.tasks.spawn(self.tasks.track_future(async move {
                         lane.deliver(sync, batch).await;
                         drop(permit);
-                    });
+                    }));
                 }
                 Ok(None) => {
                     drop(permit);
                     let wait = self.time_to_next_due().await;
                     self.idle(wait).await;
+                }
+                Err(audience_store::StoreError::LeaseLost { .. }) => {
+                    drop(permit);
+                    tracing::warn!(connection = %self.connection_id, "this host lost the lane's lease; stopping the lane");
+                    self.shared.metrics.lane_event("lost");
+                    self.stop.cancel();
                 }
                 Err(err) => {
                     drop(permit);
@@ -176,7 +217,7 @@ impl Lane {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = self.wake.notified() => {}
-            _ = self.shared.cancel.cancelled() => {}
+            _ = self.stop.cancelled() => {}
         }
     }
 
@@ -246,6 +287,7 @@ impl Lane {
                     "not delivered within the retry window of {}",
                     humantime::format_duration(retry.window)
                 ),
+                lane_owner: self.shared.config.lease.enabled.then(|| self.shared.host_id.clone()),
             };
             let batch = self.shared.store.claim_batch(&sync.id, claim).await?;
             if !batch.is_empty() {

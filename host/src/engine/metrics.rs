@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::plugin::http_types::HttpError;
 
@@ -21,6 +21,8 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     batches: IntCounterVec,
     plugin_seconds: HistogramVec,
+    lanes_owned: IntGauge,
+    lane_takeovers: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,8 +89,33 @@ impl Metrics {
                 &["destination", "function"],
                 latency,
             ),
+            lanes_owned: {
+                let gauge = IntGauge::new(
+                    "audience_lanes_owned",
+                    "Connection lanes this host delivers for (with several hosts: the lanes it holds a lease on).",
+                )
+                .unwrap_or_else(|err| unreachable!("static metric audience_lanes_owned: {err}"));
+                let _ = registry.register(Box::new(gauge.clone()));
+                gauge
+            },
+            lane_takeovers: counter(
+                &registry,
+                "audience_lane_takeovers_total",
+                "Lanes this host took over after another host's lease expired or was released, and lanes it lost.",
+                &["event"],
+            ),
             registry,
         }
+    }
+
+    /// How many lanes this host runs now.
+    pub fn set_lanes_owned(&self, n: usize) {
+        self.lanes_owned.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Count a lane event: `taken_over`, `released` or `lost`.
+    pub fn lane_event(&self, event: &str) {
+        self.lane_takeovers.with_label_values(&[event]).inc();
     }
 
     /// Count one partner request.

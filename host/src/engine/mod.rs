@@ -19,6 +19,7 @@ mod destinations;
 mod error;
 mod intake;
 mod lane;
+mod leases;
 mod limiter;
 mod metrics;
 mod syncs;
@@ -31,7 +32,7 @@ use audience_store::{Counts, Health, Store, SyncRecord};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{BatchConfig, EngineConfig, IntakeConfig, RateConfig, RetryPolicy};
+pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
 pub use destinations::{Destination, Destinations, LimitOverrides, kind_name, parse_kind};
 pub use error::{EngineError, Problem};
 pub use intake::{IntakeReport, NotSyncedUser};
@@ -69,6 +70,10 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) metrics: Metrics,
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// This run of the host, as the lane leases know it.
+    pub(crate) host_id: String,
+    /// Asks the lane steward for a pass now (new work for a connection with no local lane).
+    steward: tokio::sync::Notify,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -83,6 +88,8 @@ impl Engine {
             config,
             metrics: Metrics::new(),
             lanes: Mutex::new(HashMap::new()),
+            host_id: leases::new_host_id(),
+            steward: tokio::sync::Notify::new(),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -91,7 +98,22 @@ impl Engine {
 
     /// Recover from a previous run (users that were in flight are pending again) and start a
     /// lane for every connection that has syncs.
+    ///
+    /// With leases on (several hosts on one database), nothing is recovered globally: another
+    /// live host may have those users in flight. Instead the lane steward takes this host's
+    /// share of the lanes, and each lane taken over recovers its own connection's users.
     pub async fn start(&self) -> Result<(), EngineError> {
+        let lease = &self.shared.config.lease;
+        if lease.enabled {
+            let problems = lease.problems();
+            if !problems.is_empty() {
+                return Err(EngineError::Invalid(
+                    problems.into_iter().map(|p| Problem::new("engine.lease", p)).collect(),
+                ));
+            }
+            leases::Steward::new(self.clone()).start().await?;
+            return Ok(());
+        }
         let recovered = self.shared.store.recover_in_flight(now_ms()).await?;
         if recovered > 0 {
             tracing::info!(users = recovered, "users that were in flight at the last stop are pending again");
@@ -205,6 +227,27 @@ impl Engine {
         }
     }
 
+    /// New users for a connection: wake its lane here, or make sure one runs somewhere. With
+    /// one host that means starting it; with leases, the steward looks for unowned lanes now
+    /// (the host that owns the lane sees the users at its next look at the store, within 1 s).
+    pub(crate) async fn work_arrived(&self, connection_id: &str) -> Result<(), EngineError> {
+        if self.shared.config.lease.enabled {
+            let local = self.shared.lanes.lock().ok().and_then(|lanes| lanes.get(connection_id).cloned());
+            match local {
+                Some(lane) => lane.wake(),
+                None => self.shared.steward.notify_one(),
+            }
+            return Ok(());
+        }
+        self.ensure_lane(connection_id).await?.wake();
+        Ok(())
+    }
+
+    /// This run's id in the lane leases (`<hostname>-<random>`).
+    pub fn host_id(&self) -> &str {
+        &self.shared.host_id
+    }
+
     /// The lane of a connection, started on first use.
     pub(crate) async fn ensure_lane(&self, connection_id: &str) -> Result<Arc<Lane>, EngineError> {
         if let Ok(lanes) = self.shared.lanes.lock()
@@ -226,10 +269,11 @@ impl Engine {
             }
             let lane = Lane::new(self.shared.clone(), connection, destination);
             lanes.insert(connection_id.to_string(), lane.clone());
+            self.shared.metrics.set_lanes_owned(lanes.len());
             lane
         };
         let runner = lane.clone();
-        self.shared.tasks.spawn(async move { runner.run().await });
+        self.shared.tasks.spawn(lane.tasks.track_future(async move { runner.run().await }));
         Ok(lane)
     }
 }

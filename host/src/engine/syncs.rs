@@ -131,7 +131,7 @@ impl Engine {
                 match_fields: request.match_fields,
             })
             .await?;
-        self.ensure_lane(&connection.id).await?;
+        self.work_arrived(&connection.id).await?;
         Ok(sync)
     }
 }

@@ -1,0 +1,232 @@
+//! Several hosts on one PostgreSQL database and one partner: three `audience-host serve`
+//! processes share 20 connections' lanes through leases; one is killed with SIGKILL while
+//! users pour in and batches are in flight. Every user reaches its audience, the counts are
+//! conserved, and no token ever goes over its rate, across the takeover.
+//!
+//! Needs PostgreSQL at `AUDIENCE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); the test creates a scratch database there
+//! and drops it afterwards. CI's `.ci/run` starts the server.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use audience_host::lab::ScratchDatabase;
+use audience_sandbox::{Faults, PinterestSandbox, SandboxConfig};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+mod processes;
+
+use processes::{HostProcess, OPERATOR_KEY, call, free_port, metric, pinterest_section, spawn_host, wait_ready};
+
+const HOSTS: usize = 3;
+const CONNECTIONS: usize = 20;
+const USERS: usize = 100_000;
+const USERS_PER_CALL: usize = 1_000;
+/// The host killed mid-run.
+const VICTIM: usize = 1;
+
+fn write_config(dir: &Path, index: usize, port: u16, store_url: &str, sandbox: &PinterestSandbox) -> PathBuf {
+    let config = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+store = "{store_url}"
+credentials_key = {{ env = "TEST_CREDENTIALS_KEY" }}
+operator_key = {{ env = "TEST_OPERATOR_KEY" }}
+
+[engine.batch]
+flush_interval = "300ms"
+
+[engine.retry]
+initial_backoff = "100ms"
+max_backoff = "1s"
+
+[engine.lease]
+ttl = "3s"
+renew_every = "500ms"
+
+[runtime]
+cache_dir = "{cache}"
+{plugin}
+[plugins.pinterest.http]
+timeout = "1s"
+"#,
+        cache = dir.join(format!("cache-{index}")).display(),
+        plugin = pinterest_section(&sandbox.base_url()),
+    );
+    let path = dir.join(format!("host-{index}.toml"));
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn email(connection: usize, i: usize) -> String {
+    format!("mh{connection}-{i}@example.com")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
+    let server = std::env::var("AUDIENCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let database = ScratchDatabase::create(&server, "multi_host")
+        .await
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {server} (start it): {e:#}"));
+    let sandbox = PinterestSandbox::start(SandboxConfig::default()).await.unwrap();
+    let handle = sandbox.handle();
+    // Slow answers, so the victim certainly has batches in flight when it dies.
+    handle.set_faults(Faults { latency: Duration::from_millis(150), ..Faults::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+
+    let mut hosts: Vec<Option<HostProcess>> = Vec::new();
+    let mut bases = Vec::new();
+    for index in 0..HOSTS {
+        let port = free_port();
+        let config = write_config(dir.path(), index, port, database.url(), &sandbox);
+        hosts.push(Some(spawn_host(&config)));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for base in &bases {
+        wait_ready(&client, base).await;
+    }
+
+    // One workspace, 20 connections (20 partner tokens), one sync each, made through any host.
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/workspaces", bases[0]),
+        OPERATOR_KEY,
+        Some(json!({"name": "multi-host"})),
+    )
+    .await;
+    let key = created["api_key"]["key"].as_str().expect("a workspace key").to_string();
+    let account = handle.ad_account_ids()[0].clone();
+    let mut tokens = Vec::new();
+    let mut syncs = Vec::new();
+    for c in 0..CONNECTIONS {
+        let base = &bases[c % HOSTS];
+        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
+        tokens.push(pair.access_token.clone());
+        let connection = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/connections"),
+            &key,
+            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
+                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
+        )
+        .await;
+        let sync = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/syncs"),
+            &key,
+            Some(json!({"connection_id": connection["id"], "account_id": account,
+                        "audience_name": format!("multi-host-{c}"), "action": "add", "match_fields": ["email"]})),
+        )
+        .await;
+        syncs.push(sync["id"].as_str().unwrap().to_string());
+    }
+
+    // The lanes spread over the three hosts (each takes its share of ceil(20 / 3) at most).
+    let started = Instant::now();
+    let owned = loop {
+        let mut owned = Vec::new();
+        for base in &bases {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .bearer_auth(OPERATOR_KEY)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            owned.push(metric(&text, "audience_lanes_owned") as usize);
+        }
+        if owned.iter().sum::<usize>() == CONNECTIONS && owned.iter().all(|&n| n >= 1) {
+            break owned;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the lanes never spread over the hosts: {owned:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(owned.iter().all(|&n| n <= CONNECTIONS.div_ceil(HOSTS)), "{owned:?}");
+    eprintln!("lanes per host before the kill: {owned:?}");
+
+    // 100,000 users in calls of 1,000, spread over the live hosts; the victim dies halfway.
+    let per_connection = USERS / CONNECTIONS;
+    let calls = USERS / USERS_PER_CALL;
+    for k in 0..calls {
+        if k == calls / 2 {
+            hosts[VICTIM].take().expect("the victim runs").kill_now();
+            eprintln!("killed host {VICTIM} after {} users entered", k * USERS_PER_CALL);
+        }
+        let live: Vec<usize> = (0..HOSTS).filter(|&h| hosts[h].is_some()).collect();
+        let base = &bases[live[k % live.len()]];
+        let c = k % CONNECTIONS;
+        let first = (k / CONNECTIONS) * USERS_PER_CALL;
+        let users: Vec<_> = (first..first + USERS_PER_CALL)
+            .map(|i| {
+                let e = email(c, i);
+                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
+            })
+            .collect();
+        call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/syncs/{}/users", syncs[c]),
+            &key,
+            Some(json!({ "users": users })),
+        )
+        .await;
+    }
+    assert_eq!(calls / CONNECTIONS * USERS_PER_CALL, per_connection);
+
+    // The survivors take the victim's lanes over (after its 3 s leases expire) and deliver all.
+    let survivor = &bases[0];
+    let started = Instant::now();
+    let mut all_counts = Vec::new();
+    for sync in &syncs {
+        loop {
+            let view = call(&client, reqwest::Method::GET, format!("{survivor}/v1/syncs/{sync}"), &key, None).await;
+            let c = view["counts"].clone();
+            let n = |k: &str| c[k].as_u64().unwrap();
+            // The API's `pending` includes the users in flight.
+            assert_eq!(n("entered"), n("not_synced") + n("pending") + n("synced") + n("errored"), "conserved: {c}");
+            if n("pending") == 0 {
+                all_counts.push(c);
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "sync {sync} not delivered in time: {c}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    for (c, counts) in all_counts.iter().enumerate() {
+        let list = handle.find_customer_list(&account, &format!("multi-host-{c}")).expect("the audience exists");
+        let members = handle.members(&list);
+        let expected: HashSet<String> =
+            (0..per_connection).map(|i| hex::encode(Sha256::digest(email(c, i).as_bytes()))).collect();
+        assert_eq!(members.len(), expected.len(), "connection {c}: {counts}");
+        assert!(members == expected, "connection {c}: the audience holds other users than those entered");
+        assert_eq!(counts["entered"].as_u64(), Some(per_connection as u64), "connection {c}");
+        assert_eq!(counts["synced"].as_u64(), Some(per_connection as u64), "connection {c}: {counts}");
+        assert_eq!(counts["errored"].as_u64(), Some(0), "connection {c}: {counts}");
+    }
+    for (c, token) in tokens.iter().enumerate() {
+        let worst = handle.max_requests_in_window(token, Duration::from_secs(1));
+        assert!(worst <= 7, "token {c}: {worst} requests in one second");
+    }
+    assert_eq!(handle.count_status(429), 0, "no token was ever over its rate");
+
+    // The survivors really took lanes over from the dead host.
+    let mut taken_over = 0.0;
+    for h in (0..HOSTS).filter(|&h| h != VICTIM) {
+        let text =
+            client.get(format!("{}/metrics", bases[h])).bearer_auth(OPERATOR_KEY).send().await.unwrap().text().await;
+        taken_over += metric(&text.unwrap(), r#"audience_lane_takeovers_total{event="taken_over"}"#);
+    }
+    assert!(taken_over >= owned[VICTIM] as f64, "{taken_over} lane events for {} lanes of the victim", owned[VICTIM]);
+    drop(hosts);
+}
