@@ -213,59 +213,64 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
     now: i64,
 ) -> Res<()> {
     let no = sync_no(c, sync_id).await?;
-    let remove = c
-        .prepare("DELETE FROM queue WHERE sync_no = $1 AND user_key = $2 AND state = 1")
-        .await
-        .ctx("preparing to complete users")?;
-    let retry = c
-        .prepare(
-            "UPDATE queue SET state = 0, attempts = attempts + 1, not_before = $3, due_at = $3, \
-             last_error = $4 WHERE sync_no = $1 AND user_key = $2 AND state = 1",
-        )
-        .await
-        .ctx("preparing to complete users")?;
-    let record_error = c
-        .prepare("INSERT INTO errors (sync_no, user_key, reason, at) VALUES ($1, $2, $3, $4)")
-        .await
-        .ctx("preparing to complete users")?;
-    let mut delta = Delta::default();
-    let mut not_in_flight = 0u64;
-    for result in results {
-        let done = match &result.outcome {
-            UserOutcome::Synced => {
-                let done = c.execute(&remove, &[&no, &result.key]).await.ctx("completing a user")? == 1;
-                delta.synced += i64::from(done);
-                done
-            }
+    // One statement per kind of outcome, each over arrays: a batch of 1,900 is three round
+    // trips, not 1,900.
+    let mut synced: Vec<&str> = Vec::new();
+    let (mut errored, mut reasons): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let (mut retried, mut not_before, mut errors): (Vec<&str>, Vec<i64>, Vec<&str>) =
+        (Vec::new(), Vec::new(), Vec::new());
+    // A key reported twice keeps its first outcome, as if the outcomes were applied in order
+    // (the later ones would find the user no longer in flight).
+    let mut seen = std::collections::HashSet::with_capacity(results.len());
+    for result in results.iter().filter(|r| seen.insert(r.key.as_str())) {
+        match &result.outcome {
+            UserOutcome::Synced => synced.push(&result.key),
             UserOutcome::Errored(reason) => {
-                let done = c.execute(&remove, &[&no, &result.key]).await.ctx("completing a user")? == 1;
-                if done {
-                    c.execute(&record_error, &[&no, &result.key, &truncate_reason(reason), &now])
-                        .await
-                        .ctx("recording a user's error")?;
-                    delta.errored += 1;
-                }
-                done
+                errored.push(&result.key);
+                reasons.push(truncate_reason(reason));
             }
             UserOutcome::Retry { not_before_ms, error } => {
-                let done = c
-                    .execute(&retry, &[&no, &result.key, not_before_ms, &truncate_reason(error)])
-                    .await
-                    .ctx("scheduling a retry")?
-                    == 1;
-                if done {
-                    delta.pending += 1;
-                    delta.retries += 1;
-                }
-                done
+                retried.push(&result.key);
+                not_before.push(*not_before_ms);
+                errors.push(truncate_reason(error));
             }
-        };
-        if done {
-            delta.in_flight -= 1;
-        } else {
-            not_in_flight += 1;
         }
     }
+    let mut delta = Delta::default();
+    if !synced.is_empty() {
+        delta.synced = c
+            .execute("DELETE FROM queue WHERE sync_no = $1 AND user_key = ANY($2) AND state = 1", &[&no, &synced])
+            .await
+            .ctx("completing users")? as i64;
+    }
+    if !errored.is_empty() {
+        delta.errored = c
+            .execute(
+                "WITH outcome AS (SELECT * FROM unnest($2::text[], $3::text[]) AS o(k, reason)), \
+                 removed AS (DELETE FROM queue q USING outcome o \
+                   WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = 1 RETURNING q.user_key) \
+                 INSERT INTO errors (sync_no, user_key, reason, at) \
+                 SELECT $1, o.k, o.reason, $4 FROM outcome o JOIN removed r ON r.user_key = o.k",
+                &[&no, &errored, &reasons, &now],
+            )
+            .await
+            .ctx("recording users' errors")? as i64;
+    }
+    if !retried.is_empty() {
+        let n = c
+            .execute(
+                "UPDATE queue q SET state = 0, attempts = q.attempts + 1, not_before = r.nb, due_at = r.nb, \
+                 last_error = r.err FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, nb, err) \
+                 WHERE q.sync_no = $1 AND q.user_key = r.k AND q.state = 1",
+                &[&no, &retried, &not_before, &errors],
+            )
+            .await
+            .ctx("scheduling retries")? as i64;
+        delta.pending = n;
+        delta.retries = n;
+    }
+    delta.in_flight = -(delta.synced + delta.errored + delta.pending);
+    let not_in_flight = results.len() as i64 + delta.in_flight;
     if not_in_flight > 0 {
         // Counting them would break conservation; the engine reported a user twice or after
         // a recovery. Their current state stands.
