@@ -27,7 +27,14 @@ const USERS_PER_CALL: usize = 1_000;
 /// The host killed mid-run.
 const VICTIM: usize = 1;
 
-fn write_config(dir: &Path, index: usize, port: u16, store_url: &str, sandbox: &PinterestSandbox) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    index: usize,
+    port: u16,
+    store_url: &str,
+    sandbox: &PinterestSandbox,
+    ttl: &str,
+) -> PathBuf {
     let config = format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -44,7 +51,7 @@ initial_backoff = "100ms"
 max_backoff = "1s"
 
 [engine.lease]
-ttl = "3s"
+ttl = "{ttl}"
 renew_every = "500ms"
 
 [runtime]
@@ -61,17 +68,26 @@ timeout = "1s"
     path
 }
 
+async fn scratch_database() -> ScratchDatabase {
+    let server = std::env::var("AUDIENCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    ScratchDatabase::create(&server, "multi_host")
+        .await
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {server} (start it): {e:#}"))
+}
+
+async fn lanes_owned(client: &reqwest::Client, base: &str) -> usize {
+    let text = client.get(format!("{base}/metrics")).bearer_auth(OPERATOR_KEY).send().await.unwrap().text().await;
+    metric(&text.unwrap(), "audience_lanes_owned") as usize
+}
+
 fn email(connection: usize, i: usize) -> String {
     format!("mh{connection}-{i}@example.com")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
-    let server = std::env::var("AUDIENCE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let database = ScratchDatabase::create(&server, "multi_host")
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {server} (start it): {e:#}"));
+    let database = scratch_database().await;
     let sandbox = PinterestSandbox::start(SandboxConfig::default()).await.unwrap();
     let handle = sandbox.handle();
     // Slow answers, so the victim certainly has batches in flight when it dies.
@@ -83,7 +99,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let mut bases = Vec::new();
     for index in 0..HOSTS {
         let port = free_port();
-        let config = write_config(dir.path(), index, port, database.url(), &sandbox);
+        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "3s");
         hosts.push(Some(spawn_host(&config)));
         bases.push(format!("http://127.0.0.1:{port}"));
     }
@@ -134,16 +150,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let owned = loop {
         let mut owned = Vec::new();
         for base in &bases {
-            let text = client
-                .get(format!("{base}/metrics"))
-                .bearer_auth(OPERATOR_KEY)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            owned.push(metric(&text, "audience_lanes_owned") as usize);
+            owned.push(lanes_owned(&client, base).await);
         }
         if owned.iter().sum::<usize>() == CONNECTIONS && owned.iter().all(|&n| n >= 1) {
             break owned;
@@ -229,4 +236,103 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     }
     assert!(taken_over >= owned[VICTIM] as f64, "{taken_over} lane events for {} lanes of the victim", owned[VICTIM]);
     drop(hosts);
+}
+
+/// A host stopped with SIGTERM releases its leases as it exits: the other host takes its lanes
+/// at its next renewal, not after the 30 s lease time, and delivers their users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stopping_gracefully_hands_its_lanes_over_at_once() {
+    const LANES: usize = 4;
+    let database = scratch_database().await;
+    let sandbox = PinterestSandbox::start(SandboxConfig::default()).await.unwrap();
+    let handle = sandbox.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut hosts = Vec::new();
+    let mut bases = Vec::new();
+    for index in 0..2 {
+        let port = free_port();
+        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "30s");
+        hosts.push(spawn_host(&config));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for base in &bases {
+        wait_ready(&client, base).await;
+    }
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/workspaces", bases[0]),
+        OPERATOR_KEY,
+        Some(json!({"name": "handover"})),
+    )
+    .await;
+    let key = created["api_key"]["key"].as_str().unwrap().to_string();
+    let account = handle.ad_account_ids()[0].clone();
+    let mut syncs = Vec::new();
+    for c in 0..LANES {
+        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
+        let connection = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/connections", bases[0]),
+            &key,
+            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
+                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
+        )
+        .await;
+        let sync = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/syncs", bases[0]),
+            &key,
+            Some(json!({"connection_id": connection["id"], "account_id": account,
+                        "audience_name": format!("handover-{c}"), "action": "add", "match_fields": ["email"]})),
+        )
+        .await;
+        syncs.push(sync["id"].as_str().unwrap().to_string());
+    }
+    let started = Instant::now();
+    while lanes_owned(&client, &bases[0]).await != LANES / 2 || lanes_owned(&client, &bases[1]).await != LANES / 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the lanes never split two and two");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    hosts[1].terminate();
+    let stopped = Instant::now();
+    while lanes_owned(&client, &bases[0]).await != LANES {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the remaining host did not take the lanes over well before the 30 s lease time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // And it delivers for all of them.
+    for (c, sync) in syncs.iter().enumerate() {
+        let users: Vec<_> = (0..50)
+            .map(|i| {
+                let e = email(c, i);
+                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
+            })
+            .collect();
+        call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/syncs/{sync}/users", bases[0]),
+            &key,
+            Some(json!({"users": users})),
+        )
+        .await;
+    }
+    for sync in &syncs {
+        loop {
+            let view = call(&client, reqwest::Method::GET, format!("{}/v1/syncs/{sync}", bases[0]), &key, None).await;
+            if view["counts"]["synced"].as_u64() == Some(50) {
+                break;
+            }
+            assert!(stopped.elapsed() < Duration::from_secs(25), "not delivered after the handover: {view}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -185,8 +185,8 @@ impl Steward {
         });
     }
 
-    /// At shutdown: wait for every lane's batches, then release the leases so other hosts
-    /// take the lanes at once instead of after `ttl`.
+    /// At shutdown: wait for every lane's batches, release the leases and sign off, so other
+    /// hosts take the lanes at once instead of after `ttl`.
     async fn release_all(&self) {
         let shared = &self.engine.shared;
         for lane in self.local_lanes() {
@@ -197,6 +197,11 @@ impl Steward {
                 tracing::warn!(connection = %lane.connection_id, error = %err, "could not release a lane at shutdown; it frees itself when the lease expires");
             }
             self.forget(&lane.connection_id);
+        }
+        // Not alive any more: the others' fair share grows now, so they take the lanes at
+        // their next pass instead of when this heartbeat would have expired.
+        if let Err(err) = shared.store.heartbeat(&shared.host_id, 0).await {
+            tracing::warn!(error = %err, "could not sign off; the other hosts see this host gone when its heartbeat expires");
         }
     }
 }

@@ -32,6 +32,14 @@ impl HostProcess {
         self.0.kill().expect("SIGKILL");
         self.0.wait().expect("reaped");
     }
+
+    /// SIGTERM (a graceful stop), and wait for the process to exit.
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let exit = self.0.wait().expect("reaped");
+        assert!(exit.success(), "the host exited with {exit} after SIGTERM");
+    }
 }
 
 /// Start `audience-host serve --config CONFIG`, with the secrets the test configs name in
