@@ -119,6 +119,9 @@ impl Steward {
             .collect();
         wanted.sort();
         wanted.dedup();
+        if let Ok(mut known) = shared.known_lanes.lock() {
+            *known = wanted.iter().cloned().collect();
+        }
         let share = wanted.len().div_ceil(live as usize);
         let mut mine: Vec<String> = self.local_lanes().into_iter().map(|l| l.connection_id.clone()).collect();
         mine.sort();

@@ -74,6 +74,9 @@ pub(crate) struct Shared {
     pub(crate) host_id: String,
     /// Asks the lane steward for a pass now (new work for a connection with no local lane).
     steward: tokio::sync::Notify,
+    /// The connections the steward saw at its last pass (each has a lane on some host, or
+    /// gets one at the next pass): intake for them needs no extra pass.
+    known_lanes: Mutex<std::collections::HashSet<String>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -90,6 +93,7 @@ impl Engine {
             lanes: Mutex::new(HashMap::new()),
             host_id: leases::new_host_id(),
             steward: tokio::sync::Notify::new(),
+            known_lanes: Mutex::new(std::collections::HashSet::new()),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -233,8 +237,11 @@ impl Engine {
     pub(crate) async fn work_arrived(&self, connection_id: &str) -> Result<(), EngineError> {
         if self.shared.config.lease.enabled {
             let local = self.shared.lanes.lock().ok().and_then(|lanes| lanes.get(connection_id).cloned());
+            let known = || self.shared.known_lanes.lock().is_ok_and(|known| known.contains(connection_id));
             match local {
                 Some(lane) => lane.wake(),
+                // Owned elsewhere (or about to be): that host sees the users within a second.
+                None if known() => {}
                 None => self.shared.steward.notify_one(),
             }
             return Ok(());
