@@ -52,7 +52,7 @@ max_backoff = "1s"
 
 [engine.lease]
 ttl = "{ttl}"
-renew_every = "500ms"
+renew_every = "1s"
 
 [runtime]
 cache_dir = "{cache}"
@@ -99,7 +99,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let mut bases = Vec::new();
     for index in 0..HOSTS {
         let port = free_port();
-        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "3s");
+        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "10s");
         hosts.push(Some(spawn_host(&config)));
         bases.push(format!("http://127.0.0.1:{port}"));
     }
@@ -190,7 +190,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     }
     assert_eq!(calls / CONNECTIONS * USERS_PER_CALL, per_connection);
 
-    // The survivors take the victim's lanes over (after its 3 s leases expire) and deliver all.
+    // The survivors take the victim's lanes over (after its 10 s leases expire) and deliver all.
     let survivor = &bases[0];
     let started = Instant::now();
     let mut all_counts = Vec::new();
@@ -335,4 +335,98 @@ async fn a_host_stopping_gracefully_hands_its_lanes_over_at_once() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A host without the plugin a connection needs (say, mid rolling deploy) takes none of its
+/// lanes; the host that has it takes them all, beyond its fair share, and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_only_one_host_can_deliver_for_are_all_taken_by_it() {
+    const LANES: usize = 4;
+    let database = scratch_database().await;
+    let sandbox = PinterestSandbox::start(SandboxConfig::default()).await.unwrap();
+    let handle = sandbox.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut hosts = Vec::new();
+    let mut bases = Vec::new();
+    for index in 0..2 {
+        let port = free_port();
+        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "10s");
+        if index == 1 {
+            // The second host has no plugins at all.
+            let text = std::fs::read_to_string(&config).unwrap();
+            let cut = text.find("[plugins.pinterest]").unwrap();
+            std::fs::write(&config, &text[..cut]).unwrap();
+        }
+        hosts.push(spawn_host(&config));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for base in &bases {
+        wait_ready(&client, base).await;
+    }
+    let base = &bases[0];
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/workspaces"),
+        OPERATOR_KEY,
+        Some(json!({"name": "mixed"})),
+    )
+    .await;
+    let key = created["api_key"]["key"].as_str().unwrap().to_string();
+    let account = handle.ad_account_ids()[0].clone();
+    let mut syncs = Vec::new();
+    for c in 0..LANES {
+        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
+        let connection = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/connections"),
+            &key,
+            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
+                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
+        )
+        .await;
+        let sync = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/syncs"),
+            &key,
+            Some(json!({"connection_id": connection["id"], "account_id": account,
+                        "audience_name": format!("mixed-{c}"), "action": "add", "match_fields": ["email"]})),
+        )
+        .await;
+        let id = sync["id"].as_str().unwrap().to_string();
+        let users: Vec<_> = (0..50)
+            .map(|i| {
+                let e = email(c, i);
+                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
+            })
+            .collect();
+        call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/syncs/{id}/users"),
+            &key,
+            Some(json!({"users": users})),
+        )
+        .await;
+        syncs.push(id);
+    }
+    let started = Instant::now();
+    for sync in &syncs {
+        loop {
+            let view = call(&client, reqwest::Method::GET, format!("{base}/v1/syncs/{sync}"), &key, None).await;
+            if view["counts"]["synced"].as_u64() == Some(50) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "a lane only this host can serve was left alone: {view}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(lanes_owned(&client, &bases[0]).await, LANES);
+    assert_eq!(lanes_owned(&client, &bases[1]).await, 0);
 }

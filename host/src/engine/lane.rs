@@ -34,17 +34,29 @@ use crate::plugin::{Plugin, RequestHooks};
 /// Longest the lane sleeps without looking at the store again (new syncs, expired users).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// Paces every partner request of this connection and measures it.
+/// Paces every partner request of this connection, refuses those that would leave after the
+/// lane's lease ran out, and measures them.
 struct LaneHooks {
     limiter: Arc<RateLimiter>,
+    lease_until: Arc<Mutex<Option<Instant>>>,
     metrics: Metrics,
     destination: String,
     connection: String,
 }
 
 impl RequestHooks for LaneHooks {
-    fn before_send(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.limiter.acquire())
+    fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.limiter.acquire().await;
+            // After the lease ran out another host may hold the lane: sending now could put
+            // two hosts on one token. (The local deadline is taken before the store renewed,
+            // so it never runs past the store's.)
+            let expired = self.lease_until.lock().ok().and_then(|l| *l).is_some_and(|until| Instant::now() >= until);
+            if expired {
+                return Err("not sent: this host's lease on the connection's lane ran out".to_string());
+            }
+            Ok(())
+        })
     }
 
     fn after_send(&self, outcome: Result<u16, &HttpError>, elapsed: Duration) {
@@ -69,7 +81,7 @@ pub(crate) struct Lane {
     /// The lane's loop and its deliveries, so a handover waits for them before releasing.
     pub(super) tasks: TaskTracker,
     /// Until when this host holds the lane's lease; `None` without leases (one host).
-    lease_until: Mutex<Option<Instant>>,
+    lease_until: Arc<Mutex<Option<Instant>>>,
 }
 
 /// What the lane knows about its connection and syncs (reloaded from the store regularly).
@@ -93,8 +105,10 @@ impl Lane {
         let limits = destination.limits;
         let limiter = Arc::new(RateLimiter::new(limits.requests_per_second, shared.config.rate.guard));
         limiter.hold_for(Duration::from_secs(1));
+        let lease_until = Arc::new(Mutex::new(None));
         let hooks = Arc::new(LaneHooks {
             limiter: limiter.clone(),
+            lease_until: lease_until.clone(),
             metrics: shared.metrics.clone(),
             destination: destination.name().to_string(),
             connection: connection.id.clone(),
@@ -119,7 +133,7 @@ impl Lane {
             refresh: tokio::sync::Mutex::new(()),
             stop: shared.cancel.child_token(),
             tasks: TaskTracker::new(),
-            lease_until: Mutex::new(None),
+            lease_until,
             shared,
             destination,
             plugin,

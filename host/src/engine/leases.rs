@@ -19,8 +19,8 @@
 //! A host that dies keeps its lanes until their leases expire (`ttl`); then the survivors,
 //! now below their share, take them.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use audience_store::{LeaseOutcome, StoreError};
 use tokio::time::Instant;
@@ -41,14 +41,29 @@ pub(super) fn new_host_id() -> String {
     format!("{name}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
+/// Passes in a row a lane must be seen unowned before a host at its share takes it anyway.
+const ABANDONED_AFTER: u32 = 3;
+
 /// The lane steward of one host.
 pub(super) struct Steward {
     engine: Engine,
+    /// Lanes stopped here whose batches are still being recorded (handed over or lost): not
+    /// taken again until they are done, or one connection would have two lanes.
+    draining: Arc<Mutex<HashSet<String>>>,
+    /// Lanes taken because nobody else did (e.g. only this host has their plugin): kept out
+    /// of the fair-share count, so they are not handed over just to be left unowned again.
+    adopted: Mutex<HashSet<String>>,
+    /// Connections with no live lease, and for how many passes in a row.
+    unowned_passes: Mutex<HashMap<String, u32>>,
+}
+
+fn contains(set: &Mutex<HashSet<String>>, key: &str) -> bool {
+    set.lock().is_ok_and(|s| s.contains(key))
 }
 
 impl Steward {
     pub(super) fn new(engine: Engine) -> Self {
-        Self { engine }
+        Self { engine, draining: Arc::default(), adopted: Mutex::default(), unowned_passes: Mutex::default() }
     }
 
     /// First pass now (so a single host starts delivering at once), then one every
@@ -81,6 +96,9 @@ impl Steward {
     }
 
     fn forget(&self, connection_id: &str) -> Option<Arc<Lane>> {
+        if let Ok(mut adopted) = self.adopted.lock() {
+            adopted.remove(connection_id);
+        }
         let mut lanes = self.engine.shared.lanes.lock().ok()?;
         let lane = lanes.remove(connection_id);
         self.engine.shared.metrics.set_lanes_owned(lanes.len());
@@ -96,16 +114,22 @@ impl Steward {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
 
         let live = store.heartbeat(host, ttl_ms).await?.max(1);
+        // Taken before the store extends the leases, so the local deadline never runs past
+        // the store's.
         let renewed_at = Instant::now();
         let held: HashSet<String> = store.renew_lanes(host, ttl_ms).await?.into_iter().collect();
+        if shared.cancel.is_cancelled() {
+            // Shutting down: `release_all` hands every lane over.
+            return Ok(());
+        }
         for lane in self.local_lanes() {
-            if held.contains(&lane.connection_id) && !lane.stop.is_cancelled() {
+            if held.contains(&lane.connection_id) {
                 lane.set_lease_until(renewed_at + ttl);
             } else {
                 tracing::warn!(connection = %lane.connection_id, "the lane's lease was lost; stopping it here");
                 shared.metrics.lane_event("lost");
-                lane.stop.cancel();
                 self.forget(&lane.connection_id);
+                self.drain(lane, false);
             }
         }
 
@@ -123,82 +147,128 @@ impl Steward {
             *known = wanted.iter().cloned().collect();
         }
         let share = wanted.len().div_ceil(live as usize);
-        let mut mine: Vec<String> = self.local_lanes().into_iter().map(|l| l.connection_id.clone()).collect();
+        let adopted: HashSet<String> = self.adopted.lock().map(|a| a.clone()).unwrap_or_default();
+        let mut mine: Vec<String> =
+            self.local_lanes().into_iter().map(|l| l.connection_id.clone()).filter(|c| !adopted.contains(c)).collect();
         mine.sort();
 
         // Above the share: hand the surplus over once its batches are recorded.
         while mine.len() > share {
             let Some(connection_id) = mine.pop() else { break };
             if let Some(lane) = self.forget(&connection_id) {
-                self.hand_over(lane);
+                tracing::info!(connection = %connection_id, "handing a lane over to a host with fewer");
+                shared.metrics.lane_event("released");
+                self.drain(lane, true);
             }
         }
 
-        // Below it: take free or expired lanes, starting at a place of our own so that hosts
-        // do not all race for the same lane.
-        if mine.len() < share && !wanted.is_empty() {
-            let offset = host.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % wanted.len();
-            for i in 0..wanted.len() {
-                if mine.len() >= share || shared.cancel.is_cancelled() {
-                    break;
+        // Lanes nobody has held for [`ABANDONED_AFTER`] passes in a row: taken even above the
+        // share, so a lane only some hosts can deliver for is never left alone.
+        let now = super::now_ms();
+        let live_leases: HashSet<String> =
+            store.lane_leases().await?.into_iter().filter(|l| l.expires_at > now).map(|l| l.connection_id).collect();
+        let abandoned: HashSet<String> = match self.unowned_passes.lock() {
+            Ok(mut passes) => {
+                let mut next = HashMap::new();
+                for c in wanted.iter().filter(|c| !live_leases.contains(*c)) {
+                    next.insert(c.clone(), passes.get(c).copied().unwrap_or(0) + 1);
                 }
-                let connection_id = &wanted[(offset + i) % wanted.len()];
-                if mine.contains(connection_id) {
-                    continue;
-                }
-                let asked_at = Instant::now();
-                match store.acquire_lane(connection_id, host, ttl_ms).await {
-                    Ok(LeaseOutcome::Acquired { taken_over_from, recovered, .. }) => {
-                        if let Some(previous) = &taken_over_from {
-                            tracing::info!(connection = %connection_id, from = %previous, recovered, "took over a lane");
-                            shared.metrics.lane_event("taken_over");
-                        }
-                        match self.engine.ensure_lane(connection_id).await {
-                            Ok(lane) => {
-                                lane.set_lease_until(asked_at + ttl);
+                *passes = next;
+                passes.iter().filter(|(_, n)| **n >= ABANDONED_AFTER).map(|(c, _)| c.clone()).collect()
+            }
+            Err(_) => HashSet::new(),
+        };
+
+        // Below the share (or abandoned lanes): take free or expired lanes, starting at a
+        // place of our own so that hosts do not all race for the same lane.
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let offset = host.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % wanted.len();
+        for i in 0..wanted.len() {
+            if shared.cancel.is_cancelled() {
+                break;
+            }
+            let connection_id = &wanted[(offset + i) % wanted.len()];
+            let below_share = mine.len() < share;
+            if !below_share && !abandoned.contains(connection_id) {
+                continue;
+            }
+            if mine.contains(connection_id)
+                || adopted.contains(connection_id)
+                || contains(&self.draining, connection_id)
+                || shared.lanes.lock().is_ok_and(|l| l.contains_key(connection_id))
+            {
+                continue;
+            }
+            let asked_at = Instant::now();
+            match store.acquire_lane(connection_id, host, ttl_ms).await {
+                Ok(LeaseOutcome::Acquired { taken_over_from, recovered, .. }) => {
+                    if let Some(previous) = &taken_over_from {
+                        tracing::info!(connection = %connection_id, from = %previous, recovered, "took over a lane");
+                        shared.metrics.lane_event("taken_over");
+                    }
+                    match self.engine.ensure_lane(connection_id).await {
+                        Ok(lane) => {
+                            lane.set_lease_until(asked_at + ttl);
+                            if below_share {
                                 mine.push(connection_id.clone());
+                            } else if let Ok(mut adopted) = self.adopted.lock() {
+                                tracing::info!(connection = %connection_id, "took a lane no other host took");
+                                adopted.insert(connection_id.clone());
                             }
-                            Err(err) => {
-                                tracing::warn!(connection = %connection_id, error = %err, "could not start a lane; giving its lease back");
-                                store.release_lane(connection_id, host).await?;
-                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(connection = %connection_id, error = %err, "could not start a lane; giving its lease back");
+                            store.release_lane(connection_id, host).await?;
                         }
                     }
-                    Ok(LeaseOutcome::Held(_)) => {}
-                    Err(StoreError::NotFound { .. }) => {}
-                    Err(err) => return Err(err.into()),
                 }
+                Ok(LeaseOutcome::Held(_)) => {}
+                Err(StoreError::NotFound { .. }) => {}
+                Err(err) => return Err(err.into()),
             }
         }
         Ok(())
     }
 
-    /// Stop a lane, wait for its batches to be recorded, then give its lease back.
-    fn hand_over(&self, lane: Arc<Lane>) {
+    /// Stop a lane and wait, in the background, for its batches to be recorded; then give its
+    /// lease back when `release` (a handover), and let the connection be taken again.
+    fn drain(&self, lane: Arc<Lane>, release: bool) {
         let shared = self.engine.shared.clone();
-        tracing::info!(connection = %lane.connection_id, "handing a lane over to a host with fewer");
-        shared.metrics.lane_event("released");
+        let draining = self.draining.clone();
+        if let Ok(mut d) = draining.lock() {
+            d.insert(lane.connection_id.clone());
+        }
         lane.stop.cancel();
         lane.tasks.close();
         shared.tasks.clone().spawn(async move {
             lane.tasks.wait().await;
-            if let Err(err) = shared.store.release_lane(&lane.connection_id, &shared.host_id).await {
+            if release && let Err(err) = shared.store.release_lane(&lane.connection_id, &shared.host_id).await {
                 tracing::warn!(connection = %lane.connection_id, error = %err, "could not release a lane; it frees itself when the lease expires");
+            }
+            if let Ok(mut d) = draining.lock() {
+                d.remove(&lane.connection_id);
             }
         });
     }
 
-    /// At shutdown: wait for every lane's batches, release the leases and sign off, so other
-    /// hosts take the lanes at once instead of after `ttl`.
+    /// At shutdown: wait for every lane's batches (each lane on its own, so one waiting out a
+    /// long pause does not hold the others), release the leases and sign off, so other hosts
+    /// take the lanes at once instead of after `ttl`.
     async fn release_all(&self) {
         let shared = &self.engine.shared;
-        for lane in self.local_lanes() {
+        let lanes = self.local_lanes();
+        futures::future::join_all(lanes.iter().map(|lane| async move {
             lane.stop.cancel();
             lane.tasks.close();
             lane.tasks.wait().await;
             if let Err(err) = shared.store.release_lane(&lane.connection_id, &shared.host_id).await {
                 tracing::warn!(connection = %lane.connection_id, error = %err, "could not release a lane at shutdown; it frees itself when the lease expires");
             }
+        }))
+        .await;
+        for lane in &lanes {
             self.forget(&lane.connection_id);
         }
         // Not alive any more: the others' fair share grows now, so they take the lanes at

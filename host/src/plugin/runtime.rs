@@ -106,8 +106,9 @@ pub struct PluginOptions {
 /// Called around every outbound request a plugin makes. The engine uses it to pace requests
 /// per connection (the partner counts requests per token, not plugin calls) and to measure them.
 pub trait RequestHooks: Send + Sync {
-    /// Wait until the request may be sent.
-    fn before_send(&self) -> BoxFuture<'_, ()>;
+    /// Wait until the request may be sent; `Err(why)` refuses it (the plugin sees a
+    /// connection failure, which it reports as transient, so the users are retried).
+    fn before_send(&self) -> BoxFuture<'_, Result<(), String>>;
     /// The request finished with this status (or failed) after `elapsed`.
     fn after_send(&self, outcome: Result<u16, &http_client::HttpError>, elapsed: Duration);
 }
@@ -133,8 +134,10 @@ impl http_client::Host for HostState {
         &mut self,
         req: http_client::Request,
     ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
-        if let Some(hooks) = &self.hooks {
-            hooks.before_send().await;
+        if let Some(hooks) = &self.hooks
+            && let Err(why) = hooks.before_send().await
+        {
+            return Ok(Err(http_client::HttpError::Connection(why)));
         }
         let started = Instant::now();
         let result = self.http.send(req).await;
