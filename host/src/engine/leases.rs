@@ -11,13 +11,18 @@
 //!    frozen or cut off) is stopped at once, its users being someone else's now,
 //! 3. hands over lanes above its share of `ceil(connections / live hosts)`, after their
 //!    batches in flight are recorded, so a host that joins gets work without anyone dying,
-//! 4. takes free or expired lanes while below its share. Taking over a dead host's lane puts
-//!    the users that host had in flight back to pending (they may reach the partner twice:
-//!    at-least-once), and a new lane waits one second before its first request, so the token's
-//!    rate holds across the handover.
+//! 4. takes free or expired lanes while below its share, and any lane nobody has held for
+//!    [`ABANDONED_AFTER`] passes even above it (a lane whose plugin only some hosts have must
+//!    not be left alone). Taking over a dead host's lane puts the users that host had in
+//!    flight back to pending (they may reach the partner twice: at-least-once), and a new lane
+//!    waits one second before its first request, so the token's rate holds across the
+//!    handover.
 //!
-//! A host that dies keeps its lanes until their leases expire (`ttl`); then the survivors,
-//! now below their share, take them.
+//! A lane stopped here (handed over or lost) is not taken again until its batches are
+//! recorded, so one connection never has two lanes on one host. A host that dies keeps its
+//! lanes until their leases expire (`ttl`); then the survivors, now below their share, take
+//! them. A host that stops on SIGTERM releases its leases and signs off, so the others take
+//! its lanes at their next pass.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
