@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 mod processes;
 
-use processes::{HostProcess, OPERATOR_KEY, call, free_port, pinterest_section, spawn_host, wait_ready};
+use processes::{
+    HostProcess, call, connect_and_sync, create_workspace, free_port, pinterest_section, spawn_host, wait_ready,
+};
 
 fn write_config(dir: &Path, port: u16, sandbox: &PinterestSandbox) -> std::path::PathBuf {
     let config = format!(
@@ -53,37 +55,9 @@ async fn killing_the_host_at_random_moments_loses_no_acknowledged_user() {
 
     let mut host: HostProcess = spawn_host(&config);
     wait_ready(&client, &base).await;
-    let created = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/workspaces"),
-        OPERATOR_KEY,
-        Some(json!({"name": "crash"})),
-    )
-    .await;
-    let key = created["api_key"]["key"].as_str().expect("a workspace key").to_string();
-    let tokens = handle.issue_tokens(&["ads:read", "ads:write"]);
-    let tokens_access = tokens.access_token.clone();
-    let connection = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/connections"),
-        &key,
-        Some(json!({"destination": "pinterest", "name": "sandbox",
-                    "credentials": {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}})),
-    )
-    .await;
+    let key = create_workspace(&client, &base, "crash").await;
     let account = handle.ad_account_ids()[0].clone();
-    let sync = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/syncs"),
-        &key,
-        Some(json!({"connection_id": connection["id"], "account_id": account, "audience_name": "crash",
-                    "action": "add", "match_fields": ["email"]})),
-    )
-    .await;
-    let sync_id = sync["id"].as_str().unwrap().to_string();
+    let (tokens_access, sync_id) = connect_and_sync(&client, &base, &key, &handle, &account, "crash").await;
 
     // A client enters users continuously; only answered calls count as acknowledged.
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use audience_host::lab::ScratchDatabase;
 use audience_sandbox::{Faults, PinterestSandbox, SandboxConfig};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 mod processes;
 
-use processes::{HostProcess, OPERATOR_KEY, call, free_port, metric, pinterest_section, spawn_host, wait_ready};
+use processes::{
+    HostProcess, OPERATOR_KEY, call, connect_and_sync, create_workspace, enter_emails, free_port, metric,
+    pinterest_section, spawn_host, wait_ready,
+};
 
 const HOSTS: usize = 3;
 const CONNECTIONS: usize = 20;
@@ -85,6 +87,52 @@ fn email(connection: usize, i: usize) -> String {
     format!("mh{connection}-{i}@example.com")
 }
 
+fn emails(connection: usize, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| email(connection, i)).collect()
+}
+
+/// `n` hosts on the database, each with a lease of `ttl`, ready; their base URLs. The hosts
+/// listed in `without_plugins` are configured with no plugin at all.
+async fn start_hosts(
+    n: usize,
+    dir: &Path,
+    database: &ScratchDatabase,
+    sandbox: &PinterestSandbox,
+    ttl: &str,
+    without_plugins: &[usize],
+    client: &reqwest::Client,
+) -> (Vec<HostProcess>, Vec<String>) {
+    let mut hosts = Vec::new();
+    let mut bases = Vec::new();
+    for index in 0..n {
+        let port = free_port();
+        let config = write_config(dir, index, port, database.url(), sandbox, ttl);
+        if without_plugins.contains(&index) {
+            let text = std::fs::read_to_string(&config).unwrap();
+            let cut = text.find("[plugins.pinterest]").unwrap();
+            std::fs::write(&config, &text[..cut]).unwrap();
+        }
+        hosts.push(spawn_host(&config));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for base in &bases {
+        wait_ready(client, base).await;
+    }
+    (hosts, bases)
+}
+
+/// Wait until a sync has `n` users synced; fail with `what` once `until` has passed.
+async fn wait_synced(client: &reqwest::Client, base: &str, key: &str, sync: &str, n: u64, until: Instant, what: &str) {
+    loop {
+        let view = call(client, reqwest::Method::GET, format!("{base}/v1/syncs/{sync}"), key, None).await;
+        if view["counts"]["synced"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < until, "{what}: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let database = scratch_database().await;
@@ -95,54 +143,19 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
-    let mut hosts: Vec<Option<HostProcess>> = Vec::new();
-    let mut bases = Vec::new();
-    for index in 0..HOSTS {
-        let port = free_port();
-        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "10s");
-        hosts.push(Some(spawn_host(&config)));
-        bases.push(format!("http://127.0.0.1:{port}"));
-    }
-    for base in &bases {
-        wait_ready(&client, base).await;
-    }
+    let (hosts, bases) = start_hosts(HOSTS, dir.path(), &database, &sandbox, "10s", &[], &client).await;
+    let mut hosts: Vec<Option<HostProcess>> = hosts.into_iter().map(Some).collect();
 
     // One workspace, 20 connections (20 partner tokens), one sync each, made through any host.
-    let created = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{}/v1/workspaces", bases[0]),
-        OPERATOR_KEY,
-        Some(json!({"name": "multi-host"})),
-    )
-    .await;
-    let key = created["api_key"]["key"].as_str().expect("a workspace key").to_string();
+    let key = create_workspace(&client, &bases[0], "multi-host").await;
     let account = handle.ad_account_ids()[0].clone();
     let mut tokens = Vec::new();
     let mut syncs = Vec::new();
     for c in 0..CONNECTIONS {
-        let base = &bases[c % HOSTS];
-        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
-        tokens.push(pair.access_token.clone());
-        let connection = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/connections"),
-            &key,
-            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
-                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
-        )
-        .await;
-        let sync = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/syncs"),
-            &key,
-            Some(json!({"connection_id": connection["id"], "account_id": account,
-                        "audience_name": format!("multi-host-{c}"), "action": "add", "match_fields": ["email"]})),
-        )
-        .await;
-        syncs.push(sync["id"].as_str().unwrap().to_string());
+        let (token, sync) =
+            connect_and_sync(&client, &bases[c % HOSTS], &key, &handle, &account, &format!("multi-host-{c}")).await;
+        tokens.push(token);
+        syncs.push(sync);
     }
 
     // The lanes spread over the three hosts (each takes its share of ceil(20 / 3) at most).
@@ -173,20 +186,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
         let base = &bases[live[k % live.len()]];
         let c = k % CONNECTIONS;
         let first = (k / CONNECTIONS) * USERS_PER_CALL;
-        let users: Vec<_> = (first..first + USERS_PER_CALL)
-            .map(|i| {
-                let e = email(c, i);
-                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
-            })
-            .collect();
-        call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/syncs/{}/users", syncs[c]),
-            &key,
-            Some(json!({ "users": users })),
-        )
-        .await;
+        enter_emails(&client, base, &key, &syncs[c], &emails(c, first..first + USERS_PER_CALL)).await;
     }
     assert_eq!(calls / CONNECTIONS * USERS_PER_CALL, per_connection);
 
@@ -248,49 +248,12 @@ async fn a_host_stopping_gracefully_hands_its_lanes_over_at_once() {
     let handle = sandbox.handle();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let mut hosts = Vec::new();
-    let mut bases = Vec::new();
-    for index in 0..2 {
-        let port = free_port();
-        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "30s");
-        hosts.push(spawn_host(&config));
-        bases.push(format!("http://127.0.0.1:{port}"));
-    }
-    for base in &bases {
-        wait_ready(&client, base).await;
-    }
-    let created = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{}/v1/workspaces", bases[0]),
-        OPERATOR_KEY,
-        Some(json!({"name": "handover"})),
-    )
-    .await;
-    let key = created["api_key"]["key"].as_str().unwrap().to_string();
+    let (mut hosts, bases) = start_hosts(2, dir.path(), &database, &sandbox, "30s", &[], &client).await;
+    let key = create_workspace(&client, &bases[0], "handover").await;
     let account = handle.ad_account_ids()[0].clone();
     let mut syncs = Vec::new();
     for c in 0..LANES {
-        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
-        let connection = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{}/v1/connections", bases[0]),
-            &key,
-            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
-                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
-        )
-        .await;
-        let sync = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{}/v1/syncs", bases[0]),
-            &key,
-            Some(json!({"connection_id": connection["id"], "account_id": account,
-                        "audience_name": format!("handover-{c}"), "action": "add", "match_fields": ["email"]})),
-        )
-        .await;
-        syncs.push(sync["id"].as_str().unwrap().to_string());
+        syncs.push(connect_and_sync(&client, &bases[0], &key, &handle, &account, &format!("handover-{c}")).await.1);
     }
     let started = Instant::now();
     while lanes_owned(&client, &bases[0]).await != LANES / 2 || lanes_owned(&client, &bases[1]).await != LANES / 2 {
@@ -310,30 +273,11 @@ async fn a_host_stopping_gracefully_hands_its_lanes_over_at_once() {
 
     // And it delivers for all of them.
     for (c, sync) in syncs.iter().enumerate() {
-        let users: Vec<_> = (0..50)
-            .map(|i| {
-                let e = email(c, i);
-                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
-            })
-            .collect();
-        call(
-            &client,
-            reqwest::Method::POST,
-            format!("{}/v1/syncs/{sync}/users", bases[0]),
-            &key,
-            Some(json!({"users": users})),
-        )
-        .await;
+        enter_emails(&client, &bases[0], &key, sync, &emails(c, 0..50)).await;
     }
     for sync in &syncs {
-        loop {
-            let view = call(&client, reqwest::Method::GET, format!("{}/v1/syncs/{sync}", bases[0]), &key, None).await;
-            if view["counts"]["synced"].as_u64() == Some(50) {
-                break;
-            }
-            assert!(stopped.elapsed() < Duration::from_secs(25), "not delivered after the handover: {view}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let until = stopped + Duration::from_secs(25);
+        wait_synced(&client, &bases[0], &key, sync, 50, until, "not delivered after the handover").await;
     }
 }
 
@@ -347,85 +291,21 @@ async fn lanes_only_one_host_can_deliver_for_are_all_taken_by_it() {
     let handle = sandbox.handle();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let mut hosts = Vec::new();
-    let mut bases = Vec::new();
-    for index in 0..2 {
-        let port = free_port();
-        let config = write_config(dir.path(), index, port, database.url(), &sandbox, "10s");
-        if index == 1 {
-            // The second host has no plugins at all.
-            let text = std::fs::read_to_string(&config).unwrap();
-            let cut = text.find("[plugins.pinterest]").unwrap();
-            std::fs::write(&config, &text[..cut]).unwrap();
-        }
-        hosts.push(spawn_host(&config));
-        bases.push(format!("http://127.0.0.1:{port}"));
-    }
-    for base in &bases {
-        wait_ready(&client, base).await;
-    }
+    // The second host has no plugins at all.
+    let (_hosts, bases) = start_hosts(2, dir.path(), &database, &sandbox, "10s", &[1], &client).await;
     let base = &bases[0];
-    let created = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/workspaces"),
-        OPERATOR_KEY,
-        Some(json!({"name": "mixed"})),
-    )
-    .await;
-    let key = created["api_key"]["key"].as_str().unwrap().to_string();
+    let key = create_workspace(&client, base, "mixed").await;
     let account = handle.ad_account_ids()[0].clone();
     let mut syncs = Vec::new();
     for c in 0..LANES {
-        let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
-        let connection = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/connections"),
-            &key,
-            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
-                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
-        )
-        .await;
-        let sync = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/syncs"),
-            &key,
-            Some(json!({"connection_id": connection["id"], "account_id": account,
-                        "audience_name": format!("mixed-{c}"), "action": "add", "match_fields": ["email"]})),
-        )
-        .await;
-        let id = sync["id"].as_str().unwrap().to_string();
-        let users: Vec<_> = (0..50)
-            .map(|i| {
-                let e = email(c, i);
-                json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})
-            })
-            .collect();
-        call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/syncs/{id}/users"),
-            &key,
-            Some(json!({"users": users})),
-        )
-        .await;
-        syncs.push(id);
+        let (_, sync) = connect_and_sync(&client, base, &key, &handle, &account, &format!("mixed-{c}")).await;
+        enter_emails(&client, base, &key, &sync, &emails(c, 0..50)).await;
+        syncs.push(sync);
     }
     let started = Instant::now();
     for sync in &syncs {
-        loop {
-            let view = call(&client, reqwest::Method::GET, format!("{base}/v1/syncs/{sync}"), &key, None).await;
-            if view["counts"]["synced"].as_u64() == Some(50) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "a lane only this host can serve was left alone: {view}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let until = started + Duration::from_secs(30);
+        wait_synced(&client, base, &key, sync, 50, until, "a lane only this host can serve was left alone").await;
     }
     assert_eq!(lanes_owned(&client, &bases[0]).await, LANES);
     assert_eq!(lanes_owned(&client, &bases[1]).await, 0);

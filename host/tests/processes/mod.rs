@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use audience_sandbox::SandboxHandle;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The operator key every test host is started with.
 pub const OPERATOR_KEY: &str = "process-test-operator-key";
@@ -116,4 +116,53 @@ plain_http_hosts = ["{host_port}"]
 "#,
         client_id = SandboxHandle::DEFAULT_CLIENT_ID,
     )
+}
+
+/// Create a workspace through `base` with the operator key; its API key.
+pub async fn create_workspace(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let created =
+        call(client, reqwest::Method::POST, format!("{base}/v1/workspaces"), OPERATOR_KEY, Some(json!({"name": name})))
+            .await;
+    created["api_key"]["key"].as_str().expect("a workspace key").to_string()
+}
+
+/// A new partner token from the sandbox, a connection holding it and an add-sync by email
+/// into a new audience called `audience`, all made through `base`. The token's access token
+/// and the sync's id.
+pub async fn connect_and_sync(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    sandbox: &SandboxHandle,
+    account: &str,
+    audience: &str,
+) -> (String, String) {
+    let pair = sandbox.issue_tokens(&["ads:read", "ads:write"]);
+    let connection = call(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/v1/connections"),
+        key,
+        Some(json!({"destination": "pinterest", "name": format!("token for {audience}"),
+                    "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
+    )
+    .await;
+    let sync = call(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/v1/syncs"),
+        key,
+        Some(json!({"connection_id": connection["id"], "account_id": account,
+                    "audience_name": audience, "action": "add", "match_fields": ["email"]})),
+    )
+    .await;
+    (pair.access_token, sync["id"].as_str().expect("a sync id").to_string())
+}
+
+/// Enter users identified by these emails (each its own key) into a sync through `base`.
+pub async fn enter_emails(client: &reqwest::Client, base: &str, key: &str, sync: &str, emails: &[String]) {
+    let users: Vec<Value> =
+        emails.iter().map(|e| json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})).collect();
+    call(client, reqwest::Method::POST, format!("{base}/v1/syncs/{sync}/users"), key, Some(json!({ "users": users })))
+        .await;
 }
