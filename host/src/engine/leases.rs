@@ -11,9 +11,10 @@
 //!    frozen or cut off) is stopped at once, its users being someone else's now,
 //! 3. hands over lanes above its share of `ceil(connections / live hosts)`, after their
 //!    batches in flight are recorded, so a host that joins gets work without anyone dying,
-//! 4. takes free or expired lanes while below its share, and any lane nobody has held for
-//!    [`ABANDONED_AFTER`] passes even above it (a lane whose plugin only some hosts have must
-//!    not be left alone). Taking over a dead host's lane puts the users that host had in
+//! 4. takes free or expired lanes while below its share, and, even above it, any lane nobody
+//!    has held for a lease time and a renewal (every live host below its share had a pass in
+//!    that time and did not take it: a lane whose plugin only some hosts have must not be left
+//!    alone). Taking over a dead host's lane puts the users that host had in
 //!    flight back to pending (they may reach the partner twice: at-least-once), and a new lane
 //!    waits one second before its first request, so the token's rate holds across the
 //!    handover.
@@ -46,9 +47,6 @@ pub(super) fn new_host_id() -> String {
     format!("{name}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-/// Passes in a row a lane must be seen unowned before a host at its share takes it anyway.
-const ABANDONED_AFTER: u32 = 3;
-
 /// The lane steward of one host.
 pub(super) struct Steward {
     engine: Engine,
@@ -58,8 +56,8 @@ pub(super) struct Steward {
     /// Lanes taken because nobody else did (e.g. only this host has their plugin): kept out
     /// of the fair-share count, so they are not handed over just to be left unowned again.
     adopted: Mutex<HashSet<String>>,
-    /// Connections with no live lease, and for how many passes in a row.
-    unowned_passes: Mutex<HashMap<String, u32>>,
+    /// Connections with no live lease, and since when (without a break).
+    unowned_since: Mutex<HashMap<String, Instant>>,
 }
 
 fn contains(set: &Mutex<HashSet<String>>, key: &str) -> bool {
@@ -68,7 +66,7 @@ fn contains(set: &Mutex<HashSet<String>>, key: &str) -> bool {
 
 impl Steward {
     pub(super) fn new(engine: Engine) -> Self {
-        Self { engine, draining: Arc::default(), adopted: Mutex::default(), unowned_passes: Mutex::default() }
+        Self { engine, draining: Arc::default(), adopted: Mutex::default(), unowned_since: Mutex::default() }
     }
 
     /// First pass now (so a single host starts delivering at once), then one every
@@ -167,19 +165,27 @@ impl Steward {
             }
         }
 
-        // Lanes nobody has held for [`ABANDONED_AFTER`] passes in a row: taken even above the
-        // share, so a lane only some hosts can deliver for is never left alone.
+        // Lanes nobody has held for a lease time and a renewal: taken even above the share, so
+        // a lane only some hosts can deliver for is never left alone. (Any live host below its
+        // share would have taken it in that time; taking it sooner would unbalance the hosts
+        // for good, as adopted lanes are never handed over.)
+        let patience = ttl + shared.config.lease.renew_every;
         let now = super::now_ms();
         let live_leases: HashSet<String> =
             store.lane_leases().await?.into_iter().filter(|l| l.expires_at > now).map(|l| l.connection_id).collect();
-        let abandoned: HashSet<String> = match self.unowned_passes.lock() {
-            Ok(mut passes) => {
+        let abandoned: HashSet<String> = match self.unowned_since.lock() {
+            Ok(mut since) => {
+                let checked_at = Instant::now();
                 let mut next = HashMap::new();
                 for c in wanted.iter().filter(|c| !live_leases.contains(*c)) {
-                    next.insert(c.clone(), passes.get(c).copied().unwrap_or(0) + 1);
+                    next.insert(c.clone(), since.get(c).copied().unwrap_or(checked_at));
                 }
-                *passes = next;
-                passes.iter().filter(|(_, n)| **n >= ABANDONED_AFTER).map(|(c, _)| c.clone()).collect()
+                *since = next;
+                since
+                    .iter()
+                    .filter(|(_, t)| checked_at.duration_since(**t) >= patience)
+                    .map(|(c, _)| c.clone())
+                    .collect()
             }
             Err(_) => HashSet::new(),
         };
