@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod engine;
+pub mod host_process;
 pub mod lab;
 pub mod oauth;
 pub mod plugin;

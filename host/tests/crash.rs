@@ -92,7 +92,7 @@ async fn killing_the_host_at_random_moments_loses_no_acknowledged_user() {
     for round in 0..4 {
         let wait = Duration::from_millis(400 + (rand_u64() % 1200));
         tokio::time::sleep(wait).await;
-        host.kill_now();
+        host.kill_now().expect("SIGKILL");
         eprintln!(
             "round {round}: killed after {wait:?} with {} users acknowledged",
             acknowledged.lock().unwrap().len()

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use audience_host::host_process::metric;
 use audience_host::lab::ScratchDatabase;
 use audience_sandbox::{Faults, PinterestSandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
@@ -18,8 +19,8 @@ use sha2::{Digest, Sha256};
 mod processes;
 
 use processes::{
-    HostProcess, OPERATOR_KEY, call, connect_and_sync, create_workspace, enter_emails, free_port, metric,
-    pinterest_section, spawn_host, wait_ready,
+    HostProcess, OPERATOR_KEY, call, connect_and_sync, create_workspace, enter_emails, free_port, pinterest_section,
+    spawn_host, wait_ready,
 };
 
 const HOSTS: usize = 3;
@@ -179,7 +180,7 @@ async fn three_hosts_share_the_lanes_and_survive_one_being_killed() {
     let calls = USERS / USERS_PER_CALL;
     for k in 0..calls {
         if k == calls / 2 {
-            hosts[VICTIM].take().expect("the victim runs").kill_now();
+            hosts[VICTIM].take().expect("the victim runs").kill_now().expect("SIGKILL");
             eprintln!("killed host {VICTIM} after {} users entered", k * USERS_PER_CALL);
         }
         let live: Vec<usize> = (0..HOSTS).filter(|&h| hosts[h].is_some()).collect();
@@ -261,7 +262,7 @@ async fn a_host_stopping_gracefully_hands_its_lanes_over_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    hosts[1].terminate();
+    hosts[1].terminate().expect("a graceful stop");
     let stopped = Instant::now();
     while lanes_owned(&client, &bases[0]).await != LANES {
         assert!(

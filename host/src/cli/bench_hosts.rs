@@ -9,13 +9,13 @@
 //! processes (this binary), so the figure includes the API, the leases and PostgreSQL.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 
+use crate::host_process::{HostProcess, call, free_port, metric, pinterest_section, wait_ready};
 use crate::lab::ScratchDatabase;
 
 const CONNECTIONS: usize = 20;
@@ -36,22 +36,7 @@ pub async fn run(server: &str, max_hosts: usize, users: usize) -> anyhow::Result
     Ok(json!({ "scenario": "hosts", "connections": CONNECTIONS, "results": rows }))
 }
 
-/// A host process, killed when dropped.
-struct HostProcess(Child);
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn write_config(dir: &Path, index: usize, port: u16, store: &str, sandbox: &str) -> anyhow::Result<std::path::PathBuf> {
-    let host_port = sandbox.trim_start_matches("http://");
     let config = format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -69,20 +54,13 @@ renew_every = "1s"
 
 [runtime]
 cache_dir = "{cache}"
-
-[plugins.pinterest]
-component = "builtin:pinterest"
-base_url = "{sandbox}"
-client_id = "{client_id}"
-client_secret = {{ env = "BENCH_PINTEREST_SECRET" }}
-plain_http_hosts = ["{host_port}"]
-
+{plugin}
 [plugins.pinterest.limits]
 requests_per_second = 100000.0
 max_concurrent_requests = 4
 "#,
         cache = dir.join("cache").display(),
-        client_id = SandboxHandle::DEFAULT_CLIENT_ID,
+        plugin = pinterest_section(sandbox, "BENCH_PINTEREST_SECRET"),
     );
     let path = dir.join(format!("host-{index}.toml"));
     std::fs::write(&path, config)?;
@@ -91,68 +69,17 @@ max_concurrent_requests = 4
 
 fn spawn_host(config: &Path) -> anyhow::Result<HostProcess> {
     let exe = std::env::current_exe().context("cannot find this program to start hosts")?;
-    let child = Command::new(exe)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("BENCH_CREDENTIALS_KEY", "22".repeat(32))
-        .env("BENCH_OPERATOR_KEY", OPERATOR_KEY)
-        .env("BENCH_PINTEREST_SECRET", SandboxHandle::DEFAULT_CLIENT_SECRET)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start a host process")?;
-    Ok(HostProcess(child))
+    let env = [
+        ("BENCH_CREDENTIALS_KEY", "22".repeat(32)),
+        ("BENCH_OPERATOR_KEY", OPERATOR_KEY.to_string()),
+        ("BENCH_PINTEREST_SECRET", SandboxHandle::DEFAULT_CLIENT_SECRET.to_string()),
+    ];
+    HostProcess::spawn(&exe, config, &env)
 }
 
-struct Api {
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        url: String,
-        key: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut request = self.client.request(method, &url).bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("{url} did not answer"))?;
-        let status = response.status();
-        let value: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{url}: {status}: {value}");
-        }
-        Ok(value)
-    }
-
-    async fn wait_ready(&self, base: &str) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = self.client.get(format!("{base}/readyz")).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("the host at {base} did not become ready within a minute");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn lanes_owned(&self, base: &str) -> anyhow::Result<usize> {
-        let text = self.client.get(format!("{base}/metrics")).bearer_auth(OPERATOR_KEY).send().await?.text().await?;
-        let owned = text
-            .lines()
-            .find_map(|l| l.strip_prefix("audience_lanes_owned ").and_then(|v| v.trim().parse::<f64>().ok()))
-            .unwrap_or(0.0);
-        Ok(owned as usize)
-    }
+async fn lanes_owned(client: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
+    let text = client.get(format!("{base}/metrics")).bearer_auth(OPERATOR_KEY).send().await?.text().await?;
+    Ok(metric(&text, "audience_lanes_owned") as usize)
 }
 
 async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Value> {
@@ -162,7 +89,7 @@ async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Va
         .context("cannot start the Pinterest sandbox")?;
     let handle = sandbox.handle();
     let dir = tempfile::tempdir()?;
-    let api = Api { client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()? };
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let mut bases = Vec::new();
     let mut configs = Vec::new();
     for index in 0..hosts {
@@ -173,36 +100,41 @@ async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Va
 
     // The first host sets everything up and takes the users in, paused.
     let mut processes = vec![spawn_host(&configs[0])?];
-    api.wait_ready(&bases[0]).await?;
+    wait_ready(&client, &bases[0]).await?;
     let base = &bases[0];
-    let created = api
-        .call(reqwest::Method::POST, format!("{base}/v1/workspaces"), OPERATOR_KEY, Some(json!({"name": "bench"})))
-        .await?;
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/workspaces"),
+        OPERATOR_KEY,
+        Some(json!({"name": "bench"})),
+    )
+    .await?;
     let key = created["api_key"]["key"].as_str().context("no workspace key")?.to_string();
     let account = handle.ad_account_ids().first().cloned().context("the sandbox has no ad account")?;
     let mut syncs = Vec::new();
     for c in 0..CONNECTIONS {
         let pair = handle.issue_tokens(&["ads:read", "ads:write"]);
-        let connection = api
-            .call(
-                reqwest::Method::POST,
-                format!("{base}/v1/connections"),
-                &key,
-                Some(json!({"destination": "pinterest", "name": format!("token {c}"),
+        let connection = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/connections"),
+            &key,
+            Some(json!({"destination": "pinterest", "name": format!("token {c}"),
                             "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
-            )
-            .await?;
-        let sync = api
-            .call(
-                reqwest::Method::POST,
-                format!("{base}/v1/syncs"),
-                &key,
-                Some(json!({"connection_id": connection["id"], "account_id": account,
+        )
+        .await?;
+        let sync = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/syncs"),
+            &key,
+            Some(json!({"connection_id": connection["id"], "account_id": account,
                             "audience_name": format!("bench-{c}"), "action": "add", "match_fields": ["email"]})),
-            )
-            .await?;
+        )
+        .await?;
         let id = sync["id"].as_str().context("no sync id")?.to_string();
-        api.call(reqwest::Method::POST, format!("{base}/v1/syncs/{id}/pause"), &key, None).await?;
+        call(&client, reqwest::Method::POST, format!("{base}/v1/syncs/{id}/pause"), &key, None).await?;
         syncs.push(id);
     }
     let per_sync = users / CONNECTIONS;
@@ -216,7 +148,8 @@ async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Va
                     json!({"key": email, "identifiers": [{"kind": "email", "value": email}]})
                 })
                 .collect();
-            api.call(
+            call(
+                &client,
                 reqwest::Method::POST,
                 format!("{base}/v1/syncs/{sync}/users"),
                 &key,
@@ -232,14 +165,14 @@ async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Va
         processes.push(spawn_host(config)?);
     }
     for base in &bases[1..] {
-        api.wait_ready(base).await?;
+        wait_ready(&client, base).await?;
     }
     let share = CONNECTIONS.div_ceil(hosts);
     let started = Instant::now();
     loop {
         let mut owned = Vec::new();
         for base in &bases {
-            owned.push(api.lanes_owned(base).await?);
+            owned.push(lanes_owned(&client, base).await?);
         }
         if owned.iter().sum::<usize>() == CONNECTIONS && owned.iter().all(|&n| n >= 1 && n <= share) {
             break;
@@ -254,12 +187,12 @@ async fn run_with(server: &str, hosts: usize, users: usize) -> anyhow::Result<Va
     let total = (per_sync * CONNECTIONS) as u64;
     let started = Instant::now();
     for sync in &syncs {
-        api.call(reqwest::Method::POST, format!("{base}/v1/syncs/{sync}/resume"), &key, None).await?;
+        call(&client, reqwest::Method::POST, format!("{base}/v1/syncs/{sync}/resume"), &key, None).await?;
     }
     loop {
         let mut synced = 0;
         for sync in &syncs {
-            let view = api.call(reqwest::Method::GET, format!("{base}/v1/syncs/{sync}"), &key, None).await?;
+            let view = call(&client, reqwest::Method::GET, format!("{base}/v1/syncs/{sync}"), &key, None).await?;
             synced += view["counts"]["synced"].as_u64().unwrap_or(0);
         }
         if synced >= total {
