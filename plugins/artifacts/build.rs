@@ -20,14 +20,17 @@ const GUESTS: &[(&str, &str, &str)] = &[
 
 const TARGET: &str = "wasm32-wasip2";
 
-fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+/// A failure of this script: cargo shows it and stops the build.
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let root = manifest_dir
         .ancestors()
         .nth(2)
-        .expect("plugins/artifacts sits two levels below the workspace root")
+        .ok_or("plugins/artifacts must sit two levels below the workspace root")?
         .to_path_buf();
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let target_dir = workspace_target_dir(&out_dir).join("plugins");
 
     for path in ["wit", "plugins/sdk", "Cargo.lock", "Cargo.toml"] {
@@ -55,23 +58,28 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("failed to run cargo for the wasm32-wasip2 plugins");
-    assert!(
-        status.success(),
-        "building the plugins for {TARGET} failed (is the target installed? run `rustup target add {TARGET}`)"
-    );
+    let status = cmd.status().map_err(|err| format!("cannot run cargo to build the {TARGET} plugins: {err}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building the plugins for {TARGET} failed (is the target installed? run `rustup target add {TARGET}`)"
+        )
+        .into());
+    }
 
     let mut code = String::new();
     for (name, package, _) in GUESTS {
         let wasm = target_dir.join(TARGET).join("release").join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(wasm.exists(), "expected component at {}", wasm.display());
+        if !wasm.exists() {
+            return Err(format!("expected a component at {}", wasm.display()).into());
+        }
         let path = wasm.display().to_string();
-        writeln!(code, "/// Path of the `{package}` component.").unwrap();
-        writeln!(code, "pub const {name}_PATH: &str = {path:?};").unwrap();
-        writeln!(code, "/// Bytes of the `{package}` component.").unwrap();
-        writeln!(code, "pub const {name}: &[u8] = include_bytes!({path:?});").unwrap();
+        writeln!(code, "/// Path of the `{package}` component.")?;
+        writeln!(code, "pub const {name}_PATH: &str = {path:?};")?;
+        writeln!(code, "/// Bytes of the `{package}` component.")?;
+        writeln!(code, "pub const {name}: &[u8] = include_bytes!({path:?});")?;
     }
-    std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
+    std::fs::write(out_dir.join("artifacts.rs"), code)?;
+    Ok(())
 }
 
 /// The workspace's target directory: the ancestor of OUT_DIR that cargo marked with CACHEDIR.TAG.

@@ -15,8 +15,8 @@ use audience_plugin_sdk::http::{RequestBuilder, Response, default_status_error, 
 use audience_plugin_sdk::log::Level;
 use audience_plugin_sdk::text::excerpt;
 use audience_plugin_sdk::types::{
-    Audience, AudienceSpec, AudienceTarget, BatchOutcome, Credentials, DestinationError, IdentifierKind, PluginConfig,
-    PreparedUser, RejectedUser,
+    Audience, AudienceSpec, AudienceTarget, BatchOutcome, Credentials, DestinationError, PluginConfig, PreparedUser,
+    RejectedUser,
 };
 use serde::{Deserialize, Serialize};
 
@@ -89,16 +89,7 @@ struct AudienceAnswer {
     created: bool,
 }
 
-/// The wire name of a kind.
-pub fn kind_name(kind: IdentifierKind) -> &'static str {
-    match kind {
-        IdentifierKind::Email => "email",
-        IdentifierKind::Phone => "phone",
-        IdentifierKind::MobileAdId => "mobile-ad-id",
-        IdentifierKind::Idfa => "idfa",
-        IdentifierKind::ExternalId => "external-id",
-    }
-}
+pub use audience_plugin_sdk::identity::kind_name;
 
 /// The JSON body of a batch.
 pub fn batch_body(
@@ -238,6 +229,7 @@ mod tests {
 
     use audience_plugin_sdk::http_client::{HttpError, Request};
     use audience_plugin_sdk::types::Identifier;
+    use audience_plugin_sdk::types::IdentifierKind;
 
     use super::*;
 

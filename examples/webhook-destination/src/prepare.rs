@@ -6,7 +6,7 @@
 //! they are. Only identifiers of the selected `fields` are kept; a user left with none is
 //! `not-synced`, with the reason.
 
-use audience_plugin_sdk::identity::{hashed_device_id, hashed_email};
+use audience_plugin_sdk::identity::{hashed_device_id, hashed_email, kind_name};
 use audience_plugin_sdk::text::excerpt;
 use audience_plugin_sdk::types::{Identifier, IdentifierKind, Preparation, PreparedUser, RawUser};
 
@@ -38,16 +38,6 @@ pub fn prepare_value(kind: IdentifierKind, raw: &str) -> Result<String, String> 
             }
         }
         IdentifierKind::Phone => Err("phone numbers are not supported".into()),
-    }
-}
-
-fn kind_name(kind: IdentifierKind) -> &'static str {
-    match kind {
-        IdentifierKind::Email => "email",
-        IdentifierKind::Phone => "phone",
-        IdentifierKind::MobileAdId => "mobile-ad-id",
-        IdentifierKind::Idfa => "idfa",
-        IdentifierKind::ExternalId => "external-id",
     }
 }
 

@@ -91,16 +91,7 @@ impl fmt::Display for ListType {
     }
 }
 
-/// The WIT name of an identifier kind, for messages.
-pub fn kind_name(kind: IdentifierKind) -> &'static str {
-    match kind {
-        IdentifierKind::Email => "email",
-        IdentifierKind::Phone => "phone",
-        IdentifierKind::MobileAdId => "mobile-ad-id",
-        IdentifierKind::Idfa => "idfa",
-        IdentifierKind::ExternalId => "external-id",
-    }
-}
+pub use audience_plugin_sdk::identity::kind_name;
 
 #[cfg(test)]
 mod tests {

@@ -180,6 +180,19 @@ fn hashed_with(raw: &str, normalize: fn(&str) -> Result<String, IdentityError>) 
     normalize(trimmed).map(|value| sha256_hex(&value))
 }
 
+/// An identifier kind's name as the contract spells it (`email`, `mobile-ad-id`, ...): the one
+/// table of names on the guest side, for messages and wire formats.
+pub fn kind_name(kind: crate::types::IdentifierKind) -> &'static str {
+    use crate::types::IdentifierKind;
+    match kind {
+        IdentifierKind::Email => "email",
+        IdentifierKind::Phone => "phone",
+        IdentifierKind::MobileAdId => "mobile-ad-id",
+        IdentifierKind::Idfa => "idfa",
+        IdentifierKind::ExternalId => "external-id",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

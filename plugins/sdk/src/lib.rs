@@ -23,13 +23,12 @@
 //! impl Guest for MyDestination { /* describe, prepare_users, ... */ }
 //! export!(MyDestination);
 //! ```
-#![deny(missing_docs)]
 
 /// Bindings generated from `wit/destination.wit` (package `audience:destination@0.1.0`).
 ///
 /// `PartialEq` is derived on the generated types so that plugins can compare results (an
 /// expected `DestinationError`, say) in their unit tests.
-#[allow(missing_docs, clippy::all)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -9,7 +9,8 @@
 //! | oversized batches              | declares `max-batch-size` 10 but sends whatever it is given in one request | `batch.over-limit` |
 //! | network call in prepare-users  | reports each prepare call to a telemetry host                  | `prepare.no-network`, `network.allow-list` |
 //! | token in the logs              | logs the access token it sends                                  | `credentials.not-logged` |
-#![deny(missing_docs)]
+
+#![allow(unsafe_code, reason = "the component ABI glue that wit-bindgen's export! generates is unsafe by construction")]
 
 use audience_plugin_sdk::Guest;
 use audience_plugin_sdk::http::{RequestBuilder, default_status_error, http_failure};

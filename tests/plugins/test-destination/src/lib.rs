@@ -13,7 +13,8 @@
 //! | `fetch`       | GETs `url` and fails with the http error it got, if any       |
 //! | `print`       | writes to stdout, stderr and the log import, then succeeds    |
 //! | `probe`       | tries files, environment, arguments and stdin; fails with what it found |
-#![deny(missing_docs)]
+
+#![allow(unsafe_code, reason = "the component ABI glue that wit-bindgen's export! generates is unsafe by construction")]
 
 use audience_plugin_sdk::Guest;
 use audience_plugin_sdk::http_client::{self, HttpError, Request};

@@ -1,0 +1,442 @@
+//! Syncs and user intake.
+//!
+//! A sync's answer carries its live counts by name (entered, proceeded, synced, not synced,
+//! pending, errored), so a caller sees where every user it sent is. Intake checks the whole
+//! call before anything is stored — a refused call changes nothing — and answers only after
+//! the accepted users are durable, with who was not synced and why.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use audience_store::{Counts, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserError};
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Path, Tenant};
+use audience_engine::{IdentifierInput, IntakeReport, SyncRequest, UserInput};
+
+/// How many recent errors a sync's answer shows.
+const RECENT_ERRORS: usize = 10;
+
+/// A sync's state.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StatusView {
+    /// Delivering.
+    Active,
+    /// Paused by a person: users are accepted and queued, nothing is sent.
+    Paused,
+    /// The partner says the account or audience is gone (see `status_reason`); deliveries
+    /// keep retrying until their window ends.
+    Broken,
+}
+
+impl From<SyncStatus> for StatusView {
+    fn from(s: SyncStatus) -> Self {
+        match s {
+            SyncStatus::Active => StatusView::Active,
+            SyncStatus::Paused => StatusView::Paused,
+            SyncStatus::Broken => StatusView::Broken,
+        }
+    }
+}
+
+/// Where a sync's users are. `entered = not_synced + pending + synced + errored`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CountsView {
+    /// Distinct users that entered (queued or not synced).
+    entered: u64,
+    /// Users the intake accepted (the caller's journey moved on), including re-entries.
+    proceeded: u64,
+    /// Accepted by the partner.
+    synced: u64,
+    /// No usable match field (decided at entry).
+    not_synced: u64,
+    /// Waiting for delivery, including the users in a request right now (`in_flight`).
+    pending: u64,
+    /// In a request to the partner right now (part of `pending`).
+    in_flight: u64,
+    /// Refused by the partner for good, or not delivered within the retry window.
+    errored: u64,
+    /// Re-entries of a user already pending, not queued twice.
+    deduplicated: u64,
+    /// Delivery attempts that will be retried.
+    retries: u64,
+}
+
+impl From<Counts> for CountsView {
+    fn from(c: Counts) -> Self {
+        Self {
+            entered: c.entered,
+            proceeded: c.proceeded,
+            synced: c.synced,
+            not_synced: c.not_synced,
+            pending: c.pending + c.in_flight,
+            in_flight: c.in_flight,
+            errored: c.errored,
+            deduplicated: c.deduplicated,
+            retries: c.retries,
+        }
+    }
+}
+
+/// An errored user and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserErrorView {
+    /// The caller's key.
+    key: String,
+    /// Why.
+    reason: String,
+    /// When (ms).
+    at: i64,
+}
+
+impl From<UserError> for UserErrorView {
+    fn from(e: UserError) -> Self {
+        Self { key: e.key, reason: e.reason, at: e.at }
+    }
+}
+
+/// A sync: its settings, state and live counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SyncView {
+    /// Id, `sync_...`.
+    id: String,
+    /// The connection it delivers with.
+    connection_id: String,
+    /// Destination name.
+    destination: String,
+    /// The partner ad account.
+    account_id: String,
+    /// The audience's name.
+    audience_name: String,
+    /// Description set when the audience is created.
+    audience_description: Option<String>,
+    /// Whether the audience is created when missing.
+    create_if_missing: bool,
+    /// The partner's audience handle, once known.
+    audience_id: Option<String>,
+    /// Add or remove.
+    action: SyncAction,
+    /// Identifier kinds matched on, in priority order.
+    match_fields: Vec<IdentifierKind>,
+    /// Active, paused or broken.
+    status: StatusView,
+    /// Why it is paused or broken.
+    status_reason: Option<String>,
+    /// Whether its connection's credentials work: `ok` or `needs_reauthorization` (users
+    /// stay pending until the connection is authorized again).
+    connection_health: Option<super::connections::HealthView>,
+    /// Where its users are.
+    counts: CountsView,
+    /// The most recent errored users (on a single sync's answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent_errors: Option<Vec<UserErrorView>>,
+    /// Creation time (ms).
+    created_at: i64,
+}
+
+/// Syncs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SyncList {
+    /// Oldest first.
+    syncs: Vec<SyncView>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A sync to create. Every problem is reported at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSync {
+    /// The connection to deliver with (`GET /v1/connections`).
+    #[serde(default)]
+    connection_id: String,
+    /// The partner ad account (`GET /v1/connections/{id}/accounts`).
+    #[serde(default)]
+    account_id: String,
+    /// The audience, by name: found, or created when `create_if_missing`.
+    #[serde(default)]
+    audience_name: String,
+    /// The partner's handle of an existing audience, when one was picked.
+    #[serde(default)]
+    audience_id: Option<String>,
+    /// Description for a created audience.
+    #[serde(default)]
+    description: Option<String>,
+    /// Create the audience when none has that name. Default true.
+    #[serde(default = "yes")]
+    create_if_missing: bool,
+    /// `add` (default) or `remove`.
+    #[serde(default)]
+    action: SyncAction,
+    /// Identifier kinds to match on, in priority order ("email", "phone", "mobile-ad-id",
+    /// "idfa", "external-id"); see the destination's `identifiers`.
+    #[serde(default)]
+    match_fields: Vec<String>,
+}
+
+/// One identifier of a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentifierIn {
+    /// "email", "phone", "mobile-ad-id", "idfa" or "external-id".
+    kind: String,
+    /// The value, as the caller has it (the plugin normalises and hashes it).
+    value: String,
+}
+
+/// A user entering a sync.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserIn {
+    /// The caller's stable id for the user.
+    key: String,
+    /// At least one identifier.
+    identifiers: Vec<IdentifierIn>,
+}
+
+impl From<UserIn> for UserInput {
+    fn from(user: UserIn) -> Self {
+        let identifiers =
+            user.identifiers.into_iter().map(|id| IdentifierInput { kind: id.kind, value: id.value }).collect();
+        UserInput { key: user.key, identifiers }
+    }
+}
+
+/// Users entering a sync: 1 to 10,000 per call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnterUsers {
+    /// The users.
+    users: Vec<UserIn>,
+}
+
+/// A user that was not synced, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NotSyncedView {
+    /// The caller's key.
+    key: String,
+    /// Why (e.g. "no usable email").
+    reason: String,
+}
+
+/// What an intake call did. The accepted users are durably queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IntakeView {
+    /// Users accepted: newly queued, or already pending and not queued twice.
+    accepted: u64,
+    /// Newly queued.
+    queued: u64,
+    /// Already pending in this sync; not queued twice.
+    deduplicated: u64,
+    /// Users with no usable match field: counted, not sent.
+    not_synced: u64,
+    /// Who was not synced, and why.
+    not_synced_users: Vec<NotSyncedView>,
+}
+
+impl From<IntakeReport> for IntakeView {
+    fn from(r: IntakeReport) -> Self {
+        Self {
+            accepted: r.accepted,
+            queued: r.queued,
+            deduplicated: r.deduplicated,
+            not_synced: r.not_synced,
+            not_synced_users: r
+                .not_synced_users
+                .into_iter()
+                .map(|u| NotSyncedView { key: u.key, reason: u.reason })
+                .collect(),
+        }
+    }
+}
+
+/// A sync of the caller's workspace, or 404 (also for another workspace's).
+async fn owned_sync(state: &ApiState, tenant: &Tenant, id: &str) -> Result<SyncRecord, ApiError> {
+    match state.engine.store().sync(id).await {
+        Ok(s) if s.workspace_id == tenant.workspace_id => Ok(s),
+        Ok(_) | Err(audience_store::StoreError::NotFound { .. }) => Err(ApiError::not_found("sync", id)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<SyncView, ApiError> {
+    let store = state.engine.store();
+    let counts = store.counts(&sync.id).await?;
+    let connection_health = match store.connection(&sync.connection_id).await {
+        Ok(c) => Some(c.health.into()),
+        Err(audience_store::StoreError::NotFound { .. }) => None,
+        Err(other) => return Err(other.into()),
+    };
+    let recent_errors = if with_errors {
+        Some(store.recent_errors(&sync.id, RECENT_ERRORS).await?.into_iter().map(Into::into).collect())
+    } else {
+        None
+    };
+    Ok(SyncView {
+        id: sync.id,
+        connection_id: sync.connection_id,
+        destination: sync.destination,
+        account_id: sync.account_id,
+        audience_name: sync.audience.name,
+        audience_description: sync.audience.description,
+        create_if_missing: sync.audience.create_if_missing,
+        audience_id: sync.audience_id,
+        action: sync.action,
+        match_fields: sync.match_fields,
+        status: sync.status.into(),
+        status_reason: sync.status_reason,
+        connection_health,
+        counts: counts.into(),
+        recent_errors,
+        created_at: sync.created_at,
+    })
+}
+
+/// Create a sync. Every setting is checked first, and every problem is listed at once.
+#[utoipa::path(post, path = "/v1/syncs", tag = "syncs", security(("bearer" = [])),
+    request_body = CreateSync,
+    responses((status = 201, body = SyncView), (status = 401, body = ErrorBody),
+        (status = 422, description = "Every problem, by field", body = ErrorBody)))]
+pub(crate) async fn create_sync(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Json(body): Json<CreateSync>,
+) -> Result<(StatusCode, axum::Json<SyncView>), ApiError> {
+    let missing_connection = body.connection_id.trim().is_empty();
+    let request = SyncRequest {
+        workspace_id: tenant.workspace_id.clone(),
+        connection_id: body.connection_id.trim().to_string(),
+        account_id: body.account_id,
+        audience_name: body.audience_name,
+        audience_id: body.audience_id.filter(|a| !a.trim().is_empty()),
+        description: body.description,
+        create_if_missing: body.create_if_missing,
+        action: body.action,
+        match_fields: body.match_fields,
+    };
+    let sync = state.engine.create_sync(request).await.map_err(|err| match err {
+        audience_engine::EngineError::Invalid(mut problems) => {
+            if missing_connection {
+                for p in problems.iter_mut().filter(|p| p.field == "connection_id") {
+                    p.message = "missing; give the id of a connection of this workspace (GET /v1/connections)".into();
+                }
+            }
+            ApiError::invalid(problems)
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(workspace = %tenant.workspace_id, sync = %sync.id, "sync created");
+    Ok((StatusCode::CREATED, axum::Json(view(&state, sync, false).await?)))
+}
+
+/// The workspace's syncs, with their counts.
+#[utoipa::path(get, path = "/v1/syncs", tag = "syncs", security(("bearer" = [])),
+    responses((status = 200, body = SyncList), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_syncs(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+) -> Result<axum::Json<SyncList>, ApiError> {
+    let mut syncs = Vec::new();
+    for sync in state.engine.store().syncs(&tenant.workspace_id).await? {
+        syncs.push(view(&state, sync, false).await?);
+    }
+    Ok(axum::Json(SyncList { syncs }))
+}
+
+/// A sync: settings, status, live counts and its most recent errors.
+#[utoipa::path(get, path = "/v1/syncs/{id}", tag = "syncs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_sync(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SyncView>, ApiError> {
+    let sync = owned_sync(&state, &tenant, &id).await?;
+    Ok(axum::Json(view(&state, sync, true).await?))
+}
+
+/// Pause a sync: users are still accepted and queued, nothing is sent.
+#[utoipa::path(post, path = "/v1/syncs/{id}/pause", tag = "syncs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn pause_sync(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SyncView>, ApiError> {
+    set_paused(&state, &tenant, &id, true).await
+}
+
+/// Resume a paused (or broken) sync.
+#[utoipa::path(post, path = "/v1/syncs/{id}/resume", tag = "syncs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn resume_sync(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SyncView>, ApiError> {
+    set_paused(&state, &tenant, &id, false).await
+}
+
+async fn set_paused(
+    state: &ApiState,
+    tenant: &Tenant,
+    id: &str,
+    paused: bool,
+) -> Result<axum::Json<SyncView>, ApiError> {
+    let sync = owned_sync(state, tenant, id).await?;
+    let sync = state.engine.set_paused(&sync.id, paused).await?;
+    tracing::info!(workspace = %tenant.workspace_id, sync = %sync.id, paused, "sync paused or resumed");
+    Ok(axum::Json(view(state, sync, false).await?))
+}
+
+/// Delete a sync, its queue and its counts. Users still pending are dropped.
+#[utoipa::path(delete, path = "/v1/syncs/{id}", tag = "syncs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_sync(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let sync = owned_sync(&state, &tenant, &id).await?;
+    state.engine.delete_sync(&sync.id).await?;
+    tracing::info!(workspace = %tenant.workspace_id, sync = %sync.id, "sync deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Users enter a sync (1 to 10,000 per call). The whole call is checked first: a refused call
+/// stores nothing. The answer comes after the accepted users are durable, and says who was
+/// not synced and why.
+#[utoipa::path(post, path = "/v1/syncs/{id}/users", tag = "syncs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    request_body = EnterUsers,
+    responses(
+        (status = 200, description = "Accepted users are durably queued", body = IntakeView),
+        (status = 400, description = "Malformed JSON or not UTF-8", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Every problem with the users, by field", body = ErrorBody)
+    ))]
+pub(crate) async fn enter_users(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Json(body): Json<EnterUsers>,
+) -> Result<axum::Json<IntakeView>, ApiError> {
+    let sync = owned_sync(&state, &tenant, &id).await?;
+    let users = body.users.into_iter().map(UserInput::from).collect();
+    let report = state.engine.enter(&sync, users).await?;
+    Ok(axum::Json(report.into()))
+}

@@ -1,0 +1,99 @@
+//! The `audience-host` command line: `serve`, `demo`, `sandbox`, `plugin inspect|test`, `bench`.
+
+#[cfg(feature = "lab")]
+mod bench_hosts;
+pub mod inspect;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// audience-host: sync users into ad-platform audiences through WebAssembly destination plugins.
+#[derive(Debug, Parser)]
+#[command(name = "audience-host", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: HTTP API, engine and plugins, as configured.
+    Serve {
+        /// The configuration file (see examples/host.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// The whole thing in one command: a Pinterest sandbox, the Pinterest plugin, an OAuth
+    /// connection, an audience, and synthetic users synced into it.
+    #[cfg(feature = "lab")]
+    Demo(audience_lab::demo::DemoArgs),
+    /// Run a partner sandbox on its own, for plugin authors.
+    #[cfg(feature = "lab")]
+    Sandbox {
+        /// Which partner.
+        #[command(subcommand)]
+        partner: SandboxPartner,
+    },
+    /// Measure the engine on this machine (against the local sandbox).
+    #[cfg(feature = "lab")]
+    Bench(audience_lab::bench::BenchArgs),
+    /// Work with plugin components.
+    Plugin {
+        /// What to do with the plugin.
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+/// Partners with a sandbox.
+#[derive(Debug, Subcommand)]
+pub enum SandboxPartner {
+    /// Pinterest API v5: OAuth, ad accounts, customer lists, audiences.
+    Pinterest {
+        /// Port to listen on (0 = any free port).
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Requests per second per token before 429 (0 = unlimited).
+        #[arg(long, default_value_t = 7)]
+        rate_limit: u32,
+        /// Number of ad accounts to offer.
+        #[arg(long, default_value_t = 3)]
+        ad_accounts: usize,
+    },
+}
+
+/// Plugin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Show a component's manifest, the contract version it implements and its imports, or
+    /// why it cannot load.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance suite on a component against a scripted partner stand-in; exits
+    /// non-zero when any check fails.
+    Test(audience_conformance::PluginTestArgs),
+}
+
+/// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` starts `serve`
+/// processes of this binary.
+#[cfg(feature = "lab")]
+pub async fn bench(args: audience_lab::bench::BenchArgs) -> anyhow::Result<serde_json::Value> {
+    use audience_lab::bench::Scenario;
+    if args.scenario != Scenario::Hosts {
+        return audience_lab::bench::run(args).await;
+    }
+    let Some(server) = args.postgres.as_deref() else {
+        anyhow::bail!("bench hosts needs a PostgreSQL server: add --postgres postgres://USER@HOST:PORT/DB");
+    };
+    let result = bench_hosts::run(server, args.max_hosts, args.users.unwrap_or(200_000)).await?;
+    audience_lab::bench::print(&result, args.json)?;
+    Ok(result)
+}

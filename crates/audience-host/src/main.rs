@@ -1,0 +1,65 @@
+//! The `audience-host` binary.
+
+use std::process::ExitCode;
+
+mod cli;
+
+use clap::Parser as _;
+use cli::{Cli, Command, PluginAction, SandboxPartner};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo and the plugin tools print their own results; the log only speaks of trouble.
+    let default = match cli.command {
+        #[cfg(feature = "lab")]
+        Command::Demo(_) | Command::Bench(_) => "warn,audience_runtime::logging=error",
+        Command::Plugin { .. } => "warn,audience_runtime::logging=off",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Serve { config } => {
+            audience_host::serve::run(config.as_deref()).await?;
+            Ok(true)
+        }
+        #[cfg(feature = "lab")]
+        Command::Bench(args) => {
+            cli::bench(args).await?;
+            Ok(true)
+        }
+        #[cfg(feature = "lab")]
+        Command::Demo(args) => {
+            audience_lab::demo::run(args).await?;
+            Ok(true)
+        }
+        #[cfg(feature = "lab")]
+        Command::Sandbox { partner: SandboxPartner::Pinterest { port, rate_limit, ad_accounts } } => {
+            let config = audience_sandbox::SandboxConfig {
+                port,
+                rate_limit_per_second: (rate_limit > 0).then_some(rate_limit),
+                ad_accounts,
+                ..audience_sandbox::SandboxConfig::default()
+            };
+            audience_sandbox::run_standalone(config).await?;
+            Ok(true)
+        }
+        Command::Plugin { action: PluginAction::Inspect { component, json } } => {
+            cli::inspect::run(&component, json).await
+        }
+        Command::Plugin { action: PluginAction::Test(args) } => audience_conformance::cli_run(&args).await,
+    }
+}

@@ -1,0 +1,372 @@
+//! The engine's decisions, as pure functions: what a partner's answer means for the users sent
+//! and for the connection and the sync, when a failed user is tried again (or given up on),
+//! how a refused batch is split, and which sync a lane claims from next.
+//!
+//! Nothing here waits, reads the clock or touches the store: the lane gathers the facts (the
+//! answer, the time, the user's history), asks for a decision, and carries out its effects
+//! (store writes, limiter pauses, token refreshes). So every rule is tested by a table.
+//!
+//! What each answer to a write (or to the audience look-up before it) decides:
+//!
+//! | answer | what happens |
+//! |---|---|
+//! | success | every user synced; a sync marked broken is active again |
+//! | success, some users refused | the users the partner refused individually are errored, the others synced |
+//! | `rate-limited` with a wait | the connection pauses for that wait; the users retry after it |
+//! | `rate-limited` without a wait | the connection pauses for `rate.default_pause`; the users retry after it |
+//! | `unauthorized` | one refresh through `authorize`; if that fails, or the fresh token is refused too, the connection needs re-authorization and its users wait, pending |
+//! | `not-found` | the sync is marked broken (visible); the users retry with backoff |
+//! | `invalid-request`, several users | the batch is split in halves, each sent on its own, until the users at fault are isolated |
+//! | `invalid-request`, one user | the user is errored: refused by the partner |
+//! | `transient` | the users retry with backoff and jitter |
+//! | plugin failure (trap, timeout, too long, memory limit, contract, instantiate) | the users retry with backoff and jitter |
+//!
+//! A retry that would fall after the user's retry window (default 13 h from entry) errors the
+//! user instead, with the last failure as the reason.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use audience_runtime::CallError;
+use audience_runtime::types::{BatchOutcome, DestinationError};
+use audience_store::{Claim, Health, SyncRecord, SyncStatus, UserOutcome, UserResult};
+
+use super::config::RetryPolicy;
+
+/// What one answer decides: for the users of the request, for the connection, for the sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// What becomes of the users sent.
+    pub(crate) users: Fate,
+    /// What the lane does to the connection.
+    pub(crate) connection: ConnectionEffect,
+    /// What the lane does to the sync.
+    pub(crate) sync: SyncEffect,
+}
+
+/// What becomes of the users of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// The partner took the request: every user is synced except those it refused one by one,
+    /// errored with the reason given here (key, reason).
+    Delivered {
+        /// The users refused individually, with the reason recorded for each.
+        refused: Vec<(String, String)>,
+    },
+    /// The partner refused the request as sent: send each half of it on its own.
+    Split {
+        /// The partner's reason.
+        why: String,
+    },
+    /// Every user is errored with this reason.
+    Errored {
+        /// The reason recorded for each.
+        reason: String,
+    },
+    /// Every user is tried again: at `at` (ms), or after the backoff when `None`.
+    Retry {
+        /// The failure, recorded with the retry (and in the reason if the window runs out).
+        error: String,
+        /// When to try again; `None`: after the backoff for the user's attempts.
+        at: Option<i64>,
+    },
+}
+
+/// What the lane does to the connection after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectionEffect {
+    /// Nothing.
+    None,
+    /// The credentials work: a later 401 may refresh them again.
+    CredentialsWork,
+    /// Send nothing with the connection's token for this long.
+    Pause(Duration),
+    /// Refresh the credentials once, or park the connection (see [`after_unauthorized`]).
+    RefreshOrPark {
+        /// The partner's reason.
+        why: String,
+    },
+}
+
+/// What the lane does to the sync after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SyncEffect {
+    /// Nothing.
+    None,
+    /// The sync works: if it was marked broken, it is active again.
+    Works,
+    /// Mark the sync broken, with this reason shown to people.
+    Broken {
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// What the partner answered to one write of `group_len` users (or to the audience look-up
+/// before it), at `now_ms`. `default_pause` is the pause after a 429 that gave no wait.
+pub(crate) fn classify(
+    answer: Result<&BatchOutcome, &CallError>,
+    group_len: usize,
+    now_ms: i64,
+    default_pause: Duration,
+) -> Decision {
+    let err = match answer {
+        Ok(outcome) => {
+            let refused = outcome
+                .rejected
+                .iter()
+                .map(|r| (r.key.clone(), format!("refused by the partner: {}", r.reason)))
+                .collect();
+            return Decision {
+                users: Fate::Delivered { refused },
+                connection: ConnectionEffect::CredentialsWork,
+                sync: SyncEffect::Works,
+            };
+        }
+        Err(err) => err,
+    };
+    let error = err.to_string();
+    let retry = |at| Fate::Retry { error: error.clone(), at };
+    let (users, connection, sync) = match err {
+        CallError::Destination(DestinationError::RateLimited(ms)) => {
+            let pause = ms.map_or(default_pause, |ms| Duration::from_millis(ms.into()));
+            (retry(Some(now_ms.saturating_add(millis(pause)))), ConnectionEffect::Pause(pause), SyncEffect::None)
+        }
+        CallError::Destination(DestinationError::Unauthorized(why)) => {
+            (retry(Some(now_ms)), ConnectionEffect::RefreshOrPark { why: why.clone() }, SyncEffect::None)
+        }
+        CallError::Destination(DestinationError::NotFound(why)) => {
+            let reason = format!("the partner says the account or audience is gone: {why}");
+            (retry(None), ConnectionEffect::None, SyncEffect::Broken { reason })
+        }
+        CallError::Destination(DestinationError::InvalidRequest(why)) if group_len > 1 => {
+            (Fate::Split { why: why.clone() }, ConnectionEffect::None, SyncEffect::None)
+        }
+        CallError::Destination(DestinationError::InvalidRequest(why)) => (
+            Fate::Errored { reason: format!("refused by the partner: {why}") },
+            ConnectionEffect::None,
+            SyncEffect::None,
+        ),
+        CallError::Destination(DestinationError::Transient(_)) | CallError::Plugin(_) => {
+            (retry(None), ConnectionEffect::None, SyncEffect::None)
+        }
+    };
+    Decision { users, connection, sync }
+}
+
+/// The connection has no credentials the lane can read: nothing is sent, the users retry.
+pub(crate) fn without_credentials() -> Decision {
+    Decision {
+        users: Fate::Retry { error: "the connection has no usable credentials".into(), at: None },
+        connection: ConnectionEffect::None,
+        sync: SyncEffect::None,
+    }
+}
+
+/// What became of one user in a delivery, before the retry arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The partner has it.
+    Synced,
+    /// Refused for good, with this reason.
+    Rejected(String),
+    /// Try again: at the given time (ms), or after the backoff when `None`.
+    Failed {
+        /// The failure.
+        error: String,
+        /// When the partner asked to try again.
+        retry_at: Option<i64>,
+    },
+}
+
+/// Each user's verdict from the fate of the request that carried them. `Split` gives none: the
+/// users are sent again, in halves.
+pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> {
+    match fate {
+        Fate::Delivered { refused } => {
+            let refused: HashMap<String, String> = refused.into_iter().collect();
+            keys.into_iter()
+                .map(|key| {
+                    let verdict = match refused.get(&key) {
+                        Some(reason) => Verdict::Rejected(reason.clone()),
+                        None => Verdict::Synced,
+                    };
+                    (key, verdict)
+                })
+                .collect()
+        }
+        Fate::Split { .. } => Vec::new(),
+        Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(reason.clone()))).collect(),
+        Fate::Retry { error, at } => {
+            keys.into_iter().map(|k| (k, Verdict::Failed { error: error.clone(), retry_at: at })).collect()
+        }
+    }
+}
+
+/// A failed user's next step, at `now_ms`: tried again at the partner's time (`retry_at`) or
+/// after the backoff for its `attempts` so far (with `random_unit` in `[0, 1]` as the jitter);
+/// or errored, when that time falls after the user's retry window (counted from
+/// `entered_at`), with the last failure in the reason.
+pub(crate) fn retry_or_give_up(
+    now_ms: i64,
+    entered_at: i64,
+    attempts: u32,
+    retry_at: Option<i64>,
+    error: String,
+    policy: &RetryPolicy,
+    random_unit: f64,
+) -> UserOutcome {
+    let not_before = retry_at
+        .unwrap_or_else(|| now_ms.saturating_add(millis(policy.backoff(attempts.saturating_add(1), random_unit))));
+    if not_before > entered_at.saturating_add(millis(policy.window)) {
+        UserOutcome::Errored(format!("{}; last error: {error}", out_of_window(policy)))
+    } else {
+        UserOutcome::Retry { not_before_ms: not_before, error }
+    }
+}
+
+/// The reason recorded for a user whose retry window ran out.
+pub(crate) fn out_of_window(policy: &RetryPolicy) -> String {
+    format!("not delivered within the retry window of {}", humantime::format_duration(policy.window))
+}
+
+/// The claim of a batch of at most `max` users at `now_ms`: users past their retry window
+/// are errored first. `lane_owner` fences the claim by this host's lease (several hosts).
+pub(crate) fn claim(now_ms: i64, max: u32, policy: &RetryPolicy, lane_owner: Option<String>) -> Claim {
+    Claim {
+        now_ms,
+        max: max as usize,
+        expire_before_ms: now_ms.saturating_sub(millis(policy.window)),
+        expired_reason: out_of_window(policy),
+        lane_owner,
+    }
+}
+
+/// The groups of a batch still to send, while `invalid-request` answers split it: each split
+/// puts the group's two halves first, the first half before the second, so the users at fault
+/// end up alone in a group (and are errored) while the others are delivered.
+#[derive(Debug)]
+pub(crate) struct Isolation<T> {
+    groups: Vec<Vec<T>>,
+}
+
+impl<T> Isolation<T> {
+    /// Start with the whole batch as one group.
+    pub(crate) fn new(users: Vec<T>) -> Self {
+        Self { groups: vec![users] }
+    }
+
+    /// The next group to send (never empty), or `None` when every user has a verdict.
+    pub(crate) fn next_group(&mut self) -> Option<Vec<T>> {
+        while let Some(group) = self.groups.pop() {
+            if !group.is_empty() {
+                return Some(group);
+            }
+        }
+        None
+    }
+
+    /// The partner refused `group` as sent: its halves are sent next.
+    pub(crate) fn split(&mut self, group: Vec<T>) {
+        let (first, second) = halves(group);
+        self.groups.push(second);
+        self.groups.push(first);
+    }
+}
+
+/// A group cut in two: the first `len / 2` users, and the rest.
+pub(crate) fn halves<T>(mut group: Vec<T>) -> (Vec<T>, Vec<T>) {
+    let second = group.split_off(group.len() / 2);
+    (group, second)
+}
+
+/// Whether the lane may claim from `sync`: it is not paused, and its audience is not being
+/// resolved by a batch in flight (one batch at a time until the audience is known, so it is
+/// created once).
+pub(crate) fn claimable(sync: &SyncRecord, resolving: &HashSet<String>) -> bool {
+    sync.status != SyncStatus::Paused && !resolving.contains(&sync.id)
+}
+
+/// The syncs to try claiming from, in order: the claimable ones, round-robin from position
+/// `rr` among them. Each comes with the `rr` to keep when its claim gives a batch (so the next
+/// claim starts with the sync after it).
+pub(crate) fn claim_order(syncs: &[SyncRecord], resolving: &HashSet<String>, rr: usize) -> Vec<(SyncRecord, usize)> {
+    let candidates: Vec<&SyncRecord> = syncs.iter().filter(|sync| claimable(sync, resolving)).collect();
+    let n = candidates.len();
+    (0..n)
+        .map(|step| {
+            let index = (rr + step) % n;
+            (candidates[index].clone(), index + 1)
+        })
+        .collect()
+}
+
+/// Whether the lane must not send: the credentials need a person (or are missing), or no
+/// sync is active.
+pub(crate) fn parked(health: Health, has_credentials: bool, syncs: &[SyncRecord]) -> bool {
+    health != Health::Ok || !has_credentials || !syncs.iter().any(|sync| sync.status != SyncStatus::Paused)
+}
+
+/// How long an idle lane sleeps at `now_ms` before looking again: until the next user is due
+/// (at least 10 ms), at most `poll`; `poll` when nothing is pending or the store did not say.
+pub(crate) fn idle_wait(next_due: Option<i64>, now_ms: i64, poll: Duration) -> Duration {
+    match next_due {
+        Some(due) => Duration::from_millis((due - now_ms).max(10) as u64).min(poll),
+        None => poll,
+    }
+}
+
+/// The next step after a 401 on credentials version `failed_version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AfterUnauthorized {
+    /// The credentials changed since (another call refreshed them, or a person connected
+    /// again): nothing to do, the users retry with the new ones.
+    AlreadyChanged,
+    /// Refresh with this refresh token.
+    Refresh(String),
+    /// A person must connect again, for this reason; the users wait, pending.
+    Park(String),
+}
+
+/// After a 401 on `failed_version`, knowing the lane's `current_version`, the version the last
+/// refresh gave (`refreshed_to`, cleared by any success) and the refresh token: refresh once;
+/// a 401 right after a refresh, or with nothing to refresh with, parks the connection.
+pub(crate) fn after_unauthorized(
+    failed_version: i64,
+    current_version: i64,
+    refreshed_to: Option<i64>,
+    refresh_token: Option<String>,
+    why: &str,
+) -> AfterUnauthorized {
+    if current_version != failed_version {
+        return AfterUnauthorized::AlreadyChanged;
+    }
+    match (refreshed_to == Some(failed_version), refresh_token) {
+        (true, _) => AfterUnauthorized::Park(format!("{why} (even right after a token refresh)")),
+        (false, None) => AfterUnauthorized::Park(format!("{why} (no refresh token to retry with)")),
+        (false, Some(token)) => AfterUnauthorized::Refresh(token),
+    }
+}
+
+/// The label of a delivered batch in the metrics: `synced` (all), `retry` (all), `partial`
+/// (some synced) or `errored` (none synced, not all retried).
+pub(crate) fn batch_label(results: &[UserResult]) -> &'static str {
+    let synced = results.iter().filter(|r| r.outcome == UserOutcome::Synced).count();
+    let retry = results.iter().filter(|r| matches!(r.outcome, UserOutcome::Retry { .. })).count();
+    if synced == results.len() {
+        "synced"
+    } else if retry == results.len() {
+        "retry"
+    } else if synced > 0 {
+        "partial"
+    } else {
+        "errored"
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

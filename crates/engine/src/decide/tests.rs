@@ -1,0 +1,547 @@
+//! Table tests of the engine's decisions. The first is the module documentation's table: its
+//! rows and this file's cases are the same list, checked against each other.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use audience_runtime::types::{Audience, BatchOutcome, DestinationError, RejectedUser};
+use audience_runtime::{CallError, PluginError};
+use audience_store::{AudienceConfig, Health, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserOutcome};
+
+use super::*;
+
+const NOW: i64 = 1_700_000_000_000;
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+const HOUR_MS: i64 = 3_600_000;
+
+fn outcome(rejected: &[(&str, &str)]) -> BatchOutcome {
+    BatchOutcome {
+        rejected: rejected.iter().map(|(k, r)| RejectedUser { key: k.to_string(), reason: r.to_string() }).collect(),
+        created: None,
+    }
+}
+
+fn partner(err: DestinationError) -> Result<BatchOutcome, CallError> {
+    Err(CallError::Destination(err))
+}
+
+fn decision(users: Fate, connection: ConnectionEffect, sync: SyncEffect) -> Decision {
+    Decision { users, connection, sync }
+}
+
+fn retry(error: &str, at: Option<i64>) -> Fate {
+    Fate::Retry { error: error.to_string(), at }
+}
+
+/// Every plugin failure; the match fails to compile when the runtime adds one, so the table's
+/// plugin-failure row is extended with it.
+fn every_plugin_failure() -> Vec<PluginError> {
+    let all = vec![
+        PluginError::Trap("unreachable executed".into()),
+        PluginError::Timeout(Duration::from_secs(10)),
+        PluginError::TooLong(Duration::from_secs(60)),
+        PluginError::MemoryLimit { limit: 64 << 20 },
+        PluginError::Contract("prepare-users returned 2 results for 3 users".into()),
+        PluginError::Instantiate("the plugin runtime is shutting down".into()),
+    ];
+    for err in &all {
+        match err {
+            PluginError::Trap(_)
+            | PluginError::Timeout(_)
+            | PluginError::TooLong(_)
+            | PluginError::MemoryLimit { .. }
+            | PluginError::Contract(_)
+            | PluginError::Instantiate(_) => {}
+        }
+    }
+    all
+}
+
+/// One row of the documentation's table: the answers it stands for (with the size of the
+/// group they answer) and the decision expected for each.
+struct Row {
+    answer: &'static str,
+    what_happens: &'static str,
+    cases: Vec<(Result<BatchOutcome, CallError>, usize, Decision)>,
+}
+
+fn rows() -> Vec<Row> {
+    let delivered = |refused: Vec<(String, String)>| {
+        decision(Fate::Delivered { refused }, ConnectionEffect::CredentialsWork, SyncEffect::Works)
+    };
+    let backoff = |error: &str| decision(retry(error, None), ConnectionEffect::None, SyncEffect::None);
+    let mut created = outcome(&[]);
+    created.created = Some(Audience { id: "aud-1".into(), name: "Churn".into(), created: true, details: Vec::new() });
+    vec![
+        Row {
+            answer: "success",
+            what_happens: "every user synced; a sync marked broken is active again",
+            cases: vec![(Ok(outcome(&[])), 3, delivered(vec![])), (Ok(created), 1, delivered(vec![]))],
+        },
+        Row {
+            answer: "success, some users refused",
+            what_happens: "the users the partner refused individually are errored, the others synced",
+            cases: vec![(
+                Ok(outcome(&[("u2", "malformed email hash")])),
+                3,
+                delivered(vec![("u2".into(), "refused by the partner: malformed email hash".into())]),
+            )],
+        },
+        Row {
+            answer: "`rate-limited` with a wait",
+            what_happens: "the connection pauses for that wait; the users retry after it",
+            cases: vec![(
+                partner(DestinationError::RateLimited(Some(5_000))),
+                10,
+                decision(
+                    retry("rate limited by the partner (retry after 5000 ms)", Some(NOW + 5_000)),
+                    ConnectionEffect::Pause(Duration::from_secs(5)),
+                    SyncEffect::None,
+                ),
+            )],
+        },
+        Row {
+            answer: "`rate-limited` without a wait",
+            what_happens: "the connection pauses for `rate.default_pause`; the users retry after it",
+            cases: vec![(
+                partner(DestinationError::RateLimited(None)),
+                10,
+                decision(
+                    retry("rate limited by the partner", Some(NOW + 1_000)),
+                    ConnectionEffect::Pause(DEFAULT_PAUSE),
+                    SyncEffect::None,
+                ),
+            )],
+        },
+        Row {
+            answer: "`unauthorized`",
+            what_happens: "one refresh through `authorize`; if that fails, or the fresh token is refused too, the \
+                           connection needs re-authorization and its users wait, pending",
+            cases: vec![(
+                partner(DestinationError::Unauthorized("token expired".into())),
+                10,
+                decision(
+                    retry("unauthorized: token expired", Some(NOW)),
+                    ConnectionEffect::RefreshOrPark { why: "token expired".into() },
+                    SyncEffect::None,
+                ),
+            )],
+        },
+        Row {
+            answer: "`not-found`",
+            what_happens: "the sync is marked broken (visible); the users retry with backoff",
+            cases: vec![(
+                partner(DestinationError::NotFound("ad account 42".into())),
+                10,
+                decision(
+                    retry("not found: ad account 42", None),
+                    ConnectionEffect::None,
+                    SyncEffect::Broken {
+                        reason: "the partner says the account or audience is gone: ad account 42".into(),
+                    },
+                ),
+            )],
+        },
+        Row {
+            answer: "`invalid-request`, several users",
+            what_happens: "the batch is split in halves, each sent on its own, until the users at fault are isolated",
+            cases: [2, 3, 1_000]
+                .into_iter()
+                .map(|n| {
+                    (
+                        partner(DestinationError::InvalidRequest("bad schema".into())),
+                        n,
+                        decision(Fate::Split { why: "bad schema".into() }, ConnectionEffect::None, SyncEffect::None),
+                    )
+                })
+                .collect(),
+        },
+        Row {
+            answer: "`invalid-request`, one user",
+            what_happens: "the user is errored: refused by the partner",
+            cases: vec![(
+                partner(DestinationError::InvalidRequest("bad schema".into())),
+                1,
+                decision(
+                    Fate::Errored { reason: "refused by the partner: bad schema".into() },
+                    ConnectionEffect::None,
+                    SyncEffect::None,
+                ),
+            )],
+        },
+        Row {
+            answer: "`transient`",
+            what_happens: "the users retry with backoff and jitter",
+            cases: vec![(
+                partner(DestinationError::Transient("503 from the partner".into())),
+                10,
+                backoff("transient failure: 503 from the partner"),
+            )],
+        },
+        Row {
+            answer: "plugin failure (trap, timeout, too long, memory limit, contract, instantiate)",
+            what_happens: "the users retry with backoff and jitter",
+            cases: every_plugin_failure()
+                .into_iter()
+                .map(|err| {
+                    let expected = backoff(&err.to_string());
+                    (Err(CallError::Plugin(err)), 10, expected)
+                })
+                .collect(),
+        },
+    ]
+}
+
+/// The rows of the module documentation's table (answer, what happens), as written.
+fn documented_rows() -> Vec<(String, String)> {
+    let source = include_str!("../decide.rs");
+    let rows: Vec<(String, String)> = source
+        .lines()
+        .take_while(|line| line.starts_with("//!"))
+        .filter_map(|line| line.strip_prefix("//! |"))
+        .skip(2) // the header and the separator
+        .map(|row| {
+            let cells: Vec<&str> = row.trim().trim_end_matches('|').split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), 2, "a row of the table has two cells: {row}");
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect();
+    assert!(!rows.is_empty(), "the module documentation has the table");
+    rows
+}
+
+#[test]
+fn the_documented_table_is_the_list_of_cases() {
+    let cases: Vec<(String, String)> =
+        rows().iter().map(|r| (r.answer.to_string(), r.what_happens.to_string())).collect();
+    assert_eq!(documented_rows(), cases, "decide.rs's table and its test cases must list the same rows");
+}
+
+#[test]
+fn every_answer_is_classified_as_its_row_says() {
+    for row in rows() {
+        assert!(!row.cases.is_empty(), "row {:?} has no case", row.answer);
+        for (answer, group_len, expected) in row.cases {
+            let got = classify(answer.as_ref(), group_len, NOW, DEFAULT_PAUSE);
+            assert_eq!(got, expected, "row {:?}, answer {answer:?} for {group_len} users", row.answer);
+        }
+    }
+}
+
+#[test]
+fn every_destination_error_has_a_row() {
+    let mut answers = HashSet::new();
+    for row in rows() {
+        for (answer, _, _) in &row.cases {
+            if let Err(CallError::Destination(err)) = answer {
+                let name = match err {
+                    DestinationError::RateLimited(_) => "rate-limited",
+                    DestinationError::Unauthorized(_) => "unauthorized",
+                    DestinationError::NotFound(_) => "not-found",
+                    DestinationError::InvalidRequest(_) => "invalid-request",
+                    DestinationError::Transient(_) => "transient",
+                };
+                answers.insert(name);
+            }
+        }
+    }
+    assert_eq!(answers.len(), 5, "{answers:?}");
+}
+
+#[test]
+fn without_credentials_nothing_is_sent_and_the_users_retry() {
+    assert_eq!(
+        without_credentials(),
+        decision(retry("the connection has no usable credentials", None), ConnectionEffect::None, SyncEffect::None)
+    );
+}
+
+#[test]
+fn each_user_gets_the_verdict_of_the_request_that_carried_it() {
+    let keys = || vec!["a".to_string(), "b".to_string()];
+    let cases = [
+        (Fate::Delivered { refused: vec![] }, vec![Verdict::Synced, Verdict::Synced]),
+        (
+            Fate::Delivered { refused: vec![("b".into(), "refused by the partner: x".into())] },
+            vec![Verdict::Synced, Verdict::Rejected("refused by the partner: x".into())],
+        ),
+        (
+            Fate::Errored { reason: "refused by the partner: y".into() },
+            vec![Verdict::Rejected("refused by the partner: y".into()); 2],
+        ),
+        (
+            Fate::Retry { error: "e".into(), at: Some(NOW) },
+            vec![Verdict::Failed { error: "e".into(), retry_at: Some(NOW) }; 2],
+        ),
+        (Fate::Split { why: "z".into() }, vec![]),
+    ];
+    for (fate, expected) in cases {
+        let got: Vec<Verdict> = verdicts(keys(), fate.clone()).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(got, expected, "{fate:?}");
+    }
+    // A refusal for a key the request did not carry is ignored.
+    let stray = Fate::Delivered { refused: vec![("zz".into(), "?".into())] };
+    assert_eq!(verdicts(keys(), stray), vec![("a".into(), Verdict::Synced), ("b".into(), Verdict::Synced)]);
+}
+
+#[test]
+fn a_failed_user_retries_with_backoff_within_its_window_or_is_errored() {
+    let policy = RetryPolicy::default();
+    let window = 13 * HOUR_MS;
+    let given_up = |error: &str| {
+        UserOutcome::Errored(format!("not delivered within the retry window of 13h; last error: {error}"))
+    };
+    let at = |ms: i64| UserOutcome::Retry { not_before_ms: ms, error: "boom".into() };
+    // (what, now, entered_at, attempts so far, partner's retry time, random unit, expected)
+    type Case = (&'static str, i64, i64, u32, Option<i64>, f64, UserOutcome);
+    let cases: Vec<Case> = vec![
+        ("first failure, least jitter", NOW, NOW, 0, None, 0.0, at(NOW + 500)),
+        ("first failure, most jitter", NOW, NOW, 0, None, 1.0, at(NOW + 1_000)),
+        ("fourth failure doubles thrice", NOW, NOW, 3, None, 0.5, at(NOW + 6_000)),
+        ("backoff caps at max_backoff", NOW, NOW, 50, None, 1.0, at(NOW + 600_000)),
+        ("attempts at the limit do not overflow", NOW, NOW, u32::MAX, None, 1.0, at(NOW + 600_000)),
+        ("the partner's time wins over the backoff", NOW, NOW, 7, Some(NOW + 5_000), 1.0, at(NOW + 5_000)),
+        ("a retry now (after a refresh)", NOW, NOW - HOUR_MS, 2, Some(NOW), 1.0, at(NOW)),
+        ("a retry at the window's last instant", NOW, NOW + 1_000 - window, 0, None, 1.0, at(NOW + 1_000)),
+        ("a retry just after the window", NOW, NOW + 999 - window, 0, None, 1.0, given_up("boom")),
+        ("the partner's time after the window", NOW, NOW - window, 0, Some(NOW + 1), 0.0, given_up("boom")),
+        ("an old user whose window is over", NOW, NOW - 14 * HOUR_MS, 30, None, 0.0, given_up("boom")),
+    ];
+    for (what, now, entered_at, attempts, retry_at, random, expected) in cases {
+        let got = retry_or_give_up(now, entered_at, attempts, retry_at, "boom".into(), &policy, random);
+        assert_eq!(got, expected, "{what}");
+    }
+    let short = RetryPolicy { window: Duration::from_secs(90), ..RetryPolicy::default() };
+    assert_eq!(
+        retry_or_give_up(NOW, NOW - 90_000, 0, None, "e".into(), &short, 0.0),
+        UserOutcome::Errored("not delivered within the retry window of 1m 30s; last error: e".into())
+    );
+}
+
+#[test]
+fn a_claim_expires_users_past_their_window() {
+    let policy = RetryPolicy::default();
+    let claim = claim(NOW, 500, &policy, Some("host-a".into()));
+    assert_eq!(claim.now_ms, NOW);
+    assert_eq!(claim.max, 500);
+    assert_eq!(claim.expire_before_ms, NOW - 13 * HOUR_MS);
+    assert_eq!(claim.expired_reason, "not delivered within the retry window of 13h");
+    assert_eq!(claim.lane_owner.as_deref(), Some("host-a"));
+    assert_eq!(super::claim(NOW, 1, &policy, None).lane_owner, None);
+}
+
+#[test]
+fn a_group_is_halved_with_the_smaller_half_first() {
+    let cases: Vec<(Vec<u32>, Vec<u32>, Vec<u32>)> = vec![
+        (vec![], vec![], vec![]),
+        (vec![1], vec![], vec![1]),
+        (vec![1, 2], vec![1], vec![2]),
+        (vec![1, 2, 3, 4, 5], vec![1, 2], vec![3, 4, 5]),
+        ((1..=10).collect(), (1..=5).collect(), (6..=10).collect()),
+    ];
+    for (group, first, second) in cases {
+        assert_eq!(halves(group.clone()), (first, second), "{group:?}");
+    }
+}
+
+/// Sends a batch of `n` users to a partner that refuses (invalid-request) every request
+/// carrying one of `bad`, through [`classify`] and [`Isolation`] as the lane does; returns the
+/// groups sent, in order, and the verdicts.
+fn isolate(n: u32, bad: &[u32]) -> (Vec<Vec<u32>>, Vec<(u32, Verdict)>) {
+    let mut isolation = Isolation::new((0..n).collect::<Vec<u32>>());
+    let mut sent = Vec::new();
+    let mut verdicts_by_user = Vec::new();
+    while let Some(group) = isolation.next_group() {
+        sent.push(group.clone());
+        let answer = if group.iter().any(|u| bad.contains(u)) {
+            partner(DestinationError::InvalidRequest("bad user".into()))
+        } else {
+            Ok(outcome(&[]))
+        };
+        match classify(answer.as_ref(), group.len(), NOW, DEFAULT_PAUSE).users {
+            Fate::Split { .. } => isolation.split(group),
+            fate => {
+                let keys = group.iter().map(u32::to_string).collect();
+                verdicts_by_user
+                    .extend(verdicts(keys, fate).into_iter().map(|(k, v)| (k.parse().unwrap_or(u32::MAX), v)));
+            }
+        }
+    }
+    (sent, verdicts_by_user)
+}
+
+#[test]
+fn invalid_requests_are_split_until_the_users_at_fault_are_alone() {
+    // (users, at fault, requests sent)
+    let cases: Vec<(u32, Vec<u32>, usize)> = vec![
+        (0, vec![], 0),
+        (1, vec![], 1),
+        (16, vec![], 1),
+        (1, vec![0], 1),
+        (16, vec![5], 9),
+        (16, vec![3, 11], 15),
+        (4, vec![0, 1, 2, 3], 7),
+        (500, vec![0, 499], 33),
+    ];
+    for (n, bad, requests) in cases {
+        let (sent, verdicts) = isolate(n, &bad);
+        assert_eq!(sent.len(), requests, "{n} users, {bad:?} at fault: {sent:?}");
+        assert_eq!(verdicts.len(), n as usize, "every user has one verdict");
+        let mut seen = HashSet::new();
+        for (user, verdict) in verdicts {
+            assert!(seen.insert(user), "user {user} decided twice");
+            let expected = if bad.contains(&user) {
+                Verdict::Rejected("refused by the partner: bad user".into())
+            } else {
+                Verdict::Synced
+            };
+            assert_eq!(verdict, expected, "user {user}");
+        }
+    }
+    // The first half is sent before the second.
+    let (sent, _) = isolate(4, &[0]);
+    assert_eq!(sent, vec![vec![0, 1, 2, 3], vec![0, 1], vec![0], vec![1], vec![2, 3]]);
+}
+
+fn sync(id: &str, status: SyncStatus) -> SyncRecord {
+    SyncRecord {
+        id: id.into(),
+        workspace_id: "ws".into(),
+        connection_id: "conn".into(),
+        destination: "test".into(),
+        account_id: "acct".into(),
+        audience: AudienceConfig { name: "a".into(), description: None, create_if_missing: true },
+        audience_id: Some("aud".into()),
+        action: SyncAction::Add,
+        match_fields: vec![IdentifierKind::Email],
+        status,
+        status_reason: None,
+        created_at: 0,
+    }
+}
+
+#[test]
+fn the_lane_claims_round_robin_from_syncs_neither_paused_nor_resolving() {
+    use SyncStatus::{Active, Broken, Paused};
+    // (what; statuses of a, b, c; resolving; rr; expected order with the rr kept after each)
+    type Case = (&'static str, [SyncStatus; 3], &'static [&'static str], usize, Vec<(&'static str, usize)>);
+    let cases: Vec<Case> = vec![
+        ("from the start", [Active; 3], &[], 0, vec![("a", 1), ("b", 2), ("c", 3)]),
+        ("after a", [Active; 3], &[], 1, vec![("b", 2), ("c", 3), ("a", 1)]),
+        ("after c, back to a", [Active; 3], &[], 3, vec![("a", 1), ("b", 2), ("c", 3)]),
+        ("a paused sync is skipped", [Active, Paused, Active], &[], 1, vec![("c", 2), ("a", 1)]),
+        ("a resolving sync is skipped", [Active; 3], &["a"], 0, vec![("b", 1), ("c", 2)]),
+        ("a broken sync keeps trying", [Broken, Active, Active], &[], 0, vec![("a", 1), ("b", 2), ("c", 3)]),
+        ("nothing to claim", [Paused; 3], &[], 2, vec![]),
+        ("paused and resolving", [Paused, Active, Active], &["c"], 5, vec![("b", 1)]),
+    ];
+    for (what, statuses, resolving, rr, expected) in cases {
+        let syncs: Vec<SyncRecord> = ["a", "b", "c"].iter().zip(statuses).map(|(id, s)| sync(id, s)).collect();
+        let resolving: HashSet<String> = resolving.iter().map(|s| s.to_string()).collect();
+        let got: Vec<(String, usize)> =
+            claim_order(&syncs, &resolving, rr).into_iter().map(|(s, next)| (s.id, next)).collect();
+        let expected: Vec<(String, usize)> = expected.into_iter().map(|(id, next)| (id.to_string(), next)).collect();
+        assert_eq!(got, expected, "{what}");
+    }
+}
+
+#[test]
+fn syncs_of_a_connection_share_it_in_turn() {
+    // a has three batches ready, b one: the lane alternates while both have some.
+    let syncs = vec![sync("a", SyncStatus::Active), sync("b", SyncStatus::Active)];
+    let mut ready = std::collections::HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
+    let mut rr = 0;
+    let mut claimed = Vec::new();
+    loop {
+        let next = claim_order(&syncs, &HashSet::new(), rr).into_iter().find(|(s, _)| ready[&s.id] > 0);
+        let Some((sync, next_rr)) = next else { break };
+        *ready.entry(sync.id.clone()).or_default() -= 1;
+        rr = next_rr;
+        claimed.push(sync.id);
+    }
+    assert_eq!(claimed, ["a", "b", "a", "a"]);
+}
+
+#[test]
+fn a_lane_is_parked_without_working_credentials_or_active_syncs() {
+    use SyncStatus::{Active, Broken, Paused};
+    let cases: Vec<(Health, bool, Vec<SyncStatus>, bool)> = vec![
+        (Health::Ok, true, vec![Active], false),
+        (Health::Ok, true, vec![Paused, Broken], false),
+        (Health::Ok, true, vec![Paused, Paused], true),
+        (Health::Ok, true, vec![], true),
+        (Health::Ok, false, vec![Active], true),
+        (Health::NeedsReauthorization, true, vec![Active], true),
+    ];
+    for (health, creds, statuses, expected) in cases {
+        let syncs: Vec<SyncRecord> = statuses.iter().map(|s| sync("s", *s)).collect();
+        assert_eq!(parked(health, creds, &syncs), expected, "{health:?}, credentials: {creds}, {statuses:?}");
+    }
+}
+
+#[test]
+fn an_idle_lane_sleeps_until_the_next_due_user_at_most_a_poll() {
+    let poll = Duration::from_secs(1);
+    let cases = [
+        (None, poll),
+        (Some(NOW + 300), Duration::from_millis(300)),
+        (Some(NOW + 5), Duration::from_millis(10)),
+        (Some(NOW - 60_000), Duration::from_millis(10)),
+        (Some(NOW + 60_000), poll),
+    ];
+    for (due, expected) in cases {
+        assert_eq!(idle_wait(due, NOW, poll), expected, "{due:?}");
+    }
+}
+
+#[test]
+fn a_401_refreshes_once_then_needs_a_person() {
+    let token = || Some("refresh-1".to_string());
+    // (what, failed version, current version, refreshed to, refresh token, expected)
+    let cases = vec![
+        ("first 401: refresh", 1, 1, None, token(), AfterUnauthorized::Refresh("refresh-1".into())),
+        ("refreshed meanwhile", 1, 2, Some(2), token(), AfterUnauthorized::AlreadyChanged),
+        ("reconnected meanwhile", 1, 2, None, None, AfterUnauthorized::AlreadyChanged),
+        (
+            "401 on the fresh token",
+            2,
+            2,
+            Some(2),
+            token(),
+            AfterUnauthorized::Park("expired (even right after a token refresh)".into()),
+        ),
+        ("refreshed long ago (a success since)", 2, 2, None, token(), AfterUnauthorized::Refresh("refresh-1".into())),
+        (
+            "no refresh token",
+            1,
+            1,
+            None,
+            None,
+            AfterUnauthorized::Park("expired (no refresh token to retry with)".into()),
+        ),
+    ];
+    for (what, failed, current, refreshed_to, refresh_token, expected) in cases {
+        assert_eq!(after_unauthorized(failed, current, refreshed_to, refresh_token, "expired"), expected, "{what}");
+    }
+}
+
+#[test]
+fn a_batch_is_labelled_by_its_users_outcomes() {
+    let synced = || UserOutcome::Synced;
+    let errored = || UserOutcome::Errored("x".into());
+    let retry = || UserOutcome::Retry { not_before_ms: NOW, error: "x".into() };
+    let cases: Vec<(Vec<UserOutcome>, &str)> = vec![
+        (vec![], "synced"),
+        (vec![synced(), synced()], "synced"),
+        (vec![retry(), retry()], "retry"),
+        (vec![synced(), errored()], "partial"),
+        (vec![synced(), retry()], "partial"),
+        (vec![errored(), errored()], "errored"),
+        (vec![errored(), retry()], "errored"),
+    ];
+    for (outcomes, label) in cases {
+        let results: Vec<UserResult> =
+            outcomes.iter().cloned().map(|outcome| UserResult { key: "k".into(), outcome }).collect();
+        assert_eq!(batch_label(&results), label, "{outcomes:?}");
+    }
+}

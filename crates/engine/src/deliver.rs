@@ -1,0 +1,274 @@
+//! Delivering one batch: sending it (split where the partner refuses a request as sent),
+//! carrying out what each answer decides for the connection and the sync, and recording every
+//! user's fate.
+//!
+//! The decisions themselves — what an answer means, when a failed user is retried, how a batch
+//! is split — are pure functions in [`super::decide`], whose documentation has the table of
+//! answers and what happens after each. This module does the effects: store writes, limiter
+//! pauses, token refreshes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use audience_store::{Health, QueuedUser, SyncRecord, SyncStatus, UserOutcome, UserResult};
+
+use super::decide::{self, AfterUnauthorized, ConnectionEffect, Decision, Fate, Isolation, SyncEffect, Verdict};
+use super::encode_credentials;
+use super::lane::Lane;
+use audience_runtime::CallError;
+use audience_runtime::types::{AudienceSpec, AudienceTarget, Grant, PreparedUser, UpsertOutcome};
+
+impl Lane {
+    /// Deliver a claimed batch and record every user's outcome.
+    pub(super) async fn deliver(&self, sync: SyncRecord, batch: Vec<QueuedUser>) {
+        let results = self.deliver_batch(&sync, &batch).await;
+        let label = decide::batch_label(&results);
+        self.shared.metrics.batch(&sync.destination, &sync.id, label);
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1..=6 {
+            match self.shared.store.complete(&sync.id, results.clone()).await {
+                Ok(()) => break,
+                Err(err) if attempt < 6 => {
+                    tracing::warn!(sync = %sync.id, error = %err, "could not record a batch's outcome; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(err) => {
+                    // The users stay in flight; the next start makes them pending again.
+                    tracing::error!(sync = %sync.id, error = %err, "giving up recording a batch's outcome until restart");
+                }
+            }
+        }
+        self.with_state(|s| s.resolving.remove(&sync.id));
+        self.wake();
+    }
+
+    async fn deliver_batch(&self, sync: &SyncRecord, batch: &[QueuedUser]) -> Vec<UserResult> {
+        let mut results = Vec::with_capacity(batch.len());
+        let mut users = Vec::with_capacity(batch.len());
+        for queued in batch {
+            match super::payload::decode(&queued.payload) {
+                Ok(user) => users.push(user),
+                Err(err) => {
+                    results.push(UserResult { key: queued.key.clone(), outcome: UserOutcome::Errored(err.to_string()) })
+                }
+            }
+        }
+        let verdicts = self.write_isolating(sync, users).await;
+        let by_key: HashMap<&str, &QueuedUser> = batch.iter().map(|q| (q.key.as_str(), q)).collect();
+        let retry = &self.shared.config.retry;
+        let now = self.clock.now_ms();
+        for (key, verdict) in verdicts {
+            let outcome = match verdict {
+                Verdict::Synced => UserOutcome::Synced,
+                Verdict::Rejected(reason) => UserOutcome::Errored(reason),
+                Verdict::Failed { error, retry_at } => {
+                    let (entered_at, attempts) =
+                        by_key.get(key.as_str()).map_or((now, 0), |q| (q.entered_at, q.attempts));
+                    decide::retry_or_give_up(now, entered_at, attempts, retry_at, error, retry, rand::random::<f64>())
+                }
+            };
+            results.push(UserResult { key, outcome });
+        }
+        results
+    }
+
+    /// Write users; on `invalid-request`, split in halves until the users at fault are alone.
+    async fn write_isolating(&self, sync: &SyncRecord, users: Vec<PreparedUser>) -> Vec<(String, Verdict)> {
+        let mut verdicts = Vec::with_capacity(users.len());
+        let mut isolation = Isolation::new(users);
+        while let Some(group) = isolation.next_group() {
+            let keys: Vec<String> = group.iter().map(|u| u.key.clone()).collect();
+            match self.write_once(sync, group.clone()).await {
+                Fate::Split { why } => {
+                    tracing::debug!(sync = %sync.id, reason = %why, "splitting a refused batch to isolate the users at fault");
+                    isolation.split(group);
+                }
+                fate => verdicts.extend(decide::verdicts(keys, fate)),
+            }
+        }
+        verdicts
+    }
+
+    /// One add or remove call, with the audience resolved first when it is not known yet; the
+    /// effects of the answer on the connection and the sync are carried out before returning
+    /// what becomes of the users.
+    async fn write_once(&self, sync: &SyncRecord, users: Vec<PreparedUser>) -> Fate {
+        let Some((creds, version)) = self.with_state(|s| s.creds.clone().map(|c| (c, s.creds_version))) else {
+            return decide::without_credentials().users;
+        };
+        let group_len = users.len();
+        let answer = match self.target(sync, &creds).await {
+            Ok(target) => {
+                let action = sync.action;
+                let started = Instant::now();
+                let config = &self.destination.config;
+                let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, users).await;
+                self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
+                if let Ok(outcome) = &result
+                    && let Some(created) = &outcome.created
+                {
+                    self.remember_audience(sync, &created.id).await;
+                }
+                result
+            }
+            Err(err) => Err(err),
+        };
+        let decision =
+            decide::classify(answer.as_ref(), group_len, self.clock.now_ms(), self.shared.config.rate.default_pause);
+        self.carry_out(sync, version, &decision).await;
+        decision.users
+    }
+
+    /// The effects of a decision on the connection and the sync (`version`: the credentials
+    /// the call was made with).
+    async fn carry_out(&self, sync: &SyncRecord, version: i64, decision: &Decision) {
+        match &decision.connection {
+            ConnectionEffect::None => {}
+            ConnectionEffect::CredentialsWork => self.with_state(|s| s.refreshed_to = None),
+            ConnectionEffect::Pause(pause) => {
+                self.limiter.pause_until(tokio::time::Instant::now() + *pause);
+                tracing::info!(connection = %self.connection_id, pause_ms = pause.as_millis() as u64, "partner asked to slow down; pausing the connection");
+            }
+            ConnectionEffect::RefreshOrPark { why } => self.refresh_or_park(version, why).await,
+        }
+        match &decision.sync {
+            SyncEffect::None => {}
+            SyncEffect::Works => self.clear_broken(sync).await,
+            SyncEffect::Broken { reason } => self.mark_broken(sync, reason).await,
+        }
+    }
+
+    /// The audience to write to: known, to be created with this batch, or found now.
+    async fn target(
+        &self,
+        sync: &SyncRecord,
+        creds: &audience_runtime::types::Credentials,
+    ) -> Result<AudienceTarget, CallError> {
+        let (known, create) = self.with_state(|s| {
+            let known = s.syncs.iter().find(|x| x.id == sync.id).and_then(|x| x.audience_id.clone());
+            (known.or_else(|| sync.audience_id.clone()), s.create_with_first_batch.contains(&sync.id))
+        });
+        if let Some(id) = known {
+            return Ok(AudienceTarget::Existing(id));
+        }
+        let spec = audience_spec(sync);
+        if create {
+            return Ok(AudienceTarget::Create(spec));
+        }
+        let started = Instant::now();
+        let config = &self.destination.config;
+        let outcome = self.calls.upsert_audience(config, creds, &sync.account_id, &spec).await;
+        self.shared.metrics.plugin_call(&sync.destination, "upsert-audience", started.elapsed());
+        match outcome? {
+            UpsertOutcome::Ready(audience) => {
+                self.remember_audience(sync, &audience.id).await;
+                Ok(AudienceTarget::Existing(audience.id))
+            }
+            UpsertOutcome::CreateWithFirstBatch(why) => {
+                tracing::info!(sync = %sync.id, "{why}");
+                self.with_state(|s| s.create_with_first_batch.insert(sync.id.clone()));
+                Ok(AudienceTarget::Create(spec))
+            }
+        }
+    }
+
+    async fn remember_audience(&self, sync: &SyncRecord, audience_id: &str) {
+        if let Err(err) = self.shared.store.set_audience_id(&sync.id, audience_id).await {
+            tracing::error!(sync = %sync.id, error = %err, "could not record the audience id");
+        }
+        self.with_state(|s| {
+            s.create_with_first_batch.remove(&sync.id);
+            if let Some(local) = s.syncs.iter_mut().find(|x| x.id == sync.id) {
+                local.audience_id = Some(audience_id.to_string());
+            }
+        });
+    }
+
+    /// A success: a sync marked broken is active again.
+    async fn clear_broken(&self, sync: &SyncRecord) {
+        let was_broken = self.with_state(|s| {
+            let local = s.syncs.iter_mut().find(|x| x.id == sync.id);
+            match local {
+                Some(local) if local.status == SyncStatus::Broken => {
+                    local.status = SyncStatus::Active;
+                    true
+                }
+                _ => false,
+            }
+        });
+        if was_broken && let Err(err) = self.shared.store.set_sync_status(&sync.id, SyncStatus::Active, None).await {
+            tracing::warn!(sync = %sync.id, error = %err, "could not clear the sync's broken status");
+        }
+    }
+
+    /// The partner says the account or audience is gone: the sync shows it.
+    async fn mark_broken(&self, sync: &SyncRecord, reason: &str) {
+        tracing::warn!(sync = %sync.id, "{reason}");
+        if let Err(err) = self.shared.store.set_sync_status(&sync.id, SyncStatus::Broken, Some(reason)).await {
+            tracing::error!(sync = %sync.id, error = %err, "could not mark the sync broken");
+        }
+        self.with_state(|s| {
+            if let Some(local) = s.syncs.iter_mut().find(|x| x.id == sync.id) {
+                local.status = SyncStatus::Broken;
+            }
+        });
+    }
+
+    /// After a 401: refresh the token once; if that is not possible or does not help, the
+    /// connection needs a person to connect again (its users stay pending).
+    async fn refresh_or_park(&self, failed_version: i64, why: &str) {
+        let _guard = self.refresh.lock().await;
+        let step = self.with_state(|s| {
+            let refresh_token = s.creds.as_ref().and_then(|c| c.refresh_token.clone());
+            decide::after_unauthorized(failed_version, s.creds_version, s.refreshed_to, refresh_token, why)
+        });
+        let reason = match step {
+            AfterUnauthorized::AlreadyChanged => return,
+            AfterUnauthorized::Park(reason) => reason,
+            AfterUnauthorized::Refresh(token) => {
+                let outcome = self.calls.authorize(&self.destination.config, Grant::Refresh(token)).await;
+                match outcome {
+                    Ok(creds) => match self
+                        .shared
+                        .store
+                        .update_credentials(&self.connection_id, &encode_credentials(&creds))
+                        .await
+                    {
+                        Ok(connection) => {
+                            tracing::info!(connection = %self.connection_id, "refreshed the access token after a 401");
+                            self.with_state(|s| {
+                                s.creds = Some(creds);
+                                s.creds_version = connection.credentials_version;
+                                s.refreshed_to = Some(connection.credentials_version);
+                                s.health = Health::Ok;
+                            });
+                            return;
+                        }
+                        Err(err) => format!("{why}; the refreshed token could not be stored: {err}"),
+                    },
+                    Err(err) => format!("{why}; refreshing the token failed: {err}"),
+                }
+            }
+        };
+        tracing::warn!(connection = %self.connection_id, reason = %reason, "connection needs re-authorization; its users stay pending");
+        if let Err(err) = self
+            .shared
+            .store
+            .set_connection_health(&self.connection_id, Health::NeedsReauthorization, Some(&reason))
+            .await
+        {
+            tracing::error!(connection = %self.connection_id, error = %err, "could not record the connection's health");
+        }
+        self.with_state(|s| s.health = Health::NeedsReauthorization);
+    }
+}
+
+fn audience_spec(sync: &SyncRecord) -> AudienceSpec {
+    AudienceSpec {
+        name: sync.audience.name.clone(),
+        identifiers: sync.match_fields.iter().map(|kind| (*kind).into()).collect(),
+        description: sync.audience.description.clone(),
+        create_if_missing: sync.audience.create_if_missing,
+    }
+}

@@ -1,0 +1,411 @@
+//! A lane's behaviour against a fake partner and the in-memory store, under tokio's paused
+//! time: every timing is exact and every run the same, with no WebAssembly and no real waits.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use audience_runtime::types::{BatchOutcome, DestinationError, Limits, RejectedUser, UpsertOutcome};
+use audience_store::{Health, Store, SyncStatus};
+
+use crate::EngineConfig;
+use crate::decode_credentials;
+use crate::testing::World;
+use crate::testing::fake::{self, Call, Request};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn limits(max_batch_size: u32, requests_per_second: f64, max_concurrent_requests: u32) -> Limits {
+    Limits { max_batch_size, requests_per_second, max_concurrent_requests }
+}
+
+fn ok() -> Result<BatchOutcome, audience_runtime::CallError> {
+    Ok(BatchOutcome { rejected: Vec::new(), created: None })
+}
+
+/// The spacing the limiter keeps at `rps` with the default 2% guard.
+fn interval(rps: f64) -> Duration {
+    Duration::from_secs_f64(1.02 / rps)
+}
+
+fn times(requests: &[Request]) -> Vec<Duration> {
+    requests.iter().map(|r| r.at).collect()
+}
+
+/// Requests leave at least `interval` apart, and never more than `rps` start in one second.
+fn assert_paced(at: &[Duration], interval: Duration, rps: usize) {
+    for pair in at.windows(2) {
+        assert!(pair[1] - pair[0] >= interval, "requests {:?} and {:?} closer than {interval:?}", pair[0], pair[1]);
+    }
+    for (i, t) in at.iter().enumerate() {
+        let in_window = at[i..].iter().filter(|u| **u < *t + Duration::from_secs(1)).count();
+        assert!(in_window <= rps, "{in_window} requests within a second of {t:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_are_paced_by_the_limiter_interval() {
+    let world = World::new(EngineConfig::default(), limits(10, 5.0, 3)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 100).await;
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    let writes = world.partner.writes();
+    assert_eq!(writes.len(), 10, "100 users in full batches of 10");
+    let at = times(&writes);
+    // A new lane holds its first request for a second (the token's last second is unknown).
+    assert_eq!(at[0], Duration::from_secs(1));
+    assert_paced(&at, interval(5.0), 5);
+    // With batches waiting, each request leaves as soon as its slot comes: the limiter, not
+    // the lane, sets the pace.
+    for pair in at.windows(2) {
+        assert!(pair[1] - pair[0] <= interval(5.0) + Duration::from_millis(2), "{:?}", pair);
+    }
+    let counts = world.counts(&sync).await;
+    assert_eq!((counts.synced, counts.retries), (100, 0));
+    world.stop().await;
+}
+
+/// A 429 on the second request pauses every request of the connection (both syncs') for the
+/// pause; the refused batch is retried after it, and everyone is delivered.
+async fn a_429_pauses_the_connection(retry_after_ms: Option<u32>, expected_pause: Duration) {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 2)).await;
+    let a = world.sync(Some("aud-a")).await;
+    let b = world.sync(Some("aud-b")).await;
+    world.enter(&a, "a", 30).await;
+    world.enter(&b, "b", 30).await;
+    let mut n = 0;
+    world.partner.on_write(move |_| {
+        n += 1;
+        if n == 2 { Err(fake::refusal(DestinationError::RateLimited(retry_after_ms))) } else { ok() }
+    });
+    world.start();
+    world.until_delivered(&a, MINUTE).await;
+    world.until_delivered(&b, MINUTE).await;
+    let writes = world.partner.writes();
+    assert_eq!(writes.len(), 7, "6 batches, one of them sent twice");
+    let refused_at = writes[1].at;
+    for later in &writes[2..] {
+        assert!(later.at >= refused_at + expected_pause, "a request at {:?}, during the pause", later.at);
+    }
+    assert!(writes[2].at <= refused_at + expected_pause + interval(10.0), "the lane resumes after the pause");
+    let retried: Vec<&Request> = writes[2..].iter().filter(|w| w.keys == writes[1].keys).collect();
+    assert_eq!(retried.len(), 1, "the refused batch is sent again once");
+    let (ca, cb) = (world.counts(&a).await, world.counts(&b).await);
+    assert_eq!((ca.synced + cb.synced, ca.retries + cb.retries, ca.errored + cb.errored), (60, 10, 0));
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_with_retry_after_pauses_the_whole_connection() {
+    a_429_pauses_the_connection(Some(5_000), Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_without_retry_after_pauses_for_the_default() {
+    a_429_pauses_the_connection(None, EngineConfig::default().rate.default_pause).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_requests_are_split_down_to_the_users_at_fault() {
+    let world = World::new(EngineConfig::default(), limits(16, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 16).await;
+    let bad: HashSet<String> = ["u3".to_string(), "u11".to_string()].into();
+    let at_fault = bad.clone();
+    world.partner.on_write(move |request| {
+        if request.keys.iter().any(|k| at_fault.contains(k)) {
+            Err(fake::refusal(DestinationError::InvalidRequest("malformed identifier".into())))
+        } else {
+            ok()
+        }
+    });
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    let writes = world.partner.writes();
+    // 16 → 8 + 8 → 4 + 4 (twice) → 2 + 2 (twice) → 1 + 1 (twice): 15 requests.
+    assert_eq!(writes.len(), 15);
+    assert_eq!(writes[0].keys.len(), 16);
+    assert_paced(&times(&writes), interval(10.0), 10);
+    let counts = world.counts(&sync).await;
+    assert_eq!((counts.synced, counts.errored, counts.retries), (14, 2, 0));
+    let errors = world.store.recent_errors(&sync.id, 10).await.expect("errors");
+    let errored: HashSet<String> = errors.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(errored, bad);
+    for e in &errors {
+        assert_eq!(e.reason, "refused by the partner: malformed identifier");
+    }
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn users_refused_one_by_one_are_errored_and_the_others_synced() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 10).await;
+    world.partner.on_write(|_| {
+        Ok(BatchOutcome {
+            rejected: vec![RejectedUser { key: "u4".into(), reason: "not a hash".into() }],
+            created: None,
+        })
+    });
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    assert_eq!(world.partner.writes().len(), 1);
+    let counts = world.counts(&sync).await;
+    assert_eq!((counts.synced, counts.errored), (9, 1));
+    let errors = world.store.recent_errors(&sync.id, 10).await.expect("errors");
+    assert_eq!((errors[0].key.as_str(), errors[0].reason.as_str()), ("u4", "refused by the partner: not a hash"));
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_syncs_of_one_connection_take_turns() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let a = world.sync(Some("aud-a")).await;
+    let b = world.sync(Some("aud-b")).await;
+    world.enter(&a, "a", 30).await;
+    world.enter(&b, "b", 30).await;
+    world.start();
+    world.until_delivered(&a, MINUTE).await;
+    world.until_delivered(&b, MINUTE).await;
+    let order: Vec<String> = world.partner.writes().iter().filter_map(|w| w.audience.clone()).collect();
+    assert_eq!(order, ["aud-a", "aud-b", "aud-a", "aud-b", "aud-a", "aud-b"]);
+    assert_paced(&times(&world.partner.writes()), interval(10.0), 10);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_audience_is_found_once() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 3)).await;
+    let sync = world.sync(None).await;
+    world.enter(&sync, "u", 30).await;
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    assert_eq!(world.partner.count(Call::UpsertAudience), 1, "one batch at a time until the audience is known");
+    let writes = world.partner.writes();
+    assert_eq!(writes.len(), 3);
+    assert!(writes.iter().all(|w| w.audience.as_deref() == Some("aud-found")));
+    let stored = world.store.sync(&sync.id).await.expect("sync");
+    assert_eq!(stored.audience_id.as_deref(), Some("aud-found"));
+    assert_eq!(world.counts(&sync).await.synced, 30);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_refreshes_the_token_once_and_the_users_go_through() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 2)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 40).await;
+    world.partner.on_write(|request| {
+        if request.token == "token-1" {
+            Err(fake::refusal(DestinationError::Unauthorized("token expired".into())))
+        } else {
+            ok()
+        }
+    });
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    assert_eq!(world.partner.count(Call::Authorize), 1, "concurrent 401s refresh once");
+    let requests = world.partner.requests();
+    let refresh = requests.iter().position(|r| r.call == Call::Authorize).expect("a refresh");
+    assert_eq!(requests[refresh].token, "refresh-1");
+    // Only writes prepared before the refresh (at most one per concurrent request) carry the
+    // old token; all later ones the new.
+    let old = world.partner.writes().iter().filter(|w| w.token == "token-1").count();
+    assert!((1..=2).contains(&old), "{old} writes with the old token");
+    let last_old = requests.iter().rposition(|r| r.token == "token-1").unwrap_or(0);
+    assert!(requests[last_old + 1..].iter().all(|r| r.token == "token-2"), "after the refresh, the new token");
+    let connection = world.store.connection(&world.connection.id).await.expect("connection");
+    assert_eq!(connection.health, Health::Ok);
+    assert_eq!(connection.credentials_version, 2);
+    let stored = decode_credentials(&connection.credentials).expect("credentials");
+    assert_eq!(stored.access_token, "token-2");
+    let counts = world.counts(&sync).await;
+    assert_eq!((counts.synced, counts.errored), (40, 0));
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_on_the_fresh_token_parks_the_connection_until_a_person_reconnects() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 2)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 20).await;
+    world.partner.on_write(|request| {
+        if request.token == "token-3" {
+            ok()
+        } else {
+            Err(fake::refusal(DestinationError::Unauthorized("token revoked".into())))
+        }
+    });
+    world.start();
+    let id = world.connection.id.clone();
+    world
+        .until(MINUTE, "the connection needs re-authorization", async |world: &World| {
+            world.store.connection(&id).await.expect("connection").health == Health::NeedsReauthorization
+        })
+        .await;
+    let connection = world.store.connection(&id).await.expect("connection");
+    let reason = connection.last_error.unwrap_or_default();
+    assert!(reason.contains("token revoked (even right after a token refresh)"), "{reason}");
+    assert_eq!(world.partner.count(Call::Authorize), 1, "one refresh, not one per 401");
+    // Parked: once the requests already under way are answered, nothing is sent, and the
+    // users wait, pending.
+    world.run_for(Duration::from_secs(1)).await;
+    let sent = world.partner.writes().len();
+    world.run_for(10 * MINUTE).await;
+    assert_eq!(world.partner.writes().len(), sent, "a parked connection sends nothing");
+    assert_eq!(world.partner.count(Call::Authorize), 1);
+    let counts = world.counts(&sync).await;
+    assert_eq!((counts.pending, counts.in_flight, counts.synced, counts.errored), (20, 0, 0, 0));
+    // A person connects again: the lane resumes with the new token.
+    world.engine.reconnect(&id, &fake::credentials("token-3", None)).await.expect("reconnect");
+    world.until_delivered(&sync, MINUTE).await;
+    assert_eq!(world.counts(&sync).await.synced, 20);
+    assert!(world.partner.writes()[sent..].iter().all(|w| w.token == "token-3"));
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_sync_sends_nothing() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 2)).await;
+    let a = world.sync(Some("aud-a")).await;
+    let b = world.sync(Some("aud-b")).await;
+    world.engine.set_paused(&a.id, true).await.expect("pause");
+    world.start();
+    world.enter(&a, "a", 25).await;
+    world.enter(&b, "b", 25).await;
+    world.until_delivered(&b, MINUTE).await;
+    world.run_for(10 * MINUTE).await; // well past every flush time and retry
+    assert!(world.partner.writes().iter().all(|w| w.audience.as_deref() == Some("aud-b")));
+    let counts = world.counts(&a).await;
+    assert_eq!((counts.pending, counts.in_flight, counts.synced), (25, 0, 0));
+    // With only the paused sync left with users, still nothing; resumed, it delivers.
+    let sent = world.partner.writes().len();
+    world.engine.set_paused(&b.id, true).await.expect("pause");
+    world.run_for(MINUTE).await;
+    assert_eq!(world.partner.writes().len(), sent);
+    world.engine.set_paused(&a.id, false).await.expect("resume");
+    world.until_delivered(&a, MINUTE).await;
+    assert_eq!(world.counts(&a).await.synced, 25);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_batch_waits_for_its_flush_time() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.start();
+    world.run_for(Duration::from_secs(3)).await;
+    world.enter(&sync, "u", 4).await;
+    world.until_delivered(&sync, MINUTE).await;
+    let writes = world.partner.writes();
+    assert_eq!(writes.len(), 1);
+    // Entered at 3 s, due 5 s later (the flush interval); the lane looks when it is due.
+    assert_eq!(writes[0].at, Duration::from_secs(8));
+    assert_eq!(writes[0].keys.len(), 4);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_is_retried_after_a_backoff() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 10).await;
+    let mut n = 0;
+    world.partner.on_write(move |_| {
+        n += 1;
+        if n == 1 { Err(fake::refusal(DestinationError::Transient("503".into()))) } else { ok() }
+    });
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    let writes = world.partner.writes();
+    // Each user's first backoff is 0.5–1 s (1 s, half of it random). The jitter is drawn per
+    // user, so the batch comes back as several smaller ones, each sent when its first user is
+    // due (and paced like any request).
+    let retried: Vec<String> = writes[1..].iter().flat_map(|w| w.keys.clone()).collect();
+    assert_eq!(retried.len(), 10, "each user is sent again once: {:?}", writes);
+    let latest = Duration::from_secs(1) + interval(10.0) * writes.len() as u32;
+    for w in &writes[1..] {
+        let gap = w.at - writes[0].at;
+        assert!(gap >= Duration::from_millis(500) && gap <= latest, "a retry {gap:?} after the failure");
+    }
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_not_found_marks_the_sync_broken_until_a_delivery_succeeds() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 10).await;
+    let mut n = 0;
+    world.partner.on_write(move |_| {
+        n += 1;
+        if n == 1 { Err(fake::refusal(DestinationError::NotFound("audience aud-1".into()))) } else { ok() }
+    });
+    world.start();
+    let id = sync.id.clone();
+    world
+        .until(MINUTE, "the sync is marked broken", async |world: &World| {
+            world.store.sync(&id).await.expect("sync").status == SyncStatus::Broken
+        })
+        .await;
+    let broken = world.store.sync(&sync.id).await.expect("sync");
+    assert_eq!(
+        broken.status_reason.as_deref(),
+        Some("the partner says the account or audience is gone: audience aud-1")
+    );
+    world.until_delivered(&sync, MINUTE).await;
+    let healed = world.store.sync(&sync.id).await.expect("sync");
+    assert_eq!((healed.status, healed.status_reason), (SyncStatus::Active, None));
+    assert_eq!(world.counts(&sync).await.synced, 10);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_parks_the_connection() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.enter(&sync, "u", 10).await;
+    world.partner.on_write(|_| Err(fake::refusal(DestinationError::Unauthorized("token expired".into()))));
+    world.partner.on_authorize(|_| Err(fake::refusal(DestinationError::InvalidRequest("invalid_grant".into()))));
+    world.start();
+    let id = world.connection.id.clone();
+    world
+        .until(MINUTE, "the connection needs re-authorization", async |world: &World| {
+            world.store.connection(&id).await.expect("connection").health == Health::NeedsReauthorization
+        })
+        .await;
+    let reason = world.store.connection(&id).await.expect("connection").last_error.unwrap_or_default();
+    assert_eq!(reason, "token expired; refreshing the token failed: invalid request: invalid_grant");
+    // Known: the lane checks whether it is parked before it waits for a request slot, not
+    // after, so the retried batch may go out once more (and try one more refresh) after the
+    // connection was parked. Then nothing.
+    world.run_for(Duration::from_secs(1)).await;
+    let (writes, refreshes) = (world.partner.writes().len(), world.partner.count(Call::Authorize));
+    assert!((1..=2).contains(&writes) && (1..=2).contains(&refreshes), "{writes} writes, {refreshes} refreshes");
+    world.run_for(10 * MINUTE).await;
+    assert_eq!((world.partner.writes().len(), world.partner.count(Call::Authorize)), (writes, refreshes));
+    assert_eq!(world.counts(&sync).await.pending, 10);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_audience_created_with_the_first_batch_is_remembered() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 2)).await;
+    let sync = world.sync(None).await;
+    world.enter(&sync, "u", 30).await;
+    world.partner.on_upsert(|_| Ok(UpsertOutcome::CreateWithFirstBatch("created with the first batch".into())));
+    world.partner.on_write(|request| {
+        let created = request.audience.is_none().then(|| fake::audience("aud-new"));
+        Ok(BatchOutcome { rejected: Vec::new(), created })
+    });
+    world.start();
+    world.until_delivered(&sync, MINUTE).await;
+    let writes = world.partner.writes();
+    assert_eq!(writes.len(), 3);
+    assert_eq!(writes[0].audience, None, "the first batch creates the audience");
+    assert!(writes[1..].iter().all(|w| w.audience.as_deref() == Some("aud-new")), "the others write to it");
+    assert_eq!(world.partner.count(Call::UpsertAudience), 1);
+    assert_eq!(world.store.sync(&sync.id).await.expect("sync").audience_id.as_deref(), Some("aud-new"));
+    world.stop().await;
+}

@@ -1,0 +1,297 @@
+//! The sync engine: what happens between "these users entered this sync" and "the partner has
+//! them".
+//!
+//! The path of a user: [`Engine::enter`] validates the call, asks the destination plugin to
+//! prepare the users (normalise, hash, decide who cannot be matched) and commits them durably
+//! before answering. Each connection (one partner token) has a *lane*: a task that claims
+//! batches from its syncs in turn, paces the partner requests with the connection's rate
+//! limiter, and hands each batch to the plugin. What the partner answers decides each user's
+//! fate — synced, errored, or back in the queue for a retry — and that fate and the counters
+//! it moves are written in one transaction.
+//!
+//! Nothing here keeps users in memory beyond the batches in flight: the queue lives in the
+//! store, so a backlog of millions costs disk, not RAM, and a crash loses nothing (users that
+//! were in flight are pending again at the next start).
+//!
+//! What it must not know: HTTP routes, status codes or the CLI (the API crate maps
+//! [`EngineError`] to answers), or how a plugin is sandboxed (the runtime crate's job). Every
+//! state change a person makes (pause, delete, reconnect, disconnect) goes through [`Engine`],
+//! so the lane concerned hears of it at once.
+
+mod clock;
+mod config;
+mod credentials;
+mod decide;
+mod deliver;
+mod destinations;
+mod error;
+mod intake;
+mod lane;
+mod leases;
+mod limiter;
+mod metrics;
+pub mod oauth;
+pub mod payload;
+mod syncs;
+#[cfg(test)]
+mod testing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use std::time::Duration;
+
+use audience_store::{Counts, Health, Store, SyncRecord};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
+pub use destinations::{Destination, Destinations, LimitOverrides};
+pub use error::{EngineError, Problem};
+pub use intake::{IdentifierInput, IntakeReport, MAX_PROBLEMS, NotSyncedUser, UserInput, check_users};
+pub use limiter::RateLimiter;
+pub use metrics::Metrics;
+pub use syncs::SyncRequest;
+
+use audience_runtime::types::Credentials;
+use lane::Lane;
+
+pub(crate) use audience_model::now_ms;
+
+pub use credentials::{decode_credentials, encode_credentials};
+
+/// The sync engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) destinations: Destinations,
+    pub(crate) config: EngineConfig,
+    pub(crate) metrics: Metrics,
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// This run of the host, as the lane leases know it.
+    pub(crate) host_id: String,
+    /// Asks the lane steward for a pass now (new work for a connection with no local lane).
+    steward: tokio::sync::Notify,
+    /// The connections the steward saw at its last pass (each has a lane on some host, or
+    /// gets one at the next pass): intake for them needs no extra pass.
+    known_lanes: Mutex<std::collections::HashSet<String>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Engine {
+    /// An engine over `store`, delivering through `destinations`. Call [`Engine::start`] to
+    /// begin delivering.
+    pub fn new(store: Arc<dyn Store>, destinations: Destinations, config: EngineConfig) -> Self {
+        let shared = Shared {
+            store,
+            destinations,
+            config,
+            metrics: Metrics::new(),
+            lanes: Mutex::new(HashMap::new()),
+            host_id: leases::new_host_id(),
+            steward: tokio::sync::Notify::new(),
+            known_lanes: Mutex::new(std::collections::HashSet::new()),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// Recover from a previous run (users that were in flight are pending again) and start a
+    /// lane for every connection that has syncs.
+    ///
+    /// With leases on (several hosts on one database), nothing is recovered globally: another
+    /// live host may have those users in flight. Instead the lane steward takes this host's
+    /// share of the lanes, and each lane taken over recovers its own connection's users.
+    pub async fn start(&self) -> Result<(), EngineError> {
+        let lease = &self.shared.config.lease;
+        if lease.enabled {
+            let problems = lease.problems();
+            if !problems.is_empty() {
+                return Err(EngineError::Invalid(
+                    problems.into_iter().map(|p| Problem::new("engine.lease", p)).collect(),
+                ));
+            }
+            leases::Steward::new(self.clone()).start().await?;
+            return Ok(());
+        }
+        let recovered = self.shared.store.recover_in_flight(now_ms()).await?;
+        if recovered > 0 {
+            tracing::info!(users = recovered, "users that were in flight at the last stop are pending again");
+        }
+        let mut connections: Vec<String> =
+            self.shared.store.all_syncs().await?.into_iter().map(|s| s.connection_id).collect();
+        connections.sort();
+        connections.dedup();
+        for connection in connections {
+            self.ensure_lane(&connection).await?;
+        }
+        Ok(())
+    }
+
+    /// Stop the lanes and wait for the batches in flight to be recorded.
+    pub async fn shutdown(&self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+
+    /// The store this engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The destinations this engine delivers to.
+    pub fn destinations(&self) -> &Destinations {
+        &self.shared.destinations
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The in-process metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// A sync's counters.
+    pub async fn counts(&self, sync_id: &str) -> Result<Counts, EngineError> {
+        Ok(self.shared.store.counts(sync_id).await?)
+    }
+
+    /// Every metric in Prometheus text format: the store's durable per-sync figures and this
+    /// process's request figures. Two store reads whatever the number of syncs.
+    pub async fn render_metrics(&self) -> Result<String, EngineError> {
+        let store = &self.shared.store;
+        let now = now_ms();
+        let syncs: Vec<metrics::SyncFigures> = store
+            .sync_figures()
+            .await?
+            .into_iter()
+            .map(|f| metrics::SyncFigures {
+                destination: f.sync.destination,
+                sync: f.sync.id,
+                counts: f.counts,
+                oldest_pending_age: f.oldest_pending_at.map(|t| Duration::from_millis((now - t).max(0) as u64)),
+                broken: f.sync.status == audience_store::SyncStatus::Broken,
+            })
+            .collect();
+        let connections: Vec<(String, String, bool)> = store
+            .connection_health()
+            .await?
+            .into_iter()
+            .map(|c| (c.destination, c.connection_id, c.health == Health::NeedsReauthorization))
+            .collect();
+        let mut text = metrics::render_store_figures(&syncs, &connections);
+        text.push_str(&self.shared.metrics.render());
+        Ok(text)
+    }
+
+    /// Replace a connection's credentials after a person connected again; its lane resumes.
+    pub async fn reconnect(&self, connection_id: &str, creds: &Credentials) -> Result<(), EngineError> {
+        self.shared.store.update_credentials(connection_id, &encode_credentials(creds)).await?;
+        self.wake(connection_id).await;
+        Ok(())
+    }
+
+    /// Pause or resume a sync. A paused sync accepts users but sends nothing.
+    pub async fn set_paused(&self, sync_id: &str, paused: bool) -> Result<SyncRecord, EngineError> {
+        let store = &self.shared.store;
+        let sync = store.sync(sync_id).await?;
+        let status = if paused { audience_store::SyncStatus::Paused } else { audience_store::SyncStatus::Active };
+        let reason = paused.then_some("paused by a person");
+        store.set_sync_status(sync_id, status, reason).await?;
+        self.wake(&sync.connection_id).await;
+        Ok(store.sync(sync_id).await?)
+    }
+
+    /// Delete a sync and its queue.
+    pub async fn delete_sync(&self, sync_id: &str) -> Result<(), EngineError> {
+        let sync = self.shared.store.sync(sync_id).await?;
+        self.shared.store.delete_sync(sync_id).await?;
+        self.wake(&sync.connection_id).await;
+        Ok(())
+    }
+
+    /// Disconnect: delete the connection (the store refuses while syncs still use it) and stop
+    /// its lane on this host at once.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<(), EngineError> {
+        self.shared.store.delete_connection(connection_id).await?;
+        let lane = {
+            let mut lanes = self.shared.lanes.lock();
+            let lane = lanes.remove(connection_id);
+            self.shared.metrics.set_lanes_owned(lanes.len());
+            lane
+        };
+        if let Some(lane) = lane {
+            lane.stop.cancel();
+        }
+        self.shared.known_lanes.lock().remove(connection_id);
+        Ok(())
+    }
+
+    /// Tell a connection's lane that something changed (new users, settings, credentials).
+    pub(crate) async fn wake(&self, connection_id: &str) {
+        if let Some(lane) = self.shared.lanes.lock().get(connection_id) {
+            lane.wake();
+        }
+    }
+
+    /// New users for a connection: wake its lane here, or make sure one runs somewhere. With
+    /// one host that means starting it; with leases, the steward looks for unowned lanes now
+    /// (the host that owns the lane sees the users at its next look at the store, within 1 s).
+    pub(crate) async fn work_arrived(&self, connection_id: &str) -> Result<(), EngineError> {
+        if self.shared.config.lease.enabled {
+            let local = self.shared.lanes.lock().get(connection_id).cloned();
+            let known = || self.shared.known_lanes.lock().contains(connection_id);
+            match local {
+                Some(lane) => lane.wake(),
+                // Owned elsewhere (or about to be): that host sees the users within a second.
+                None if known() => {}
+                None => self.shared.steward.notify_one(),
+            }
+            return Ok(());
+        }
+        self.ensure_lane(connection_id).await?.wake();
+        Ok(())
+    }
+
+    /// This run's id in the lane leases (`<hostname>-<random>`).
+    pub fn host_id(&self) -> &str {
+        &self.shared.host_id
+    }
+
+    /// The lane of a connection, started on first use.
+    pub(crate) async fn ensure_lane(&self, connection_id: &str) -> Result<Arc<Lane>, EngineError> {
+        if let Some(lane) = self.shared.lanes.lock().get(connection_id) {
+            return Ok(lane.clone());
+        }
+        let connection = self.shared.store.connection(connection_id).await?;
+        let destination = self
+            .shared
+            .destinations
+            .get(&connection.destination)
+            .ok_or_else(|| EngineError::UnknownDestination(connection.destination.clone()))?;
+        let lane = {
+            let mut lanes = self.shared.lanes.lock();
+            if let Some(lane) = lanes.get(connection_id) {
+                return Ok(lane.clone());
+            }
+            let lane = Lane::new(self.shared.clone(), connection, destination);
+            lanes.insert(connection_id.to_string(), lane.clone());
+            self.shared.metrics.set_lanes_owned(lanes.len());
+            lane
+        };
+        let runner = lane.clone();
+        self.shared.tasks.spawn(lane.tasks.track_future(async move { runner.run().await }));
+        Ok(lane)
+    }
+}

@@ -1,0 +1,135 @@
+//! Creating a sync: every setting is checked before anything runs, and every problem is
+//! reported at once in words a person can act on.
+
+use audience_store::{AudienceConfig, Health, IdentifierKind, NewSync, SyncAction, SyncRecord};
+use serde::Deserialize;
+
+use super::Engine;
+use super::error::{EngineError, Problem};
+
+/// What a person asks for when creating a sync.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SyncRequest {
+    /// The workspace it belongs to.
+    #[serde(skip)]
+    pub workspace_id: String,
+    /// The connection (partner account credentials) to deliver with.
+    pub connection_id: String,
+    /// The partner ad account.
+    pub account_id: String,
+    /// The audience by name (found, or created when `create_if_missing`).
+    pub audience_name: String,
+    /// The partner's handle of an existing audience, when one was picked from a list.
+    #[serde(default)]
+    pub audience_id: Option<String>,
+    /// A description for a created audience.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Create the audience when no audience has that name. Default true.
+    #[serde(default = "yes")]
+    pub create_if_missing: bool,
+    /// Add or remove.
+    pub action: SyncAction,
+    /// Identifier kinds to match on, in priority order ("email", "mobile-ad-id", "idfa", ...).
+    pub match_fields: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Engine {
+    /// Create a sync after checking every setting; all problems are reported together.
+    pub async fn create_sync(&self, request: SyncRequest) -> Result<SyncRecord, EngineError> {
+        let store = &self.shared.store;
+        let mut problems = Vec::new();
+        let connection = match store.connection(&request.connection_id).await {
+            Ok(c) if c.workspace_id == request.workspace_id => Some(c),
+            Ok(_) | Err(audience_store::StoreError::NotFound { .. }) => {
+                problems.push(Problem::new(
+                    "connection_id",
+                    format!("no connection {:?} in this workspace", request.connection_id),
+                ));
+                None
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let destination = connection.as_ref().and_then(|c| self.shared.destinations.get(&c.destination));
+        if let Some(c) = &connection {
+            if c.health != Health::Ok {
+                problems.push(Problem::new(
+                    "connection_id",
+                    format!(
+                        "connection {} needs re-authorization ({}); connect the account again first",
+                        c.id,
+                        c.last_error.as_deref().unwrap_or("the partner refused its credentials")
+                    ),
+                ));
+            }
+            if destination.is_none() {
+                problems.push(Problem::new(
+                    "connection_id",
+                    format!("destination {:?} of this connection is not configured on this host", c.destination),
+                ));
+            }
+        }
+        if request.account_id.trim().is_empty() {
+            problems.push(Problem::new("account_id", "choose an ad account (list them on the connection)"));
+        }
+        if request.audience_name.trim().is_empty() && request.audience_id.is_none() {
+            problems.push(Problem::new("audience_name", "name the audience to find or create"));
+        }
+        if request.match_fields.is_empty() {
+            problems.push(Problem::new("match_fields", "select at least one match field"));
+        }
+        let supported: Vec<IdentifierKind> = destination
+            .as_ref()
+            .map(|d| d.plugin.manifest().identifiers.iter().map(|k| (*k).into()).collect())
+            .unwrap_or_default();
+        let mut match_fields = Vec::with_capacity(request.match_fields.len());
+        for field in &request.match_fields {
+            match field.parse::<IdentifierKind>() {
+                Err(unknown) => problems.push(Problem::new("match_fields", format!("{unknown}"))),
+                Ok(kind) if destination.is_some() && !supported.contains(&kind) => problems.push(Problem::new(
+                    "match_fields",
+                    format!(
+                        "{field:?} is not supported by this destination; it supports: {}",
+                        supported.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+                Ok(kind) if match_fields.contains(&kind) => {
+                    problems.push(Problem::new("match_fields", format!("{field:?} is listed twice")))
+                }
+                Ok(kind) => match_fields.push(kind),
+            }
+        }
+        if let Some(d) = &destination
+            && request.action == SyncAction::Remove
+            && !d.plugin.manifest().supports_removal
+        {
+            problems.push(Problem::new("action", format!("{} does not support removing users", d.name())));
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let Some(connection) = connection else { return Err(EngineError::Invalid(problems)) };
+        let sync = store
+            .create_sync(NewSync {
+                workspace_id: request.workspace_id,
+                connection_id: connection.id.clone(),
+                destination: connection.destination.clone(),
+                account_id: request.account_id.trim().to_string(),
+                audience: AudienceConfig {
+                    name: request.audience_name.trim().to_string(),
+                    description: request.description,
+                    create_if_missing: request.create_if_missing,
+                },
+                audience_id: request.audience_id,
+                action: request.action,
+                match_fields,
+            })
+            .await?;
+        self.work_arrived(&connection.id).await?;
+        Ok(sync)
+    }
+}

@@ -1,0 +1,213 @@
+//! A fake partner behind [`DestinationCalls`]: no WebAssembly, no network, answers chosen by
+//! the test. Every call is one simulated request, with the lane's hooks called around it as
+//! the runtime does around a plugin's real requests, so pacing goes through the real limiter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use audience_model::SyncAction;
+use audience_runtime::types::{
+    Audience, AudienceSpec, AudienceTarget, BatchOutcome, Credentials, DestinationError, Grant, PluginConfig,
+    PreparedUser, UpsertOutcome,
+};
+use audience_runtime::{CallError, RequestHooks};
+
+use crate::destinations::DestinationCalls;
+
+/// Which call a request was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// `authorize` (a token refresh).
+    Authorize,
+    /// `upsert-audience`.
+    UpsertAudience,
+    /// `add-users` or `remove-users`.
+    Write,
+}
+
+/// One request the partner received.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// When it left (after the hooks let it), since the partner was made.
+    pub(crate) at: Duration,
+    /// For which call.
+    pub(crate) call: Call,
+    /// The access token it carried (for `authorize`: the refresh token).
+    pub(crate) token: String,
+    /// The existing audience written to; `None` when the write creates it.
+    pub(crate) audience: Option<String>,
+    /// The users' keys, for writes.
+    pub(crate) keys: Vec<String>,
+}
+
+type Answer<T> = Box<dyn FnMut(&Request) -> Result<T, CallError> + Send>;
+
+struct Inner {
+    start: Instant,
+    requests: Mutex<Vec<Request>>,
+    writes: Mutex<Answer<BatchOutcome>>,
+    authorize: Mutex<Answer<Credentials>>,
+    upsert: Mutex<Answer<UpsertOutcome>>,
+}
+
+/// The fake partner. Clones share their answers and their log of requests.
+#[derive(Clone)]
+pub(crate) struct FakePartner {
+    inner: Arc<Inner>,
+    hooks: Option<Arc<dyn RequestHooks>>,
+}
+
+impl FakePartner {
+    /// A partner that takes every write, finds audience `aud-found`, and refreshes to
+    /// `token-2`.
+    pub(crate) fn new() -> Self {
+        let inner = Inner {
+            start: Instant::now(),
+            requests: Mutex::new(Vec::new()),
+            writes: Mutex::new(Box::new(|_| Ok(BatchOutcome { rejected: Vec::new(), created: None }))),
+            authorize: Mutex::new(Box::new(|_| Ok(credentials("token-2", Some("refresh-2"))))),
+            upsert: Mutex::new(Box::new(|_| Ok(UpsertOutcome::Ready(audience("aud-found"))))),
+        };
+        Self { inner: Arc::new(inner), hooks: None }
+    }
+
+    /// How the partner answers writes from now on.
+    pub(crate) fn on_write(&self, answer: impl FnMut(&Request) -> Result<BatchOutcome, CallError> + Send + 'static) {
+        *self.inner.writes.lock() = Box::new(answer);
+    }
+
+    /// How the partner answers token refreshes from now on.
+    pub(crate) fn on_authorize(&self, answer: impl FnMut(&Request) -> Result<Credentials, CallError> + Send + 'static) {
+        *self.inner.authorize.lock() = Box::new(answer);
+    }
+
+    /// How the partner answers audience look-ups from now on.
+    pub(crate) fn on_upsert(&self, answer: impl FnMut(&Request) -> Result<UpsertOutcome, CallError> + Send + 'static) {
+        *self.inner.upsert.lock() = Box::new(answer);
+    }
+
+    /// Every request so far, in the order they left.
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        self.inner.requests.lock().clone()
+    }
+
+    /// The write requests so far.
+    pub(crate) fn writes(&self) -> Vec<Request> {
+        self.requests().into_iter().filter(|r| r.call == Call::Write).collect()
+    }
+
+    /// The requests of one kind so far.
+    pub(crate) fn count(&self, call: Call) -> usize {
+        self.inner.requests.lock().iter().filter(|r| r.call == call).count()
+    }
+
+    /// One simulated request: the hooks first (they may hold it for the rate limiter, or
+    /// refuse it, which a plugin reports as a transient failure), then the test's answer.
+    async fn request<T>(
+        &self,
+        mut request: Request,
+        answer: &Mutex<Answer<T>>,
+        status: fn(&Result<T, CallError>) -> u16,
+    ) -> Result<T, CallError> {
+        if let Some(hooks) = &self.hooks
+            && let Err(why) = hooks.before_send().await
+        {
+            return Err(CallError::Destination(DestinationError::Transient(format!("connection failed: {why}"))));
+        }
+        let started = Instant::now();
+        request.at = started.duration_since(self.inner.start);
+        let result = (answer.lock())(&request);
+        self.inner.requests.lock().push(request);
+        if let Some(hooks) = &self.hooks {
+            hooks.after_send(Ok(status(&result)), started.elapsed());
+        }
+        result
+    }
+}
+
+/// Credentials with this access token.
+pub(crate) fn credentials(access_token: &str, refresh_token: Option<&str>) -> Credentials {
+    Credentials {
+        access_token: access_token.to_string(),
+        refresh_token: refresh_token.map(str::to_string),
+        expires_at: None,
+        scopes: Vec::new(),
+    }
+}
+
+/// An audience with this id.
+pub(crate) fn audience(id: &str) -> Audience {
+    Audience { id: id.to_string(), name: id.to_string(), created: false, details: Vec::new() }
+}
+
+/// A partner error as the call returns it.
+pub(crate) fn refusal(err: DestinationError) -> CallError {
+    CallError::Destination(err)
+}
+
+fn status_of<T>(result: &Result<T, CallError>) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(CallError::Destination(DestinationError::RateLimited(_))) => 429,
+        Err(CallError::Destination(DestinationError::Unauthorized(_))) => 401,
+        Err(CallError::Destination(DestinationError::NotFound(_))) => 404,
+        Err(CallError::Destination(DestinationError::InvalidRequest(_))) => 400,
+        Err(CallError::Destination(DestinationError::Transient(_))) => 503,
+        Err(CallError::Plugin(_)) => 200,
+    }
+}
+
+fn request(call: Call, token: &str) -> Request {
+    Request { at: Duration::ZERO, call, token: token.to_string(), audience: None, keys: Vec::new() }
+}
+
+impl DestinationCalls for FakePartner {
+    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Arc<dyn DestinationCalls> {
+        Arc::new(Self { inner: self.inner.clone(), hooks: Some(hooks) })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        _config: &'a PluginConfig,
+        grant: Grant,
+    ) -> BoxFuture<'a, Result<Credentials, CallError>> {
+        let token = match &grant {
+            Grant::Refresh(token) => token.clone(),
+            Grant::AuthorizationCode(code) => code.code.clone(),
+        };
+        Box::pin(self.request(request(Call::Authorize, &token), &self.inner.authorize, status_of))
+    }
+
+    fn upsert_audience<'a>(
+        &'a self,
+        _config: &'a PluginConfig,
+        creds: &'a Credentials,
+        _account_id: &'a str,
+        _spec: &'a AudienceSpec,
+    ) -> BoxFuture<'a, Result<UpsertOutcome, CallError>> {
+        let request = request(Call::UpsertAudience, &creds.access_token);
+        Box::pin(self.request(request, &self.inner.upsert, status_of))
+    }
+
+    fn write_users<'a>(
+        &'a self,
+        _action: SyncAction,
+        _config: &'a PluginConfig,
+        creds: &'a Credentials,
+        _account_id: &'a str,
+        target: &'a AudienceTarget,
+        users: Vec<PreparedUser>,
+    ) -> BoxFuture<'a, Result<BatchOutcome, CallError>> {
+        let mut request = request(Call::Write, &creds.access_token);
+        request.audience = match target {
+            AudienceTarget::Existing(id) => Some(id.clone()),
+            AudienceTarget::Create(_) => None,
+        };
+        request.keys = users.into_iter().map(|u| u.key).collect();
+        Box::pin(self.request(request, &self.inner.writes, status_of))
+    }
+}

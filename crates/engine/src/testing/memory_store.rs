@@ -1,0 +1,557 @@
+//! An in-memory [`Store`] for the engine's tests under tokio's paused time.
+//!
+//! Why not the SQLite store: it writes through a thread, and while a test waits for that
+//! thread tokio sees an idle runtime and jumps the paused clock forward, so timings become
+//! arbitrary. This store answers at once, under one lock, so the runtime never idles on it.
+//!
+//! It implements what lanes use, with the SQLite store's rules (checked by running the store's
+//! behaviour suite against it, below): catalog reads and the few catalog writes a lane makes,
+//! the queue (`enter`, `claim_batch`, `complete`, `next_due`, `recover_in_flight`) and the
+//! counters, which stay conserved after every change (checked after each one). Everything else
+//! answers a [`StoreError`].
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use audience_store::{
+    ApiKey, Claim, Connection, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease, LeaseOutcome,
+    NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncFigures, SyncRecord,
+    SyncStatus, UserError, UserOutcome, UserResult, Workspace,
+};
+
+use crate::clock::Clock;
+
+/// Longest error reason kept, in characters (as the SQLite store).
+const MAX_REASON_CHARS: usize = 500;
+
+/// The in-memory store.
+pub(crate) struct MemoryStore {
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    workspaces: Vec<Workspace>,
+    connections: Vec<Connection>,
+    /// In creation order (the SQLite store lists syncs in that order).
+    syncs: Vec<SyncRecord>,
+    queues: HashMap<String, Queue>,
+}
+
+/// One sync's queue: its pending and in-flight users, counters and errors.
+#[derive(Default)]
+struct Queue {
+    users: Vec<Row>,
+    counts: Counts,
+    errors: Vec<UserError>,
+}
+
+/// A pending or in-flight user. Synced and errored users leave the queue.
+struct Row {
+    /// Insertion order (the SQLite rowid), the tie-break of the due order.
+    seq: u64,
+    key: String,
+    payload: Vec<u8>,
+    entered_at: i64,
+    attempts: u32,
+    /// 0 for a user with no wait (new), else the retry time.
+    not_before: i64,
+    due_at: i64,
+    in_flight: bool,
+}
+
+impl MemoryStore {
+    /// An empty store whose own clock (error times) is `clock`.
+    pub(crate) fn new(clock: Clock) -> Self {
+        Self { clock, state: Mutex::new(State::default()) }
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound { kind, id: id.to_string() }
+}
+
+fn unsupported<T>(what: &str) -> StoreResult<T> {
+    Err(StoreError::Database(format!("{what} is not implemented by the engine's in-memory test store")))
+}
+
+fn truncate(reason: &str) -> String {
+    reason.chars().take(MAX_REASON_CHARS).collect()
+}
+
+impl State {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{}", self.next_id)
+    }
+
+    fn connection_mut(&mut self, id: &str) -> StoreResult<&mut Connection> {
+        self.connections.iter_mut().find(|c| c.id == id).ok_or_else(|| not_found("connection", id))
+    }
+
+    fn sync_mut(&mut self, id: &str) -> StoreResult<&mut SyncRecord> {
+        self.syncs.iter_mut().find(|s| s.id == id).ok_or_else(|| not_found("sync", id))
+    }
+
+    /// A sync's queue, after checking the sync exists.
+    fn queue(&mut self, sync_id: &str) -> StoreResult<&mut Queue> {
+        self.queues.get_mut(sync_id).ok_or_else(|| not_found("sync", sync_id))
+    }
+}
+
+impl Queue {
+    /// Panics (test code) when a change broke the books.
+    fn check(&self, sync_id: &str) {
+        let c = &self.counts;
+        assert!(c.conserved(), "counts of {sync_id} not conserved: {c:?}");
+        let pending = self.users.iter().filter(|r| !r.in_flight).count() as u64;
+        let in_flight = self.users.iter().filter(|r| r.in_flight).count() as u64;
+        assert_eq!((c.pending, c.in_flight), (pending, in_flight), "counters of {sync_id} disagree with its queue");
+    }
+
+    fn record_error(&mut self, key: &str, reason: &str, at: i64) {
+        self.errors.push(UserError { key: key.to_string(), reason: truncate(reason), at });
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_workspace(&self, name: &str) -> StoreResult<Workspace> {
+        let mut state = self.state.lock();
+        let workspace = Workspace { id: state.id("ws_"), name: name.to_string(), created_at: self.clock.now_ms() };
+        state.workspaces.push(workspace.clone());
+        Ok(workspace)
+    }
+
+    async fn workspace(&self, id: &str) -> StoreResult<Workspace> {
+        let state = self.state.lock();
+        state.workspaces.iter().find(|w| w.id == id).cloned().ok_or_else(|| not_found("workspace", id))
+    }
+
+    async fn workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        Ok(self.state.lock().workspaces.clone())
+    }
+
+    async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection> {
+        let mut state = self.state.lock();
+        if !state.workspaces.iter().any(|w| w.id == new.workspace_id) {
+            return Err(not_found("workspace", &new.workspace_id));
+        }
+        let now = self.clock.now_ms();
+        let connection = Connection {
+            id: state.id("conn_"),
+            workspace_id: new.workspace_id,
+            destination: new.destination,
+            name: new.name,
+            credentials: new.credentials,
+            credentials_version: 1,
+            health: Health::Ok,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        state.connections.push(connection.clone());
+        Ok(connection)
+    }
+
+    async fn connection(&self, id: &str) -> StoreResult<Connection> {
+        let state = self.state.lock();
+        state.connections.iter().find(|c| c.id == id).cloned().ok_or_else(|| not_found("connection", id))
+    }
+
+    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<Connection>> {
+        let state = self.state.lock();
+        if !state.workspaces.iter().any(|w| w.id == workspace_id) {
+            return Err(not_found("workspace", workspace_id));
+        }
+        Ok(state.connections.iter().filter(|c| c.workspace_id == workspace_id).cloned().collect())
+    }
+
+    async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<Connection> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let connection = state.connection_mut(id)?;
+        connection.credentials = credentials.to_vec();
+        connection.credentials_version += 1;
+        connection.health = Health::Ok;
+        connection.last_error = None;
+        connection.updated_at = now;
+        Ok(connection.clone())
+    }
+
+    async fn set_connection_health(&self, id: &str, health: Health, last_error: Option<&str>) -> StoreResult<()> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let connection = state.connection_mut(id)?;
+        connection.health = health;
+        connection.last_error = last_error.map(str::to_string);
+        connection.updated_at = now;
+        Ok(())
+    }
+
+    async fn delete_connection(&self, _id: &str) -> StoreResult<()> {
+        unsupported("delete_connection")
+    }
+
+    async fn create_sync(&self, new: NewSync) -> StoreResult<SyncRecord> {
+        let mut state = self.state.lock();
+        if !state.workspaces.iter().any(|w| w.id == new.workspace_id) {
+            return Err(not_found("workspace", &new.workspace_id));
+        }
+        let connection = state
+            .connections
+            .iter()
+            .find(|c| c.id == new.connection_id && c.workspace_id == new.workspace_id)
+            .ok_or_else(|| not_found("connection", &new.connection_id))?;
+        if connection.destination != new.destination {
+            return Err(StoreError::Conflict(format!(
+                "connection {} is for destination {:?}, not {:?}",
+                connection.id, connection.destination, new.destination
+            )));
+        }
+        let sync = SyncRecord {
+            id: state.id("sync_"),
+            workspace_id: new.workspace_id,
+            connection_id: new.connection_id,
+            destination: new.destination,
+            account_id: new.account_id,
+            audience: new.audience,
+            audience_id: new.audience_id,
+            action: new.action,
+            match_fields: new.match_fields,
+            status: SyncStatus::Active,
+            status_reason: None,
+            created_at: self.clock.now_ms(),
+        };
+        state.queues.insert(sync.id.clone(), Queue::default());
+        state.syncs.push(sync.clone());
+        Ok(sync)
+    }
+
+    async fn sync(&self, id: &str) -> StoreResult<SyncRecord> {
+        let state = self.state.lock();
+        state.syncs.iter().find(|s| s.id == id).cloned().ok_or_else(|| not_found("sync", id))
+    }
+
+    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>> {
+        let state = self.state.lock();
+        if !state.workspaces.iter().any(|w| w.id == workspace_id) {
+            return Err(not_found("workspace", workspace_id));
+        }
+        Ok(state.syncs.iter().filter(|s| s.workspace_id == workspace_id).cloned().collect())
+    }
+
+    async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
+        let state = self.state.lock();
+        if !state.connections.iter().any(|c| c.id == connection_id) {
+            return Err(not_found("connection", connection_id));
+        }
+        Ok(state.syncs.iter().filter(|s| s.connection_id == connection_id).cloned().collect())
+    }
+
+    async fn all_syncs(&self) -> StoreResult<Vec<SyncRecord>> {
+        Ok(self.state.lock().syncs.clone())
+    }
+
+    async fn set_sync_status(&self, id: &str, status: SyncStatus, reason: Option<&str>) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let sync = state.sync_mut(id)?;
+        sync.status = status;
+        sync.status_reason = reason.map(str::to_string);
+        Ok(())
+    }
+
+    async fn set_audience_id(&self, id: &str, audience_id: &str) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        state.sync_mut(id)?.audience_id = Some(audience_id.to_string());
+        Ok(())
+    }
+
+    async fn delete_sync(&self, _id: &str) -> StoreResult<()> {
+        unsupported("delete_sync")
+    }
+
+    async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome> {
+        let mut state = self.state.lock();
+        let first_seq = state.next_id;
+        let queue = state.queue(sync_id)?;
+        let due = entry.now_ms.saturating_add(entry.flush_ms);
+        let mut seq = first_seq;
+        let mut queued = 0u64;
+        for user in entry.ready.iter() {
+            if queue.users.iter().any(|r| r.key == user.key) {
+                continue;
+            }
+            seq += 1;
+            queue.users.push(Row {
+                seq,
+                key: user.key.clone(),
+                payload: user.payload.clone(),
+                entered_at: entry.now_ms,
+                attempts: 0,
+                not_before: 0,
+                due_at: due,
+                in_flight: false,
+            });
+            queued += 1;
+        }
+        let outcome = EnterOutcome {
+            queued,
+            deduplicated: entry.ready.len() as u64 - queued,
+            not_synced: entry.not_synced.len() as u64,
+        };
+        let c = &mut queue.counts;
+        c.proceeded += (entry.ready.len() + entry.not_synced.len()) as u64;
+        c.entered += outcome.queued + outcome.not_synced;
+        c.pending += outcome.queued;
+        c.not_synced += outcome.not_synced;
+        c.deduplicated += outcome.deduplicated;
+        queue.check(sync_id);
+        state.next_id = seq;
+        Ok(outcome)
+    }
+
+    async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>> {
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        if claim.lane_owner.is_some() {
+            return unsupported("a claim fenced by a lane lease");
+        }
+        // Pending users past the retry window are errored first, oldest entry first.
+        let mut expired: Vec<(i64, u64, String)> = queue
+            .users
+            .iter()
+            .filter(|r| !r.in_flight && r.entered_at < claim.expire_before_ms)
+            .map(|r| (r.entered_at, r.seq, r.key.clone()))
+            .collect();
+        expired.sort();
+        queue.users.retain(|r| r.in_flight || r.entered_at >= claim.expire_before_ms);
+        for (_, _, key) in &expired {
+            queue.record_error(key, &claim.expired_reason, claim.now_ms);
+        }
+        queue.counts.pending -= expired.len() as u64;
+        queue.counts.errored += expired.len() as u64;
+        queue.check(sync_id);
+        if claim.max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut pending: Vec<usize> = (0..queue.users.len()).filter(|&i| !queue.users[i].in_flight).collect();
+        pending.sort_by_key(|&i| (queue.users[i].due_at, queue.users[i].seq));
+        // Already due, in due order; then, to fill the batch, users with no wait not due yet.
+        let mut rows: Vec<usize> =
+            pending.iter().copied().filter(|&i| queue.users[i].due_at <= claim.now_ms).take(claim.max).collect();
+        if rows.len() < claim.max {
+            let first_is_due = !rows.is_empty();
+            let room = claim.max - rows.len();
+            rows.extend(
+                pending
+                    .iter()
+                    .copied()
+                    .filter(|&i| queue.users[i].not_before == 0 && queue.users[i].due_at > claim.now_ms)
+                    .take(room),
+            );
+            if !first_is_due && rows.len() < claim.max {
+                // A partial batch whose first user is not due yet waits for its flush time.
+                return Ok(Vec::new());
+            }
+        }
+        let mut batch = Vec::with_capacity(rows.len());
+        for i in rows {
+            let row = &mut queue.users[i];
+            row.in_flight = true;
+            batch.push(QueuedUser {
+                key: row.key.clone(),
+                payload: row.payload.clone(),
+                entered_at: row.entered_at,
+                attempts: row.attempts,
+            });
+        }
+        queue.counts.pending -= batch.len() as u64;
+        queue.counts.in_flight += batch.len() as u64;
+        queue.check(sync_id);
+        Ok(batch)
+    }
+
+    async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        for result in results {
+            // Outcomes for users not in flight (twice, pending, unknown) are ignored.
+            let Some(i) = queue.users.iter().position(|r| r.key == result.key && r.in_flight) else { continue };
+            match result.outcome {
+                UserOutcome::Synced => {
+                    queue.users.remove(i);
+                    queue.counts.synced += 1;
+                }
+                UserOutcome::Errored(reason) => {
+                    queue.users.remove(i);
+                    queue.record_error(&result.key, &reason, now);
+                    queue.counts.errored += 1;
+                }
+                UserOutcome::Retry { not_before_ms, error: _ } => {
+                    let row = &mut queue.users[i];
+                    row.in_flight = false;
+                    row.attempts = row.attempts.saturating_add(1);
+                    row.not_before = not_before_ms;
+                    row.due_at = not_before_ms;
+                    queue.counts.pending += 1;
+                    queue.counts.retries += 1;
+                }
+            }
+            queue.counts.in_flight -= 1;
+        }
+        queue.check(sync_id);
+        Ok(())
+    }
+
+    async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>> {
+        let state = self.state.lock();
+        Ok(sync_ids
+            .iter()
+            .filter_map(|id| state.queues.get(id))
+            .flat_map(|q| q.users.iter().filter(|r| !r.in_flight).map(|r| r.due_at))
+            .min())
+    }
+
+    async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
+        let mut state = self.state.lock();
+        let mut total = 0;
+        for (sync_id, queue) in state.queues.iter_mut() {
+            let mut n = 0;
+            for row in queue.users.iter_mut().filter(|r| r.in_flight) {
+                row.in_flight = false;
+                row.not_before = now_ms;
+                row.due_at = now_ms;
+                n += 1;
+            }
+            queue.counts.in_flight -= n;
+            queue.counts.pending += n;
+            queue.check(sync_id);
+            total += n;
+        }
+        Ok(total)
+    }
+
+    async fn heartbeat(&self, _host_id: &str, _ttl_ms: i64) -> StoreResult<u64> {
+        unsupported("heartbeat")
+    }
+
+    async fn acquire_lane(&self, _connection_id: &str, _host_id: &str, _ttl_ms: i64) -> StoreResult<LeaseOutcome> {
+        unsupported("acquire_lane")
+    }
+
+    async fn renew_lanes(&self, _host_id: &str, _ttl_ms: i64) -> StoreResult<Vec<String>> {
+        unsupported("renew_lanes")
+    }
+
+    async fn release_lane(&self, _connection_id: &str, _host_id: &str) -> StoreResult<()> {
+        unsupported("release_lane")
+    }
+
+    async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>> {
+        unsupported("lane_leases")
+    }
+
+    async fn counts(&self, sync_id: &str) -> StoreResult<Counts> {
+        let state = self.state.lock();
+        state.queues.get(sync_id).map(|q| q.counts).ok_or_else(|| not_found("sync", sync_id))
+    }
+
+    async fn oldest_pending(&self, _sync_id: &str) -> StoreResult<Option<i64>> {
+        unsupported("oldest_pending")
+    }
+
+    async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
+        let state = self.state.lock();
+        let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
+        Ok(queue.errors.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn sync_figures(&self) -> StoreResult<Vec<SyncFigures>> {
+        unsupported("sync_figures")
+    }
+
+    async fn connection_health(&self) -> StoreResult<Vec<ConnectionHealth>> {
+        unsupported("connection_health")
+    }
+
+    async fn create_api_key(&self, _new: NewApiKey) -> StoreResult<ApiKey> {
+        unsupported("create_api_key")
+    }
+
+    async fn api_key_by_hash(&self, _key_hash: &str) -> StoreResult<ApiKey> {
+        unsupported("api_key_by_hash")
+    }
+
+    async fn api_keys(&self, _workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
+        unsupported("api_keys")
+    }
+
+    async fn delete_api_key(&self, _id: &str) -> StoreResult<()> {
+        unsupported("delete_api_key")
+    }
+
+    async fn create_oauth_state(&self, _new: OauthState) -> StoreResult<()> {
+        unsupported("create_oauth_state")
+    }
+
+    async fn take_oauth_state(&self, _state_hash: &str, _now_ms: i64) -> StoreResult<OauthState> {
+        unsupported("take_oauth_state")
+    }
+}
+
+/// The store's behaviour suite, for the parts this store implements: it behaves as the SQLite
+/// store does where lanes rely on it.
+#[cfg(test)]
+mod tests {
+    use audience_store::suite;
+
+    use super::*;
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(Clock::System)
+    }
+
+    macro_rules! suite_cases {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    suite::$name(&store()).await;
+                }
+            )*
+        };
+    }
+
+    suite_cases!(
+        new_credentials_clear_a_connection_health_problem,
+        sync_status_and_audience_id_are_updated,
+        a_sync_needs_a_visible_connection_of_its_destination,
+        enter_queues_ready_users_and_counts_not_synced,
+        enter_deduplicates_users_pending_or_in_flight,
+        a_synced_or_errored_user_can_enter_again,
+        a_partial_batch_waits_for_its_flush_time,
+        a_full_batch_is_claimed_at_once,
+        claims_never_exceed_max_and_follow_due_order,
+        complete_moves_users_to_synced_errored_or_retry,
+        a_retried_user_waits_until_not_before,
+        claim_expires_users_past_the_retry_window,
+        recover_in_flight_returns_users_to_pending,
+        next_due_is_the_earliest_due_of_the_given_syncs,
+        outcomes_for_users_not_in_flight_are_ignored,
+        queues_of_syncs_are_separate,
+        concurrent_enters_are_all_counted,
+    );
+
+    #[tokio::test]
+    async fn what_lanes_do_not_use_is_refused() {
+        let store = store();
+        assert!(matches!(store.heartbeat("h", 1).await, Err(StoreError::Database(_))));
+        assert!(matches!(store.delete_sync("sync_1").await, Err(StoreError::Database(_))));
+    }
+}

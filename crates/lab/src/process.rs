@@ -1,0 +1,207 @@
+//! Running `audience-host serve` as a child process and talking to it: what the several-hosts
+//! benchmark (`bench hosts`) and the process tests (crash, several hosts) share.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use audience_sandbox::SandboxHandle;
+use serde_json::{Value, json};
+
+/// A host process; killed when dropped, so a failed run leaves no process behind.
+#[derive(Debug)]
+pub struct ServeProcess(Child);
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ServeProcess {
+    /// Start `EXE serve --config CONFIG` with these environment variables (the secrets the
+    /// configuration names), logging errors only, its output on this process's stderr.
+    pub fn spawn(exe: &Path, config: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut command = Command::new(exe);
+        command.args(["serve", "--config"]).arg(config).env("RUST_LOG", "error");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        Ok(Self(child))
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill_now(&mut self) -> anyhow::Result<()> {
+        self.0.kill().context("SIGKILL failed")?;
+        self.0.wait().context("reaping the killed host failed")?;
+        Ok(())
+    }
+
+    /// SIGTERM (a graceful stop), and wait for the process to exit successfully.
+    pub fn terminate(&mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let exit = self.0.wait()?;
+        if !exit.success() {
+            bail!("the host exited with {exit} after SIGTERM");
+        }
+        Ok(())
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The HTTP API of a running host, as tests and benchmarks call it. Every method fails with
+/// the status and body of a refused call.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl ApiClient {
+    /// The host at `base` (`http://127.0.0.1:PORT`), each call giving up after `timeout`.
+    pub fn new(base: impl Into<String>, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self { client: reqwest::Client::builder().timeout(timeout).build()?, base: base.into() })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Wait until `/readyz` answers 2xx (at most a minute).
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.client.get(format!("{}/readyz", self.base)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("the host at {} did not become ready within a minute", self.base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One call to `path` (`/v1/...`) with a bearer key; its JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method, &url).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("{url} did not answer"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{url}: {status}: {value}");
+        }
+        Ok(value)
+    }
+
+    /// `/metrics`, read with the operator key.
+    pub async fn metrics(&self, operator_key: &str) -> anyhow::Result<String> {
+        let url = format!("{}/metrics", self.base);
+        let response = self.client.get(&url).bearer_auth(operator_key).send().await?;
+        anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
+        Ok(response.text().await?)
+    }
+
+    /// Create a workspace with the operator key; its first API key.
+    pub async fn create_workspace(&self, operator_key: &str, name: &str) -> anyhow::Result<String> {
+        let created =
+            self.call(reqwest::Method::POST, "/v1/workspaces", operator_key, Some(json!({ "name": name }))).await?;
+        Ok(created["api_key"]["key"].as_str().context("the workspace came without a key")?.to_string())
+    }
+
+    /// A new token from the Pinterest sandbox, a connection holding it and an add-sync by email
+    /// into a new audience called `audience`: the token's access token and the sync's id.
+    pub async fn connect_and_sync(
+        &self,
+        key: &str,
+        sandbox: &SandboxHandle,
+        account: &str,
+        audience: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let pair = sandbox.issue_tokens(&["ads:read", "ads:write"]);
+        let connection = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/connections",
+                key,
+                Some(json!({"destination": "pinterest", "name": format!("token for {audience}"),
+                        "credentials": {"access_token": pair.access_token, "refresh_token": pair.refresh_token}})),
+            )
+            .await?;
+        let sync = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/syncs",
+                key,
+                Some(json!({"connection_id": connection["id"], "account_id": account,
+                        "audience_name": audience, "action": "add", "match_fields": ["email"]})),
+            )
+            .await?;
+        Ok((pair.access_token, sync["id"].as_str().context("the sync came without an id")?.to_string()))
+    }
+
+    /// Users identified by these emails (each its own key) enter `sync`.
+    pub async fn enter_emails(&self, key: &str, sync: &str, emails: &[String]) -> anyhow::Result<()> {
+        let users: Vec<Value> =
+            emails.iter().map(|e| json!({"key": e, "identifiers": [{"kind": "email", "value": e}]})).collect();
+        self.call(reqwest::Method::POST, &format!("/v1/syncs/{sync}/users"), key, Some(json!({ "users": users })))
+            .await?;
+        Ok(())
+    }
+
+    /// A sync's answer (settings, status, counts).
+    pub async fn sync(&self, key: &str, sync: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, &format!("/v1/syncs/{sync}"), key, None).await
+    }
+}
+
+/// A metric's value in Prometheus text, or 0 when absent. `selector` is a name (summed over
+/// its label sets) or a name with its labels as printed (`name{label="value"}`).
+pub fn metric(text: &str, selector: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.strip_prefix(selector).is_some_and(|rest| rest.starts_with([' ', '{'])))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_name_or_by_name_and_labels() {
+        let text = "# HELP x\naudience_lanes_owned 3\naudience_lane_takeovers_total{event=\"taken_over\"} 2\n\
+                    audience_lane_takeovers_total{event=\"lost\"} 1\naudience_lanes_owned_other 9\n";
+        assert_eq!(metric(text, "audience_lanes_owned"), 3.0);
+        assert_eq!(metric(text, "audience_lane_takeovers_total"), 3.0);
+        assert_eq!(metric(text, r#"audience_lane_takeovers_total{event="lost"}"#), 1.0);
+        assert_eq!(metric(text, "absent"), 0.0);
+    }
+}

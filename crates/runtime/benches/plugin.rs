@@ -1,0 +1,189 @@
+//! Plugin runtime benchmarks: what loading a destination costs, and what one call costs.
+//!
+//! | group                       | what it measures                                               | target  |
+//! |-----------------------------|----------------------------------------------------------------|---------|
+//! | `load/cold`                 | compile the Pinterest component (no cache) + link + `describe` | -       |
+//! | `load/warm_cache`           | a later start: read + check + deserialize the cached artifact, link, `describe` | ≤ 20 ms |
+//! | `load/warm_cache_new_runtime` | the same plus a new engine and pooling allocator, as in a new process | -  |
+//! | `call/prepare_users_0`      | the smallest export: fresh instance + call + return            | ≤ 100 µs |
+//! | `call/add_users_local`      | 0 vs 1,900 prepared users across the boundary, no I/O          | ≤ 1 ms  |
+//! | `call/add_users_http`       | the same, plus one request to a local server answering 200     | -       |
+//! | `call/pinterest_add_users`  | Pinterest: 1 vs 1,900 users, one PATCH to the sandbox          | -       |
+//!
+//! The cost of crossing the boundary with 1,900 users is the difference between the 1,900-user
+//! and the 0-user call of the same group. Run with `cargo bench -p audience-host --bench plugin`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark: a step that fails is a failed run")]
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use audience_plugin_artifacts as artifacts;
+use audience_runtime::types::*;
+use audience_runtime::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig};
+use audience_sandbox::{ListType, PinterestSandbox, SandboxConfig, SandboxHandle};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use sha2::{Digest, Sha256};
+
+const BATCH: usize = 1_900;
+
+fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+fn cached_runtime(dir: &std::path::Path) -> PluginRuntime {
+    PluginRuntime::new(RuntimeConfig { cache_dir: Some(dir.to_path_buf()), ..RuntimeConfig::default() })
+        .expect("plugin runtime")
+}
+
+fn plain_http(host_port: String) -> PluginOptions {
+    PluginOptions {
+        http: Some(HttpPolicy { plain_http_hosts: vec![host_port], ..HttpPolicy::default() }),
+        ..PluginOptions::default()
+    }
+}
+
+fn empty_config() -> PluginConfig {
+    PluginConfig { base_url: None, client_id: None, client_secret: None, settings: vec![] }
+}
+
+/// `n` prepared users with one SHA-256 email each, as the host stores them.
+fn prepared(n: usize) -> Vec<PreparedUser> {
+    (0..n)
+        .map(|i| PreparedUser {
+            key: format!("user-{i:06}"),
+            identifiers: vec![Identifier {
+                kind: IdentifierKind::Email,
+                value: hex::encode(Sha256::digest(format!("user{i}@example.com"))),
+            }],
+        })
+        .collect()
+}
+
+/// A local server answering 200 to everything.
+async fn ok_server() -> SocketAddr {
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    addr
+}
+
+fn load(c: &mut Criterion) {
+    let rt = tokio();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+
+    let uncached = PluginRuntime::new(RuntimeConfig::default()).expect("plugin runtime");
+    group.bench_function("cold/pinterest", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(uncached.load(artifacts::PINTEREST, PluginOptions::default()).await.expect("loads"))
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cached = cached_runtime(dir.path());
+    rt.block_on(cached.load(artifacts::PINTEREST, PluginOptions::default())).expect("fills the cache");
+    group.sample_size(50).measurement_time(Duration::from_secs(10));
+    group.bench_function("warm_cache/pinterest", |b| {
+        b.to_async(&rt).iter(|| async {
+            let plugin = cached.load(artifacts::PINTEREST, PluginOptions::default()).await.expect("loads");
+            assert_eq!(plugin.cache_outcome(), audience_runtime::CacheOutcome::Hit);
+            black_box(plugin)
+        })
+    });
+    group.bench_function("warm_cache_new_runtime/pinterest", |b| {
+        b.to_async(&rt).iter(|| async {
+            let runtime = cached_runtime(dir.path());
+            black_box(runtime.load(artifacts::PINTEREST, PluginOptions::default()).await.expect("loads"))
+        })
+    });
+    group.finish();
+}
+
+fn calls(c: &mut Criterion) {
+    let rt = tokio();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = cached_runtime(dir.path());
+    let server = rt.block_on(ok_server());
+    let test_plugin: Plugin =
+        rt.block_on(runtime.load(artifacts::TEST_DESTINATION, plain_http(server.to_string()))).expect("loads");
+
+    let mut group = c.benchmark_group("call");
+    group.measurement_time(Duration::from_secs(8));
+
+    group.bench_function("prepare_users_0/test", |b| {
+        b.to_async(&rt).iter(|| async { black_box(test_plugin.prepare_users(&[], vec![]).await.expect("call")) })
+    });
+
+    let local = empty_config();
+    let with_url = PluginConfig { settings: vec![("url".into(), format!("http://{server}/batch"))], ..empty_config() };
+    let creds = Credentials { access_token: "t".into(), refresh_token: None, expires_at: None, scopes: vec![] };
+    let target = AudienceTarget::Existing("audience".into());
+    for (name, config) in [("add_users_local", &local), ("add_users_http", &with_url)] {
+        for n in [0, BATCH] {
+            let users = prepared(n);
+            group.bench_with_input(BenchmarkId::new(format!("{name}/test"), n), &users, |b, users| {
+                b.to_async(&rt).iter_batched(
+                    || users.clone(),
+                    |users| async {
+                        let outcome = test_plugin.add_users(config, &creds, "acct", &target, users).await;
+                        black_box(outcome.expect("call"))
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+
+    // Pinterest against the sandbox, rate limit off: one PATCH of 1 or 1,900 records.
+    let sandbox = rt
+        .block_on(PinterestSandbox::start(SandboxConfig { rate_limit_per_second: None, ..SandboxConfig::default() }))
+        .expect("sandbox");
+    let handle = sandbox.handle();
+    let host_port = sandbox.base_url().trim_start_matches("http://").to_string();
+    let pinterest = rt.block_on(runtime.load(artifacts::PINTEREST, plain_http(host_port))).expect("loads");
+    group.bench_function("prepare_users_0/pinterest", |b| {
+        b.to_async(&rt).iter(|| async { black_box(pinterest.prepare_users(&[], vec![]).await.expect("call")) })
+    });
+    let tokens = handle.issue_tokens(&["ads:read", "ads:write"]);
+    let creds = Credentials {
+        access_token: tokens.access_token,
+        refresh_token: Some(tokens.refresh_token),
+        expires_at: None,
+        scopes: vec![],
+    };
+    let config = PluginConfig {
+        base_url: Some(sandbox.base_url()),
+        client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
+        client_secret: Some(SandboxHandle::DEFAULT_CLIENT_SECRET.into()),
+        settings: vec![],
+    };
+    let account = handle.ad_account_ids()[0].clone();
+    let list = handle.create_customer_list(&account, "Bench", ListType::Email, &[]);
+    let audience = handle.create_audience(&account, "Bench", &list);
+    let target = AudienceTarget::Existing(format!("{list}:{audience}:EMAIL"));
+    for n in [1, BATCH] {
+        let users = prepared(n);
+        group.bench_with_input(BenchmarkId::new("pinterest_add_users/sandbox", n), &users, |b, users| {
+            b.to_async(&rt).iter_batched(
+                || users.clone(),
+                |users| async {
+                    let outcome = pinterest.add_users(&config, &creds, &account, &target, users).await;
+                    black_box(outcome.expect("call"))
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // Whichever of these ran (criterion may filter them), the sandbox accepted every request.
+    assert_eq!(handle.count_status(400), 0);
+    assert!(handle.spec_violations().is_empty());
+    group.finish();
+    drop(sandbox);
+}
+
+criterion_group!(benches, load, calls);
+criterion_main!(benches);

@@ -1,0 +1,472 @@
+//! The wasmtime engine narrowed to what audience-host needs, and the plugins it loads.
+//!
+//! Design choices, and why:
+//! - **A fresh instance per call.** Instances come from the pooling allocator and a
+//!   pre-linked `InstancePre`, so creating one costs microseconds. In exchange, a trap, a
+//!   timeout or a memory blow-up can never leave a half-broken instance behind for the next
+//!   call (wasmtime poisons an instance after a trap), calls run concurrently without locks,
+//!   and no state can leak from one connection's call into another's.
+//! - **Epoch deadlines that yield.** A background thread bumps the engine's epoch every tick;
+//!   at each tick a running guest yields back to tokio (so a spinning plugin cannot starve
+//!   the host's other tasks) and is interrupted once its call deadline has passed.
+//! - **A memory guard** refuses growth past the plugin's limit and remembers that it did, so
+//!   the resulting crash is reported as a memory-limit error, not as a mysterious trap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::v0_1_0::audience::destination::{http_client, log};
+use super::bindings::v0_1_0::exports::audience::destination::plugin::Guest;
+use super::bindings::v0_1_0::{Destination, DestinationPre};
+use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS};
+use super::cache::{CacheOutcome, CompileCache};
+use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
+use super::error::{LoadError, PluginError};
+use super::http::HttpGate;
+use super::logging::{CallLog, LogLine, LogSource};
+use super::types::Manifest;
+
+/// How often the epoch advances: the granularity of deadlines and of cooperative yields.
+const TICK: Duration = Duration::from_millis(5);
+/// Bytes of each pooled memory (and table) slot reset in place rather than returned to the
+/// kernel when an instance is freed: at most this much stays resident per slot.
+const KEEP_RESIDENT: usize = 1 << 20;
+/// The largest memory any plugin may be configured to use.
+const MAX_MEMORY_LIMIT: usize = 1 << 30;
+
+/// Loads destination components and runs their calls in the sandbox. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    cache: CompileCache,
+    config: RuntimeConfig,
+    slots: Arc<Semaphore>,
+    _ticker: EpochTicker,
+}
+
+/// Bumps the engine's epoch every [`TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(
+                |err| tracing::error!(error = %err, "could not start the epoch thread; plugin deadlines will not fire"),
+            );
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Settings for loading one plugin.
+#[derive(Debug, Clone, Default)]
+pub struct PluginOptions {
+    /// Where the plugin may send requests. `None` allows the hosts its manifest names
+    /// (`default-hosts`, https only); `Some` allows exactly the policy's hosts, and an empty
+    /// policy denies all network access.
+    pub http: Option<HttpPolicy>,
+    /// Limits for this plugin; `None` uses the runtime's defaults.
+    pub limits: Option<SandboxLimits>,
+    /// Keep every line the plugin logs, for [`Plugin::captured_logs`].
+    pub capture_logs: bool,
+}
+
+/// Called around every outbound request a plugin makes. The engine uses it to pace requests
+/// per connection (the partner counts requests per token, not plugin calls) and to measure them.
+pub trait RequestHooks: Send + Sync {
+    /// Wait until the request may be sent; `Err(why)` refuses it (the plugin sees a
+    /// connection failure, which it reports as transient, so the users are retried).
+    fn before_send(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// The request finished with this status (or failed) after `elapsed`.
+    fn after_send(&self, outcome: Result<u16, &http_client::HttpError>, elapsed: Duration);
+}
+
+/// The state of one instance's store.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    guard: MemoryGuard,
+    http: Arc<HttpGate>,
+    hooks: Option<Arc<dyn RequestHooks>>,
+    log: CallLog,
+    /// Time this call spent waiting in host imports (rate limiter, pauses, the partner): not
+    /// charged to the plugin's `call_timeout`.
+    waited: Duration,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl http_client::Host for InstanceState {
+    async fn send(
+        &mut self,
+        req: http_client::Request,
+    ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
+        let entered = Instant::now();
+        if let Some(hooks) = &self.hooks
+            && let Err(why) = hooks.before_send().await
+        {
+            self.waited += entered.elapsed();
+            return Ok(Err(http_client::HttpError::Connection(why)));
+        }
+        let started = Instant::now();
+        let result = self.http.send(req).await;
+        if let Some(hooks) = &self.hooks {
+            hooks.after_send(result.as_ref().map(|r| r.status), started.elapsed());
+        }
+        self.waited += entered.elapsed();
+        if let Err(http_client::HttpError::Denied(why)) = &result {
+            self.log.write(LogSource::Log, log::Level::Warn, &format!("host refused an outbound request: {why}"));
+        }
+        Ok(result)
+    }
+}
+
+impl log::Host for InstanceState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log.write(LogSource::Log, level, &message);
+        Ok(())
+    }
+}
+
+impl super::bindings::v0_1_0::audience::destination::types::Host for InstanceState {}
+
+/// Refuses memory growth past the limit and remembers that it did.
+struct MemoryGuard {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl PluginRuntime {
+    /// A runtime with the given settings.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let slots = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .max_memories_per_component(2)
+            .max_memory_size(MAX_MEMORY_LIMIT);
+        // Every call gets a fresh instance, so by default each call page-faults its stack and
+        // heap back in, and freeing the instance hands them back to the kernel (`madvise`).
+        // Where Linux can report which pages a call dirtied (`PAGEMAP_SCAN`, 6.7+), reset those
+        // in place instead and keep them resident for the next instance in the slot; the
+        // memory a plugin sees is pristine either way. Without the scan, wasmtime would
+        // `memset` the whole budget on every call, which costs more than it saves.
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
+            pool.pagemap_scan(Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
+        }
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
+            .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        let cache = CompileCache::new(&engine, config.cache_dir.clone());
+        let inner = RuntimeInner {
+            _ticker: EpochTicker::start(engine.clone()),
+            engine,
+            linker,
+            cache,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            config,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Load a component from a file.
+    pub async fn load_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        options: PluginOptions,
+    ) -> Result<Plugin, LoadError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        self.load(&bytes, options).await
+    }
+
+    /// Load a component from its bytes: check it, compile it (or take it from the cache),
+    /// link it, and ask it to `describe` itself.
+    pub async fn load(&self, bytes: &[u8], options: PluginOptions) -> Result<Plugin, LoadError> {
+        check_header(bytes)?;
+        let engine = self.inner.engine.clone();
+        let cache = self.inner.cache.clone();
+        let owned = bytes.to_vec();
+        let (component, cache_outcome) = tokio::task::spawn_blocking(move || cache.load(&engine, &owned))
+            .await
+            .map_err(|err| LoadError::Compile(format!("compile task failed: {err}")))??;
+        let contract = check_exports(&self.inner.engine, &component)?;
+        let imports: Vec<String> =
+            component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(DestinationPre::new)
+            .map_err(|err| LoadError::Incompatible(format!("{err:#}")))?;
+        let limits = options.limits.clone().unwrap_or_else(|| self.inner.config.limits.clone());
+        let limits = SandboxLimits { memory_limit: limits.memory_limit.min(MAX_MEMORY_LIMIT), ..limits };
+        let capture = options.capture_logs.then(|| Arc::new(Mutex::new(Vec::new())));
+        let deny_all =
+            Arc::new(HttpGate::new(&HttpPolicy::default()).map_err(|err| LoadError::Engine(err.to_string()))?);
+        let mut inner = PluginInner {
+            name: Arc::from("(loading)"),
+            pre,
+            runtime: self.inner.clone(),
+            http: deny_all,
+            limits,
+            capture,
+            cache_outcome,
+        };
+        let manifest =
+            inner.call(None, |store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
+        let policy = options
+            .http
+            .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
+        inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::Engine(err.to_string()))?);
+        inner.name = Arc::from(manifest.name.as_str());
+        let about = Arc::new(About { contract_version: contract, imports });
+        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), about, hooks: None })
+    }
+}
+
+/// Tell a core module or a random file from a component before handing it to the compiler,
+/// whose own message ("expected a component") would not tell the user what to do.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8 are the version (core modules: 1) and layer (components: 1).
+    match (bytes[4], bytes[6]) {
+        (1, 0) => Err(LoadError::CoreModule),
+        _ => Ok(()),
+    }
+}
+
+/// Check that the component exports `audience:destination/plugin` at a version this host knows;
+/// returns that version.
+fn check_exports(engine: &Engine, component: &Component) -> Result<String, LoadError> {
+    let names: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let Some(export) = names.iter().find(|name| name.starts_with(EXPORT_PREFIX)) else {
+        let found = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
+        return Err(LoadError::MissingExport { found });
+    };
+    let version = &export[EXPORT_PREFIX.len()..];
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(LoadError::WrongVersion { found: version.to_string(), supported: SUPPORTED_VERSIONS.join(", ") });
+    }
+    Ok(version.to_string())
+}
+
+/// A loaded destination plugin. Cheap to clone; every call runs in a fresh instance, so calls
+/// may run concurrently from any number of tasks.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+    manifest: Arc<Manifest>,
+    about: Arc<About>,
+    pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
+}
+
+/// What the loader learned about the component itself.
+struct About {
+    contract_version: String,
+    imports: Vec<String>,
+}
+
+pub(crate) struct PluginInner {
+    name: Arc<str>,
+    pre: DestinationPre<InstanceState>,
+    runtime: Arc<RuntimeInner>,
+    http: Arc<HttpGate>,
+    limits: SandboxLimits,
+    capture: Option<Arc<Mutex<Vec<LogLine>>>>,
+    cache_outcome: CacheOutcome,
+}
+
+impl PluginInner {
+    /// Run `f` against a fresh instance, within this plugin's limits.
+    pub(crate) async fn call<R: Send>(
+        &self,
+        hooks: Option<Arc<dyn RequestHooks>>,
+        f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, &'a Guest) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+    ) -> Result<R, PluginError> {
+        let _slot = self
+            .runtime
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| PluginError::Instantiate("the plugin runtime is shutting down".into()))?;
+        let mut store = self.new_store(hooks);
+        let backstop = self.limits.max_call_duration;
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let guest = instance.audience_destination_plugin();
+            f(&mut store, guest).await
+        };
+        // The plugin's own time is bounded by the epoch deadline (see `new_store`); this bounds
+        // the call as a whole, waits included.
+        let outcome = tokio::time::timeout(backstop, run).await;
+        match outcome {
+            Err(_) => Err(PluginError::TooLong(backstop)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(self.classify(&store, err)),
+        }
+    }
+
+    fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>) -> Store<InstanceState> {
+        let log = CallLog::new(self.name.clone(), self.limits.max_log_lines_per_call, self.capture.clone());
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.stream(LogSource::Stdout))
+            .stderr(log.stream(LogSource::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            guard: MemoryGuard { limit: self.limits.memory_limit, exceeded: false },
+            http: self.http.clone(),
+            hooks,
+            log,
+            waited: Duration::ZERO,
+        };
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|state| &mut state.guard);
+        let started = Instant::now();
+        let budget = self.limits.call_timeout;
+        store.set_epoch_deadline(1);
+        // Checked at every epoch tick while guest code runs: the call's time so far, less what
+        // it spent waiting in the host, is the plugin's own.
+        store.epoch_deadline_callback(move |ctx| {
+            let own = started.elapsed().saturating_sub(ctx.data().waited);
+            if own >= budget { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+        store
+    }
+
+    fn classify(&self, store: &Store<InstanceState>, err: wasmtime::Error) -> PluginError {
+        if store.data().guard.exceeded {
+            return PluginError::MemoryLimit { limit: self.limits.memory_limit };
+        }
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return PluginError::Timeout(self.limits.call_timeout);
+        }
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return PluginError::Trap(trap.to_string());
+        }
+        PluginError::Trap(format!("{err:#}"))
+    }
+}
+
+impl Plugin {
+    /// The plugin's name (from its manifest).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// What the plugin said about itself at load.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The contract version the component implements, e.g. `0.1.0`.
+    pub fn contract_version(&self) -> &str {
+        &self.about.contract_version
+    }
+
+    /// The interfaces the component imports (WASI and the contract's own).
+    pub fn imports(&self) -> &[String] {
+        &self.about.imports
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.inner.limits
+    }
+
+    /// This plugin with `hooks` called around each outbound request of its calls.
+    pub fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Plugin {
+        Plugin {
+            inner: self.inner.clone(),
+            manifest: self.manifest.clone(),
+            about: self.about.clone(),
+            hooks: Some(hooks),
+        }
+    }
+
+    /// Whether the compile cache was used when this plugin was loaded.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache_outcome
+    }
+
+    /// Every line the plugin logged so far, when loaded with `capture_logs`.
+    pub fn captured_logs(&self) -> Vec<LogLine> {
+        self.inner.capture.as_ref().map(|c| c.lock().clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,251 @@
+//! The one durable place of audience-host: workspaces, connections (credentials encrypted at
+//! rest), syncs, the user queue and the per-sync counters.
+//!
+//! The store knows nothing of plugins, partners or HTTP: users are opaque payloads with a key,
+//! credentials are opaque bytes. That keeps the engine's rules in one place (the engine) and
+//! lets a second backend (PostgreSQL, for several hosts) implement the same trait without
+//! touching the engine.
+//!
+//! Every state change of a user and the counters it moves are written in one transaction, so
+//! `entered = not_synced + pending + in_flight + synced + errored` holds at every instant and
+//! across crashes.
+//!
+//! Several hosts may share one PostgreSQL database: each connection's delivery lane is then
+//! held by one live host at a time through a lease with an expiry (see
+//! [`Store::acquire_lane`]), and claims can be fenced by that lease ([`Claim::lane_owner`]),
+//! so a host that lost a lane cannot claim users from it any more.
+//!
+//! Backends: [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (one database
+//! shared by several hosts). [`suite`] (feature `test-suite`) is
+//! the behaviour suite every backend must pass.
+
+mod crypto;
+mod ids;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+mod types;
+
+pub use crypto::{CredentialKey, KeyError};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// A failure of the store. Messages say what to do where the user can do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (or is not visible to that workspace).
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// "workspace", "connection", "sync", ...
+        kind: &'static str,
+        /// The id looked up.
+        id: String,
+    },
+    /// A uniqueness or consistency rule was broken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored credentials could not be decrypted (wrong or changed encryption key).
+    #[error(
+        "stored credentials could not be decrypted: is the credentials encryption key the one they were written with?"
+    )]
+    Decrypt,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store is shutting down or its writer stopped.
+    #[error("the store is closed")]
+    Closed,
+    /// A claim was made for a host that does not hold the lane of the sync's connection (its
+    /// lease expired, was released, or another host took it over). Nothing was changed.
+    #[error(
+        "this host no longer holds the lane of connection {connection_id}: its lease expired or another host \
+         took it over; stop delivering for it (acquire the lane again to resume)"
+    )]
+    LeaseLost {
+        /// The connection whose lane was lost.
+        connection_id: String,
+    },
+}
+
+/// Result type of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The durable store. Implementations must be safe to share between tasks (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- workspaces ----
+
+    /// Create a workspace.
+    async fn create_workspace(&self, name: &str) -> StoreResult<Workspace>;
+    /// One workspace.
+    async fn workspace(&self, id: &str) -> StoreResult<Workspace>;
+    /// All workspaces.
+    async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
+
+    // ---- connections ----
+
+    /// Create a connection with its credentials (stored encrypted), health `ok`.
+    async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection>;
+    /// One connection, with decrypted credentials.
+    async fn connection(&self, id: &str) -> StoreResult<Connection>;
+    /// The connections of a workspace.
+    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<Connection>>;
+    /// Replace a connection's credentials (refresh or re-authorization); sets health `ok`,
+    /// clears the last error and bumps `credentials_version`.
+    async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<Connection>;
+    /// Set a connection's health and last error.
+    async fn set_connection_health(&self, id: &str, health: Health, last_error: Option<&str>) -> StoreResult<()>;
+    /// Delete a connection. Refused with `Conflict` while syncs use it.
+    async fn delete_connection(&self, id: &str) -> StoreResult<()>;
+
+    // ---- syncs ----
+
+    /// Create a sync (status `active`) and its zeroed counters.
+    async fn create_sync(&self, new: NewSync) -> StoreResult<SyncRecord>;
+    /// One sync.
+    async fn sync(&self, id: &str) -> StoreResult<SyncRecord>;
+    /// The syncs of a workspace.
+    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>>;
+    /// The syncs using a connection.
+    async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>>;
+    /// Every sync (for the engine at start-up).
+    async fn all_syncs(&self) -> StoreResult<Vec<SyncRecord>>;
+    /// Set a sync's status and its reason (shown to people).
+    async fn set_sync_status(&self, id: &str, status: SyncStatus, reason: Option<&str>) -> StoreResult<()>;
+    /// Record the partner's audience handle once known (found, created, or created with the
+    /// first batch).
+    async fn set_audience_id(&self, id: &str, audience_id: &str) -> StoreResult<()>;
+    /// Delete a sync, its queue and its counters.
+    async fn delete_sync(&self, id: &str) -> StoreResult<()>;
+
+    // ---- the user queue ----
+
+    /// Users enter a sync. In one transaction: `ready` users are queued as pending unless the
+    /// same key is already pending or in flight in that sync (then they count as
+    /// `deduplicated`); `not_synced` users are counted and not queued. Counters: proceeded +=
+    /// all; entered += queued + not_synced; pending += queued; not_synced += not_synced.len().
+    /// New users are due at `now_ms + flush_ms`. Returns only after the transaction is durable.
+    async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome>;
+
+    /// Claim the next batch of a sync for delivery, or nothing when none is ready. When
+    /// `claim.lane_owner` is `Some(host)`, the claim first checks, in its transaction, that
+    /// `host` holds an unexpired lease (store clock) on the lane of the sync's connection; if
+    /// not it changes nothing and fails with [`StoreError::LeaseLost`]. A takeover of the lane
+    /// is ordered with the claim: either the claim commits first and the takeover then recovers
+    /// the users it claimed, or the takeover commits first and the claim fails. Then, pending
+    /// users that entered before `claim.expire_before_ms` become errored with
+    /// `claim.expired_reason`. Then, among pending users with `not_before_ms <= now_ms`,
+    /// ordered by `due_at_ms`: when at least `max` are available, or the first is due
+    /// (`due_at_ms <= now_ms`), up to `max` of them move to in-flight and are returned.
+    async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>>;
+
+    /// Record what happened to in-flight users of a sync, in one transaction: synced and
+    /// errored users leave the queue (errored with their reason kept); retried users go back
+    /// to pending with `attempts + 1` and the given `not_before_ms` (also their new due time).
+    async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()>;
+
+    /// The earliest `due_at_ms` among the pending users of these syncs (when the next batch
+    /// will be ready even if it is not full), or `None` when none is pending.
+    async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>>;
+
+    /// After a restart: every in-flight user (of every sync) becomes pending again, due now.
+    /// Returns how many.
+    async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64>;
+
+    // ---- hosts and lanes (several hosts on one database) ----
+    //
+    // Each connection has one delivery lane. With several hosts on one database, a lane is
+    // delivered by the host holding its lease; a host renews its leases well within their
+    // time-to-live, and when a host dies its leases expire and another host takes the lanes
+    // over, recovering the users the dead host had in flight (they may be delivered twice:
+    // delivery is at least once). "Now" is the store's clock (SQLite: the system clock;
+    // PostgreSQL: the database's clock, so hosts with skewed clocks agree), in ms since the
+    // epoch. A `ttl_ms` below 1 records a lease (or heartbeat) that has already expired.
+
+    /// Records host `host_id` as alive until now + `ttl_ms` (creating or refreshing its row),
+    /// forgets hosts whose heartbeat expired more than [`HOST_RETENTION_MS`] ago, and returns
+    /// how many hosts are alive now (heartbeat not expired), this one included.
+    async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64>;
+
+    /// Asks for the lane of a connection, atomically. When the lane is free, its lease expired
+    /// or was released, or `host_id` already holds it, it becomes `host_id`'s until now +
+    /// `ttl_ms` and the answer is [`LeaseOutcome::Acquired`]. When `host_id` did not already
+    /// hold it unexpired (the lane was free, or taken over, including from `host_id`'s own
+    /// expired lease), every in-flight user of the syncs of that connection becomes pending
+    /// again, due now (as [`Store::recover_in_flight`] does, for this connection only), with
+    /// the counters moved in the same transaction; `recovered` says how many. A host that
+    /// already holds the lane only extends it: its in-flight users stay in flight. When
+    /// another host holds an unexpired lease the answer is [`LeaseOutcome::Held`] and nothing
+    /// changes. Of any number of hosts asking at once for the same free or expired lane,
+    /// exactly one acquires it. `NotFound` (kind "connection") for an unknown connection.
+    async fn acquire_lane(&self, connection_id: &str, host_id: &str, ttl_ms: i64) -> StoreResult<LeaseOutcome>;
+
+    /// Extends every unexpired lease held by `host_id` to now + `ttl_ms`, and returns the ids
+    /// of the connections whose lanes it still holds, sorted. A lease that already expired is
+    /// not renewed (another host may be about to take it over): the host must stop delivering
+    /// for that lane and call [`Store::acquire_lane`] again, which recovers its in-flight
+    /// users.
+    async fn renew_lanes(&self, host_id: &str, ttl_ms: i64) -> StoreResult<Vec<String>>;
+
+    /// Gives up `host_id`'s lease on the lane of a connection (it expires now), so another
+    /// host can take the lane at once; its in-flight users are recovered by whoever takes it
+    /// next. Nothing happens when `host_id` does not hold that lane (or the connection is
+    /// unknown).
+    async fn release_lane(&self, connection_id: &str, host_id: &str) -> StoreResult<()>;
+
+    /// Every lease (expired and released ones included: compare `expires_at` with the store's
+    /// clock), sorted by connection id; for distributing lanes among hosts and for metrics. A
+    /// connection that was never asked for has no lease.
+    async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>>;
+
+    // ---- counters ----
+
+    /// The counters of a sync.
+    async fn counts(&self, sync_id: &str) -> StoreResult<Counts>;
+    /// The entry time of the oldest pending or in-flight user of a sync.
+    async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>>;
+    /// The most recent errored users of a sync (newest first), at most `limit`.
+    async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>>;
+    /// Every sync with its counters and oldest pending entry, in one statement whatever the
+    /// number of syncs (what `/metrics` reads at each scrape).
+    async fn sync_figures(&self) -> StoreResult<Vec<SyncFigures>>;
+    /// Every connection's health, in one statement, without decrypting credentials.
+    async fn connection_health(&self) -> StoreResult<Vec<ConnectionHealth>>;
+
+    // ---- API keys ----
+
+    /// Create an API key of a workspace from its hash. `NotFound` for an unknown workspace,
+    /// `Conflict` when a key with the same hash exists.
+    async fn create_api_key(&self, new: NewApiKey) -> StoreResult<ApiKey>;
+    /// The API key with this hash (the request's authentication), `NotFound` (kind
+    /// "api key") when none.
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<ApiKey>;
+    /// The API keys of a workspace, oldest first.
+    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>>;
+    /// Delete (revoke) an API key: it stops working at once.
+    async fn delete_api_key(&self, id: &str) -> StoreResult<()>;
+
+    // ---- OAuth states ----
+
+    /// Record an OAuth authorization in progress. `NotFound` for an unknown workspace,
+    /// `Conflict` when the state hash exists. States that expired more than
+    /// [`OAUTH_STATE_RETENTION_MS`] before `new.created_at` are purged in passing.
+    async fn create_oauth_state(&self, new: OauthState) -> StoreResult<()>;
+    /// Consume a state, atomically: exactly one caller gets it, however many try at once.
+    /// `NotFound` (kind "oauth state") when unknown or purged, `Conflict` when it was already
+    /// consumed. An expired state is consumed and returned like any other: the caller
+    /// compares `expires_at` with its clock and refuses it.
+    async fn take_oauth_state(&self, state_hash: &str, now_ms: i64) -> StoreResult<OauthState>;
+}
+
+/// How long a host whose heartbeat expired is remembered before [`Store::heartbeat`] purges
+/// it: one hour.
+pub const HOST_RETENTION_MS: i64 = 3600 * 1000;
+
+/// How long a consumed or expired OAuth state is kept (so a replay is told "already used"
+/// rather than "unknown") before it is purged: one day.
+pub const OAUTH_STATE_RETENTION_MS: i64 = 24 * 3600 * 1000;

@@ -1,0 +1,375 @@
+//! The records the store keeps. Times are milliseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+pub use audience_model::{IdentifierKind, SyncAction};
+
+/// A tenant: its own connections, syncs and API keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Id, `ws_...`.
+    pub id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// Whether a connection's credentials work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Usable.
+    Ok,
+    /// The partner refused the credentials and a refresh did not help: a person must connect
+    /// again. Users stay pending meanwhile.
+    NeedsReauthorization,
+}
+
+/// What is needed to create a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Destination (plugin) name, e.g. "pinterest".
+    pub destination: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Credentials, opaque to the store; stored encrypted.
+    pub credentials: Vec<u8>,
+}
+
+/// A connection to a partner: one partner user's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Id, `conn_...`.
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Name shown to people.
+    pub name: String,
+    /// Decrypted credentials (opaque bytes).
+    pub credentials: Vec<u8>,
+    /// Bumped each time the credentials change.
+    pub credentials_version: i64,
+    /// Whether the credentials work.
+    pub health: Health,
+    /// The last error seen on this connection.
+    pub last_error: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+/// A sync's state, as shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Delivering.
+    Active,
+    /// Paused by a person: users are accepted and queued, nothing is sent.
+    Paused,
+    /// The partner says the account or audience is gone; deliveries keep retrying until their
+    /// window ends, and the reason is shown.
+    Broken,
+}
+
+/// What is needed to create a sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSync {
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Connection used.
+    pub connection_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Partner ad account id.
+    pub account_id: String,
+    /// The audience: name, description, whether to create it.
+    pub audience: AudienceConfig,
+    /// The partner's audience handle when already known (an existing audience was chosen).
+    pub audience_id: Option<String>,
+    /// Add or remove.
+    pub action: SyncAction,
+    /// Identifier kinds to match on, in priority order.
+    pub match_fields: Vec<IdentifierKind>,
+}
+
+/// The audience a sync writes to, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceConfig {
+    /// Name at the partner.
+    pub name: String,
+    /// Description set on creation.
+    pub description: Option<String>,
+    /// Create it when missing.
+    pub create_if_missing: bool,
+}
+
+/// A configured sync: destination + connection + account + audience + action + match fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRecord {
+    /// Id, `sync_...`.
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Connection used.
+    pub connection_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Partner ad account id.
+    pub account_id: String,
+    /// The audience as configured.
+    pub audience: AudienceConfig,
+    /// The partner's audience handle, once known.
+    pub audience_id: Option<String>,
+    /// Add or remove.
+    pub action: SyncAction,
+    /// Identifier kinds to match on.
+    pub match_fields: Vec<IdentifierKind>,
+    /// Current status.
+    pub status: SyncStatus,
+    /// Why it is broken or paused, for people.
+    pub status_reason: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// A user ready to be queued: its key and its prepared payload (opaque to the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyUser {
+    /// The caller's key.
+    pub key: String,
+    /// The prepared user, serialized by the engine.
+    pub payload: Vec<u8>,
+}
+
+/// One intake call's users, after preparation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Users to queue.
+    pub ready: Vec<ReadyUser>,
+    /// Users with no usable match field: (key, reason).
+    pub not_synced: Vec<(String, String)>,
+    /// Entry time (ms).
+    pub now_ms: i64,
+    /// The flush interval (ms): new users are due at `now_ms + flush_ms`.
+    pub flush_ms: i64,
+}
+
+/// What `enter` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EnterOutcome {
+    /// Newly queued.
+    pub queued: u64,
+    /// Already pending or in flight in this sync; not queued again.
+    pub deduplicated: u64,
+    /// Counted as not synced.
+    pub not_synced: u64,
+}
+
+/// Parameters of `claim_batch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Now (ms).
+    pub now_ms: i64,
+    /// Most users to claim (the partner's batch limit).
+    pub max: usize,
+    /// Pending users that entered before this time are errored instead (retry window over).
+    pub expire_before_ms: i64,
+    /// The reason recorded for them.
+    pub expired_reason: String,
+    /// The host delivering this batch, when several hosts share the database: the claim then
+    /// first checks, in its transaction, that this host holds an unexpired lease on the lane of
+    /// the sync's connection, and fails with [`StoreError::LeaseLost`] (changing nothing) when
+    /// it does not. `None` skips the check: only for a single host, which owns every lane.
+    ///
+    /// [`StoreError::LeaseLost`]: crate::StoreError::LeaseLost
+    pub lane_owner: Option<String>,
+}
+
+/// A claimed (in-flight) user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedUser {
+    /// The caller's key.
+    pub key: String,
+    /// The prepared payload.
+    pub payload: Vec<u8>,
+    /// When the user entered (ms).
+    pub entered_at: i64,
+    /// Delivery attempts so far (0 on the first).
+    pub attempts: u32,
+}
+
+/// What happened to one in-flight user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserOutcome {
+    /// The partner has it.
+    Synced,
+    /// Refused for good, or out of retry window: the reason.
+    Errored(String),
+    /// Try again no earlier than `not_before_ms`; `error` is the failure seen.
+    Retry {
+        /// Earliest next attempt (ms); also the user's new due time.
+        not_before_ms: i64,
+        /// What failed.
+        error: String,
+    },
+}
+
+/// An outcome for one user key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserResult {
+    /// The caller's key.
+    pub key: String,
+    /// What happened.
+    pub outcome: UserOutcome,
+}
+
+/// The counters of a sync. `entered = not_synced + pending + in_flight + synced + errored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Distinct entries (queued or not synced).
+    pub entered: u64,
+    /// Users the intake accepted, including deduplicated re-entries.
+    pub proceeded: u64,
+    /// No usable match field.
+    pub not_synced: u64,
+    /// Waiting for a batch or a retry.
+    pub pending: u64,
+    /// In a request right now.
+    pub in_flight: u64,
+    /// Accepted by the partner.
+    pub synced: u64,
+    /// Refused for good or out of the retry window.
+    pub errored: u64,
+    /// Re-entries of a user already pending, not queued twice.
+    pub deduplicated: u64,
+    /// Delivery attempts that will be retried.
+    pub retries: u64,
+}
+
+impl Counts {
+    /// Whether the conservation invariant holds.
+    pub fn conserved(&self) -> bool {
+        self.entered == self.not_synced + self.pending + self.in_flight + self.synced + self.errored
+    }
+}
+
+/// An errored user and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserError {
+    /// The caller's key.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// What is needed to create an API key. The store never sees the key itself, only a hash of
+/// it chosen by the caller (the API uses SHA-256, hex), so a copy of the database does not
+/// give access to any workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// The workspace the key acts for.
+    pub workspace_id: String,
+    /// Name shown to people ("CI", "journey engine").
+    pub name: String,
+    /// The hash of the key; unique across all workspaces.
+    pub key_hash: String,
+}
+
+/// A workspace's API key, as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id, `key_...`; names the key in listings and revocation, and is not a secret.
+    pub id: String,
+    /// The workspace the key acts for.
+    pub workspace_id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// The hash of the key.
+    pub key_hash: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// An OAuth authorization in progress: created when a person is sent to the partner's
+/// authorization page, consumed (once) by the callback. It is found by a hash of the `state`
+/// parameter, chosen by the caller, so the database holds nothing that completes a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthState {
+    /// The hash of the `state` parameter; unique.
+    pub state_hash: String,
+    /// The workspace the connection will belong to.
+    pub workspace_id: String,
+    /// Destination (plugin) name.
+    pub destination: String,
+    /// Name of the connection to create.
+    pub name: String,
+    /// The connection to re-authorize, when this flow reconnects an existing one.
+    pub connection_id: Option<String>,
+    /// The redirect URI sent to the partner (the code exchange must repeat it).
+    pub redirect_uri: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// After this time (ms) the callback refuses the state.
+    pub expires_at: i64,
+}
+
+/// A host's hold on a connection's delivery lane (the task that claims and sends that
+/// connection's batches). With several hosts on one database, each lane has at most one
+/// holder at a time: the host whose lease has not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneLease {
+    /// The connection whose lane this is.
+    pub connection_id: String,
+    /// The host holding (or, once expired or released, last holding) the lane.
+    pub owner: String,
+    /// The lease ends at this time (ms, store clock); expired once the store's clock reaches it.
+    pub expires_at: i64,
+}
+
+/// What asking for a lane gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// This host holds the lane until `expires_at` (ms, store clock).
+    Acquired {
+        /// The end of the lease (ms, store clock).
+        expires_at: i64,
+        /// The previous owner whose lease had expired or been released, if this was a
+        /// takeover; `None` if the lane was free or already ours.
+        taken_over_from: Option<String>,
+        /// In-flight users of this connection's syncs moved back to pending (0 when already
+        /// ours).
+        recovered: u64,
+    },
+    /// Another host holds it.
+    Held(LaneLease),
+}
+
+/// One sync's figures for the metrics endpoint, read for every sync in one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncFigures {
+    /// The sync.
+    pub sync: SyncRecord,
+    /// Its counters.
+    pub counts: Counts,
+    /// Entry time (ms) of its oldest user still pending or in flight.
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// A connection's health, without its credentials (nothing is decrypted to read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionHealth {
+    /// Its id.
+    pub connection_id: String,
+    /// Its destination.
+    pub destination: String,
+    /// Whether its credentials work.
+    pub health: Health,
+}
