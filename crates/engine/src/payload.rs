@@ -30,11 +30,19 @@ pub enum PayloadError {
     TooNew(u32),
 }
 
-#[derive(Serialize, Deserialize)]
+/// Version 1 as read (its `v` was checked by [`Version`] first).
+#[derive(Deserialize)]
 struct V1 {
-    v: u32,
     key: String,
     ids: Vec<(IdentifierKind, String)>,
+}
+
+/// [`V1`] as written: borrowed, so encoding copies nothing before serialising.
+#[derive(Serialize)]
+struct V1Ref<'a> {
+    v: u32,
+    key: &'a str,
+    ids: Vec<(IdentifierKind, &'a str)>,
 }
 
 /// The form written before the format was versioned.
@@ -80,10 +88,10 @@ struct Version {
 
 /// The bytes the queue stores for `user`, in the [`CURRENT`] format.
 pub fn encode(user: &PreparedUser) -> Vec<u8> {
-    let v1 = V1 {
+    let v1 = V1Ref {
         v: CURRENT,
-        key: user.key.clone(),
-        ids: user.identifiers.iter().map(|id| (id.kind.into(), id.value.clone())).collect(),
+        key: &user.key,
+        ids: user.identifiers.iter().map(|id| (id.kind.into(), id.value.as_str())).collect(),
     };
     // Serialising strings and unit enum variants to a Vec cannot fail.
     serde_json::to_vec(&v1).unwrap_or_default()
