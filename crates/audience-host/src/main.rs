@@ -5,7 +5,9 @@ use std::process::ExitCode;
 mod cli;
 
 use clap::Parser as _;
-use cli::{Cli, Command, PluginAction, SandboxPartner};
+#[cfg(feature = "lab")]
+use cli::SandboxPartner;
+use cli::{Cli, Command, PluginAction};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
