@@ -20,6 +20,7 @@
 //! | `invalid-request`, one user | the user is errored: refused by the partner |
 //! | `transient` | the users retry with backoff and jitter |
 //! | plugin failure (trap, timeout, too long, memory limit, contract, instantiate) | the users retry with backoff and jitter |
+//! | `invalid-request` to the audience look-up | the sync is marked broken (the partner refused its audience settings, not its users); the users retry with backoff, unsplit |
 //!
 //! A retry that would fall after the user's retry window (default 13 h from entry) errors the
 //! user instead, with the last failure as the reason.
@@ -152,6 +153,21 @@ pub(crate) fn classify(
         }
     };
     Decision { users, connection, sync }
+}
+
+/// What a failed audience look-up (`upsert-audience`, before any user was sent) decides: as a
+/// failed write, except that `invalid-request` refuses the sync's audience settings, not the
+/// users, so splitting the batch would only repeat the look-up once per user. The sync is
+/// marked broken instead and the users wait out the backoff together.
+pub(crate) fn classify_lookup(err: &CallError, now_ms: i64, default_pause: Duration) -> Decision {
+    match err {
+        CallError::Destination(DestinationError::InvalidRequest(why)) => Decision {
+            users: Fate::Retry { error: err.to_string(), at: None },
+            connection: ConnectionEffect::None,
+            sync: SyncEffect::Broken { reason: format!("the partner refused the sync's audience settings: {why}") },
+        },
+        other => classify(Err(other), 1, now_ms, default_pause),
+    }
 }
 
 /// The connection has no credentials the lane can read: nothing is sent, the users retry.

@@ -98,7 +98,13 @@ impl Lane {
             return decide::without_credentials().users;
         };
         let group_len = users.len();
+        let default_pause = self.shared.config.rate.default_pause;
         let answer = match self.target(sync, &creds).await {
+            Err(err) => {
+                let decision = decide::classify_lookup(&err, self.clock.now_ms(), default_pause);
+                self.carry_out(sync, version, &decision).await;
+                return decision.users;
+            }
             Ok(target) => {
                 let action = sync.action;
                 let started = Instant::now();
@@ -112,10 +118,8 @@ impl Lane {
                 }
                 result
             }
-            Err(err) => Err(err),
         };
-        let decision =
-            decide::classify(answer.as_ref(), group_len, self.clock.now_ms(), self.shared.config.rate.default_pause);
+        let decision = decide::classify(answer.as_ref(), group_len, self.clock.now_ms(), default_pause);
         self.carry_out(sync, version, &decision).await;
         decision.users
     }

@@ -192,6 +192,44 @@ fn rows() -> Vec<Row> {
     ]
 }
 
+/// The table's rows about the audience look-up: answers to `upsert-audience`, before any user
+/// was sent, and the decision expected for each.
+struct LookupRow {
+    answer: &'static str,
+    what_happens: &'static str,
+    cases: Vec<(CallError, Decision)>,
+}
+
+fn lookup_rows() -> Vec<LookupRow> {
+    vec![LookupRow {
+        answer: "`invalid-request` to the audience look-up",
+        what_happens: "the sync is marked broken (the partner refused its audience settings, not its users); \
+                       the users retry with backoff, unsplit",
+        cases: vec![(
+            CallError::Destination(DestinationError::InvalidRequest("name longer than 100 characters".into())),
+            decision(
+                retry("invalid request: name longer than 100 characters", None),
+                ConnectionEffect::None,
+                SyncEffect::Broken {
+                    reason: "the partner refused the sync's audience settings: name longer than 100 characters".into(),
+                },
+            ),
+        )],
+    }]
+}
+
+#[test]
+fn a_refused_audience_look_up_breaks_the_sync_and_splits_nothing() {
+    for row in lookup_rows() {
+        for (err, expected) in row.cases {
+            assert_eq!(classify_lookup(&err, NOW, DEFAULT_PAUSE), expected, "row {:?}", row.answer);
+        }
+    }
+    // Any other answer to the look-up decides what it decides for a write.
+    let transient = CallError::Destination(DestinationError::Transient("503".into()));
+    assert_eq!(classify_lookup(&transient, NOW, DEFAULT_PAUSE), classify(Err(&transient), 1, NOW, DEFAULT_PAUSE));
+}
+
 /// The rows of the module documentation's table (answer, what happens), as written.
 fn documented_rows() -> Vec<(String, String)> {
     let source = include_str!("../decide.rs");
@@ -212,8 +250,9 @@ fn documented_rows() -> Vec<(String, String)> {
 
 #[test]
 fn the_documented_table_is_the_list_of_cases() {
-    let cases: Vec<(String, String)> =
+    let mut cases: Vec<(String, String)> =
         rows().iter().map(|r| (r.answer.to_string(), r.what_happens.to_string())).collect();
+    cases.extend(lookup_rows().iter().map(|r| (r.answer.to_string(), r.what_happens.to_string())));
     assert_eq!(documented_rows(), cases, "decide.rs's table and its test cases must list the same rows");
 }
 
