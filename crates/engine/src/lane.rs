@@ -213,6 +213,12 @@ impl Lane {
                 permit = self.concurrency.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
+            // Waiting for the permit may have taken a whole request's time, in which a 401 may
+            // have parked the connection or a person paused a sync: look again before claiming.
+            if self.reload_if_stale().await.is_err() || self.parked() {
+                drop(permit);
+                continue;
+            }
             match self.claim_next().await {
                 Ok(Some((sync, batch))) => {
                     let lane = self.clone();
