@@ -23,6 +23,17 @@ pub struct Service {
     pub runtime: PluginRuntime,
     /// The configuration it was built from.
     pub config: HostConfig,
+    /// The configured plugins that could not be loaded, and why.
+    pub unavailable: Vec<UnavailablePlugin>,
+}
+
+/// A configured plugin the service runs without.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailablePlugin {
+    /// Its section name, `[plugins.NAME]`.
+    pub name: String,
+    /// Why it could not be loaded.
+    pub reason: String,
 }
 
 /// Open the store, load every plugin and build the engine (not started).
@@ -46,15 +57,25 @@ pub async fn assemble(config: HostConfig) -> anyhow::Result<Service> {
     tracing::info!(store = %location, "store opened");
     let runtime = PluginRuntime::new(config.runtime.clone())?;
     let mut destinations = Destinations::new();
+    let mut unavailable = Vec::new();
     for (name, settings) in &config.plugins {
-        let (plugin, plugin_config) = load_plugin(&runtime, name, settings).await?;
-        destinations.insert(Destination::new(plugin, plugin_config, &settings.limits));
+        // One broken plugin (a bad file, a `describe` that traps) must not keep the others
+        // from serving: it is reported and left out; its connections wait, their users queued.
+        match load_plugin(&runtime, name, settings).await {
+            Ok((plugin, plugin_config)) => {
+                destinations.insert(Destination::new(plugin, plugin_config, &settings.limits))
+            }
+            Err(err) => {
+                tracing::error!(plugin = %name, error = %format!("{err:#}"), "this plugin is left out: fix it and restart; its syncs keep their users queued meanwhile");
+                unavailable.push(UnavailablePlugin { name: name.clone(), reason: format!("{err:#}") });
+            }
+        }
     }
-    if destinations.names().is_empty() {
+    if destinations.names().is_empty() && unavailable.is_empty() {
         tracing::warn!("no plugins are configured: add a [plugins.NAME] section to deliver anywhere");
     }
     let engine = Engine::new(store, destinations, config.engine.clone());
-    Ok(Service { engine, runtime, config })
+    Ok(Service { engine, runtime, config, unavailable })
 }
 
 /// Load one configured plugin and check its name matches its section.
@@ -95,4 +116,40 @@ pub async fn load_plugin(
         settings: settings.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
     Ok((plugin, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretSource;
+
+    #[tokio::test]
+    async fn a_plugin_that_cannot_load_is_left_out_and_the_others_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "ab".repeat(32)).unwrap();
+        let mut config = HostConfig {
+            store: dir.path().join("host.db").display().to_string(),
+            credentials_key: SecretSource { env: None, file: Some(key_file) },
+            ..HostConfig::default()
+        };
+        config.runtime.cache_dir = None;
+        let broken = PluginSettings {
+            component: dir.path().join("missing.wasm").display().to_string(),
+            ..PluginSettings::default()
+        };
+        config.plugins.insert("broken".into(), broken);
+        config.plugins.insert(
+            "pinterest".into(),
+            PluginSettings { component: BUILTIN_PINTEREST.into(), ..PluginSettings::default() },
+        );
+
+        let service = assemble(config).await.expect("the service assembles without the broken plugin");
+        assert_eq!(service.engine.destinations().names(), ["pinterest"]);
+        assert_eq!(service.unavailable.len(), 1);
+        assert_eq!(service.unavailable[0].name, "broken");
+        assert!(service.unavailable[0].reason.contains("missing.wasm"), "{:?}", service.unavailable[0]);
+        service.engine.start().await.expect("the engine starts");
+        service.engine.shutdown().await;
+    }
 }

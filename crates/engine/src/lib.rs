@@ -130,7 +130,15 @@ impl Engine {
         connections.sort();
         connections.dedup();
         for connection in connections {
-            self.ensure_lane(&connection).await?;
+            match self.ensure_lane(&connection).await {
+                Ok(_) => {}
+                // Its plugin is not loaded here (left out at start, or not configured): the
+                // connection's users stay queued until a host that has it runs its lane.
+                Err(EngineError::UnknownDestination(destination)) => {
+                    tracing::warn!(connection = %connection, destination = %destination, "no plugin for this connection's destination; its users wait");
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use audience_model::SyncAction;
 
+use super::bound::{Bound, credentials_problem};
 use super::error::{CallError, PluginError};
 use super::runtime::Plugin;
 use super::types::*;
@@ -31,18 +32,26 @@ impl Plugin {
                 prepared.len()
             )));
         }
+        let mut prepared = prepared;
+        prepared.bound();
         Ok(prepared)
     }
 
     /// Exchange an authorization code or a refresh token for credentials (`authorize`).
     pub async fn authorize(&self, config: &PluginConfig, grant: Grant) -> Result<Credentials, CallError> {
         let config = config.clone();
-        self.inner
+        let mut creds = self
+            .inner
             .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move { guest.call_authorize(store, &config, &grant).await })
             })
-            .await?
-            .map_err(CallError::Destination)
+            .await?;
+        creds.bound();
+        let creds = creds.map_err(CallError::Destination)?;
+        if let Some(problem) = credentials_problem(&creds) {
+            return Err(PluginError::Contract(format!("authorize returned unusable credentials: {problem}")).into());
+        }
+        Ok(creds)
     }
 
     /// One page of ad accounts (`list-accounts`).
@@ -53,12 +62,14 @@ impl Plugin {
         cursor: Option<String>,
     ) -> Result<AccountPage, CallError> {
         let (config, creds) = (config.clone(), creds.clone());
-        self.inner
+        let mut page = self
+            .inner
             .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move { guest.call_list_accounts(store, &config, &creds, cursor.as_deref()).await })
             })
-            .await?
-            .map_err(CallError::Destination)
+            .await?;
+        page.bound();
+        page.map_err(CallError::Destination)
     }
 
     /// Find or create the audience of `spec` (`upsert-audience`).
@@ -70,12 +81,14 @@ impl Plugin {
         spec: &AudienceSpec,
     ) -> Result<UpsertOutcome, CallError> {
         let (config, creds, account_id, spec) = (config.clone(), creds.clone(), account_id.to_string(), spec.clone());
-        self.inner
+        let mut outcome = self
+            .inner
             .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move { guest.call_upsert_audience(store, &config, &creds, &account_id, &spec).await })
             })
-            .await?
-            .map_err(CallError::Destination)
+            .await?;
+        outcome.bound();
+        outcome.map_err(CallError::Destination)
     }
 
     /// Add one batch of users (`add-users`).
@@ -114,7 +127,9 @@ impl Plugin {
     ) -> Result<BatchOutcome, CallError> {
         let (config, creds, account_id, target) =
             (config.clone(), creds.clone(), account_id.to_string(), target.clone());
-        self.inner
+        let sent = users.len();
+        let mut outcome = self
+            .inner
             .call(self.hooks.clone(), move |store, guest| {
                 Box::pin(async move {
                     match action {
@@ -127,7 +142,16 @@ impl Plugin {
                     }
                 })
             })
-            .await?
-            .map_err(CallError::Destination)
+            .await?;
+        outcome.bound();
+        let outcome = outcome.map_err(CallError::Destination)?;
+        if outcome.rejected.len() > sent {
+            return Err(PluginError::Contract(format!(
+                "{} users reported rejected in a batch of {sent}",
+                outcome.rejected.len()
+            ))
+            .into());
+        }
+        Ok(outcome)
     }
 }

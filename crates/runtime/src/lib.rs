@@ -14,6 +14,7 @@
 //! pace and fence it) and the call's result.
 
 mod bindings;
+mod bound;
 mod cache;
 mod calls;
 mod config;
@@ -27,6 +28,7 @@ pub use bindings::SUPPORTED_VERSIONS;
 pub use cache::{CacheOutcome, CompileCache};
 pub use config::{HttpLimits, HttpPolicy, RuntimeConfig, SandboxLimits};
 pub use error::{CallError, LoadError, PluginError, describe_destination_error};
+pub use bound::{MAX_CREDENTIAL_BYTES, MAX_TEXT_BYTES};
 pub use kinds::kind_name;
 pub use logging::{LogLine, LogSource};
 pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};

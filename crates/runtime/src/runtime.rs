@@ -282,8 +282,9 @@ impl PluginRuntime {
             capture,
             cache_outcome,
         };
-        let manifest =
+        let mut manifest =
             inner.call(None, |store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
+        crate::bound::Bound::bound(&mut manifest);
         let policy = options
             .http
             .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });

@@ -8,8 +8,8 @@ use crate::support::TestServer;
 use audience_plugin_artifacts as artifacts;
 use audience_runtime::types::*;
 use audience_runtime::{
-    CacheOutcome, CallError, HttpLimits, HttpPolicy, LoadError, LogSource, Plugin, PluginError, PluginOptions,
-    PluginRuntime, RequestHooks, RuntimeConfig, SandboxLimits,
+    CacheOutcome, CallError, HttpLimits, HttpPolicy, LoadError, LogSource, MAX_TEXT_BYTES, Plugin, PluginError,
+    PluginOptions, PluginRuntime, RequestHooks, RuntimeConfig, SandboxLimits,
 };
 
 fn runtime() -> PluginRuntime {
@@ -370,4 +370,41 @@ async fn the_compile_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
     let plugin =
         PluginRuntime::new(config).unwrap().load(artifacts::TEST_DESTINATION, PluginOptions::default()).await.unwrap();
     add(&plugin, &settings(&[])).await.expect("a rebuilt plugin works");
+}
+
+#[tokio::test]
+async fn every_string_a_plugin_returns_is_cut_at_the_boundary() {
+    let runtime = runtime();
+    let plugin = load_test_plugin(&runtime, PluginOptions::default()).await;
+    let err = add(&plugin, &settings(&[("behaviour", "huge-error")])).await.expect_err("an error");
+    let CallError::Destination(DestinationError::Transient(reason)) = &err else { panic!("{err:?}") };
+    assert!(reason.len() < MAX_TEXT_BYTES + 64, "a 4 MiB reason kept {} bytes", reason.len());
+    assert!(reason.ends_with("bytes cut]"), "the cut is marked");
+
+    let outcome = add(&plugin, &settings(&[("behaviour", "huge-rejections")])).await.expect("an outcome");
+    assert_eq!(outcome.rejected.len(), 3);
+    assert!(outcome.rejected.iter().all(|r| r.reason.len() < MAX_TEXT_BYTES + 64));
+}
+
+#[tokio::test]
+async fn rejections_of_users_never_sent_break_the_contract() {
+    let runtime = runtime();
+    let plugin = load_test_plugin(&runtime, PluginOptions::default()).await;
+    let err = add(&plugin, &settings(&[("behaviour", "huge-rejections"), ("extra", "1")])).await.expect_err("refused");
+    assert!(
+        matches!(err, CallError::Plugin(PluginError::Contract(ref why)) if why.contains("4 users reported rejected in a batch of 3")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_that_would_inject_a_header_are_refused_as_the_plugin_returns_them() {
+    let runtime = runtime();
+    let plugin = load_test_plugin(&runtime, PluginOptions::default()).await;
+    let grant = Grant::Refresh("refresh-1".into());
+    let err = plugin.authorize(&settings(&[("behaviour", "crlf-token")]), grant).await.expect_err("refused");
+    assert!(
+        matches!(err, CallError::Plugin(PluginError::Contract(ref why)) if why.contains("control characters")),
+        "{err:?}"
+    );
 }

@@ -58,6 +58,17 @@ fn deliver(config: &PluginConfig, users: &[PreparedUser]) -> Result<BatchOutcome
             }
         }
         Some("panic") => panic!("test-destination was asked to panic"),
+        // A partner's HTML error page passed on whole: 4 MiB in one reason.
+        Some("huge-error") => return Err(DestinationError::Transient("E".repeat(4 << 20))),
+        // A reason of 1 MiB for every user, and rejections for users never sent.
+        Some("huge-rejections") => {
+            let mut rejected: Vec<RejectedUser> =
+                users.iter().map(|u| RejectedUser { key: u.key.clone(), reason: "R".repeat(1 << 20) }).collect();
+            if setting(config, "extra").is_some() {
+                rejected.push(RejectedUser { key: "never-sent".into(), reason: "made up".into() });
+            }
+            return Ok(BatchOutcome { rejected, created: None });
+        }
         Some("fetch") => {
             let url = setting(config, "url").unwrap_or("https://example.invalid/");
             let status = fetch(url, "GET", vec![])?;
@@ -133,17 +144,17 @@ impl Guest for TestDestination {
             .collect()
     }
 
-    fn authorize(_config: PluginConfig, grant: Grant) -> Result<Credentials, DestinationError> {
+    fn authorize(config: PluginConfig, grant: Grant) -> Result<Credentials, DestinationError> {
         let refresh = match grant {
             Grant::AuthorizationCode(code) => format!("refresh-{}", code.code),
             Grant::Refresh(token) => token,
         };
-        Ok(Credentials {
-            access_token: "test-access".into(),
-            refresh_token: Some(refresh),
-            expires_at: None,
-            scopes: vec![],
-        })
+        // A token that would smuggle a header into every request made with it.
+        let access = match setting(&config, "behaviour") {
+            Some("crlf-token") => "test-access\r\nX-Injected: 1",
+            _ => "test-access",
+        };
+        Ok(Credentials { access_token: access.into(), refresh_token: Some(refresh), expires_at: None, scopes: vec![] })
     }
 
     fn list_accounts(

@@ -1,0 +1,203 @@
+//! Every string a plugin hands the host is bounded here, once, as the call returns.
+//!
+//! Why at the boundary: a plugin (or a partner's HTML error page it passes on) can return a
+//! reason of megabytes. Before this, the host copied such a string into every user's verdict,
+//! its own log lines, the store's status reasons and the API's answers: one bad answer for a
+//! batch of 1,900 users cost gigabytes. Cut here, nothing downstream needs to think about it.
+//!
+//! What is cut: error reasons, rejection and not-synced reasons, names, ids and cursors in
+//! account pages and audiences, the manifest's texts. What is not: credentials (a partner's
+//! token is opaque and may legitimately be long; they are capped at a larger size instead) and
+//! prepared identifiers (the plugin's own output for the partner, bounded by the request body
+//! cap when sent).
+
+use crate::types::{
+    AccountPage, Audience, BatchOutcome, Credentials, DestinationError, Manifest, Preparation, UpsertOutcome,
+};
+
+/// The most bytes of any text a plugin returns (a reason, a name, an id) the host keeps.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// The most bytes of a credential (token) the host keeps; a longer one is refused by the
+/// caller, never cut (a cut token would fail later, far from its cause).
+pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
+
+/// `text` cut to [`MAX_TEXT_BYTES`] on a character boundary, marked with how much was cut.
+pub fn cut(text: &mut String) {
+    if text.len() <= MAX_TEXT_BYTES {
+        return;
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("... [{dropped} bytes cut]"));
+}
+
+/// Types whose plugin-provided texts are cut to size.
+pub(crate) trait Bound {
+    /// Cut every text in `self` to size.
+    fn bound(&mut self);
+}
+
+impl Bound for DestinationError {
+    fn bound(&mut self) {
+        match self {
+            DestinationError::RateLimited(_) => {}
+            DestinationError::Unauthorized(why)
+            | DestinationError::NotFound(why)
+            | DestinationError::InvalidRequest(why)
+            | DestinationError::Transient(why) => cut(why),
+        }
+    }
+}
+
+impl<T: Bound> Bound for Result<T, DestinationError> {
+    fn bound(&mut self) {
+        match self {
+            Ok(value) => value.bound(),
+            Err(err) => err.bound(),
+        }
+    }
+}
+
+impl<T: Bound> Bound for Vec<T> {
+    fn bound(&mut self) {
+        self.iter_mut().for_each(Bound::bound);
+    }
+}
+
+impl Bound for Preparation {
+    fn bound(&mut self) {
+        match self {
+            Preparation::Ready(user) => cut(&mut user.key),
+            Preparation::NotSynced(why) => cut(why),
+        }
+    }
+}
+
+impl Bound for BatchOutcome {
+    fn bound(&mut self) {
+        for rejected in &mut self.rejected {
+            cut(&mut rejected.key);
+            cut(&mut rejected.reason);
+        }
+        if let Some(created) = &mut self.created {
+            created.bound();
+        }
+    }
+}
+
+impl Bound for Audience {
+    fn bound(&mut self) {
+        cut(&mut self.id);
+        cut(&mut self.name);
+        for (label, value) in &mut self.details {
+            cut(label);
+            cut(value);
+        }
+    }
+}
+
+impl Bound for UpsertOutcome {
+    fn bound(&mut self) {
+        match self {
+            UpsertOutcome::Ready(audience) => audience.bound(),
+            UpsertOutcome::CreateWithFirstBatch(why) => cut(why),
+        }
+    }
+}
+
+impl Bound for AccountPage {
+    fn bound(&mut self) {
+        for account in &mut self.accounts {
+            cut(&mut account.id);
+            cut(&mut account.name);
+            account.permissions.iter_mut().for_each(cut);
+        }
+        if let Some(cursor) = &mut self.next_cursor {
+            cut(cursor);
+        }
+    }
+}
+
+impl Bound for Manifest {
+    fn bound(&mut self) {
+        cut(&mut self.name);
+        cut(&mut self.version);
+        cut(&mut self.display_name);
+        self.default_hosts.iter_mut().for_each(cut);
+    }
+}
+
+impl Bound for Credentials {
+    /// Credentials are checked, not cut: see [`MAX_CREDENTIAL_BYTES`].
+    fn bound(&mut self) {
+        self.scopes.iter_mut().for_each(cut);
+    }
+}
+
+/// Whether credentials a plugin returned are usable as the host will send them: not over
+/// [`MAX_CREDENTIAL_BYTES`], no control characters (a CR or LF would break every header they
+/// are put in). `None` when they are; else what is wrong.
+pub(crate) fn credentials_problem(creds: &Credentials) -> Option<String> {
+    let tokens = std::iter::once(("access token", creds.access_token.as_str()))
+        .chain(creds.refresh_token.as_deref().map(|t| ("refresh token", t)));
+    for (what, token) in tokens {
+        if token.len() > MAX_CREDENTIAL_BYTES {
+            return Some(format!(
+                "the {what} is {} bytes, over the {MAX_CREDENTIAL_BYTES} this host keeps",
+                token.len()
+            ));
+        }
+        if token.chars().any(char::is_control) {
+            return Some(format!("the {what} contains control characters"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_texts_are_kept_and_long_ones_cut_on_a_character_boundary() {
+        let mut short = "fine".to_string();
+        cut(&mut short);
+        assert_eq!(short, "fine");
+        let mut long = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each
+        cut(&mut long);
+        assert!(long.len() < MAX_TEXT_BYTES + 40, "{}", long.len());
+        assert!(long.ends_with(&format!("... [{} bytes cut]", MAX_TEXT_BYTES)), "{}", &long[long.len() - 30..]);
+    }
+
+    #[test]
+    fn every_reason_of_an_error_is_cut() {
+        for mut err in [
+            DestinationError::Unauthorized("x".repeat(1 << 20)),
+            DestinationError::NotFound("x".repeat(1 << 20)),
+            DestinationError::InvalidRequest("x".repeat(1 << 20)),
+            DestinationError::Transient("x".repeat(1 << 20)),
+        ] {
+            err.bound();
+            let text = format!("{err:?}");
+            assert!(text.len() < 2 * MAX_TEXT_BYTES, "{} bytes", text.len());
+        }
+    }
+
+    #[test]
+    fn tokens_with_line_breaks_or_of_megabytes_are_refused() {
+        let creds = |token: &str| Credentials {
+            access_token: token.into(),
+            refresh_token: None,
+            expires_at: None,
+            scopes: vec![],
+        };
+        assert_eq!(credentials_problem(&creds("pina_ok")), None);
+        assert!(credentials_problem(&creds("a\r\nSet-Cookie: x")).unwrap().contains("control characters"));
+        assert!(credentials_problem(&creds(&"t".repeat(MAX_CREDENTIAL_BYTES + 1))).unwrap().contains("bytes"));
+    }
+}
