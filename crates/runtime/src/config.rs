@@ -28,6 +28,10 @@ pub struct SandboxLimits {
     /// Most log lines (log import plus stdout/stderr) kept from one call; the rest are dropped
     /// with a warning, so a chatty plugin cannot flood the host's log. Default 1,000.
     pub max_log_lines_per_call: usize,
+    /// Most log lines one plugin may write per second over time, across all its calls (a
+    /// burst of `max_log_lines_per_call` is allowed); the rest are dropped and counted.
+    /// Default 100.
+    pub max_log_lines_per_second: f64,
 }
 
 impl Default for SandboxLimits {
@@ -37,6 +41,7 @@ impl Default for SandboxLimits {
             max_call_duration: Duration::from_secs(300),
             memory_limit: 64 << 20,
             max_log_lines_per_call: 1_000,
+            max_log_lines_per_second: 100.0,
         }
     }
 }

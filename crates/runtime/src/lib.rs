@@ -25,10 +25,10 @@ mod logging;
 mod runtime;
 
 pub use bindings::SUPPORTED_VERSIONS;
+pub use bound::{MAX_CREDENTIAL_BYTES, MAX_TEXT_BYTES};
 pub use cache::{CacheOutcome, CompileCache};
 pub use config::{HttpLimits, HttpPolicy, RuntimeConfig, SandboxLimits};
 pub use error::{CallError, LoadError, PluginError, describe_destination_error};
-pub use bound::{MAX_CREDENTIAL_BYTES, MAX_TEXT_BYTES};
 pub use kinds::kind_name;
 pub use logging::{LogLine, LogSource};
 pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};

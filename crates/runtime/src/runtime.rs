@@ -35,7 +35,7 @@ use super::cache::{CacheOutcome, CompileCache};
 use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
-use super::logging::{CallLog, LogLine, LogSource};
+use super::logging::{CallLog, LogBudget, LogLine, LogSource};
 use super::types::Manifest;
 
 /// How often the epoch advances: the granularity of deadlines and of cooperative yields.
@@ -270,6 +270,7 @@ impl PluginRuntime {
             .map_err(|err| LoadError::Incompatible(format!("{err:#}")))?;
         let limits = options.limits.clone().unwrap_or_else(|| self.inner.config.limits.clone());
         let limits = SandboxLimits { memory_limit: limits.memory_limit.min(MAX_MEMORY_LIMIT), ..limits };
+        let log_budget = Arc::new(LogBudget::new(limits.max_log_lines_per_second, limits.max_log_lines_per_call));
         let capture = options.capture_logs.then(|| Arc::new(Mutex::new(Vec::new())));
         let deny_all =
             Arc::new(HttpGate::new(&HttpPolicy::default()).map_err(|err| LoadError::Engine(err.to_string()))?);
@@ -279,6 +280,7 @@ impl PluginRuntime {
             runtime: self.inner.clone(),
             http: deny_all,
             limits,
+            log_budget,
             capture,
             cache_outcome,
         };
@@ -341,6 +343,8 @@ struct About {
 
 pub(crate) struct PluginInner {
     name: Arc<str>,
+    /// The plugin's log lines over time, shared by all its calls.
+    log_budget: Arc<LogBudget>,
     pre: DestinationPre<InstanceState>,
     runtime: Arc<RuntimeInner>,
     http: Arc<HttpGate>,
@@ -380,7 +384,12 @@ impl PluginInner {
     }
 
     fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>) -> Store<InstanceState> {
-        let log = CallLog::new(self.name.clone(), self.limits.max_log_lines_per_call, self.capture.clone());
+        let log = CallLog::new(
+            self.name.clone(),
+            self.limits.max_log_lines_per_call,
+            self.log_budget.clone(),
+            self.capture.clone(),
+        );
         let wasi = WasiCtxBuilder::new()
             .stdout(log.stream(LogSource::Stdout))
             .stderr(log.stream(LogSource::Stderr))
@@ -464,6 +473,11 @@ impl Plugin {
     /// Whether the compile cache was used when this plugin was loaded.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache_outcome
+    }
+
+    /// Log lines dropped because the plugin logged more than its budget over time.
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.inner.log_budget.dropped()
     }
 
     /// Every line the plugin logged so far, when loaded with `capture_logs`.

@@ -408,3 +408,20 @@ async fn credentials_that_would_inject_a_header_are_refused_as_the_plugin_return
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn many_small_calls_cannot_add_up_to_a_flood_of_log_lines() {
+    let runtime = runtime();
+    // Each call writes 3 lines; the plugin may write 5 at once and then 1 a second.
+    let limits = SandboxLimits { max_log_lines_per_call: 5, max_log_lines_per_second: 1.0, ..SandboxLimits::default() };
+    let options = PluginOptions { limits: Some(limits), capture_logs: true, ..PluginOptions::default() };
+    let plugin = load_test_plugin(&runtime, options).await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        add(&plugin, &settings(&[("behaviour", "print")])).await.unwrap();
+    }
+    let allowed = 5 + started.elapsed().as_secs() as usize + 1;
+    let kept = plugin.captured_logs().len();
+    assert!(kept <= allowed, "{kept} of 60 lines kept, at most {allowed} allowed");
+    assert_eq!(plugin.log_lines_dropped() as usize, 60 - kept, "every line not kept is counted");
+}
