@@ -24,8 +24,8 @@ use super::secrets::{hash_secret, new_secret};
 use super::workspaces::check_name;
 use super::{ApiState, now_ms};
 use audience_engine::{Destination, decode_credentials, encode_credentials};
-use audience_runtime::kind_name;
-use audience_runtime::types::{AuthCode, Credentials, Grant};
+use audience_runtime::types::{AuthCode, Credentials, DestinationError, Grant};
+use audience_runtime::{CallError, kind_name};
 
 /// Characters left as they are in a URL component (RFC 3986 "unreserved").
 /// Whether a connection's credentials work.
@@ -344,7 +344,7 @@ pub(crate) async fn list_destinations(_: Tenant, State(state): State<Arc<ApiStat
     request_body = StartOauth,
     responses((status = 201, body = OauthStarted), (status = 401, body = ErrorBody),
         (status = 409, description = "OAuth not configured for the destination", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, description = "Every problem, by field (unknown destination, control characters...)", body = ErrorBody)))]
 pub(crate) async fn start_oauth(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -366,7 +366,8 @@ pub(crate) async fn start_oauth(
 /// deliveries resume.
 #[utoipa::path(post, path = "/v1/connections/{id}/oauth/start", tag = "connections", security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 201, body = OauthStarted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = OauthStarted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn start_reconnect(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -526,7 +527,8 @@ async fn complete(state: &ApiState, query: CallbackQuery) -> Result<CallbackDone
 /// Create a connection from credentials obtained elsewhere (sandboxes, automation).
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("bearer" = [])),
     request_body = CreateConnection,
-    responses((status = 201, body = ConnectionView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ConnectionView), (status = 401, body = ErrorBody),
+        (status = 422, description = "Every problem, by field: e.g. a token with a control character or a space", body = ErrorBody)))]
 pub(crate) async fn create_connection(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -538,6 +540,24 @@ pub(crate) async fn create_connection(
     if body.credentials.access_token.trim().is_empty() {
         problems
             .push(audience_engine::Problem::new("credentials.access_token", "empty; give the partner's access token"));
+    }
+    // Control characters were refused by the body's extractor already; a token is also sent
+    // as `Authorization: Bearer <token>`, so it is visible ASCII without spaces (RFC 6750).
+    for (field, token) in [
+        ("credentials.access_token", Some(&body.credentials.access_token)),
+        ("credentials.refresh_token", body.credentials.refresh_token.as_ref()),
+    ] {
+        if let Some(token) = token
+            && let Some(bad) = token.trim().chars().find(|c| !c.is_ascii_graphic())
+        {
+            problems.push(audience_engine::Problem::new(
+                field,
+                format!(
+                    "contains {bad:?}; a token is sent in an HTTP header and holds visible ASCII characters only \
+                     (no spaces): give it exactly as the partner issued it"
+                ),
+            ));
+        }
     }
     let (Some(name), Some(destination), true) = (name, destination, problems.is_empty()) else {
         return Err(ApiError::invalid(problems));
@@ -576,7 +596,8 @@ pub(crate) async fn list_connections(
 /// A connection and its health (ok, or needs re-authorization with the last error).
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn get_connection(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -590,7 +611,8 @@ pub(crate) async fn get_connection(
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
-        (status = 409, description = "Syncs use it", body = ErrorBody)))]
+        (status = 409, description = "Syncs use it", body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn delete_connection(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -605,8 +627,11 @@ pub(crate) async fn delete_connection(
 /// One page of the ad accounts this connection can use.
 #[utoipa::path(get, path = "/v1/connections/{id}/accounts", tag = "connections", security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id"), AccountsQuery),
-    responses((status = 200, body = AccountPageView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = AccountPageView),
+        (status = 400, description = "`invalid_cursor`: not a cursor this host gave out for this connection", body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, description = "The partner refused the credentials", body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn list_accounts(
     tenant: Tenant,
@@ -624,11 +649,22 @@ pub(crate) async fn list_accounts(
         )
     })?;
     let cursor = query.cursor.filter(|c| !c.is_empty());
-    let page = destination
-        .plugin
-        .list_accounts(&destination.config, &credentials, cursor)
-        .await
-        .map_err(|err| plugin_call_failed(&connection.destination, err))?;
+    let with_cursor = cursor.is_some();
+    let page =
+        destination.plugin.list_accounts(&destination.config, &credentials, cursor).await.map_err(|err| match err {
+            // The cursor is the only thing in this call the caller chose: a partner refusing
+            // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
+            CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                format!(
+                    "cursor: not one this host gave out for this connection ({} refused it: {why}); pass the \
+                     `next_cursor` of the previous page unchanged, or leave `cursor` out for the first page",
+                    connection.destination
+                ),
+            ),
+            other => plugin_call_failed(&connection.destination, other),
+        })?;
     Ok(axum::Json(AccountPageView {
         accounts: page
             .accounts

@@ -41,9 +41,11 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code: `invalid_json`, `invalid_request`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`, `invalid_state`,
-    /// `oauth_failed`, `oauth_not_configured`, `destination_not_configured`,
-    /// `partner_unauthorized`, `plugin_failed`, `store_failed`, `not_ready`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `invalid_state`, `invalid_cursor`, `oauth_failed`,
+    /// `oauth_not_configured`, `destination_not_configured`, `partner_unauthorized`,
+    /// `plugin_failed`, `store_failed`, `not_ready`, `internal`; and from the HTTP edge,
+    /// `request_timeout` (408) and `headers_too_large` (431).
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,

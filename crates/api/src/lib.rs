@@ -15,6 +15,10 @@
 //! - **Bad input is the caller's to fix, never a 500**: every malformed body, wrong type,
 //!   unknown id, oversized body or invalid user answers 4xx with
 //!   `{"error": {"code", "message", "problems"?}}`, and a refused intake call stores nothing.
+//!   Control characters in a body's strings or a path id are refused once, in the extractors
+//!   (`extract.rs`), before anything reaches the store.
+//! - **The HTTP edge** ([`serve`]) bounds what a slow or idle client can hold: a header-read
+//!   timeout, an idle timeout and a cap on open connections ([`HttpSettings`]).
 //! - **The OpenAPI document is generated from the handlers** (`utoipa` + `utoipa-axum`): a
 //!   route exists in the router only through its `#[utoipa::path]`, so the document cannot
 //!   drift from what is served.
@@ -29,6 +33,7 @@
 //!   codes and states) and headers (keys) are never logged, nor are credentials.
 
 mod connections;
+mod edge;
 mod error;
 mod extract;
 mod ops;
@@ -52,6 +57,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use edge::{
+    HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS, HttpSettings, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, serve,
+};
 pub use error::{ApiError, ErrorBody, ErrorDetail, ProblemView};
 pub use secrets::{API_KEY_PREFIX, OperatorKey, OperatorKeyError};
 
@@ -100,7 +108,8 @@ pub struct OauthOverride {
 /// state.state_ttl = Duration::from_secs(300);
 ///
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
-/// axum::serve(listener, router(state)).await?;
+/// let stop = async { tokio::signal::ctrl_c().await.ok(); };
+/// audience_api::serve(listener, router(state), audience_api::HttpSettings::default(), stop).await;
 /// # Ok(())
 /// # }
 /// ```
@@ -160,6 +169,11 @@ impl std::fmt::Debug for ApiState {
         description = "Sync users into ad-platform audiences. Authenticate with `Authorization: Bearer <key>`: \
                        a workspace API key for everything inside a workspace, the operator key for workspaces, \
                        keys and /metrics. Errors are `{\"error\": {\"code\", \"message\", \"problems\"?}}`. \
+                       Control characters (NUL, line breaks...) are refused with 422 in every string of a body \
+                       (line breaks and tabs are allowed in a sync's `description`) and in every path id. \
+                       Any route may also answer 408 `request_timeout` (the request head did not arrive in time) \
+                       or 431 `headers_too_large`; a request head hyper cannot parse at all (a malformed request \
+                       line or header, a head over 64 KiB) gets hyper's 400, 414 or 431 with an empty body. \
                        Times are milliseconds since the Unix epoch."
     ),
     modifiers(&BearerScheme),
@@ -213,7 +227,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// The API's router, with its state applied: serve it with `axum::serve`.
+/// The API's router, with its state applied: serve it with [`serve`], which bounds what slow
+/// and idle clients can hold.
 pub fn router(state: ApiState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let (routes, document) = api_routes().split_for_parts();

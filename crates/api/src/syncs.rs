@@ -167,7 +167,8 @@ pub(crate) struct CreateSync {
     /// The partner's handle of an existing audience, when one was picked.
     #[serde(default)]
     audience_id: Option<String>,
-    /// Description for a created audience.
+    /// Description for a created audience. It may hold line breaks and tabs (no other
+    /// control characters; every other string field holds none).
     #[serde(default)]
     description: Option<String>,
     /// Create the audience when none has that name. Default true.
@@ -304,7 +305,7 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
 #[utoipa::path(post, path = "/v1/syncs", tag = "syncs", security(("bearer" = [])),
     request_body = CreateSync,
     responses((status = 201, body = SyncView), (status = 401, body = ErrorBody),
-        (status = 422, description = "Every problem, by field", body = ErrorBody)))]
+        (status = 422, description = "Every problem, by field (control characters are refused everywhere but in `description`)", body = ErrorBody)))]
 pub(crate) async fn create_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -354,7 +355,8 @@ pub(crate) async fn list_syncs(
 /// A sync: settings, status, live counts and its most recent errors.
 #[utoipa::path(get, path = "/v1/syncs/{id}", tag = "syncs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync id")),
-    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn get_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -367,7 +369,8 @@ pub(crate) async fn get_sync(
 /// Pause a sync: users are still accepted and queued, nothing is sent.
 #[utoipa::path(post, path = "/v1/syncs/{id}/pause", tag = "syncs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync id")),
-    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn pause_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -379,7 +382,8 @@ pub(crate) async fn pause_sync(
 /// Resume a paused (or broken) sync.
 #[utoipa::path(post, path = "/v1/syncs/{id}/resume", tag = "syncs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync id")),
-    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SyncView), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn resume_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -403,7 +407,8 @@ async fn set_paused(
 /// Delete a sync, its queue and its counts. Users still pending are dropped.
 #[utoipa::path(delete, path = "/v1/syncs/{id}", tag = "syncs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn delete_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
@@ -427,7 +432,7 @@ pub(crate) async fn delete_sync(
         (status = 404, body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Every problem with the users, by field", body = ErrorBody)
+        (status = 422, description = "Every problem with the users, by field (control characters in a key or value, or in the id)", body = ErrorBody)
     ))]
 pub(crate) async fn enter_users(
     tenant: Tenant,

@@ -170,7 +170,8 @@ pub(crate) async fn list_workspaces(
 /// One workspace (operator).
 #[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", security(("bearer" = [])),
     params(("id" = String, Path, description = "Workspace id")),
-    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn get_workspace(
     _: Operator,
     State(state): State<Arc<ApiState>>,
@@ -200,7 +201,8 @@ pub(crate) async fn create_key(
 /// The API keys of a workspace (operator); never the keys themselves.
 #[utoipa::path(get, path = "/v1/workspaces/{id}/keys", tag = "workspaces", security(("bearer" = [])),
     params(("id" = String, Path, description = "Workspace id")),
-    responses((status = 200, body = KeyList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = KeyList), (status = 404, body = ErrorBody),
+        (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn list_keys(
     _: Operator,
     State(state): State<Arc<ApiState>>,
@@ -213,7 +215,8 @@ pub(crate) async fn list_keys(
 /// Revoke an API key (operator): it stops working at once.
 #[utoipa::path(delete, path = "/v1/workspaces/{id}/keys/{key_id}", tag = "workspaces", security(("bearer" = [])),
     params(("id" = String, Path, description = "Workspace id"), ("key_id" = String, Path, description = "Key id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody),
+        (status = 422, description = "An id holds a control character", body = ErrorBody)))]
 pub(crate) async fn delete_key(
     _: Operator,
     State(state): State<Arc<ApiState>>,

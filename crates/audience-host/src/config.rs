@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use audience_api::HttpSettings;
 use audience_engine::{EngineConfig, LimitOverrides};
 use audience_runtime::{HttpLimits, RuntimeConfig};
 
@@ -21,6 +22,8 @@ use audience_runtime::{HttpLimits, RuntimeConfig};
 pub struct HostConfig {
     /// Address the HTTP API listens on. Default `127.0.0.1:8080`.
     pub listen: String,
+    /// The HTTP edge: header-read and idle timeouts, the cap on open connections (`[http]`).
+    pub http: HttpSettings,
     /// The URL people and partners reach this host at (OAuth redirects come back to
     /// `{public_url}/v1/oauth/callback`). Default `http://127.0.0.1:8080`.
     pub public_url: String,
@@ -45,6 +48,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            http: HttpSettings::default(),
             public_url: "http://127.0.0.1:8080".into(),
             store: "data/audience-host.db".into(),
             credentials_key: SecretSource::env("AUDIENCE_HOST_CREDENTIALS_KEY"),
@@ -300,6 +304,25 @@ mod tests {
         let remote =
             PluginSettings::pointed_at("builtin:pinterest", "https://api.example", "id", SecretSource::env("S"));
         assert!(remote.plain_http_hosts.is_empty());
+    }
+
+    #[test]
+    fn the_http_edge_has_bounded_defaults_and_is_set_in_the_file() {
+        let defaults = HostConfig::default().http;
+        assert_eq!(defaults.header_read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(defaults.idle_timeout, std::time::Duration::from_secs(75));
+        assert_eq!(defaults.max_connections, 10_000);
+        let example = HostConfig::load(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/host.toml")))
+            .expect("examples/host.toml is valid");
+        assert_eq!(example.http, defaults, "the example shows the defaults");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(&path, "[http]\nheader_read_timeout = \"2s\"\nmax_connections = 500\n").unwrap();
+        let config = HostConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.http.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!((config.http.max_connections, config.http.idle_timeout), (500, defaults.idle_timeout));
+        std::fs::write(&path, "[http]\nheader_timeout = \"2s\"\n").unwrap();
+        assert!(HostConfig::load(Some(&path)).unwrap_err().to_string().contains("header_timeout"));
     }
 
     #[test]

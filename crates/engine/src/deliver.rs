@@ -15,6 +15,7 @@ use audience_store::{Health, QueuedUser, SyncRecord, SyncStatus, UserOutcome, Us
 use super::decide::{self, AfterUnauthorized, ConnectionEffect, Decision, Fate, Isolation, SyncEffect, Verdict};
 use super::encode_credentials;
 use super::lane::Lane;
+use super::metrics::loggable;
 use audience_runtime::CallError;
 use audience_runtime::types::{AudienceSpec, AudienceTarget, Grant, PreparedUser, UpsertOutcome};
 
@@ -81,7 +82,7 @@ impl Lane {
             let keys: Vec<String> = group.iter().map(|u| u.key.clone()).collect();
             match self.write_once(sync, group.clone()).await {
                 Fate::Split { why } => {
-                    tracing::debug!(sync = %sync.id, reason = %why, "splitting a refused batch to isolate the users at fault");
+                    tracing::debug!(sync = %sync.id, reason = %loggable(&why), "splitting a refused batch to isolate the users at fault");
                     isolation.split(group);
                 }
                 fate => verdicts.extend(decide::verdicts(keys, fate)),
@@ -111,6 +112,9 @@ impl Lane {
                 let config = &self.destination.config;
                 let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, users).await;
                 self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
+                if let Err(CallError::Plugin(err)) = &result {
+                    self.shared.metrics.plugin_failed(&sync.destination, action.export_name(), err);
+                }
                 if let Ok(outcome) = &result
                     && let Some(created) = &outcome.created
                 {
@@ -164,13 +168,16 @@ impl Lane {
         let config = &self.destination.config;
         let outcome = self.calls.upsert_audience(config, creds, &sync.account_id, &spec).await;
         self.shared.metrics.plugin_call(&sync.destination, "upsert-audience", started.elapsed());
+        if let Err(CallError::Plugin(err)) = &outcome {
+            self.shared.metrics.plugin_failed(&sync.destination, "upsert-audience", err);
+        }
         match outcome? {
             UpsertOutcome::Ready(audience) => {
                 self.remember_audience(sync, &audience.id).await;
                 Ok(AudienceTarget::Existing(audience.id))
             }
             UpsertOutcome::CreateWithFirstBatch(why) => {
-                tracing::info!(sync = %sync.id, "{why}");
+                tracing::info!(sync = %sync.id, "{}", loggable(&why));
                 self.with_state(|s| s.create_with_first_batch.insert(sync.id.clone()));
                 Ok(AudienceTarget::Create(spec))
             }
@@ -208,7 +215,7 @@ impl Lane {
 
     /// The partner says the account or audience is gone: the sync shows it.
     async fn mark_broken(&self, sync: &SyncRecord, reason: &str) {
-        tracing::warn!(sync = %sync.id, "{reason}");
+        tracing::warn!(sync = %sync.id, "{}", loggable(reason));
         if let Err(err) = self.shared.store.set_sync_status(&sync.id, SyncStatus::Broken, Some(reason)).await {
             tracing::error!(sync = %sync.id, error = %err, "could not mark the sync broken");
         }
@@ -231,7 +238,12 @@ impl Lane {
             AfterUnauthorized::AlreadyChanged => return,
             AfterUnauthorized::Park(reason) => reason,
             AfterUnauthorized::Refresh(token) => {
+                let started = Instant::now();
                 let outcome = self.calls.authorize(&self.destination.config, Grant::Refresh(token)).await;
+                self.shared.metrics.plugin_call(&self.destination.name, "authorize", started.elapsed());
+                if let Err(CallError::Plugin(err)) = &outcome {
+                    self.shared.metrics.plugin_failed(&self.destination.name, "authorize", err);
+                }
                 match outcome {
                     Ok(creds) => match self
                         .shared
@@ -255,7 +267,7 @@ impl Lane {
                 }
             }
         };
-        tracing::warn!(connection = %self.connection_id, reason = %reason, "connection needs re-authorization; its users stay pending");
+        tracing::warn!(connection = %self.connection_id, reason = %loggable(&reason), "connection needs re-authorization; its users stay pending");
         if let Err(err) = self
             .shared
             .store
@@ -274,5 +286,84 @@ fn audience_spec(sync: &SyncRecord) -> AudienceSpec {
         identifiers: sync.match_fields.iter().map(|kind| (*kind).into()).collect(),
         description: sync.audience.description.clone(),
         create_if_missing: sync.audience.create_if_missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use audience_runtime::types::{BatchOutcome, DestinationError, Limits, UpsertOutcome};
+    use audience_runtime::{CallError, PluginError};
+    use audience_store::{Health, Store};
+
+    use crate::EngineConfig;
+    use crate::testing::World;
+    use crate::testing::fake;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn limits() -> Limits {
+        Limits { max_batch_size: 10, requests_per_second: 10.0, max_concurrent_requests: 1 }
+    }
+
+    /// The value of `audience_plugin_failures_total` for the fake destination, or 0.
+    fn failures(world: &World, function: &str, kind: &str) -> u64 {
+        let series =
+            format!("audience_plugin_failures_total{{destination=\"fake\",function=\"{function}\",kind=\"{kind}\"}} ");
+        let text = world.engine.metrics().render();
+        text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().expect("a count"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plugin_failures_are_counted_once_per_call_by_function_and_kind() {
+        let world = World::new(EngineConfig::default(), limits()).await;
+        let sync = world.sync(None).await;
+        let mut lookups = 0;
+        world.partner.on_upsert(move |_| {
+            lookups += 1;
+            if lookups <= 2 {
+                Err(CallError::Plugin(PluginError::Timeout(Duration::from_secs(10))))
+            } else {
+                Ok(UpsertOutcome::Ready(fake::audience("aud-found")))
+            }
+        });
+        let mut writes = 0;
+        world.partner.on_write(move |_| {
+            writes += 1;
+            if writes == 1 {
+                Err(CallError::Plugin(PluginError::Trap("unreachable executed".into())))
+            } else if writes == 2 {
+                Err(fake::refusal(DestinationError::Transient("503".into())))
+            } else {
+                Ok(BatchOutcome { rejected: Vec::new(), created: None })
+            }
+        });
+        world.enter(&sync, "u", 30).await;
+        world.start();
+        world.until_delivered(&sync, 10 * MINUTE).await;
+        assert_eq!(world.counts(&sync).await.synced, 30);
+        assert_eq!(failures(&world, "upsert-audience", "timeout"), 2, "each failed look-up");
+        assert_eq!(failures(&world, "add-users", "trap"), 1, "one failed call of 10 users counts once");
+        assert_eq!(failures(&world, "add-users", "transient"), 0, "a partner's failure is not the plugin's");
+        world.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_refresh_that_crashes_is_counted_and_the_connection_waits_for_a_person() {
+        let world = World::new(EngineConfig::default(), limits()).await;
+        let sync = world.sync(Some("aud-1")).await;
+        world.partner.on_write(|_| Err(fake::refusal(DestinationError::Unauthorized("token revoked".into()))));
+        world.partner.on_authorize(|_| Err(CallError::Plugin(PluginError::MemoryLimit { limit: 64 << 20 })));
+        world.enter(&sync, "u", 5).await;
+        world.start();
+        let id = world.connection.id.clone();
+        world
+            .until(MINUTE, "connection parked", async move |world: &World| {
+                world.store.connection(&id).await.expect("connection").health == Health::NeedsReauthorization
+            })
+            .await;
+        assert_eq!(failures(&world, "authorize", "memory_limit"), 1);
+        world.stop().await;
     }
 }

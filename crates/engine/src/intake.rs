@@ -87,12 +87,12 @@ impl Engine {
 
         let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();
         let started = Instant::now();
-        let prepared = destination
-            .plugin
-            .prepare_users(&fields, users)
-            .await
-            .map_err(|source| EngineError::Plugin { destination: sync.destination.clone(), source })?;
+        let prepared = destination.plugin.prepare_users(&fields, users).await;
         self.shared.metrics.plugin_call(&sync.destination, "prepare-users", started.elapsed());
+        let prepared = prepared.map_err(|source| {
+            self.shared.metrics.plugin_failed(&sync.destination, "prepare-users", &source);
+            EngineError::Plugin { destination: sync.destination.clone(), source }
+        })?;
 
         let mut entry = Entry {
             now_ms: now_ms(),

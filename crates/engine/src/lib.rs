@@ -51,7 +51,9 @@ pub use destinations::{Destination, Destinations, LimitOverrides};
 pub use error::{EngineError, Problem};
 pub use intake::{IdentifierInput, IntakeReport, MAX_PROBLEMS, NotSyncedUser, UserInput, check_users};
 pub use limiter::RateLimiter;
-pub use metrics::Metrics;
+pub use metrics::{
+    ExportedMetric, MAX_LOGGED_TEXT_BYTES, Metrics, PLUGIN_FAILURE_KINDS, PLUGIN_FAILURE_LOG_EVERY, plugin_failure_kind,
+};
 pub use syncs::SyncRequest;
 
 use audience_runtime::types::Credentials;

@@ -3,26 +3,137 @@
 //! Two sources, on purpose. The per-sync user counts (entered, synced, pending, ...) come from
 //! the store at scrape time: they are durable and exact, survive restarts and agree across
 //! several hosts, which in-process counters would not. Request-level figures (partner status
-//! codes, latency, plugin call time) are in-process, because they describe this process.
+//! codes, latency, plugin call time, plugin failures) are in-process, because they describe
+//! this process.
+//!
+//! Every family either source exports is listed by [`Metrics::exported`], from the same
+//! definitions that register or render it: the alert rules and the dashboard shipped under
+//! `deploy/` are checked against that list, so they cannot query a metric the host does not
+//! have.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use prometheus::core::Collector;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use tokio::time::Instant;
 
+use audience_runtime::PluginError;
 use audience_runtime::http_types::HttpError;
+
+/// A metric family the host exports on `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExportedMetric {
+    /// Its name, as in the `# TYPE` line.
+    pub name: &'static str,
+    /// Its Prometheus type: `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+}
+
+impl ExportedMetric {
+    /// The series names a query can select: the name itself, or for a histogram its
+    /// `_bucket`, `_sum` and `_count` series.
+    pub fn series(&self) -> Vec<String> {
+        if self.kind == "histogram" {
+            ["_bucket", "_sum", "_count"].iter().map(|suffix| format!("{}{suffix}", self.name)).collect()
+        } else {
+            vec![self.name.to_string()]
+        }
+    }
+}
+
+/// Every value of the `kind` label of `audience_plugin_failures_total`, one per variant of
+/// [`PluginError`].
+pub const PLUGIN_FAILURE_KINDS: [&str; 6] = ["trap", "timeout", "too_long", "memory_limit", "contract", "instantiate"];
+
+/// How a failed plugin call is labelled in `audience_plugin_failures_total`.
+pub fn plugin_failure_kind(err: &PluginError) -> &'static str {
+    match err {
+        PluginError::Trap(_) => "trap",
+        PluginError::Timeout(_) => "timeout",
+        PluginError::TooLong(_) => "too_long",
+        PluginError::MemoryLimit { .. } => "memory_limit",
+        PluginError::Contract(_) => "contract",
+        PluginError::Instantiate(_) => "instantiate",
+    }
+}
+
+/// At most one WARN line per (destination, kind of failure) this often; the failures in
+/// between are counted, and the next line says how many were not logged.
+pub const PLUGIN_FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The most bytes of a plugin-provided text the host puts in one log line.
+pub const MAX_LOGGED_TEXT_BYTES: usize = 300;
+
+/// `text` fit for a log line: cut to [`MAX_LOGGED_TEXT_BYTES`] on a character boundary (saying
+/// how much was cut), control characters escaped so a plugin cannot forge lines.
+pub(crate) fn loggable(text: &str) -> String {
+    let mut end = text.len().min(MAX_LOGGED_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + 24);
+    for c in text[..end].chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if end < text.len() {
+        let _ = write!(out, "... [{} bytes cut]", text.len() - end);
+    }
+    out
+}
+
+/// Which plugin failures get a log line: the first of each (destination, kind), then at most
+/// one per [`PLUGIN_FAILURE_LOG_EVERY`].
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// Per (destination, kind): when the last line was logged, and failures since not logged.
+    windows: HashMap<(String, &'static str), (Instant, u64)>,
+}
+
+impl FailureLog {
+    /// A failure at `now`: `Some(n)` to log it, saying `n` failures since the last line were
+    /// not logged; `None` to count it silently.
+    fn admit(&mut self, destination: &str, kind: &'static str, now: Instant) -> Option<u64> {
+        match self.windows.get_mut(&(destination.to_string(), kind)) {
+            Some((logged_at, suppressed)) if now.saturating_duration_since(*logged_at) < PLUGIN_FAILURE_LOG_EVERY => {
+                *suppressed += 1;
+                None
+            }
+            Some((logged_at, suppressed)) => {
+                let not_logged = *suppressed;
+                (*logged_at, *suppressed) = (now, 0);
+                Some(not_logged)
+            }
+            None => {
+                self.windows.insert((destination.to_string(), kind), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
 
 /// In-process metrics of the engine.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The in-process families, as registered.
+    families: Arc<Vec<ExportedMetric>>,
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     rate_limited: IntCounterVec,
     batches: IntCounterVec,
     plugin_seconds: HistogramVec,
+    plugin_failures: IntCounterVec,
     lanes_owned: IntGauge,
     lane_takeovers: IntCounterVec,
+    failure_log: Arc<Mutex<FailureLog>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -37,75 +148,102 @@ impl Default for Metrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let vec = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
-    let _ = registry.register(Box::new(vec.clone()));
-    vec
+/// Registers the in-process families and remembers each one's name and type.
+struct Registrar {
+    registry: Registry,
+    families: Vec<ExportedMetric>,
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(buckets);
-    let vec = HistogramVec::new(opts, labels).unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
-    let _ = registry.register(Box::new(vec.clone()));
-    vec
+impl Registrar {
+    fn register<C: Collector + Clone + 'static>(&mut self, name: &'static str, kind: &'static str, c: C) -> C {
+        let _ = self.registry.register(Box::new(c.clone()));
+        self.families.push(ExportedMetric { name, kind });
+        c
+    }
+
+    fn counter(&mut self, name: &'static str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let vec = IntCounterVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
+        self.register(name, "counter", vec)
+    }
+
+    fn histogram(&mut self, name: &'static str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        let vec = HistogramVec::new(opts, labels).unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
+        self.register(name, "histogram", vec)
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &str) -> IntGauge {
+        let gauge = IntGauge::new(name, help).unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
+        self.register(name, "gauge", gauge)
+    }
 }
 
 impl Metrics {
     /// Fresh metrics with their own registry (several engines in one process do not mix).
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let mut r = Registrar { registry: Registry::new(), families: Vec::new() };
         let latency = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+        let requests = r.counter(
+            "audience_partner_requests_total",
+            "HTTP requests plugins sent to partners, by status class (2xx, 4xx, 429, 5xx) or failure (timeout, connection, denied, too_large).",
+            &["destination", "status"],
+        );
+        let request_seconds = r.histogram(
+            "audience_partner_request_duration_seconds",
+            "Time from sending a partner request to its last byte.",
+            &["destination"],
+            latency.clone(),
+        );
+        let rate_limited = r.counter(
+            "audience_rate_limited_total",
+            "Partner answers that said to slow down (429), per connection.",
+            &["destination", "connection"],
+        );
+        let batches = r.counter(
+            "audience_batches_total",
+            "Batches delivered, by outcome: synced, partial (some users refused), retry, errored.",
+            &["destination", "sync", "outcome"],
+        );
+        let plugin_seconds = r.histogram(
+            "audience_plugin_call_duration_seconds",
+            "Time spent in a plugin call, including the partner requests it made.",
+            &["destination", "function"],
+            latency,
+        );
+        let plugin_failures = r.counter(
+            "audience_plugin_failures_total",
+            "Plugin calls that failed in the plugin itself (not a partner's answer), by function and kind: trap, timeout, too_long, memory_limit, contract, instantiate.",
+            &["destination", "function", "kind"],
+        );
+        let lanes_owned = r.gauge(
+            "audience_lanes_owned",
+            "Connection lanes this host delivers for (with several hosts: the lanes it holds a lease on).",
+        );
+        let lane_takeovers = r.counter(
+            "audience_lane_takeovers_total",
+            "Lanes this host took over after another host's lease expired or was released, and lanes it lost.",
+            &["event"],
+        );
         Self {
-            requests: counter(
-                &registry,
-                "audience_partner_requests_total",
-                "HTTP requests plugins sent to partners, by status class (2xx, 4xx, 429, 5xx) or failure (timeout, connection, denied, too_large).",
-                &["destination", "status"],
-            ),
-            request_seconds: histogram(
-                &registry,
-                "audience_partner_request_duration_seconds",
-                "Time from sending a partner request to its last byte.",
-                &["destination"],
-                latency.clone(),
-            ),
-            rate_limited: counter(
-                &registry,
-                "audience_rate_limited_total",
-                "Partner answers that said to slow down (429), per connection.",
-                &["destination", "connection"],
-            ),
-            batches: counter(
-                &registry,
-                "audience_batches_total",
-                "Batches delivered, by outcome: synced, partial (some users refused), retry, errored.",
-                &["destination", "sync", "outcome"],
-            ),
-            plugin_seconds: histogram(
-                &registry,
-                "audience_plugin_call_duration_seconds",
-                "Time spent in a plugin call, including the partner requests it made.",
-                &["destination", "function"],
-                latency,
-            ),
-            lanes_owned: {
-                let gauge = IntGauge::new(
-                    "audience_lanes_owned",
-                    "Connection lanes this host delivers for (with several hosts: the lanes it holds a lease on).",
-                )
-                .unwrap_or_else(|err| unreachable!("static metric audience_lanes_owned: {err}"));
-                let _ = registry.register(Box::new(gauge.clone()));
-                gauge
-            },
-            lane_takeovers: counter(
-                &registry,
-                "audience_lane_takeovers_total",
-                "Lanes this host took over after another host's lease expired or was released, and lanes it lost.",
-                &["event"],
-            ),
-            registry,
+            registry: r.registry,
+            families: Arc::new(r.families),
+            requests,
+            request_seconds,
+            rate_limited,
+            batches,
+            plugin_seconds,
+            plugin_failures,
+            lanes_owned,
+            lane_takeovers,
+            failure_log: Arc::new(Mutex::new(FailureLog::default())),
         }
+    }
+
+    /// Every metric family `/metrics` can show: the store-derived ones
+    /// ([`render_store_figures`]) and this process's.
+    pub fn exported(&self) -> Vec<ExportedMetric> {
+        store_figure_families().chain(self.families.iter().copied()).collect()
     }
 
     /// How many lanes this host runs now.
@@ -154,6 +292,29 @@ impl Metrics {
         self.plugin_seconds.with_label_values(&[destination, function]).observe(elapsed.as_secs_f64());
     }
 
+    /// A call of `function` (`add-users`, `upsert-audience`, `prepare-users`, `authorize`, ...)
+    /// failed in the plugin itself: count it, and log it at WARN unless a line for the same
+    /// destination and kind was logged less than [`PLUGIN_FAILURE_LOG_EVERY`] ago (the line
+    /// then says how many were not logged since). Call once per failed call, never per user.
+    pub fn plugin_failed(&self, destination: &str, function: &str, err: &PluginError) {
+        let kind = plugin_failure_kind(err);
+        self.plugin_failures.with_label_values(&[destination, function, kind]).inc();
+        let Some(suppressed) = self.failure_log.lock().admit(destination, kind, Instant::now()) else {
+            return;
+        };
+        let error = loggable(&err.to_string());
+        tracing::warn!(
+            destination,
+            function,
+            kind,
+            suppressed,
+            error = %error,
+            "a plugin call failed; its users are retried. At most one line a minute per destination and kind \
+             (suppressed: failures since the last line not logged); every failure is counted in \
+             audience_plugin_failures_total"
+        );
+    }
+
     /// The in-process metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -182,43 +343,59 @@ pub struct SyncFigures {
 /// A metric family read off a sync's counters: name, type, help, getter.
 type Family = (&'static str, &'static str, &'static str, fn(&audience_store::Counts) -> u64);
 
+/// The families read off each sync's counters, in the order rendered.
+const COUNT_FAMILIES: [Family; 9] = [
+    ("audience_users_entered_total", "counter", "Users who entered the sync (queued or not synced).", |c| c.entered),
+    (
+        "audience_users_proceeded_total",
+        "counter",
+        "Users the intake accepted, including re-entries of a pending user.",
+        |c| c.proceeded,
+    ),
+    ("audience_users_synced_total", "counter", "Users the partner accepted.", |c| c.synced),
+    ("audience_users_not_synced_total", "counter", "Users with no usable match field.", |c| c.not_synced),
+    (
+        "audience_users_errored_total",
+        "counter",
+        "Users refused for good or not delivered within the retry window.",
+        |c| c.errored,
+    ),
+    ("audience_users_deduplicated_total", "counter", "Re-entries of a user already pending, not queued twice.", |c| {
+        c.deduplicated
+    }),
+    ("audience_retries_total", "counter", "Delivery attempts that failed and were scheduled again (per user).", |c| {
+        c.retries
+    }),
+    ("audience_users_pending", "gauge", "Users waiting for a batch or a retry.", |c| c.pending),
+    ("audience_users_in_flight", "gauge", "Users in a partner request right now.", |c| c.in_flight),
+];
+
+/// Per sync: the age of its oldest user not yet delivered (name, help; a gauge).
+const OLDEST_PENDING_AGE: (&str, &str) =
+    ("audience_oldest_pending_age_seconds", "Age of the oldest user not yet delivered.");
+/// Per sync: 1 when broken (name, help; a gauge).
+const SYNC_BROKEN: (&str, &str) =
+    ("audience_sync_broken", "1 when the partner says the sync's account or audience is gone.");
+/// Per connection: 1 when a person must connect again (name, help; a gauge).
+const NEEDS_REAUTHORIZATION: (&str, &str) =
+    ("audience_connection_needs_reauthorization", "1 when a person must connect the account again.");
+
+/// The families [`render_store_figures`] renders.
+fn store_figure_families() -> impl Iterator<Item = ExportedMetric> {
+    let counts = COUNT_FAMILIES.iter().map(|(name, kind, _, _)| ExportedMetric { name, kind });
+    let gauges = [OLDEST_PENDING_AGE, SYNC_BROKEN, NEEDS_REAUTHORIZATION]
+        .into_iter()
+        .map(|(name, _)| ExportedMetric { name, kind: "gauge" });
+    counts.chain(gauges)
+}
+
 /// Render the store-derived metrics: per-sync user counts, queue age, health.
 pub fn render_store_figures(syncs: &[SyncFigures], connections: &[(String, String, bool)]) -> String {
     let mut out = String::new();
-    let families: [Family; 9] = [
-        ("audience_users_entered_total", "counter", "Users who entered the sync (queued or not synced).", |c| {
-            c.entered
-        }),
-        (
-            "audience_users_proceeded_total",
-            "counter",
-            "Users the intake accepted, including re-entries of a pending user.",
-            |c| c.proceeded,
-        ),
-        ("audience_users_synced_total", "counter", "Users the partner accepted.", |c| c.synced),
-        ("audience_users_not_synced_total", "counter", "Users with no usable match field.", |c| c.not_synced),
-        (
-            "audience_users_errored_total",
-            "counter",
-            "Users refused for good or not delivered within the retry window.",
-            |c| c.errored,
-        ),
-        (
-            "audience_users_deduplicated_total",
-            "counter",
-            "Re-entries of a user already pending, not queued twice.",
-            |c| c.deduplicated,
-        ),
-        (
-            "audience_retries_total",
-            "counter",
-            "Delivery attempts that failed and were scheduled again (per user).",
-            |c| c.retries,
-        ),
-        ("audience_users_pending", "gauge", "Users waiting for a batch or a retry.", |c| c.pending),
-        ("audience_users_in_flight", "gauge", "Users in a partner request right now.", |c| c.in_flight),
-    ];
-    for (name, kind, help, get) in families {
+    let header = |out: &mut String, (name, help): (&str, &str)| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    };
+    for (name, kind, help, get) in COUNT_FAMILIES {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for s in syncs {
             let _ = writeln!(
@@ -230,40 +407,34 @@ pub fn render_store_figures(syncs: &[SyncFigures], connections: &[(String, Strin
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP audience_oldest_pending_age_seconds Age of the oldest user not yet delivered.\n# TYPE audience_oldest_pending_age_seconds gauge"
-    );
+    header(&mut out, OLDEST_PENDING_AGE);
     for s in syncs {
         let age = s.oldest_pending_age.map_or(0.0, |a| a.as_secs_f64());
         let _ = writeln!(
             out,
-            "audience_oldest_pending_age_seconds{{destination=\"{}\",sync=\"{}\"}} {age}",
+            "{}{{destination=\"{}\",sync=\"{}\"}} {age}",
+            OLDEST_PENDING_AGE.0,
             escape(&s.destination),
             escape(&s.sync)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP audience_sync_broken 1 when the partner says the sync's account or audience is gone.\n# TYPE audience_sync_broken gauge"
-    );
+    header(&mut out, SYNC_BROKEN);
     for s in syncs {
         let _ = writeln!(
             out,
-            "audience_sync_broken{{destination=\"{}\",sync=\"{}\"}} {}",
+            "{}{{destination=\"{}\",sync=\"{}\"}} {}",
+            SYNC_BROKEN.0,
             escape(&s.destination),
             escape(&s.sync),
             u8::from(s.broken)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP audience_connection_needs_reauthorization 1 when a person must connect the account again.\n# TYPE audience_connection_needs_reauthorization gauge"
-    );
+    header(&mut out, NEEDS_REAUTHORIZATION);
     for (destination, connection, needs) in connections {
         let _ = writeln!(
             out,
-            "audience_connection_needs_reauthorization{{destination=\"{}\",connection=\"{}\"}} {}",
+            "{}{{destination=\"{}\",connection=\"{}\"}} {}",
+            NEEDS_REAUTHORIZATION.0,
             escape(destination),
             escape(connection),
             u8::from(*needs)
@@ -274,4 +445,314 @@ pub fn render_store_figures(syncs: &[SyncFigures], connections: &[(String, Strin
 
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn counts(n: u64) -> audience_store::Counts {
+        audience_store::Counts { entered: n, proceeded: n, pending: n, ..Default::default() }
+    }
+
+    /// The `# TYPE` lines of a rendering, as (name, type).
+    fn declared(text: &str) -> BTreeSet<(String, String)> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .map(|rest| {
+                let (name, kind) = rest.split_once(' ').expect("a TYPE line has a name and a type");
+                (name.to_string(), kind.to_string())
+            })
+            .collect()
+    }
+
+    fn as_set<'a>(metrics: impl IntoIterator<Item = &'a ExportedMetric>) -> BTreeSet<(String, String)> {
+        metrics.into_iter().map(|m| (m.name.to_string(), m.kind.to_string())).collect()
+    }
+
+    #[test]
+    fn every_plugin_failure_has_its_kind() {
+        let table = [
+            (PluginError::Trap("unreachable executed".into()), "trap"),
+            (PluginError::Timeout(Duration::from_secs(10)), "timeout"),
+            (PluginError::TooLong(Duration::from_secs(300)), "too_long"),
+            (PluginError::MemoryLimit { limit: 64 << 20 }, "memory_limit"),
+            (PluginError::Contract("2 results for 3 users".into()), "contract"),
+            (PluginError::Instantiate("the runtime is shutting down".into()), "instantiate"),
+        ];
+        for (err, kind) in &table {
+            assert_eq!(plugin_failure_kind(err), *kind, "{err}");
+        }
+        let kinds: Vec<&str> = table.iter().map(|(_, kind)| *kind).collect();
+        assert_eq!(kinds, PLUGIN_FAILURE_KINDS, "the table covers every kind, once, in the documented order");
+    }
+
+    #[test]
+    fn plugin_failure_lines_are_limited_per_destination_and_kind() {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(log.admit("pinterest", "trap", at(0)), Some(0), "the first failure is logged");
+        for secs in [1, 10, 59] {
+            assert_eq!(log.admit("pinterest", "trap", at(secs)), None, "within the minute: counted, not logged");
+        }
+        assert_eq!(log.admit("pinterest", "timeout", at(5)), Some(0), "another kind has its own minute");
+        assert_eq!(log.admit("webhook", "trap", at(5)), Some(0), "another destination has its own minute");
+        assert_eq!(log.admit("pinterest", "trap", at(60)), Some(3), "a minute on: logged, saying 3 were not");
+        assert_eq!(log.admit("pinterest", "trap", at(61)), None);
+        assert_eq!(log.admit("pinterest", "trap", at(200)), Some(1));
+        assert_eq!(log.admit("pinterest", "trap", at(400)), Some(0), "nothing suppressed since the last line");
+    }
+
+    #[test]
+    fn plugin_failures_are_counted_by_destination_function_and_kind() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.plugin_failed("pinterest", "add-users", &PluginError::Trap("x".repeat(10_000)));
+        }
+        metrics.plugin_failed("pinterest", "upsert-audience", &PluginError::Timeout(Duration::from_secs(10)));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "audience_plugin_failures_total{destination=\"pinterest\",function=\"add-users\",kind=\"trap\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "audience_plugin_failures_total{destination=\"pinterest\",function=\"upsert-audience\",kind=\"timeout\"} 1"
+        ));
+    }
+
+    #[test]
+    fn logged_texts_are_cut_on_a_character_boundary_and_escaped() {
+        assert_eq!(loggable("short reason"), "short reason");
+        assert_eq!(loggable("two\nlines\u{1b}[31m"), "two\\nlines\\u{1b}[31m");
+        let long = "é".repeat(1_000); // 2,000 bytes
+        let cut = loggable(&long);
+        assert!(cut.starts_with(&"é".repeat(MAX_LOGGED_TEXT_BYTES / 2)), "{cut}");
+        assert!(cut.ends_with("... [1700 bytes cut]"), "{cut}");
+        let odd = format!("a{long}");
+        assert!(loggable(&odd).ends_with("... [1702 bytes cut]"), "cut back to a boundary: {}", loggable(&odd));
+    }
+
+    #[test]
+    fn exported_lists_exactly_the_families_rendered() {
+        let metrics = Metrics::new();
+        metrics.partner_request("d", "c", Ok(429), Duration::from_millis(5));
+        metrics.batch("d", "s", "synced");
+        metrics.plugin_call("d", "add-users", Duration::from_millis(5));
+        metrics.plugin_failed("d", "add-users", &PluginError::MemoryLimit { limit: 1 });
+        metrics.set_lanes_owned(1);
+        metrics.lane_event("lost");
+        let syncs = [SyncFigures {
+            destination: "d".into(),
+            sync: "s".into(),
+            counts: counts(2),
+            oldest_pending_age: Some(Duration::from_secs(3)),
+            broken: false,
+        }];
+        let store_text = render_store_figures(&syncs, &[("d".into(), "c".into(), true)]);
+        let mut rendered = declared(&store_text);
+        assert_eq!(rendered, as_set(&store_figure_families().collect::<Vec<_>>()), "store figures");
+        rendered.extend(declared(&metrics.render()));
+        let exported = metrics.exported();
+        assert_eq!(rendered, as_set(&exported), "every family touched once, all of them listed");
+        assert_eq!(exported.len(), rendered.len(), "no family listed twice");
+    }
+
+    // The operator-facing files under deploy/ and docs/: every metric they name is one the
+    // host exports, every alert can be acted on, and the operations guide lists every metric.
+
+    fn repo_file(path: &str) -> String {
+        let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+        std::fs::read_to_string(&full).unwrap_or_else(|err| panic!("reading {}: {err}", full.display()))
+    }
+
+    /// The metric names in a PromQL expression: identifiers starting with `audience_`, outside
+    /// string literals (label values, regular expressions).
+    fn metric_names_in(expr: &str) -> Vec<String> {
+        let bytes = expr.as_bytes();
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+        let mut names = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if matches!(b, b'"' | b'\'' | b'`') {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if word(b) {
+                let start = i;
+                while i < bytes.len() && word(bytes[i]) {
+                    i += 1;
+                }
+                let token = &expr[start..i];
+                if token.starts_with("audience_") {
+                    names.push(token.to_string());
+                }
+            } else {
+                i += 1;
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_tokenizer_finds_metric_names_and_skips_strings() {
+        let expr = r#"sum by (le) (rate(audience_plugin_call_duration_seconds_bucket{destination=~"audience_x|y",kind='audience_z'}[5m])) / audience_lanes_owned"#;
+        assert_eq!(metric_names_in(expr), ["audience_plugin_call_duration_seconds_bucket", "audience_lanes_owned"]);
+    }
+
+    /// Every series name a query can select on the host's `/metrics`.
+    fn exported_series() -> BTreeSet<String> {
+        Metrics::new().exported().iter().flat_map(ExportedMetric::series).collect()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct RuleFile {
+        groups: Vec<RuleGroup>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct RuleGroup {
+        rules: Vec<Rule>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Rule {
+        alert: String,
+        expr: String,
+        #[serde(rename = "for")]
+        pending_for: Option<String>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+    }
+
+    fn alert_rules() -> Vec<Rule> {
+        let file: RuleFile =
+            serde_saphyr::from_str(&repo_file("deploy/prometheus/alerts.yml")).expect("alerts.yml is a rule file");
+        file.groups.into_iter().flat_map(|g| g.rules).collect()
+    }
+
+    /// Every string under an `expr`, `query` or `definition` key of the dashboard: the panels'
+    /// queries and the template variables'.
+    fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    if let (true, Some(text)) =
+                        (matches!(key.as_str(), "expr" | "query" | "definition"), value.as_str())
+                    {
+                        out.push(text.to_string());
+                    }
+                    dashboard_queries(value, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| dashboard_queries(item, out)),
+            _ => {}
+        }
+    }
+
+    fn dashboard() -> serde_json::Value {
+        serde_json::from_str(&repo_file("deploy/grafana/audience-host.json")).expect("the dashboard is JSON")
+    }
+
+    #[test]
+    fn the_shipped_alerts_query_only_metrics_the_host_exports() {
+        let exported = exported_series();
+        let rules = alert_rules();
+        let mut used = BTreeSet::new();
+        for rule in &rules {
+            let names = metric_names_in(&rule.expr);
+            assert!(!names.is_empty(), "{}: no audience_ metric in {}", rule.alert, rule.expr);
+            for name in names {
+                assert!(exported.contains(&name), "{}: the host exports no {name}", rule.alert);
+                used.insert(name);
+            }
+        }
+        for needed in [
+            "audience_plugin_failures_total",
+            "audience_connection_needs_reauthorization",
+            "audience_oldest_pending_age_seconds",
+            "audience_rate_limited_total",
+            "audience_users_errored_total",
+        ] {
+            assert!(used.contains(needed), "no alert on {needed}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_dashboard_queries_only_metrics_the_host_exports() {
+        let exported = exported_series();
+        let dashboard = dashboard();
+        let mut queries = Vec::new();
+        dashboard_queries(&dashboard, &mut queries);
+        let names: Vec<String> = queries.iter().flat_map(|q| metric_names_in(q)).collect();
+        assert!(names.len() >= 20, "the dashboard's queries were found: {queries:?}");
+        for name in &names {
+            assert!(exported.contains(name), "the dashboard queries {name}, which the host does not export");
+        }
+        assert!(names.iter().any(|n| n == "audience_plugin_failures_total"), "a panel shows plugin failures");
+        // The data source is chosen on import: every panel and query names the variable.
+        let variables = dashboard["templating"]["list"].as_array().expect("template variables");
+        assert!(variables.iter().any(|v| v["type"] == "datasource" && v["name"] == "datasource"));
+        let panels = dashboard["panels"].as_array().expect("panels");
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "panel {}", panel["title"]);
+            for target in panel["targets"].as_array().expect("targets") {
+                assert_eq!(target["datasource"]["uid"], "${datasource}", "panel {}", panel["title"]);
+            }
+        }
+    }
+
+    /// GitHub's anchor of a Markdown heading.
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+
+    #[test]
+    fn every_alert_waits_before_firing_has_a_severity_and_says_what_to_do() {
+        let guide = repo_file("docs/operations.md");
+        let anchors: BTreeSet<String> =
+            guide.lines().filter_map(|l| l.strip_prefix('#')).map(|h| anchor(h.trim_start_matches('#'))).collect();
+        for rule in alert_rules() {
+            let name = &rule.alert;
+            assert!(rule.pending_for.is_some(), "{name} has no `for:`");
+            let severity = rule.labels.get("severity").map(String::as_str);
+            assert!(matches!(severity, Some("critical" | "warning")), "{name}: severity {severity:?}");
+            for key in ["summary", "description"] {
+                assert!(rule.annotations.get(key).is_some_and(|t| !t.is_empty()), "{name} has no {key}");
+            }
+            let runbook = rule.annotations.get("runbook_url").map(String::as_str).unwrap_or_default();
+            let section = runbook.strip_prefix("docs/operations.md#");
+            assert!(section.is_some_and(|s| anchors.contains(s)), "{name}: {runbook:?} is no section of the guide");
+            assert!(guide.contains(&format!("`{name}`")), "docs/operations.md does not name {name}");
+        }
+    }
+
+    #[test]
+    fn the_operations_guide_lists_every_exported_metric() {
+        let guide = repo_file("docs/operations.md");
+        let documented: BTreeSet<String> = guide
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `audience_"))
+            .filter_map(|rest| rest.split_once('`'))
+            .map(|(name, _)| format!("audience_{name}"))
+            .collect();
+        let exported: BTreeSet<String> = Metrics::new().exported().iter().map(|m| m.name.to_string()).collect();
+        assert_eq!(documented, exported, "the metrics table of docs/operations.md");
+    }
 }

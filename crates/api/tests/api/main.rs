@@ -1,14 +1,18 @@
-//! The HTTP API over real HTTP: a server on 127.0.0.1:0 in front of the engine, the Pinterest
-//! plugin and its sandbox, driven with reqwest the way a caller (and a person's browser, for
-//! OAuth) would.
+//! The HTTP API over real HTTP: a server on 127.0.0.1:0 (the host's own serving loop,
+//! `audience_api::serve`) in front of the engine, the Pinterest plugin and its sandbox, driven
+//! with reqwest the way a caller (and a person's browser, for OAuth) would. `edge` tests the
+//! serving loop against slow and idle clients; `containment` what hostile input cannot do.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
+mod containment;
+mod edge;
+
 use std::time::{Duration, Instant};
 
-use audience_api::{ApiState, OauthOverride, OperatorKey, router};
+use audience_api::{ApiState, HttpSettings, OauthOverride, OperatorKey, router};
 use audience_engine::{Engine, EngineConfig};
-use audience_lab::world::{World, WorldOptions};
+use audience_lab::world::{ScratchDatabase, World, WorldOptions};
 use audience_sandbox::PinterestSandbox;
 use audience_store::Health;
 use reqwest::{Method, StatusCode, header};
@@ -25,6 +29,7 @@ struct Server {
     engine: Engine,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
+    _database: Option<ScratchDatabase>,
 }
 
 async fn server() -> Server {
@@ -34,11 +39,33 @@ async fn server() -> Server {
 /// A server with the Pinterest plugin pointed at a fresh sandbox; `adjust` may change the
 /// API's settings before it starts.
 async fn server_with(adjust: impl FnOnce(&mut ApiState)) -> Server {
+    server_on(None, adjust).await
+}
+
+/// The PostgreSQL server the tests use (`AUDIENCE_TEST_POSTGRES_URL`, or the local one).
+fn postgres_server() -> String {
+    std::env::var("AUDIENCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A server whose store is a scratch database on the PostgreSQL server.
+async fn server_on_postgres() -> Server {
+    let server = postgres_server();
+    let database = ScratchDatabase::create(&server, "api")
+        .await
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {server} (start it): {e:#}"));
+    server_on(Some(database), |_| {}).await
+}
+
+/// A server on a SQLite store in a temporary directory, or on `database`.
+async fn server_on(database: Option<ScratchDatabase>, adjust: impl FnOnce(&mut ApiState)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = EngineConfig::default();
     engine.batch.flush_interval = Duration::from_millis(200);
     engine.retry.initial_backoff = Duration::from_millis(50);
-    let world = World::start(dir.path(), WorldOptions { engine, ..WorldOptions::default() }).await.unwrap();
+    let postgres_url = database.as_ref().map(|d| d.url().to_string());
+    let world =
+        World::start(dir.path(), WorldOptions { engine, postgres_url, ..WorldOptions::default() }).await.unwrap();
     let (sandbox, engine) = (world.sandbox, world.engine);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,8 +75,8 @@ async fn server_with(adjust: impl FnOnce(&mut ApiState)) -> Server {
     state.max_body_bytes = MAX_BODY;
     adjust(&mut state);
     let app = router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Server { base, sandbox, engine, http: reqwest::Client::new(), _dir: dir }
+    tokio::spawn(audience_api::serve(listener, app, HttpSettings::default(), std::future::pending()));
+    Server { base, sandbox, engine, http: reqwest::Client::new(), _dir: dir, _database: database }
 }
 
 /// An answer: status and JSON body (`Value::Null` when the body is not JSON).
@@ -648,6 +675,18 @@ async fn the_openapi_document_lists_every_route_and_probes_answer() {
         listed.sort();
         assert_eq!(listed, methods, "{path}");
     }
+    // Every operation that takes a path id or a body says it may refuse control characters
+    // (422); listing accounts says a foreign cursor is a 400.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let takes_input = path.contains('{') || operation.get("requestBody").is_some();
+            if takes_input {
+                assert!(operation["responses"]["422"].is_object(), "{method} {path} does not document 422");
+            }
+        }
+    }
+    let accounts = &paths["/v1/connections/{id}/accounts"]["get"]["responses"]["400"]["description"];
+    assert!(accounts.as_str().unwrap_or("").contains("invalid_cursor"), "{accounts}");
     assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "bearer scheme declared");
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
 
