@@ -22,6 +22,22 @@ pub enum IdentifierKind {
     Idfa,
     /// The partner's or the caller's own id for the user.
     ExternalId,
+    /// A first (given) name.
+    FirstName,
+    /// A last (family) name.
+    LastName,
+    /// A date of birth, `YYYY-MM-DD`.
+    DateOfBirth,
+    /// A gender, `f` or `m`.
+    Gender,
+    /// A city.
+    City,
+    /// A state, province or region.
+    Region,
+    /// A postal (ZIP) code.
+    PostalCode,
+    /// A country, ISO 3166-1 alpha-2.
+    Country,
 }
 
 /// A name that is not an identifier kind.
@@ -34,15 +50,27 @@ pub struct UnknownKind {
 
 impl IdentifierKind {
     /// Every kind, in the order the API documents them.
-    pub const ALL: [IdentifierKind; 5] = [
+    /// Every kind, in the order the API documents them. The names are the contract's
+    /// well-known `identifier-kind` names (`wit/v0.2.0/destination.wit`); a plugin may only be
+    /// given kinds its manifest lists.
+    pub const ALL: [IdentifierKind; 13] = [
         IdentifierKind::Email,
         IdentifierKind::Phone,
         IdentifierKind::MobileAdId,
         IdentifierKind::Idfa,
         IdentifierKind::ExternalId,
+        IdentifierKind::FirstName,
+        IdentifierKind::LastName,
+        IdentifierKind::DateOfBirth,
+        IdentifierKind::Gender,
+        IdentifierKind::City,
+        IdentifierKind::Region,
+        IdentifierKind::PostalCode,
+        IdentifierKind::Country,
     ];
 
-    /// The kind's name: `email`, `phone`, `mobile-ad-id`, `idfa`, `external-id`.
+    /// The kind's name: `email`, `phone`, `mobile-ad-id`, `idfa`, `external-id`, `first-name`,
+    /// `last-name`, `date-of-birth`, `gender`, `city`, `region`, `postal-code`, `country`.
     pub fn name(self) -> &'static str {
         match self {
             IdentifierKind::Email => "email",
@@ -50,6 +78,14 @@ impl IdentifierKind {
             IdentifierKind::MobileAdId => "mobile-ad-id",
             IdentifierKind::Idfa => "idfa",
             IdentifierKind::ExternalId => "external-id",
+            IdentifierKind::FirstName => "first-name",
+            IdentifierKind::LastName => "last-name",
+            IdentifierKind::DateOfBirth => "date-of-birth",
+            IdentifierKind::Gender => "gender",
+            IdentifierKind::City => "city",
+            IdentifierKind::Region => "region",
+            IdentifierKind::PostalCode => "postal-code",
+            IdentifierKind::Country => "country",
         }
     }
 
@@ -90,7 +126,8 @@ mod tests {
         let err = "fax".parse::<IdentifierKind>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown identifier kind \"fax\"; known: email, phone, mobile-ad-id, idfa, external-id"
+            "unknown identifier kind \"fax\"; known: email, phone, mobile-ad-id, idfa, external-id, first-name, \
+             last-name, date-of-birth, gender, city, region, postal-code, country"
         );
     }
 }

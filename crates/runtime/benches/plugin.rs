@@ -9,9 +9,15 @@
 //! | `call/add_users_local`      | 0 vs 1,900 prepared users across the boundary, no I/O          | ≤ 1 ms  |
 //! | `call/add_users_http`       | the same, plus one request to a local server answering 200     | -       |
 //! | `call/pinterest_add_users`  | Pinterest: 1 vs 1,900 users, one PATCH to the sandbox          | -       |
+//! | `versions/add_users_local`  | one 1,900-user add through Pinterest 0.1.0 (the compiled fixture, adapted) vs 0.2.0, one PATCH to a local server answering `{}` | - |
+//! | `versions/add_users_sandbox`| the same against the Pinterest sandbox (which checks and stores the records) | - |
+//! | `adapter/down_prepared_users` | just the 0.2.0 → 0.1.0 conversion of 1,900 prepared users   | -       |
 //!
 //! The cost of crossing the boundary with 1,900 users is the difference between the 1,900-user
-//! and the 0-user call of the same group. Run with `cargo bench -p audience-host --bench plugin`.
+//! and the 0-user call of the same group. Whether the 0.1.0 adapter costs anything per batch:
+//! compare `versions/*/0.1.0` with `versions/*/0.2.0` (which also differ in the plugin's own
+//! code), and `adapter/*` for the conversion alone. Run with
+//! `cargo bench -p audience-runtime --bench plugin -- <filter>` (e.g. `-- versions`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark: a step that fails is a failed run")]
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
@@ -22,12 +28,16 @@ use std::time::Duration;
 
 use audience_plugin_artifacts as artifacts;
 use audience_runtime::types::*;
-use audience_runtime::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig};
+use audience_runtime::{HttpPolicy, Plugin, PluginOptions, PluginRuntime, RuntimeConfig, since_v0_1_0};
 use audience_sandbox::{ListType, PinterestSandbox, SandboxConfig, SandboxHandle};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
 const BATCH: usize = 1_900;
+
+/// The Pinterest component as it shipped on contract 0.1.0.
+const PINTEREST_0_1_0: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pinterest-0.1.0.wasm"));
 
 fn tokio() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
@@ -49,17 +59,33 @@ fn empty_config() -> PluginConfig {
     PluginConfig { base_url: None, client_id: None, client_secret: None, settings: vec![] }
 }
 
+fn credentials(access_token: &str, refresh_token: Option<String>) -> Credentials {
+    Credentials {
+        access_token: access_token.into(),
+        refresh_token,
+        expires_at: None,
+        renewable_until: None,
+        scopes: vec![],
+    }
+}
+
 /// `n` prepared users with one SHA-256 email each, as the host stores them.
 fn prepared(n: usize) -> Vec<PreparedUser> {
     (0..n)
         .map(|i| PreparedUser {
             key: format!("user-{i:06}"),
             identifiers: vec![Identifier {
-                kind: IdentifierKind::Email,
+                kind: "email".into(),
                 value: hex::encode(Sha256::digest(format!("user{i}@example.com"))),
             }],
+            consent: None,
         })
         .collect()
+}
+
+/// `users` as a first-attempt batch.
+fn batch(users: Vec<PreparedUser>) -> Batch {
+    Batch { id: "bench-batch".into(), attempt: 1, users }
 }
 
 /// A local server answering 200 to everything.
@@ -120,16 +146,16 @@ fn calls(c: &mut Criterion) {
 
     let local = empty_config();
     let with_url = PluginConfig { settings: vec![("url".into(), format!("http://{server}/batch"))], ..empty_config() };
-    let creds = Credentials { access_token: "t".into(), refresh_token: None, expires_at: None, scopes: vec![] };
+    let creds = credentials("t", None);
     let target = AudienceTarget::Existing("audience".into());
     for (name, config) in [("add_users_local", &local), ("add_users_http", &with_url)] {
         for n in [0, BATCH] {
             let users = prepared(n);
             group.bench_with_input(BenchmarkId::new(format!("{name}/test"), n), &users, |b, users| {
                 b.to_async(&rt).iter_batched(
-                    || users.clone(),
-                    |users| async {
-                        let outcome = test_plugin.add_users(config, &creds, "acct", &target, users).await;
+                    || batch(users.clone()),
+                    |batch| async {
+                        let outcome = test_plugin.add_users(config, &creds, "acct", &target, batch).await;
                         black_box(outcome.expect("call"))
                     },
                     BatchSize::SmallInput,
@@ -149,12 +175,7 @@ fn calls(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { black_box(pinterest.prepare_users(&[], vec![]).await.expect("call")) })
     });
     let tokens = handle.issue_tokens(&["ads:read", "ads:write"]);
-    let creds = Credentials {
-        access_token: tokens.access_token,
-        refresh_token: Some(tokens.refresh_token),
-        expires_at: None,
-        scopes: vec![],
-    };
+    let creds = credentials(&tokens.access_token, Some(tokens.refresh_token));
     let config = PluginConfig {
         base_url: Some(sandbox.base_url()),
         client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
@@ -169,9 +190,9 @@ fn calls(c: &mut Criterion) {
         let users = prepared(n);
         group.bench_with_input(BenchmarkId::new("pinterest_add_users/sandbox", n), &users, |b, users| {
             b.to_async(&rt).iter_batched(
-                || users.clone(),
-                |users| async {
-                    let outcome = pinterest.add_users(&config, &creds, &account, &target, users).await;
+                || batch(users.clone()),
+                |batch| async {
+                    let outcome = pinterest.add_users(&config, &creds, &account, &target, batch).await;
                     black_box(outcome.expect("call"))
                 },
                 BatchSize::SmallInput,
@@ -185,5 +206,88 @@ fn calls(c: &mut Criterion) {
     drop(sandbox);
 }
 
-criterion_group!(benches, load, calls);
+/// A local stand-in for Pinterest answering `{}` (what a customer-list PATCH needs) to everything.
+async fn empty_json_server() -> SocketAddr {
+    // The body is read whole: a server that answers before reading it makes hyper close the
+    // connection, and the next request on it fails.
+    let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+        black_box(body);
+        ([("content-type", "application/json")], "{}")
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    addr
+}
+
+/// One 1,900-user add through the 0.1.0 Pinterest fixture (every call converted by the
+/// runtime's adapter) and through the current Pinterest plugin, to the same server.
+fn versions(c: &mut Criterion) {
+    let rt = tokio();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = cached_runtime(dir.path());
+    let mut group = c.benchmark_group("versions");
+    group.measurement_time(Duration::from_secs(8));
+
+    let users = prepared(BATCH);
+    let stand_in = rt.block_on(empty_json_server());
+    let sandbox = rt
+        .block_on(PinterestSandbox::start(SandboxConfig { rate_limit_per_second: None, ..SandboxConfig::default() }))
+        .expect("sandbox");
+    let handle = sandbox.handle();
+    let tokens = handle.issue_tokens(&["ads:read", "ads:write"]);
+    let creds = credentials(&tokens.access_token, Some(tokens.refresh_token));
+    let account = handle.ad_account_ids()[0].clone();
+    let list = handle.create_customer_list(&account, "Versions", ListType::Email, &[]);
+    let audience = handle.create_audience(&account, "Versions", &list);
+    // Both versions address an audience as `<list>:<audience>:<TYPE>`.
+    let target = AudienceTarget::Existing(format!("{list}:{audience}:EMAIL"));
+
+    for (server, base_url) in [("local", format!("http://{stand_in}")), ("sandbox", sandbox.base_url())] {
+        let config = PluginConfig {
+            base_url: Some(base_url.clone()),
+            client_id: Some(SandboxHandle::DEFAULT_CLIENT_ID.into()),
+            client_secret: Some(SandboxHandle::DEFAULT_CLIENT_SECRET.into()),
+            settings: vec![],
+        };
+        let options =
+            PluginOptions { config: config.clone(), ..plain_http(base_url.trim_start_matches("http://").into()) };
+        for (version, bytes) in [("0.1.0", PINTEREST_0_1_0), ("0.2.0", artifacts::PINTEREST)] {
+            let plugin = rt.block_on(runtime.load(bytes, options.clone())).expect("loads");
+            assert_eq!(plugin.contract_version(), version);
+            group.bench_with_input(BenchmarkId::new(format!("add_users_{server}"), version), &users, |b, users| {
+                b.to_async(&rt).iter_batched(
+                    || batch(users.clone()),
+                    |batch| async {
+                        let outcome = plugin.add_users(&config, &creds, &account, &target, batch).await;
+                        let WriteOutcome::Done(outcome) = outcome.expect("call") else { panic!("not done") };
+                        assert!(outcome.rejected.is_empty());
+                        black_box(outcome)
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+    assert_eq!(handle.count_status(400), 0);
+    assert!(handle.spec_violations().is_empty());
+    group.finish();
+    drop(sandbox);
+}
+
+/// The adapter alone: what converting one batch down to 0.1.0 costs.
+fn adapter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adapter");
+    let users = prepared(BATCH);
+    group.bench_with_input(BenchmarkId::new("down_prepared_users", BATCH), &users, |b, users| {
+        b.iter_batched(
+            || users.clone(),
+            |users| black_box(since_v0_1_0::down_prepared_users(users)),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, load, calls, versions, adapter);
 criterion_main!(benches);

@@ -12,8 +12,12 @@
 //! cap when sent).
 
 use crate::types::{
-    AccountPage, Audience, BatchOutcome, Credentials, DestinationError, Manifest, Preparation, UpsertOutcome,
+    AccountPage, Audience, AudiencePage, BatchOutcome, Credentials, DestinationError, Manifest, Preparation,
+    SubmissionStatus, TargetProblem, UpsertOutcome, WriteOutcome,
 };
+
+/// The most sample values of one unattributed rejection the host keeps.
+pub const MAX_SAMPLES: usize = 10;
 
 /// The most bytes of any text a plugin returns (a reason, a name, an id) the host keeps.
 pub const MAX_TEXT_BYTES: usize = 1024;
@@ -49,6 +53,7 @@ impl Bound for DestinationError {
             DestinationError::Unauthorized(why)
             | DestinationError::NotFound(why)
             | DestinationError::InvalidRequest(why)
+            | DestinationError::ActionRequired(why)
             | DestinationError::Transient(why) => cut(why),
         }
     }
@@ -84,8 +89,47 @@ impl Bound for BatchOutcome {
             cut(&mut rejected.key);
             cut(&mut rejected.reason);
         }
+        for dropped in &mut self.unattributed {
+            cut(&mut dropped.reason);
+            dropped.samples.truncate(MAX_SAMPLES);
+            dropped.samples.iter_mut().for_each(cut);
+        }
         if let Some(created) = &mut self.created {
             created.bound();
+        }
+    }
+}
+
+impl Bound for WriteOutcome {
+    fn bound(&mut self) {
+        match self {
+            WriteOutcome::Done(outcome) => outcome.bound(),
+            WriteOutcome::Submitted(submission) => cut(&mut submission.id),
+        }
+    }
+}
+
+impl Bound for SubmissionStatus {
+    fn bound(&mut self) {
+        match self {
+            SubmissionStatus::Processing(_) => {}
+            SubmissionStatus::Finished(outcome) => outcome.bound(),
+            SubmissionStatus::Failed(err) => err.bound(),
+        }
+    }
+}
+
+impl Bound for TargetProblem {
+    fn bound(&mut self) {
+        cut(&mut self.message);
+    }
+}
+
+impl Bound for AudiencePage {
+    fn bound(&mut self) {
+        self.audiences.iter_mut().for_each(Bound::bound);
+        if let Some(cursor) = &mut self.next_cursor {
+            cut(cursor);
         }
     }
 }
@@ -94,6 +138,10 @@ impl Bound for Audience {
     fn bound(&mut self) {
         cut(&mut self.id);
         cut(&mut self.name);
+        self.identifiers.iter_mut().for_each(cut);
+        if let Some(detail) = &mut self.status_detail {
+            cut(detail);
+        }
         for (label, value) in &mut self.details {
             cut(label);
             cut(value);
@@ -128,6 +176,7 @@ impl Bound for Manifest {
         cut(&mut self.name);
         cut(&mut self.version);
         cut(&mut self.display_name);
+        self.identifiers.iter_mut().for_each(cut);
         self.default_hosts.iter_mut().for_each(cut);
     }
 }
@@ -180,6 +229,7 @@ mod tests {
             DestinationError::Unauthorized("x".repeat(1 << 20)),
             DestinationError::NotFound("x".repeat(1 << 20)),
             DestinationError::InvalidRequest("x".repeat(1 << 20)),
+            DestinationError::ActionRequired("x".repeat(1 << 20)),
             DestinationError::Transient("x".repeat(1 << 20)),
         ] {
             err.bound();
@@ -194,6 +244,7 @@ mod tests {
             access_token: token.into(),
             refresh_token: None,
             expires_at: None,
+            renewable_until: None,
             scopes: vec![],
         };
         assert_eq!(credentials_problem(&creds("pina_ok")), None);

@@ -32,7 +32,7 @@ pub enum LoadError {
     /// The component does not export the destination interface at all.
     #[error(
         "the component does not export `audience:destination/plugin` (it exports: {found}); \
-         implement the `destination` world of wit/destination.wit"
+         implement the `destination` world of wit/v0.2.0/destination.wit"
     )]
     MissingExport {
         /// What it does export, comma-separated.
@@ -40,8 +40,8 @@ pub enum LoadError {
     },
     /// The component implements a contract version this host does not know.
     #[error(
-        "the component implements audience:destination@{found}, but this host supports \
-         {supported}; rebuild the plugin against a supported wit/destination.wit"
+        "the component implements audience:destination@{found}, but this host speaks \
+         {supported}; rebuild the plugin against one of them (wit/v<version>/destination.wit)"
     )]
     WrongVersion {
         /// The version the component exports.
@@ -106,6 +106,18 @@ pub enum CallError {
     /// The plugin itself failed.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The host's own HTTP gate refused a request the plugin made during the call (a host
+    /// not on the allow-list, plain http not allowed): an operator setting, not the partner.
+    #[error("the host refused the plugin's request ({0}); the partner was not asked")]
+    HostRefused(String),
+    /// The component's contract version has no such export.
+    #[error("{function} is not in contract {version}, which this plugin implements; rebuild it against 0.2.0")]
+    Unsupported {
+        /// The export.
+        function: &'static str,
+        /// The component's contract version.
+        version: &'static str,
+    },
 }
 
 impl From<DestinationError> for CallError {
@@ -122,6 +134,7 @@ pub fn describe_destination_error(err: &DestinationError) -> String {
         DestinationError::Unauthorized(why) => format!("unauthorized: {why}"),
         DestinationError::NotFound(why) => format!("not found: {why}"),
         DestinationError::InvalidRequest(why) => format!("invalid request: {why}"),
+        DestinationError::ActionRequired(why) => format!("action required: {why}"),
         DestinationError::Transient(why) => format!("transient failure: {why}"),
     }
 }

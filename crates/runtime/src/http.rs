@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use reqwest::Url;
 
-use super::bindings::v0_1_0::audience::destination::http_client::{HttpError, Request, Response};
+use super::bindings::latest::audience::destination::http_client::{HttpError, Request, Response};
 use super::config::{HttpLimits, HttpPolicy};
 
 /// An allow-list entry: a host name, optionally with a port, optionally a `*.` wildcard.

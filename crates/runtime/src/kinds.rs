@@ -1,38 +1,18 @@
-//! The contract's identifier kinds and the host's ([`audience_model::IdentifierKind`]) are the
-//! same list under two types: the generated one changes with each contract version, the
-//! host's never does. These conversions are the only place the two meet.
+//! The contract names identifier kinds with strings (since 0.2.0); the host's
+//! [`audience_model::IdentifierKind`] is a closed list of the names it accepts from callers.
+//! These conversions are the only place the two meet.
 
 use audience_model::IdentifierKind as HostKind;
 
-use crate::types::IdentifierKind as WitKind;
-
-/// A contract identifier kind's name (`email`, `mobile-ad-id`, ...), from the host's one table.
-pub fn kind_name(kind: WitKind) -> &'static str {
-    HostKind::from(kind).name()
+/// The contract's name of a host kind (`email`, `mobile-ad-id`, ...), from the host's one table.
+pub fn kind_name(kind: HostKind) -> String {
+    kind.name().to_string()
 }
 
-impl From<WitKind> for HostKind {
-    fn from(kind: WitKind) -> Self {
-        match kind {
-            WitKind::Email => HostKind::Email,
-            WitKind::Phone => HostKind::Phone,
-            WitKind::MobileAdId => HostKind::MobileAdId,
-            WitKind::Idfa => HostKind::Idfa,
-            WitKind::ExternalId => HostKind::ExternalId,
-        }
-    }
-}
-
-impl From<HostKind> for WitKind {
-    fn from(kind: HostKind) -> Self {
-        match kind {
-            HostKind::Email => WitKind::Email,
-            HostKind::Phone => WitKind::Phone,
-            HostKind::MobileAdId => WitKind::MobileAdId,
-            HostKind::Idfa => WitKind::Idfa,
-            HostKind::ExternalId => WitKind::ExternalId,
-        }
-    }
+/// The host kind of a contract name; `None` for a name the host does not accept (a plugin may
+/// list kinds a newer host knows).
+pub fn host_kind(name: &str) -> Option<HostKind> {
+    name.parse().ok()
 }
 
 #[cfg(test)]
@@ -40,10 +20,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_converts_both_ways_under_the_same_name() {
+    fn every_host_kind_converts_both_ways_under_the_same_name() {
         for host in HostKind::ALL {
-            let wit = WitKind::from(host);
-            assert_eq!(HostKind::from(wit), host);
+            assert_eq!(host_kind(&kind_name(host)), Some(host));
         }
+        assert_eq!(host_kind("shoe-size"), None);
     }
 }

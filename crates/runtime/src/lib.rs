@@ -20,25 +20,36 @@ mod calls;
 mod config;
 mod error;
 mod http;
+mod imports;
 mod kinds;
 mod logging;
 mod runtime;
 
 pub use bindings::SUPPORTED_VERSIONS;
+/// The contract versions side by side: each version's bindings and its minimum host version.
+pub use bindings::{latest, since_v0_1_0, since_v0_2_0};
 pub use bound::{MAX_CREDENTIAL_BYTES, MAX_TEXT_BYTES};
 pub use cache::{CacheOutcome, CompileCache};
 pub use config::{HttpLimits, HttpPolicy, RuntimeConfig, SandboxLimits};
 pub use error::{CallError, LoadError, PluginError, describe_destination_error};
-pub use kinds::kind_name;
+pub use kinds::{host_kind, kind_name};
 pub use logging::{LogLine, LogSource};
 pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};
 
-/// The contract's data types (`audience:destination/types@0.1.0`), as the host sees them.
+pub use imports::{MAX_HASH_VALUES, sha256_hex};
+
+/// The contract's data types, as the host sees them: always the newest version's
+/// (`audience:destination/types@0.2.0`); older components are adapted to them.
 pub mod types {
-    pub use super::bindings::v0_1_0::audience::destination::types::*;
+    pub use super::bindings::latest::audience::destination::types::*;
 }
 
 /// The `http-client` import's types, for tests and tools that answer plugin requests.
 pub mod http_types {
-    pub use super::bindings::v0_1_0::audience::destination::http_client::{HttpError, Request, Response};
+    pub use super::bindings::latest::audience::destination::http_client::{HttpError, Request, Response};
+}
+
+/// The `hashing` import's types.
+pub mod hashing_types {
+    pub use super::bindings::latest::audience::destination::hashing::Normalization;
 }

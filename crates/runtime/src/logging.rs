@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use super::bindings::v0_1_0::audience::destination::log::Level;
+use super::bindings::latest::audience::destination::log::Level;
 
 /// Longest line kept; the rest is cut and marked.
 const MAX_LINE: usize = 4096;

@@ -27,16 +27,14 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::v0_1_0::audience::destination::{http_client, log};
-use super::bindings::v0_1_0::exports::audience::destination::plugin::Guest;
-use super::bindings::v0_1_0::{Destination, DestinationPre};
-use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS};
+use super::bindings::latest::audience::destination::http_client;
+use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS, latest, since_v0_1_0};
 use super::cache::{CacheOutcome, CompileCache};
 use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
 use super::logging::{CallLog, LogBudget, LogLine, LogSource};
-use super::types::Manifest;
+use super::types::{Manifest, PluginConfig};
 
 /// How often the epoch advances: the granularity of deadlines and of cooperative yields.
 const TICK: Duration = Duration::from_millis(5);
@@ -93,7 +91,7 @@ impl Drop for EpochTicker {
 }
 
 /// Settings for loading one plugin.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PluginOptions {
     /// Where the plugin may send requests. `None` allows the hosts its manifest names
     /// (`default-hosts`, https only); `Some` allows exactly the policy's hosts, and an empty
@@ -103,6 +101,16 @@ pub struct PluginOptions {
     pub limits: Option<SandboxLimits>,
     /// Keep every line the plugin logs, for [`Plugin::captured_logs`].
     pub capture_logs: bool,
+    /// The operator's settings, passed to `describe` (0.2.0 plugins derive their default hosts
+    /// and authorize page from `base-url`).
+    pub config: PluginConfig,
+}
+
+impl Default for PluginOptions {
+    fn default() -> Self {
+        let config = PluginConfig { base_url: None, client_id: None, client_secret: None, settings: Vec::new() };
+        Self { http: None, limits: None, capture_logs: false, config }
+    }
 }
 
 /// Called around every outbound request a plugin makes. The engine uses it to pace requests
@@ -113,6 +121,12 @@ pub trait RequestHooks: Send + Sync {
     fn before_send(&self) -> BoxFuture<'_, Result<(), String>>;
     /// The request finished with this status (or failed) after `elapsed`.
     fn after_send(&self, outcome: Result<u16, &http_client::HttpError>, elapsed: Duration);
+    /// The plugin read the partner's own rate budget from a response (the `pacing` import):
+    /// `used_percent` of it is spent (100 = the partner refuses), and access returns after
+    /// `regain_after` when the partner said. The engine slows the connection by it.
+    fn report_budget(&self, used_percent: f32, regain_after: Option<Duration>) {
+        let _ = (used_percent, regain_after);
+    }
 }
 
 /// The state of one instance's store.
@@ -120,12 +134,15 @@ pub(crate) struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     guard: MemoryGuard,
-    http: Arc<HttpGate>,
-    hooks: Option<Arc<dyn RequestHooks>>,
-    log: CallLog,
+    pub(crate) http: Arc<HttpGate>,
+    pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
+    pub(crate) log: CallLog,
     /// Time this call spent waiting in host imports (rate limiter, pauses, the partner): not
     /// charged to the plugin's `call_timeout`.
-    waited: Duration,
+    pub(crate) waited: Duration,
+    /// The host's own gate refused a request of this call (the first reason): a failure the
+    /// plugin then reports is the host's refusal, never the partner's.
+    pub(crate) refused: Option<String>,
 }
 
 impl WasiView for InstanceState {
@@ -133,40 +150,6 @@ impl WasiView for InstanceState {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
-
-impl http_client::Host for InstanceState {
-    async fn send(
-        &mut self,
-        req: http_client::Request,
-    ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
-        let entered = Instant::now();
-        if let Some(hooks) = &self.hooks
-            && let Err(why) = hooks.before_send().await
-        {
-            self.waited += entered.elapsed();
-            return Ok(Err(http_client::HttpError::Connection(why)));
-        }
-        let started = Instant::now();
-        let result = self.http.send(req).await;
-        if let Some(hooks) = &self.hooks {
-            hooks.after_send(result.as_ref().map(|r| r.status), started.elapsed());
-        }
-        self.waited += entered.elapsed();
-        if let Err(http_client::HttpError::Denied(why)) = &result {
-            self.log.write(LogSource::Log, log::Level::Warn, &format!("host refused an outbound request: {why}"));
-        }
-        Ok(result)
-    }
-}
-
-impl log::Host for InstanceState {
-    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        self.log.write(LogSource::Log, level, &message);
-        Ok(())
-    }
-}
-
-impl super::bindings::v0_1_0::audience::destination::types::Host for InstanceState {}
 
 /// Refuses memory growth past the limit and remembers that it did.
 struct MemoryGuard {
@@ -217,7 +200,9 @@ impl PluginRuntime {
         let engine = Engine::new(&wasm).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
-        Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
+        since_v0_1_0::Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
+            .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        latest::Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
             .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.clone());
         let inner = RuntimeInner {
@@ -262,12 +247,12 @@ impl PluginRuntime {
         let contract = check_exports(&self.inner.engine, &component)?;
         let imports: Vec<String> =
             component.component_type().imports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .and_then(DestinationPre::new)
-            .map_err(|err| LoadError::Incompatible(format!("{err:#}")))?;
+        let pre = self.inner.linker.instantiate_pre(&component);
+        let pre = match contract.as_str() {
+            since_v0_1_0::VERSION => pre.and_then(since_v0_1_0::DestinationPre::new).map(Pre::V0_1_0),
+            _ => pre.and_then(latest::DestinationPre::new).map(Pre::Latest),
+        }
+        .map_err(|err| LoadError::Incompatible(format!("{err:#}")))?;
         let limits = options.limits.clone().unwrap_or_else(|| self.inner.config.limits.clone());
         let limits = SandboxLimits { memory_limit: limits.memory_limit.min(MAX_MEMORY_LIMIT), ..limits };
         let log_budget = Arc::new(LogBudget::new(limits.max_log_lines_per_second, limits.max_log_lines_per_call));
@@ -284,8 +269,18 @@ impl PluginRuntime {
             capture,
             cache_outcome,
         };
-        let mut manifest =
-            inner.call(None, |store, guest| Box::pin(guest.call_describe(store))).await.map_err(LoadError::Describe)?;
+        let config = options.config.clone();
+        let mut manifest = inner
+            .call(None, move |store, guest| {
+                Box::pin(async move {
+                    match guest {
+                        Guest::V0_1_0(guest) => guest.call_describe(store).await.map(Manifest::from),
+                        Guest::Latest(guest) => guest.call_describe(store, &config).await,
+                    }
+                })
+            })
+            .await
+            .map_err(LoadError::Describe)?;
         crate::bound::Bound::bound(&mut manifest);
         let policy = options
             .http
@@ -345,7 +340,7 @@ pub(crate) struct PluginInner {
     name: Arc<str>,
     /// The plugin's log lines over time, shared by all its calls.
     log_budget: Arc<LogBudget>,
-    pre: DestinationPre<InstanceState>,
+    pre: Pre,
     runtime: Arc<RuntimeInner>,
     http: Arc<HttpGate>,
     limits: SandboxLimits,
@@ -353,13 +348,48 @@ pub(crate) struct PluginInner {
     cache_outcome: CacheOutcome,
 }
 
+/// A linked component, ready to instantiate, of one of the versions this host speaks.
+pub(crate) enum Pre {
+    /// `audience:destination@0.1.0`, adapted at each call (see `bindings::since_v0_1_0`).
+    V0_1_0(since_v0_1_0::DestinationPre<InstanceState>),
+    /// The current version.
+    Latest(latest::DestinationPre<InstanceState>),
+}
+
+/// The exports of a fresh instance, by contract version.
+pub(crate) enum Guest<'a> {
+    /// A 0.1.0 component.
+    V0_1_0(&'a since_v0_1_0::exports::audience::destination::plugin::Guest),
+    /// A component of the current version.
+    Latest(&'a latest::exports::audience::destination::plugin::Guest),
+}
+
 impl PluginInner {
-    /// Run `f` against a fresh instance, within this plugin's limits.
+    /// The contract version of the component.
+    pub(crate) fn version(&self) -> &'static str {
+        match self.pre {
+            Pre::V0_1_0(_) => since_v0_1_0::VERSION,
+            Pre::Latest(_) => latest::VERSION,
+        }
+    }
+
+    /// Run `f` against a fresh instance, within this plugin's limits. When the host's HTTP gate
+    /// refused a request during the call, the refusal comes back beside the result, so that
+    /// the caller never reports the plugin's resulting error as the partner's.
     pub(crate) async fn call<R: Send>(
         &self,
         hooks: Option<Arc<dyn RequestHooks>>,
-        f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, &'a Guest) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+        f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<R, PluginError> {
+        self.call_checked(hooks, f).await.map(|(value, _)| value)
+    }
+
+    /// [`Self::call`], with the host gate's refusal (if any) beside the result.
+    pub(crate) async fn call_checked<R: Send>(
+        &self,
+        hooks: Option<Arc<dyn RequestHooks>>,
+        f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
+    ) -> Result<(R, Option<String>), PluginError> {
         let _slot = self
             .runtime
             .slots
@@ -369,16 +399,23 @@ impl PluginInner {
         let mut store = self.new_store(hooks);
         let backstop = self.limits.max_call_duration;
         let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let guest = instance.audience_destination_plugin();
-            f(&mut store, guest).await
+            match &self.pre {
+                Pre::V0_1_0(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    f(&mut store, Guest::V0_1_0(instance.audience_destination_plugin())).await
+                }
+                Pre::Latest(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    f(&mut store, Guest::Latest(instance.audience_destination_plugin())).await
+                }
+            }
         };
         // The plugin's own time is bounded by the epoch deadline (see `new_store`); this bounds
         // the call as a whole, waits included.
         let outcome = tokio::time::timeout(backstop, run).await;
         match outcome {
             Err(_) => Err(PluginError::TooLong(backstop)),
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => Ok((value, store.data_mut().refused.take())),
             Ok(Err(err)) => Err(self.classify(&store, err)),
         }
     }
@@ -405,6 +442,7 @@ impl PluginInner {
             hooks,
             log,
             waited: Duration::ZERO,
+            refused: None,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.guard);

@@ -5,3 +5,4 @@
 mod pinterest_plugin;
 mod plugin_sandbox;
 mod support;
+mod versions;

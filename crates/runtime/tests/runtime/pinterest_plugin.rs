@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -89,11 +90,11 @@ impl Env {
     }
 
     async fn add(&self, target: &AudienceTarget, users: Vec<PreparedUser>) -> Result<BatchOutcome, CallError> {
-        self.plugin.add_users(&self.config, &self.creds(), &self.account(), target, users).await
+        self.plugin.add_users(&self.config, &self.creds(), &self.account(), target, batch(users)).await.map(done)
     }
 
     async fn remove(&self, target: &AudienceTarget, users: Vec<PreparedUser>) -> Result<BatchOutcome, CallError> {
-        self.plugin.remove_users(&self.config, &self.creds(), &self.account(), target, users).await
+        self.plugin.remove_users(&self.config, &self.creds(), &self.account(), target, batch(users)).await.map(done)
     }
 }
 
@@ -101,7 +102,8 @@ impl Env {
 async fn load_plugin(base_url: &str, limits: HttpLimits, capture_logs: bool) -> Plugin {
     let host_port = base_url.trim_start_matches("http://").trim_end_matches('/').to_string();
     let http = HttpPolicy { plain_http_hosts: vec![host_port], limits, ..HttpPolicy::default() };
-    let options = PluginOptions { http: Some(http), capture_logs, ..PluginOptions::default() };
+    let options =
+        PluginOptions { http: Some(http), capture_logs, config: plugin_config(base_url), ..PluginOptions::default() };
     runtime().load(artifacts::PINTEREST, options).await.expect("the Pinterest component loads")
 }
 
@@ -119,14 +121,36 @@ fn creds_of(tokens: &TokenPair) -> Credentials {
         access_token: tokens.access_token.clone(),
         refresh_token: Some(tokens.refresh_token.clone()),
         expires_at: None,
+        renewable_until: None,
         scopes: vec!["ads:read".into(), "ads:write".into()],
+    }
+}
+
+/// A renewal of `creds` (0.2.0 hands the plugin the whole credentials; Pinterest renews with
+/// their refresh token).
+fn refresh_grant(creds: &Credentials) -> Grant {
+    Grant::Refresh(creds.clone())
+}
+
+/// `users` as one first-attempt batch, each batch with an id of its own.
+fn batch(users: Vec<PreparedUser>) -> Batch {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Batch { id: format!("batch-{}", NEXT.fetch_add(1, Ordering::Relaxed)), attempt: 1, users }
+}
+
+/// The per-user results of a write; Pinterest finishes every write in its call.
+fn done(outcome: WriteOutcome) -> BatchOutcome {
+    match outcome {
+        WriteOutcome::Done(outcome) => outcome,
+        WriteOutcome::Submitted(submission) => panic!("Pinterest answers synchronously, got {submission:?}"),
     }
 }
 
 fn spec(name: &str, create_if_missing: bool) -> AudienceSpec {
     AudienceSpec {
+        id: None,
         name: name.to_string(),
-        identifiers: vec![IdentifierKind::Email],
+        identifiers: vec!["email".into()],
         description: Some("synced by audience-host".into()),
         create_if_missing,
     }
@@ -145,6 +169,7 @@ fn destination_error(err: CallError) -> DestinationError {
     match err {
         CallError::Destination(err) => err,
         CallError::Plugin(err) => panic!("the plugin itself failed: {err}"),
+        err @ (CallError::HostRefused(_) | CallError::Unsupported { .. }) => panic!("not the partner's answer: {err}"),
     }
 }
 
@@ -152,7 +177,8 @@ fn destination_error(err: CallError) -> DestinationError {
 fn raw_email_user(i: usize) -> RawUser {
     RawUser {
         key: format!("user-{i}"),
-        identifiers: vec![Identifier { kind: IdentifierKind::Email, value: format!(" User{i}@Example.COM ") }],
+        identifiers: vec![Identifier { kind: "email".into(), value: format!(" User{i}@Example.COM ") }],
+        consent: None,
     }
 }
 
@@ -166,7 +192,7 @@ fn expected_hash(i: usize) -> String {
 async fn prepared_users(plugin: &Plugin, range: std::ops::Range<usize>) -> Vec<PreparedUser> {
     let raw: Vec<RawUser> = range.map(raw_email_user).collect();
     plugin
-        .prepare_users(&[IdentifierKind::Email], raw)
+        .prepare_users(&["email".into()], raw)
         .await
         .expect("prepare-users runs")
         .into_iter()
@@ -240,7 +266,7 @@ async fn refresh_gives_a_new_access_token_and_keeps_the_refresh_token_when_pinte
     let first = env.plugin.authorize(&env.config, code_grant(&code)).await.expect("code exchanged");
     let refresh = first.refresh_token.clone().expect("refresh token");
 
-    let renewed = env.plugin.authorize(&env.config, Grant::Refresh(refresh.clone())).await.expect("refreshed");
+    let renewed = env.plugin.authorize(&env.config, refresh_grant(&first)).await.expect("refreshed");
     assert_ne!(renewed.access_token, first.access_token, "a new access token");
     assert!(renewed.access_token.starts_with("pina"));
     assert_eq!(renewed.refresh_token.as_deref(), Some(refresh.as_str()), "the refresh token is kept");
@@ -248,7 +274,7 @@ async fn refresh_gives_a_new_access_token_and_keeps_the_refresh_token_when_pinte
     env.plugin.list_accounts(&env.config, &renewed, None).await.expect("the new access token works");
 
     // The kept refresh token still refreshes.
-    let again = env.plugin.authorize(&env.config, Grant::Refresh(refresh.clone())).await.expect("refreshed again");
+    let again = env.plugin.authorize(&env.config, refresh_grant(&renewed)).await.expect("refreshed again");
     assert_eq!(again.refresh_token.as_deref(), Some(refresh.as_str()));
 }
 
@@ -259,16 +285,16 @@ async fn refresh_takes_the_new_refresh_token_when_pinterest_rotates_it() {
     let first = env.plugin.authorize(&env.config, code_grant(&code)).await.expect("code exchanged");
     let old_refresh = first.refresh_token.clone().expect("refresh token");
 
-    let renewed = env.plugin.authorize(&env.config, Grant::Refresh(old_refresh.clone())).await.expect("refreshed");
+    let renewed = env.plugin.authorize(&env.config, refresh_grant(&first)).await.expect("refreshed");
     let new_refresh = renewed.refresh_token.clone().expect("a refresh token");
     assert_ne!(new_refresh, old_refresh, "the rotated refresh token is taken");
     assert!(new_refresh.starts_with("pinr"));
     assert_ne!(renewed.access_token, first.access_token);
 
     // Keeping the old one would have broken the connection: it is no longer accepted.
-    let err = env.plugin.authorize(&env.config, Grant::Refresh(old_refresh)).await.expect_err("old token refused");
+    let err = env.plugin.authorize(&env.config, refresh_grant(&first)).await.expect_err("old token refused");
     assert!(matches!(destination_error(err), DestinationError::Unauthorized(_)));
-    env.plugin.authorize(&env.config, Grant::Refresh(new_refresh)).await.expect("the new refresh token works");
+    env.plugin.authorize(&env.config, refresh_grant(&renewed)).await.expect("the new refresh token works");
 }
 
 #[tokio::test]
@@ -421,7 +447,7 @@ async fn ten_thousand_users_land_in_the_list_exactly_in_batches_of_at_most_1900(
     let users = prepared_users(&env.plugin, 0..10_000).await;
     for (i, user) in users.iter().enumerate() {
         assert_eq!(user.key, format!("user-{i}"));
-        assert_eq!(user.identifiers, vec![Identifier { kind: IdentifierKind::Email, value: expected_hash(i) }]);
+        assert_eq!(user.identifiers, vec![Identifier { kind: "email".into(), value: expected_hash(i) }]);
     }
 
     let audience_id = sync_into_new_audience(&env, "Ten thousand", users).await;
@@ -459,7 +485,8 @@ async fn removing_a_subset_leaves_exactly_the_rest() {
 fn one_user() -> Vec<PreparedUser> {
     vec![PreparedUser {
         key: "u".into(),
-        identifiers: vec![Identifier { kind: IdentifierKind::Email, value: expected_hash(1) }],
+        identifiers: vec![Identifier { kind: "email".into(), value: expected_hash(1) }],
+        consent: None,
     }]
 }
 
@@ -517,8 +544,11 @@ async fn a_token_without_ads_write_is_unauthorized_and_names_the_missing_scope()
     let env = Env::start(unlimited()).await;
     let (_, target) = env.seeded_audience("Read only");
     let read_only = creds_of(&env.handle.issue_tokens(&["ads:read"]));
-    let err =
-        env.plugin.add_users(&env.config, &read_only, &env.account(), &target, one_user()).await.expect_err("scope");
+    let err = env
+        .plugin
+        .add_users(&env.config, &read_only, &env.account(), &target, batch(one_user()))
+        .await
+        .expect_err("scope");
     let DestinationError::Unauthorized(message) = destination_error(err) else { panic!("not unauthorized") };
     assert!(message.contains("scope") && message.contains("ads:write"), "{message}");
 }
@@ -542,7 +572,8 @@ async fn unnormalised_prepared_users_are_rejected_one_by_one_and_never_sent() {
     let (list, target) = env.seeded_audience("Raw");
     let raw = |key: &str, value: &str| PreparedUser {
         key: key.into(),
-        identifiers: vec![Identifier { kind: IdentifierKind::Email, value: value.into() }],
+        identifiers: vec![Identifier { kind: "email".into(), value: value.into() }],
+        consent: None,
     };
     let users = vec![raw("a", "Alice@Example.COM"), raw("b", " bob@example.com"), raw("c", "x,y@example.com")];
     let outcome = env.add(&target, users).await.expect("answered");
@@ -605,18 +636,19 @@ async fn a_partner_slower_than_the_http_timeout_is_transient() {
 async fn prepare_users_normalises_and_hashes_with_sha256() {
     let env = Env::start(unlimited()).await;
     let already_hashed = sha256_hex("somebody@example.com");
-    let user = |key: &str, kind, value: &str| RawUser {
+    let user = |key: &str, kind: &str, value: &str| RawUser {
         key: key.into(),
-        identifiers: vec![Identifier { kind, value: value.to_string() }],
+        identifiers: vec![Identifier { kind: kind.into(), value: value.to_string() }],
+        consent: None,
     };
     let users = vec![
-        user("email", IdentifierKind::Email, " Alice@Example.COM "),
-        user("maid", IdentifierKind::MobileAdId, "  38400000-8CF0-11BD-B23E-10B96E40000D "),
-        user("hashed", IdentifierKind::Email, &already_hashed),
-        user("hashed-upper", IdentifierKind::Email, &already_hashed.to_uppercase()),
-        user("invalid", IdentifierKind::Email, "bob@"),
+        user("email", "email", " Alice@Example.COM "),
+        user("maid", "mobile-ad-id", "  38400000-8CF0-11BD-B23E-10B96E40000D "),
+        user("hashed", "email", &already_hashed),
+        user("hashed-upper", "email", &already_hashed.to_uppercase()),
+        user("invalid", "email", "bob@"),
     ];
-    let fields = [IdentifierKind::Email, IdentifierKind::MobileAdId];
+    let fields = ["email".to_string(), "mobile-ad-id".to_string()];
     let out = env.plugin.prepare_users(&fields, users).await.expect("prepared");
     let value = |p: &Preparation| match p {
         Preparation::Ready(u) => u.identifiers[0].value.clone(),
@@ -626,11 +658,19 @@ async fn prepare_users_normalises_and_hashes_with_sha256() {
     assert_eq!(value(&out[0]), sha256_hex("alice@example.com"));
     // Known vector, so the test's own hashing is checked too.
     assert_eq!(value(&out[0]), "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976");
-    assert_eq!(value(&out[1]), sha256_hex("38400000-8cf0-11bd-b23e-10b96e40000d"));
+    // A customer list keeps one kind (`one-kind`): the sync's first supported field, email.
+    // A user with only a mobile ad id cannot join it.
+    let Preparation::NotSynced(why) = &out[1] else { panic!("a MAID-only user joined an email list") };
+    assert!(why.contains("no email present") && why.contains("mobile-ad-id"), "{why}");
     assert_eq!(value(&out[2]), already_hashed, "a SHA-256 passes through");
     assert_eq!(value(&out[3]), already_hashed, "lowercased");
     let Preparation::NotSynced(why) = &out[4] else { panic!("an invalid email is not synced") };
     assert!(why.contains("email") && why.contains("'bob@' has no domain"), "{why}");
+
+    // A sync that matches on mobile ad ids first hashes them the same way.
+    let maid = vec![user("maid", "mobile-ad-id", "  38400000-8CF0-11BD-B23E-10B96E40000D ")];
+    let out = env.plugin.prepare_users(&["mobile-ad-id".to_string()], maid).await.expect("prepared");
+    assert_eq!(value(&out[0]), sha256_hex("38400000-8cf0-11bd-b23e-10b96e40000d"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -831,17 +871,17 @@ async fn every_request_body_the_plugin_sends_conforms_to_pinterests_openapi_desc
     // (list, create, add, remove) and audiences (list, create).
     let code = handle.issue_authorization_code(SandboxHandle::DEFAULT_CLIENT_ID, REDIRECT_URI);
     let creds = plugin.authorize(&config, code_grant(&code)).await.expect("code exchanged");
-    let refresh = creds.refresh_token.clone().expect("refresh token");
-    let creds = plugin.authorize(&config, Grant::Refresh(refresh)).await.expect("refreshed");
+    let creds = plugin.authorize(&config, refresh_grant(&creds)).await.expect("refreshed");
     let account = plugin.list_accounts(&config, &creds, None).await.expect("accounts").accounts[0].id.clone();
     let outcome = plugin.upsert_audience(&config, &creds, &account, &spec("Conformance", true)).await.expect("ok");
     assert!(matches!(outcome, UpsertOutcome::CreateWithFirstBatch(_)));
     let users = prepared_users(&plugin, 0..120).await;
     let create = AudienceTarget::Create(spec("Conformance", true));
-    let outcome = plugin.add_users(&config, &creds, &account, &create, users[..100].to_vec()).await.expect("created");
-    let existing = AudienceTarget::Existing(outcome.created.expect("created").id);
-    plugin.add_users(&config, &creds, &account, &existing, users[100..].to_vec()).await.expect("added");
-    plugin.remove_users(&config, &creds, &account, &existing, users[..10].to_vec()).await.expect("removed");
+    let outcome =
+        plugin.add_users(&config, &creds, &account, &create, batch(users[..100].to_vec())).await.expect("created");
+    let existing = AudienceTarget::Existing(done(outcome).created.expect("created").id);
+    plugin.add_users(&config, &creds, &account, &existing, batch(users[100..].to_vec())).await.expect("added");
+    plugin.remove_users(&config, &creds, &account, &existing, batch(users[..10].to_vec())).await.expect("removed");
     let found = plugin.upsert_audience(&config, &creds, &account, &spec("Conformance", true)).await.expect("ok");
     assert!(matches!(found, UpsertOutcome::Ready(ref a) if !a.created));
     // A list without its audience: upsert creates the audience (with a description).
@@ -941,7 +981,7 @@ async fn no_token_or_secret_ever_reaches_the_plugin_log() {
     let creds = env.plugin.authorize(&env.config, code_grant(&code)).await.expect("exchanged");
     let refresh = creds.refresh_token.clone().expect("refresh");
     secrets.extend([creds.access_token.clone(), refresh.clone()]);
-    let renewed = env.plugin.authorize(&env.config, Grant::Refresh(refresh)).await.expect("refreshed");
+    let renewed = env.plugin.authorize(&env.config, refresh_grant(&creds)).await.expect("refreshed");
     secrets.push(renewed.access_token.clone());
     env.plugin.list_accounts(&env.config, &renewed, None).await.expect("accounts");
     env.plugin.upsert_audience(&env.config, &renewed, &account, &spec("Logged", true)).await.expect("upsert");
@@ -956,7 +996,7 @@ async fn no_token_or_secret_ever_reaches_the_plugin_log() {
     secrets.extend([read_only.access_token.clone(), read_only.refresh_token.clone()]);
     let _ = env
         .plugin
-        .add_users(&env.config, &creds_of(&read_only), &account, &target, one_user())
+        .add_users(&env.config, &creds_of(&read_only), &account, &target, batch(one_user()))
         .await
         .expect_err("scope");
     for faults in [
