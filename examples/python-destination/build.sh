@@ -4,7 +4,7 @@
 # access to PyPI the first time).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-wit="$here/../../wit"
+wit="$here/../../wit/v0.2.0"
 venv="$here/.venv"
 if [ ! -x "$venv/bin/componentize-py" ]; then
     python3 -m venv "$venv"

@@ -44,9 +44,14 @@ pub fn batch_url(config: &PluginConfig) -> Result<String, DestinationError> {
     Ok(format!("{}{separator}{path}", base_url(config)?))
 }
 
-/// The URL audiences are found or created at: `{base-url}/audiences`.
+/// The URL audiences are found, created and searched at: `{base-url}/audiences`.
 pub fn audiences_url(config: &PluginConfig) -> Result<String, DestinationError> {
     Ok(format!("{}/audiences", base_url(config)?))
+}
+
+/// The URL one audience is read at (with query `account` and `id`): `{base-url}/audience`.
+pub fn audience_url(config: &PluginConfig) -> Result<String, DestinationError> {
+    Ok(format!("{}/audience", base_url(config)?))
 }
 
 #[cfg(test)]

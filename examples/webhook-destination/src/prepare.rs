@@ -6,11 +6,12 @@
 //! they are. Only identifiers of the selected `fields` are kept; a user left with none is
 //! `not-synced`, with the reason.
 
-use audience_plugin_sdk::identity::{hashed_device_id, hashed_email, kind_name};
+use audience_plugin_sdk::identity::{hashed_device_id, hashed_email};
+use audience_plugin_sdk::kinds;
 use audience_plugin_sdk::text::excerpt;
 use audience_plugin_sdk::types::{Identifier, IdentifierKind, Preparation, PreparedUser, RawUser};
 
-use crate::manifest::IDENTIFIERS;
+use crate::manifest::supports;
 
 /// The longest external id accepted, in characters.
 pub const MAX_EXTERNAL_ID: usize = 256;
@@ -21,11 +22,11 @@ pub fn prepare_users(fields: &[IdentifierKind], users: Vec<RawUser>) -> Vec<Prep
 }
 
 /// The value sent for an identifier of `kind`, or why there is none.
-pub fn prepare_value(kind: IdentifierKind, raw: &str) -> Result<String, String> {
+pub fn prepare_value(kind: &str, raw: &str) -> Result<String, String> {
     match kind {
-        IdentifierKind::Email => hashed_email(raw).map_err(|e| e.to_string()),
-        IdentifierKind::MobileAdId | IdentifierKind::Idfa => hashed_device_id(raw).map_err(|e| e.to_string()),
-        IdentifierKind::ExternalId => {
+        kinds::EMAIL => hashed_email(raw).map_err(|e| e.to_string()),
+        kinds::MOBILE_AD_ID | kinds::IDFA => hashed_device_id(raw).map_err(|e| e.to_string()),
+        kinds::EXTERNAL_ID => {
             let id = raw.trim();
             if id.is_empty() {
                 Err("the value is empty".into())
@@ -37,7 +38,7 @@ pub fn prepare_value(kind: IdentifierKind, raw: &str) -> Result<String, String> 
                 Ok(id.to_string())
             }
         }
-        IdentifierKind::Phone => Err("phone numbers are not supported".into()),
+        other => Err(format!("{other} is not supported")),
     }
 }
 
@@ -45,19 +46,19 @@ fn prepare_user(fields: &[IdentifierKind], user: RawUser) -> Preparation {
     let mut usable: Vec<Identifier> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     for id in &user.identifiers {
-        if !fields.contains(&id.kind) || !IDENTIFIERS.contains(&id.kind) {
+        if !kinds::contains(fields, &id.kind) || !supports(&id.kind) {
             continue;
         }
-        match prepare_value(id.kind, &id.value) {
+        match prepare_value(&id.kind, &id.value) {
             Ok(value) if !usable.iter().any(|u| u.kind == id.kind && u.value == value) => {
-                usable.push(Identifier { kind: id.kind, value });
+                usable.push(Identifier { kind: id.kind.clone(), value });
             }
             Ok(_) => {}
-            Err(why) => problems.push(format!("no usable {}: {why}", kind_name(id.kind))),
+            Err(why) => problems.push(format!("no usable {}: {why}", id.kind)),
         }
     }
     if !usable.is_empty() {
-        return Preparation::Ready(PreparedUser { key: user.key, identifiers: usable });
+        return Preparation::Ready(PreparedUser { key: user.key, identifiers: usable, consent: user.consent });
     }
     let reason = match problems.len() {
         0 => "none of the selected identifiers is present".to_string(),
@@ -70,49 +71,58 @@ fn prepare_user(fields: &[IdentifierKind], user: RawUser) -> Preparation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use IdentifierKind::*;
+    use audience_plugin_sdk::kinds::{EMAIL, EXTERNAL_ID, PHONE};
 
     // hashlib.sha256(b"alice@example.com").hexdigest()
     const ALICE: &str = "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976";
 
-    fn user(ids: &[(IdentifierKind, &str)]) -> RawUser {
+    fn user(ids: &[(&str, &str)]) -> RawUser {
         RawUser {
             key: "u".into(),
-            identifiers: ids.iter().map(|(kind, value)| Identifier { kind: *kind, value: (*value).into() }).collect(),
+            identifiers: ids
+                .iter()
+                .map(|(kind, value)| Identifier { kind: (*kind).into(), value: (*value).into() })
+                .collect(),
+            consent: None,
         }
+    }
+
+    fn fields(names: &[&str]) -> Vec<IdentifierKind> {
+        kinds::list(names)
     }
 
     #[test]
     fn hashes_emails_and_keeps_external_ids() {
         let out = prepare_users(
-            &[Email, ExternalId],
-            vec![user(&[(Email, " Alice@Example.COM "), (ExternalId, " crm-42 ")])],
+            &fields(&[EMAIL, EXTERNAL_ID]),
+            vec![user(&[(EMAIL, " Alice@Example.COM "), (EXTERNAL_ID, " crm-42 ")])],
         );
         let expected = Preparation::Ready(PreparedUser {
             key: "u".into(),
             identifiers: vec![
-                Identifier { kind: Email, value: ALICE.into() },
-                Identifier { kind: ExternalId, value: "crm-42".into() },
+                Identifier { kind: EMAIL.into(), value: ALICE.into() },
+                Identifier { kind: EXTERNAL_ID.into(), value: "crm-42".into() },
             ],
+            consent: None,
         });
         assert_eq!(out, vec![expected]);
     }
 
     #[test]
     fn only_selected_fields_and_reasons() {
-        let out = prepare_users(&[Email], vec![user(&[(ExternalId, "crm-42")]), user(&[(Email, "bob@")])]);
+        let out = prepare_users(&fields(&[EMAIL]), vec![user(&[(EXTERNAL_ID, "crm-42")]), user(&[(EMAIL, "bob@")])]);
         assert_eq!(out[0], Preparation::NotSynced("none of the selected identifiers is present".into()));
         assert_eq!(out[1], Preparation::NotSynced("no usable email: 'bob@' has no domain".into()));
-        let out = prepare_users(&[Phone], vec![user(&[(Phone, "+15550000001")])]);
+        let out = prepare_users(&fields(&[PHONE]), vec![user(&[(PHONE, "+15550000001")])]);
         assert!(matches!(&out[0], Preparation::NotSynced(_)));
     }
 
     #[test]
     fn already_hashed_and_odd_values() {
-        let out = prepare_users(&[Email], vec![user(&[(Email, &ALICE.to_uppercase())])]);
+        let out = prepare_users(&fields(&[EMAIL]), vec![user(&[(EMAIL, &ALICE.to_uppercase())])]);
         assert!(matches!(&out[0], Preparation::Ready(p) if p.identifiers[0].value == ALICE));
         for odd in ["", " ", "a\u{0}b", &"x".repeat(300)] {
-            let out = prepare_users(&[ExternalId], vec![user(&[(ExternalId, odd)])]);
+            let out = prepare_users(&fields(&[EXTERNAL_ID]), vec![user(&[(EXTERNAL_ID, odd)])]);
             assert!(matches!(&out[0], Preparation::NotSynced(_)), "{odd:?}");
         }
     }

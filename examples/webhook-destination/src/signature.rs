@@ -11,8 +11,11 @@ use sha2::{Digest, Sha256};
 pub const SIGNATURE_HEADER: &str = "x-audience-signature";
 
 /// The header carrying a batch id that stays the same when the host retries the same batch, so
-/// the receiver can drop duplicates.
+/// the receiver can drop duplicates: the host's `batch.id`.
 pub const BATCH_ID_HEADER: &str = "x-audience-batch-id";
+
+/// The header carrying the attempt number (1 on the first try, then 2, 3, ...).
+pub const ATTEMPT_HEADER: &str = "x-audience-attempt";
 
 /// `sha256=<hex>`: the HMAC-SHA256 of `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
@@ -27,7 +30,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     }
 }
 
-/// The batch id: the first 32 hex digits of the body's SHA-256.
+/// A batch id derived from the body (the first 32 hex digits of its SHA-256), for a host that
+/// sends no `batch.id`.
 pub fn batch_id(body: &[u8]) -> String {
     hex::encode(&Sha256::digest(body)[..16])
 }

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::config::api_root;
 use crate::errors::{Call, ErrorBody, map_error, request_id};
 use crate::wire::{
-    AdAccount, Audience, AudienceCreate, CustomerList, CustomerListCreate, CustomerListUpdate, Paginated,
+    AdAccount, AdAccountRoles, Audience, AudienceCreate, CustomerList, CustomerListCreate, CustomerListUpdate,
+    Paginated,
 };
 
 /// The largest `page_size` Pinterest accepts on the listings used (spec: maximum 250).
@@ -125,6 +126,22 @@ impl<'a> Pinterest<'a> {
         self.client.json(Call::LIST_AD_ACCOUNTS, request).map(page)
     }
 
+    /// `GET /ad_accounts/{account}`: the connection's roles in the account, when these
+    /// credentials can see it.
+    pub fn ad_account_roles(&self, account: &str) -> Result<AdAccountRoles, DestinationError> {
+        self.client.json(Call::GET_AD_ACCOUNT, self.get(&format!("/ad_accounts/{account}")))
+    }
+
+    /// `GET /ad_accounts/{account}/customer_lists/{list}`.
+    pub fn customer_list(&self, account: &str, list: &str) -> Result<CustomerList, DestinationError> {
+        self.client.json(Call::GET_CUSTOMER_LIST, self.get(&format!("/ad_accounts/{account}/customer_lists/{list}")))
+    }
+
+    /// `GET /ad_accounts/{account}/audiences/{audience}`.
+    pub fn audience(&self, account: &str, audience: &str) -> Result<Audience, DestinationError> {
+        self.client.json(Call::GET_AUDIENCE, self.get(&format!("/ad_accounts/{account}/audiences/{audience}")))
+    }
+
     /// `GET /ad_accounts/{account}/customer_lists?page_size=250[&bookmark=..]`.
     pub fn customer_lists(
         &self,
@@ -183,6 +200,7 @@ fn error_text(err: &DestinationError) -> String {
         DestinationError::Unauthorized(m)
         | DestinationError::NotFound(m)
         | DestinationError::InvalidRequest(m)
+        | DestinationError::ActionRequired(m)
         | DestinationError::Transient(m) => m.clone(),
     }
 }

@@ -4,21 +4,58 @@
 //!
 //! | where                        | meaning                                                    |
 //! |------------------------------|------------------------------------------------------------|
-//! | `base-url`                   | API root, default `https://api.pinterest.com`; requests go to `{base}/v5/...`. A trailing `/v5` is accepted too, since Pinterest documents the base URL with it. |
+//! | `base-url`                   | API root, default `https://api.pinterest.com`; requests go to `{base}/v5/...`. A trailing `/v5` is accepted too, since Pinterest documents the base URL with it. A base URL outside pinterest.com (a sandbox) also moves the OAuth authorize page to `{base}/oauth/` and the default allowed host to its host, so `base-url` alone is enough to use one. |
 //! | `client-id`, `client-secret` | the Pinterest app id and secret, for `authorize`           |
 //! | setting `continuous_refresh` | `true` adds `continuous_refresh=true` to refresh requests (apps created before 2025-09-25) |
 
+use audience_plugin_sdk::config::{base_url_or, url_host};
 use audience_plugin_sdk::types::{DestinationError, PluginConfig};
 
 /// Pinterest's API root when the operator sets none.
 pub const DEFAULT_BASE_URL: &str = "https://api.pinterest.com";
 
+/// Pinterest's API host, the default allowed host.
+pub const DEFAULT_API_HOST: &str = "api.pinterest.com";
+
+/// Pinterest's authorization page (for the real API, sandbox hosts under pinterest.com too).
+pub const PINTEREST_AUTHORIZE_PAGE: &str = "https://www.pinterest.com/oauth/";
+
+/// The query of the authorization page; the host fills in the placeholders (URL-encoded).
+pub const AUTHORIZE_QUERY: &str =
+    "client_id={client-id}&redirect_uri={redirect-uri}&response_type=code&scope={scopes}&state={state}";
+
+/// The configured base URL without a trailing slash or `/v5` (default: Pinterest's).
+pub fn base_root(config: &PluginConfig) -> &str {
+    let base = base_url_or(config, DEFAULT_BASE_URL);
+    base.strip_suffix("/v5").unwrap_or(base).trim_end_matches('/')
+}
+
 /// The `/v5` root of the API: `{base}/v5`, without a trailing slash.
 pub fn api_root(config: &PluginConfig) -> String {
-    let base = config.base_url.as_deref().map(str::trim).filter(|b| !b.is_empty());
-    let base = base.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
-    let base = base.strip_suffix("/v5").unwrap_or(base);
-    format!("{base}/v5")
+    format!("{}/v5", base_root(config))
+}
+
+/// Whether `host` is Pinterest's own (pinterest.com or a subdomain, such as its API sandbox).
+fn is_pinterest_host(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host == "pinterest.com" || host.ends_with(".pinterest.com")
+}
+
+/// The hosts requests go to with this configuration: the base URL's host (none when the base
+/// URL has no readable host: every request would be refused anyway).
+pub fn api_hosts(config: &PluginConfig) -> Vec<String> {
+    url_host(base_root(config)).map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default()
+}
+
+/// The authorization page template: Pinterest's for its own hosts, `{base}/oauth/` for any
+/// other base URL (the sandbox in `crates/sandbox` serves its consent stand-in there).
+pub fn authorize_url(config: &PluginConfig) -> String {
+    let root = base_root(config);
+    let page = match url_host(root) {
+        Some(host) if !is_pinterest_host(host) => format!("{root}/oauth/"),
+        _ => PINTEREST_AUTHORIZE_PAGE.to_string(),
+    };
+    format!("{page}?{AUTHORIZE_QUERY}")
 }
 
 /// The value of plugin setting `key`, if set.
@@ -72,6 +109,25 @@ mod tests {
         assert_eq!(api_root(&config(Some(" "))), "https://api.pinterest.com/v5");
         assert_eq!(api_root(&config(Some("http://127.0.0.1:8080/"))), "http://127.0.0.1:8080/v5");
         assert_eq!(api_root(&config(Some("https://api.pinterest.com/v5/"))), "https://api.pinterest.com/v5");
+        assert_eq!(api_root(&config(Some("http://sandbox.test/v5"))), "http://sandbox.test/v5");
+    }
+
+    #[test]
+    fn hosts_and_authorize_page_follow_the_base_url() {
+        assert_eq!(api_hosts(&config(None)), vec!["api.pinterest.com".to_string()]);
+        assert_eq!(api_hosts(&config(Some("http://127.0.0.1:8080/v5/"))), vec!["127.0.0.1".to_string()]);
+        assert_eq!(api_hosts(&config(Some("Sandbox.Example:9"))), Vec::<String>::new());
+        let query =
+            "?client_id={client-id}&redirect_uri={redirect-uri}&response_type=code&scope={scopes}&state={state}";
+        assert_eq!(authorize_url(&config(None)), format!("https://www.pinterest.com/oauth/{query}"));
+        assert_eq!(
+            authorize_url(&config(Some("https://api-sandbox.pinterest.com/v5"))),
+            format!("https://www.pinterest.com/oauth/{query}")
+        );
+        assert_eq!(
+            authorize_url(&config(Some("http://127.0.0.1:8080/v5/"))),
+            format!("http://127.0.0.1:8080/oauth/{query}")
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! | 429, message mentions "spam"      | `invalid-request` (a spam verdict is not a rate limit) |
 //! | 429                               | `rate-limited(Retry-After in ms, when present)`        |
 //! | 401/403 with code 3               | `unauthorized`: the token lacks a scope                |
-//! | 401/403 with code 29, other 403   | `unauthorized`: not permitted                          |
+//! | 401/403 with code 29              | `action-required`: Pinterest's "not permitted"; an admin of the ad account must give the user access (re-authorizing the same user cannot help) |
+//! | other 403                         | `unauthorized`: not permitted                          |
 //! | other 401 (codes 2, 1104, ...)    | `unauthorized("access token invalid or expired ...")`  |
 //! | 401 at the token endpoint         | `unauthorized`: app credentials or grant refused       |
 //! | 404                               | `not-found`                                            |
@@ -28,6 +29,17 @@ use audience_plugin_sdk::types::DestinationError;
 /// The longest part of a Pinterest message carried into an error, in characters.
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// How an `unauthorized` error for a missing scope begins (see [`is_missing_scope`]).
+pub const LACKS_SCOPE: &str = "the access token lacks a required scope";
+
+/// How an error for a call the connected user may not make begins.
+pub const NOT_PERMITTED: &str = "the connected Pinterest user is not permitted to";
+
+/// Whether `err` says the token lacks a scope (as opposed to being invalid or expired).
+pub fn is_missing_scope(err: &DestinationError) -> bool {
+    matches!(err, DestinationError::Unauthorized(m) if m.starts_with(LACKS_SCOPE))
+}
+
 /// Which Pinterest call failed, for messages and scope hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {
@@ -42,6 +54,12 @@ impl Call {
     pub const TOKEN: Call = Call { what: "exchange the OAuth grant for a token", scope: None };
     /// `GET /ad_accounts`.
     pub const LIST_AD_ACCOUNTS: Call = Call { what: "list ad accounts", scope: Some("ads:read") };
+    /// `GET /ad_accounts/{id}`.
+    pub const GET_AD_ACCOUNT: Call = Call { what: "read the ad account", scope: Some("ads:read") };
+    /// `GET /ad_accounts/{id}/customer_lists/{list_id}`.
+    pub const GET_CUSTOMER_LIST: Call = Call { what: "read the customer list", scope: Some("ads:read") };
+    /// `GET /ad_accounts/{id}/audiences/{audience_id}`.
+    pub const GET_AUDIENCE: Call = Call { what: "read the audience", scope: Some("ads:read") };
     /// `GET /ad_accounts/{id}/customer_lists`.
     pub const LIST_CUSTOMER_LISTS: Call = Call { what: "list customer lists", scope: Some("ads:read") };
     /// `POST /ad_accounts/{id}/customer_lists`.
@@ -117,10 +135,7 @@ pub fn map_error(call: Call, response: &Response) -> DestinationError {
         )),
         (429, _) => DestinationError::RateLimited(response.header("retry-after").and_then(retry_after_ms)),
         (401 | 403, Some(3)) => DestinationError::Unauthorized(match call.scope {
-            Some(scope) => format!(
-                "the access token lacks a required scope (ads:read / ads:write); \
-                 to {what} it needs {scope}{detail}"
-            ),
+            Some(scope) => format!("{LACKS_SCOPE} (ads:read / ads:write); to {what} it needs {scope}{detail}"),
             None => format!("the app lacks a required scope (ads:read / ads:write){detail}"),
         }),
         (401, Some(283)) if call.scope.is_none() => DestinationError::Unauthorized(format!(
@@ -129,12 +144,12 @@ pub fn map_error(call: Call, response: &Response) -> DestinationError {
         (401, _) if call.scope.is_none() => DestinationError::Unauthorized(format!(
             "Pinterest refused the app credentials (client-id / client-secret) or the grant{detail}"
         )),
-        (401, code) if code != Some(29) => {
-            DestinationError::Unauthorized(format!("access token invalid or expired{detail}"))
-        }
-        (401 | 403, _) => DestinationError::Unauthorized(format!(
-            "the connected Pinterest user is not permitted to {what} in this ad account{detail}"
+        (401 | 403, Some(29)) if call.scope.is_some() => DestinationError::ActionRequired(format!(
+            "{NOT_PERMITTED} {what} in this ad account: an admin of the ad \
+             account must give the user access that allows it (Pinterest Business Access){detail}"
         )),
+        (401, _) => DestinationError::Unauthorized(format!("access token invalid or expired{detail}")),
+        (403, _) => DestinationError::Unauthorized(format!("{NOT_PERMITTED} {what} in this ad account{detail}")),
         (404, _) => DestinationError::NotFound(format!("Pinterest could not {what}: not found{detail}")),
         (400, _) => DestinationError::InvalidRequest(format!("Pinterest refused to {what}{detail}")),
         (408 | 500..=599, _) => {
@@ -204,13 +219,31 @@ mod tests {
     }
 
     #[test]
-    fn not_permitted() {
-        for (status, code) in [(401, 29), (403, 29), (403, 2), (403, 0)] {
-            match map(status, code, "Forbidden") {
-                DestinationError::Unauthorized(m) => assert!(m.contains("not permitted"), "{status}/{code}: {m}"),
+    fn not_permitted_needs_a_person() {
+        for status in [401, 403] {
+            match map(status, 29, "You are not permitted to access that resource.") {
+                DestinationError::ActionRequired(m) => {
+                    assert!(m.contains("not permitted") && m.contains("an admin"), "{status}: {m}")
+                }
                 other => panic!("{other:?}"),
             }
         }
+        // Without Pinterest's code 29 a 403 stays `unauthorized`, as before.
+        for code in [2, 0] {
+            match map(403, code, "Forbidden") {
+                DestinationError::Unauthorized(m) => assert!(m.contains("not permitted"), "{code}: {m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let bare = map_error(Call::UPDATE_CUSTOMER_LIST, &Response::new(403));
+        assert!(matches!(bare, DestinationError::Unauthorized(_)), "{bare:?}");
+    }
+
+    #[test]
+    fn scope_errors_are_recognisable() {
+        assert!(is_missing_scope(&map(401, 3, "Insufficient scope.")));
+        assert!(!is_missing_scope(&map(401, 2, "Authentication failed.")));
+        assert!(!is_missing_scope(&map(404, 3, "x")));
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Which identifier a customer list holds, and how a sync picks it.
 //!
-//! A Pinterest customer list has one `list_type` (EMAIL, MAID, IDFA, ...), while a user may
-//! carry several identifier kinds. Policy: the sync's `audience-spec.identifiers` decides the
-//! list type — the first kind it selects in the priority **email > mobile-ad-id > idfa** (emails
-//! match best on Pinterest, and MAID before IDFA only to be deterministic). Each prepared user
-//! keeps every usable identifier; `add-users` sends, per user, the first identifier of the
-//! list's kind and reports users without one as rejected. The chosen type is recorded in the
-//! opaque audience id (see [`crate::audience_ref`]), because Pinterest's CustomerList object
-//! does not report its list type back.
+//! A Pinterest customer list has one `list_type` (EMAIL, MAID, IDFA, ...), fixed when it is
+//! created, so this plugin declares `audience-keys: one-kind`. The rule, used alike by
+//! `prepare-users`, `upsert-audience`, `check-target` and the create path of `add-users`:
+//! **the list keeps the first of the sync's match fields (in the sync's order) that Pinterest
+//! supports**. A sync matching on `[mobile-ad-id, email]` makes a MAID list; one matching on
+//! `[phone, email]` an EMAIL list (phone is not supported and is skipped). A user lacking a
+//! valid value of that one kind is `not-synced` at entry; the user's other identifiers are not
+//! used.
+//!
+//! Pinterest's CustomerList object does not report its list type back, so the type is recorded
+//! in the opaque audience id when the plugin knows it (see [`crate::audience_ref`]).
 
 use std::fmt;
 
+use audience_plugin_sdk::kinds;
 use audience_plugin_sdk::types::{DestinationError, IdentifierKind};
 use serde::Serialize;
 
@@ -29,11 +33,16 @@ pub enum ListType {
     Idfa,
 }
 
-/// The identifier kinds Pinterest can match on, in list-type priority order.
-pub const SUPPORTED_KINDS: [IdentifierKind; 3] =
-    [IdentifierKind::Email, IdentifierKind::MobileAdId, IdentifierKind::Idfa];
+/// The identifier kinds Pinterest can match on (the manifest's `identifiers`).
+pub const SUPPORTED_KINDS: [&str; 3] = [kinds::EMAIL, kinds::MOBILE_AD_ID, kinds::IDFA];
+
+/// The supported kinds in words, for messages.
+pub const SUPPORTED_IN_WORDS: &str = "email, mobile-ad-id and idfa";
 
 impl ListType {
+    /// Every type this plugin uses.
+    pub const ALL: [ListType; 3] = [ListType::Email, ListType::Maid, ListType::Idfa];
+
     /// The spec's name for this type.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,44 +54,49 @@ impl ListType {
 
     /// Parse the spec's name.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "EMAIL" => Some(Self::Email),
-            "MAID" => Some(Self::Maid),
-            "IDFA" => Some(Self::Idfa),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
     /// The list type holding identifiers of `kind`, if Pinterest supports that kind.
-    pub fn for_kind(kind: IdentifierKind) -> Option<Self> {
-        match kind {
-            IdentifierKind::Email => Some(Self::Email),
-            IdentifierKind::MobileAdId => Some(Self::Maid),
-            IdentifierKind::Idfa => Some(Self::Idfa),
-            IdentifierKind::Phone | IdentifierKind::ExternalId => None,
-        }
+    pub fn for_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.kind() == kind)
     }
 
     /// The identifier kind this list holds.
-    pub fn kind(self) -> IdentifierKind {
+    pub fn kind(self) -> &'static str {
         match self {
-            Self::Email => IdentifierKind::Email,
-            Self::Maid => IdentifierKind::MobileAdId,
-            Self::Idfa => IdentifierKind::Idfa,
+            Self::Email => kinds::EMAIL,
+            Self::Maid => kinds::MOBILE_AD_ID,
+            Self::Idfa => kinds::IDFA,
         }
     }
 
-    /// The list type for a sync selecting `identifiers`: the first supported kind in priority
-    /// order; `invalid-request` when the sync selects none Pinterest accepts.
-    pub fn for_sync(identifiers: &[IdentifierKind]) -> Result<Self, DestinationError> {
-        SUPPORTED_KINDS.into_iter().find(|kind| identifiers.contains(kind)).and_then(Self::for_kind).ok_or_else(|| {
-            DestinationError::InvalidRequest(
-                "the audience selects no identifier Pinterest can match on \
-                     (it accepts email, mobile-ad-id and idfa)"
-                    .into(),
-            )
-        })
+    /// What the list holds, in words ("e-mail addresses").
+    pub fn holds(self) -> &'static str {
+        match self {
+            Self::Email => "e-mail addresses",
+            Self::Maid => "Android mobile ad ids (MAID)",
+            Self::Idfa => "Apple IDFAs",
+        }
     }
+
+    /// The list type for match fields `fields`: the first of them, in order, that Pinterest
+    /// supports; `None` when there is none.
+    pub fn first_supported(fields: &[IdentifierKind]) -> Option<Self> {
+        fields.iter().find_map(|kind| Self::for_kind(kind))
+    }
+
+    /// [`first_supported`](Self::first_supported), or `invalid-request` naming what the sync
+    /// selected.
+    pub fn for_sync(fields: &[IdentifierKind]) -> Result<Self, DestinationError> {
+        Self::first_supported(fields).ok_or_else(|| DestinationError::InvalidRequest(no_supported_kind(fields)))
+    }
+}
+
+/// Why `fields` cannot make a Pinterest list, in words for people.
+pub fn no_supported_kind(fields: &[IdentifierKind]) -> String {
+    let asked = if fields.is_empty() { "none".to_string() } else { fields.join(", ") };
+    format!("none of the sync's match fields ({asked}) is one Pinterest can match on; it accepts {SUPPORTED_IN_WORDS}")
 }
 
 impl fmt::Display for ListType {
@@ -91,29 +105,37 @@ impl fmt::Display for ListType {
     }
 }
 
-pub use audience_plugin_sdk::identity::kind_name;
-
 #[cfg(test)]
 mod tests {
+    use audience_plugin_sdk::kinds::{EMAIL, EXTERNAL_ID, IDFA, MOBILE_AD_ID, PHONE, list};
+
     use super::*;
-    use IdentifierKind::*;
 
     #[test]
-    fn priority_is_email_then_maid_then_idfa() {
-        assert_eq!(ListType::for_sync(&[Idfa, MobileAdId, Email]), Ok(ListType::Email));
-        assert_eq!(ListType::for_sync(&[Phone, Idfa, MobileAdId]), Ok(ListType::Maid));
-        assert_eq!(ListType::for_sync(&[Idfa]), Ok(ListType::Idfa));
-        assert!(matches!(ListType::for_sync(&[Phone, ExternalId]), Err(DestinationError::InvalidRequest(_))));
-        assert!(matches!(ListType::for_sync(&[]), Err(DestinationError::InvalidRequest(_))));
+    fn the_first_supported_field_in_the_syncs_order_wins() {
+        assert_eq!(ListType::for_sync(&list(&[IDFA, MOBILE_AD_ID, EMAIL])), Ok(ListType::Idfa));
+        assert_eq!(ListType::for_sync(&list(&[MOBILE_AD_ID, EMAIL])), Ok(ListType::Maid));
+        assert_eq!(ListType::for_sync(&list(&[PHONE, EMAIL, IDFA])), Ok(ListType::Email));
+        assert_eq!(ListType::for_sync(&list(&["shoe-size", IDFA])), Ok(ListType::Idfa));
+        assert_eq!(
+            ListType::for_sync(&list(&[PHONE, EXTERNAL_ID])),
+            Err(DestinationError::InvalidRequest(
+                "none of the sync's match fields (phone, external-id) is one Pinterest can match on; \
+                 it accepts email, mobile-ad-id and idfa"
+                    .into()
+            ))
+        );
+        assert!(matches!(ListType::for_sync(&[]), Err(DestinationError::InvalidRequest(m)) if m.contains("(none)")));
     }
 
     #[test]
     fn names_round_trip_and_serialize_as_the_spec_enum() {
-        for t in [ListType::Email, ListType::Maid, ListType::Idfa] {
+        for t in ListType::ALL {
             assert_eq!(ListType::parse(t.as_str()), Some(t));
             assert_eq!(ListType::for_kind(t.kind()), Some(t));
             assert_eq!(serde_json::to_value(t).ok(), Some(serde_json::json!(t.as_str())));
         }
         assert_eq!(ListType::parse("email"), None);
+        assert_eq!(SUPPORTED_KINDS.map(ListType::for_kind), ListType::ALL.map(Some));
     }
 }

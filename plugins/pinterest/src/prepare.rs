@@ -1,72 +1,83 @@
 //! `prepare-users`: normalise, validate and hash identifiers, locally and deterministically.
 //!
-//! For each user, only identifiers whose kind is both selected (`fields`) and supported by
-//! Pinterest (email, mobile-ad-id, idfa) are considered. Each is trimmed and lowercased, checked
-//! (a plausible `local@domain.tld` for emails, the UUID shape for device ids) and SHA-256
-//! hashed; a value that already is a 64-hex SHA-256 passes through lowercased. A prepared user
-//! keeps every usable identifier, in the caller's order, duplicates dropped: which one is sent
-//! depends on the list type, decided per audience (see [`crate::list_type`]). A user left with
-//! none is `not-synced`, with a reason naming what was wrong ("no usable email: 'bob@' has no
-//! domain"), quoting values only in shortened form.
+//! Match fields mean what they say, in their order: the sync's customer list keeps ONE kind,
+//! the first of `fields` Pinterest supports (see [`crate::list_type`]). For each user only the
+//! identifiers of that kind are considered. Each is trimmed and lowercased, checked (a plausible
+//! `local@domain.tld` for emails, the UUID shape for device ids) and SHA-256 hashed; a value
+//! that already is a 64-hex SHA-256 passes through lowercased. The first valid one is the
+//! user's single prepared identifier (one record per user, so a batch of 1,900 users fits
+//! Pinterest's 1,900 records per request). A user with none is `not-synced`, with a reason
+//! naming the kind the list keeps and what was wrong ("no valid email: 'bob@' has no domain"),
+//! quoting values only in shortened form. Identifiers of the user's other kinds are never
+//! used, even when valid: the list cannot hold them.
+//!
+//! Hashing is native Rust (SHA-256 in WebAssembly is fast for Rust), so this stays pure and
+//! needs no host call.
 
 use audience_plugin_sdk::identity::{IdentityError, hashed_device_id, hashed_email};
 use audience_plugin_sdk::types::{Identifier, IdentifierKind, Preparation, PreparedUser, RawUser};
 
-use crate::list_type::{SUPPORTED_KINDS, kind_name};
+use crate::list_type::{ListType, no_supported_kind};
 
 /// How many problems a not-synced reason lists before summarising the rest.
 const MAX_REASONS: usize = 3;
 
 /// Prepare every user: exactly one [`Preparation`] per user, in order.
 pub fn prepare_users(fields: &[IdentifierKind], users: Vec<RawUser>) -> Vec<Preparation> {
-    let selected: Vec<IdentifierKind> = SUPPORTED_KINDS.into_iter().filter(|kind| fields.contains(kind)).collect();
-    users.into_iter().map(|user| prepare_user(fields, &selected, user)).collect()
+    let Some(list_type) = ListType::first_supported(fields) else {
+        let reason = no_supported_kind(fields);
+        return users.iter().map(|_| Preparation::NotSynced(reason.clone())).collect();
+    };
+    users.into_iter().map(|user| prepare_user(fields, list_type, user)).collect()
 }
 
-/// The normalised, hashed form of `value` for identifier `kind` (a supported kind).
-pub fn hash_identifier(kind: IdentifierKind, value: &str) -> Result<String, IdentityError> {
-    match kind {
-        IdentifierKind::Email => hashed_email(value),
-        _ => hashed_device_id(value),
+/// The normalised, hashed form of `value` for a list of `list_type`.
+pub fn hash_identifier(list_type: ListType, value: &str) -> Result<String, IdentityError> {
+    match list_type {
+        ListType::Email => hashed_email(value),
+        ListType::Maid | ListType::Idfa => hashed_device_id(value),
     }
 }
 
-fn prepare_user(fields: &[IdentifierKind], selected: &[IdentifierKind], user: RawUser) -> Preparation {
-    let mut usable: Vec<Identifier> = Vec::new();
+fn prepare_user(fields: &[IdentifierKind], list_type: ListType, user: RawUser) -> Preparation {
+    let kind = list_type.kind();
     let mut problems: Vec<String> = Vec::new();
-    for id in &user.identifiers {
-        if !selected.contains(&id.kind) {
-            continue;
-        }
-        match hash_identifier(id.kind, &id.value) {
+    for id in user.identifiers.iter().filter(|id| id.kind == kind) {
+        match hash_identifier(list_type, &id.value) {
             Ok(value) => {
-                if !usable.iter().any(|u| u.kind == id.kind && u.value == value) {
-                    usable.push(Identifier { kind: id.kind, value });
-                }
+                return Preparation::Ready(PreparedUser {
+                    key: user.key,
+                    identifiers: vec![Identifier { kind: kind.to_string(), value }],
+                    consent: user.consent,
+                });
             }
-            Err(why) => problems.push(format!("no usable {}: {why}", kind_name(id.kind))),
+            Err(why) => problems.push(why.to_string()),
         }
     }
-    if !usable.is_empty() {
-        return Preparation::Ready(PreparedUser { key: user.key, identifiers: usable });
-    }
-    Preparation::NotSynced(not_synced_reason(fields, selected, &problems))
+    Preparation::NotSynced(not_synced_reason(fields, list_type, &user, &problems))
 }
 
-fn not_synced_reason(fields: &[IdentifierKind], selected: &[IdentifierKind], problems: &[String]) -> String {
-    if selected.is_empty() {
-        let asked: Vec<&str> = fields.iter().map(|k| kind_name(*k)).collect();
-        let asked = if asked.is_empty() { "none".to_string() } else { asked.join(", ") };
-        return format!(
-            "none of the selected fields ({asked}) can be matched on Pinterest, \
-             which accepts email, mobile-ad-id and idfa"
-        );
-    }
+fn not_synced_reason(fields: &[IdentifierKind], list_type: ListType, user: &RawUser, problems: &[String]) -> String {
+    let kind = list_type.kind();
     if problems.is_empty() {
-        let names: Vec<&str> = selected.iter().map(|k| kind_name(*k)).collect();
-        return format!("no {} present", names.join(" or "));
+        let mut reason = format!("no {kind} present");
+        // Say why a user's other match fields do not help, when it has some.
+        let others: Vec<&str> = fields
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != kind && user.identifiers.iter().any(|id| id.kind == *f))
+            .collect();
+        if !others.is_empty() {
+            reason.push_str(&format!(
+                " (the sync's Pinterest customer list keeps {kind}, the first of its match fields Pinterest \
+                 supports; this user's {} cannot be used)",
+                others.join(", ")
+            ));
+        }
+        return reason;
     }
-    let mut reason = problems.iter().take(MAX_REASONS).cloned().collect::<Vec<_>>().join("; ");
+    let mut reason =
+        format!("no valid {kind}: {}", problems.iter().take(MAX_REASONS).cloned().collect::<Vec<_>>().join("; "));
     if problems.len() > MAX_REASONS {
         reason.push_str(&format!("; and {} more", problems.len() - MAX_REASONS));
     }
@@ -75,93 +86,119 @@ fn not_synced_reason(fields: &[IdentifierKind], selected: &[IdentifierKind], pro
 
 #[cfg(test)]
 mod tests {
+    use audience_plugin_sdk::kinds::{EMAIL, EXTERNAL_ID, IDFA, MOBILE_AD_ID, PHONE, list};
+    use audience_plugin_sdk::types::{Consent, ConsentStatus};
+
     use super::*;
-    use IdentifierKind::*;
 
     // hashlib.sha256(b"alice@example.com").hexdigest()
     const ALICE: &str = "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976";
     // hashlib.sha256(b"38400000-8cf0-11bd-b23e-10b96e40000d").hexdigest()
     const MAID: &str = "d4181bb455a74b3bc8b37c75ac9b2c702eb6b9930bd040b861403b31ca85634d";
+    const DEVICE: &str = "38400000-8CF0-11BD-B23E-10B96E40000D";
 
-    fn user(key: &str, ids: &[(IdentifierKind, &str)]) -> RawUser {
+    fn user(key: &str, ids: &[(&str, &str)]) -> RawUser {
         RawUser {
             key: key.into(),
-            identifiers: ids.iter().map(|(kind, value)| Identifier { kind: *kind, value: (*value).into() }).collect(),
+            identifiers: ids
+                .iter()
+                .map(|(kind, value)| Identifier { kind: (*kind).into(), value: (*value).into() })
+                .collect(),
+            consent: None,
         }
     }
 
-    fn ready(kind_values: &[(IdentifierKind, &str)], key: &str) -> Preparation {
+    fn ready(kind: &str, value: &str, key: &str) -> Preparation {
         Preparation::Ready(PreparedUser {
             key: key.into(),
-            identifiers: kind_values.iter().map(|(k, v)| Identifier { kind: *k, value: (*v).into() }).collect(),
+            identifiers: vec![Identifier { kind: kind.into(), value: value.into() }],
+            consent: None,
         })
     }
 
-    #[test]
-    fn hashes_selected_supported_identifiers_in_order() {
-        let out = prepare_users(
-            &[Email, MobileAdId, Phone],
-            vec![user(
-                "u1",
-                &[
-                    (Phone, "+15551234567"),
-                    (MobileAdId, "38400000-8CF0-11BD-B23E-10B96E40000D"),
-                    (Email, " Alice@Example.COM "),
-                    (Email, "alice@example.com"),
-                    (Idfa, "38400000-8cf0-11bd-b23e-10b96e40000d"),
-                ],
-            )],
-        );
-        assert_eq!(out, vec![ready(&[(MobileAdId, MAID), (Email, ALICE)], "u1")]);
+    fn everything(key: &str) -> RawUser {
+        user(key, &[(PHONE, "+15551234567"), (MOBILE_AD_ID, DEVICE), (EMAIL, " Alice@Example.COM "), (IDFA, DEVICE)])
     }
 
     #[test]
-    fn already_hashed_values_pass_through() {
-        let upper = ALICE.to_ascii_uppercase();
-        let out = prepare_users(&[Email], vec![user("u", &[(Email, &upper)])]);
-        assert_eq!(out, vec![ready(&[(Email, ALICE)], "u")]);
+    fn the_first_supported_field_decides_the_one_kind_kept() {
+        assert_eq!(prepare_users(&list(&[EMAIL, MOBILE_AD_ID]), vec![everything("u")]), vec![ready(EMAIL, ALICE, "u")]);
+        assert_eq!(
+            prepare_users(&list(&[MOBILE_AD_ID, EMAIL]), vec![everything("u")]),
+            vec![ready(MOBILE_AD_ID, MAID, "u")]
+        );
+        assert_eq!(prepare_users(&list(&[PHONE, IDFA, EMAIL]), vec![everything("u")]), vec![ready(IDFA, MAID, "u")]);
+    }
+
+    #[test]
+    fn a_user_lacking_the_lists_kind_is_not_synced_even_with_other_fields() {
+        let out = prepare_users(
+            &list(&[MOBILE_AD_ID, EMAIL]),
+            vec![user("e", &[(EMAIL, "alice@example.com")]), user("none", &[]), user("m", &[(MOBILE_AD_ID, DEVICE)])],
+        );
+        assert_eq!(
+            out,
+            vec![
+                Preparation::NotSynced(
+                    "no mobile-ad-id present (the sync's Pinterest customer list keeps mobile-ad-id, the first of \
+                     its match fields Pinterest supports; this user's email cannot be used)"
+                        .into()
+                ),
+                Preparation::NotSynced("no mobile-ad-id present".into()),
+                ready(MOBILE_AD_ID, MAID, "m"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_invalid_value_of_the_kind_is_explained_and_others_are_not_a_fallback() {
+        let out = prepare_users(
+            &list(&[EMAIL, IDFA]),
+            vec![
+                user("bad", &[(EMAIL, "bob@localhost"), (IDFA, DEVICE)]),
+                user("second", &[(EMAIL, "nope"), (EMAIL, "alice@example.com")]),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                Preparation::NotSynced("no valid email: 'bob@localhost' has no dot in its domain".into()),
+                ready(EMAIL, ALICE, "second"),
+            ]
+        );
+    }
+
+    #[test]
+    fn already_hashed_values_pass_through_and_consent_is_copied() {
+        let mut u = user("u", &[(EMAIL, &ALICE.to_ascii_uppercase())]);
+        let consent = Consent { ad_user_data: ConsentStatus::Granted, ad_personalization: ConsentStatus::Denied };
+        u.consent = Some(consent);
+        let out = prepare_users(&list(&[EMAIL]), vec![u]);
+        let Preparation::Ready(p) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(p.identifiers, vec![Identifier { kind: EMAIL.into(), value: ALICE.into() }]);
+        assert_eq!(p.consent, Some(consent));
     }
 
     #[test]
     fn one_preparation_per_user_in_order() {
         let out = prepare_users(
-            &[Email],
-            vec![user("a", &[(Email, "bob@")]), user("b", &[(Email, "alice@example.com")]), user("c", &[])],
+            &list(&[EMAIL]),
+            vec![user("a", &[(EMAIL, "bob@")]), user("b", &[(EMAIL, "alice@example.com")]), user("c", &[])],
         );
         assert_eq!(
             out,
             vec![
-                Preparation::NotSynced("no usable email: 'bob@' has no domain".into()),
-                ready(&[(Email, ALICE)], "b"),
+                Preparation::NotSynced("no valid email: 'bob@' has no domain".into()),
+                ready(EMAIL, ALICE, "b"),
                 Preparation::NotSynced("no email present".into()),
             ]
         );
     }
 
     #[test]
-    fn invalid_identifiers_are_explained_and_a_valid_one_still_wins() {
-        let out = prepare_users(
-            &[Email, Idfa],
-            vec![
-                user("bad", &[(Email, "bob@localhost"), (Idfa, "not-an-idfa")]),
-                user("mixed", &[(Email, "nope"), (Idfa, "38400000-8cf0-11bd-b23e-10b96e40000d")]),
-            ],
-        );
-        assert_eq!(
-            out[0],
-            Preparation::NotSynced(
-                "no usable email: 'bob@localhost' has no dot in its domain; \
-                 no usable idfa: 'not-an-idfa' is not a device id (8-4-4-4-12 hex digits)"
-                    .into()
-            )
-        );
-        assert_eq!(out[1], ready(&[(Idfa, MAID)], "mixed"));
-    }
-
-    #[test]
     fn long_values_are_not_echoed_in_full() {
         let long = format!("{}@", "x".repeat(5000));
-        let out = prepare_users(&[Email], vec![user("u", &[(Email, &long)])]);
+        let out = prepare_users(&list(&[EMAIL]), vec![user("u", &[(EMAIL, &long)])]);
         match &out[0] {
             Preparation::NotSynced(reason) => assert!(reason.len() < 120, "{reason}"),
             other => panic!("{other:?}"),
@@ -170,8 +207,8 @@ mod tests {
 
     #[test]
     fn many_problems_are_summarised() {
-        let bad = [(Email, "a"), (Email, "b"), (Email, "c"), (Email, "d"), (Email, "e")];
-        let out = prepare_users(&[Email], vec![user("u", &bad)]);
+        let bad = [(EMAIL, "a"), (EMAIL, "b"), (EMAIL, "c"), (EMAIL, "d"), (EMAIL, "e")];
+        let out = prepare_users(&list(&[EMAIL]), vec![user("u", &bad)]);
         match &out[0] {
             Preparation::NotSynced(reason) => assert!(reason.ends_with("; and 2 more"), "{reason}"),
             other => panic!("{other:?}"),
@@ -180,20 +217,16 @@ mod tests {
 
     #[test]
     fn unsupported_fields_only() {
-        let out = prepare_users(&[Phone, ExternalId], vec![user("u", &[(Phone, "+1555")])]);
-        assert_eq!(
-            out,
-            vec![Preparation::NotSynced(
-                "none of the selected fields (phone, external-id) can be matched on Pinterest, \
-                 which accepts email, mobile-ad-id and idfa"
-                    .into()
-            )]
-        );
+        let out = prepare_users(&list(&[PHONE, EXTERNAL_ID]), vec![user("u", &[(PHONE, "+1555")]), user("v", &[])]);
+        let reason = "none of the sync's match fields (phone, external-id) is one Pinterest can match on; \
+                      it accepts email, mobile-ad-id and idfa";
+        assert_eq!(out, vec![Preparation::NotSynced(reason.into()), Preparation::NotSynced(reason.into())]);
     }
 
     #[test]
     fn deterministic() {
-        let users = vec![user("u", &[(Email, "Alice@example.com"), (MobileAdId, "x")])];
-        assert_eq!(prepare_users(&[Email, MobileAdId], users.clone()), prepare_users(&[Email, MobileAdId], users));
+        let users = vec![user("u", &[(EMAIL, "Alice@example.com"), (MOBILE_AD_ID, "x")])];
+        let fields = list(&[EMAIL, MOBILE_AD_ID]);
+        assert_eq!(prepare_users(&fields, users.clone()), prepare_users(&fields, users));
     }
 }

@@ -41,6 +41,12 @@ impl FakeHost {
         self.sent.borrow()[i].headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
+    /// The i-th request's URL after `http://sandbox.test/v5` (path and query).
+    pub fn path(&self, i: usize) -> String {
+        let url = self.call(i).1;
+        url.strip_prefix("http://sandbox.test/v5").map_or_else(|| url.clone(), str::to_string)
+    }
+
     /// How many requests were sent.
     pub fn count(&self) -> usize {
         self.sent.borrow().len()
@@ -86,6 +92,7 @@ pub fn creds() -> Credentials {
         access_token: "pina_secret_token".into(),
         refresh_token: Some("pinr_secret_refresh".into()),
         expires_at: None,
+        renewable_until: None,
         scopes: vec!["ads:read".into(), "ads:write".into()],
     }
 }

@@ -93,6 +93,12 @@ pub struct CustomerList {
     /// PROCESSING, READY, TOO_SMALL or UPLOADING.
     #[serde(default)]
     pub status: Option<String>,
+    /// Records uploaded so far (counts re-uploads too).
+    #[serde(default, deserialize_with = "opt_count")]
+    pub num_uploaded_user_records: Option<u64>,
+    /// Records removed so far (counts records that were not in the list too).
+    #[serde(default, deserialize_with = "opt_count")]
+    pub num_removed_user_records: Option<u64>,
 }
 
 /// `Audience` (the fields used).
@@ -113,9 +119,9 @@ pub struct Audience {
     /// READY, INITIALIZING, TOO_SMALL.
     #[serde(default)]
     pub status: Option<String>,
-    /// Matched size, once known.
-    #[serde(default)]
-    pub size: Option<i64>,
+    /// Matched size, once Pinterest reports one (null before).
+    #[serde(default, deserialize_with = "opt_count")]
+    pub size: Option<u64>,
 }
 
 /// The part of an `AudienceRule` read back.
@@ -140,6 +146,15 @@ pub struct AdAccount {
     pub permissions: Vec<String>,
 }
 
+/// `AdAccount` as `check-target` reads it: only the roles matter (the request succeeding is
+/// what says the account is visible), so an answer without an `id` is still understood.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdAccountRoles {
+    /// The connection's roles in the account; empty when not given.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
 /// `OauthAccessTokenResponse` (code and refresh flows). Never log it.
 #[derive(Deserialize)]
 pub struct TokenResponse {
@@ -154,6 +169,12 @@ pub struct TokenResponse {
     /// A new refresh token, when Pinterest issued one.
     #[serde(default)]
     pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires.
+    #[serde(default, deserialize_with = "opt_count")]
+    pub refresh_token_expires_in: Option<u64>,
+    /// When the refresh token expires, Unix seconds.
+    #[serde(default, deserialize_with = "opt_count")]
+    pub refresh_token_expires_at: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +196,20 @@ impl From<StringOrNumber> for String {
 /// Ids are strings in the spec; accept a JSON number too rather than fail a whole page.
 fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     StringOrNumber::deserialize(d).map(String::from)
+}
+
+/// A non-negative count or timestamp, read leniently: an integer, a whole float or a digit
+/// string; anything else (null, negative, fractional, text) is `None` rather than a failure
+/// of the whole page (the spec types some of these as `number`).
+fn opt_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match value {
+        Some(serde_json::Value::Number(n)) => n.as_u64().or_else(|| {
+            n.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19).map(|f| f as u64)
+        }),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 fn opt_id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -235,10 +270,43 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         assert_eq!(page.items.len(), 2);
+        assert_eq!(page.items[0].size, None);
         assert_eq!(page.items[1].id, "2");
         assert_eq!(page.items[1].rule.as_ref().and_then(|r| r.customer_list_id.as_deref()), Some("6431"));
         assert!(page.bookmark.is_none());
         let empty: Result<Paginated<CustomerList>, _> = serde_json::from_str(r#"{"items":[]}"#);
         assert!(empty.is_ok());
+    }
+
+    #[test]
+    fn counts_parse_leniently() {
+        let sizes: Vec<Option<u64>> =
+            [json!(1200), json!(11.0), json!("42"), json!(-3), json!(1.5), json!(null), json!({})]
+                .into_iter()
+                .map(|size| {
+                    serde_json::from_value::<Audience>(json!({"id": "1", "size": size}))
+                        .map(|a| a.size)
+                        .unwrap_or(Some(999))
+                })
+                .collect();
+        assert_eq!(sizes, vec![Some(1200), Some(11), Some(42), None, None, None, None]);
+        let list: CustomerList = match serde_json::from_value(
+            json!({"id": "6431", "num_uploaded_user_records": 11.0, "num_removed_user_records": 0}),
+        ) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((list.num_uploaded_user_records, list.num_removed_user_records), (Some(11), Some(0)));
+        let token: TokenResponse = match serde_json::from_value(json!({
+            "access_token": "pina_x", "expires_in": 60, "refresh_token_expires_in": 5_184_000,
+            "refresh_token_expires_at": 1_800_000_000u64
+        })) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            (token.refresh_token_expires_in, token.refresh_token_expires_at),
+            (Some(5_184_000), Some(1_800_000_000))
+        );
     }
 }

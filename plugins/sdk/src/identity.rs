@@ -17,11 +17,18 @@
 //! );
 //! assert_eq!(normalize_email("bob@").unwrap_err().to_string(), "'bob@' has no domain");
 //! ```
+//!
+//! Hashing many values: [`hash_all`], [`hashed_emails`], [`hashed_device_ids`] and
+//! [`HashQueue`] hash through a [`Host`]'s `hashing` import, which the real host does in native
+//! code (a test fake's default hashes natively, identically). The single-value functions
+//! ([`sha256_hex`], [`hashed_email`], ...) hash in WebAssembly, which for Rust is fast too.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::hashing::Normalization;
+use crate::host::Host;
 use crate::text::excerpt;
 
 /// How much of a rejected value an error message quotes.
@@ -180,16 +187,231 @@ fn hashed_with(raw: &str, normalize: fn(&str) -> Result<String, IdentityError>) 
     normalize(trimmed).map(|value| sha256_hex(&value))
 }
 
-/// An identifier kind's name as the contract spells it (`email`, `mobile-ad-id`, ...): the one
-/// table of names on the guest side, for messages and wire formats.
-pub fn kind_name(kind: crate::types::IdentifierKind) -> &'static str {
-    use crate::types::IdentifierKind;
-    match kind {
-        IdentifierKind::Email => "email",
-        IdentifierKind::Phone => "phone",
-        IdentifierKind::MobileAdId => "mobile-ad-id",
-        IdentifierKind::Idfa => "idfa",
-        IdentifierKind::ExternalId => "external-id",
+/// An identifier kind's name as the contract spells it. Since contract 0.2.0 a kind *is* its
+/// name, so this returns `kind` unchanged; it is kept so that 0.1.0 code (which matched on an
+/// enum) ports by writing `kind_name(&kind)`. New code uses the kind directly and the
+/// constants of [`kinds`](crate::kinds).
+pub fn kind_name(kind: &str) -> &str {
+    kind
+}
+
+/// `value` normalised as the host's `hashing` import normalises it, natively:
+///
+/// | normalization       | what is kept                                              |
+/// |---------------------|-----------------------------------------------------------|
+/// | `none`              | the value as given                                        |
+/// | `trim-lowercase`    | the value trimmed of surrounding whitespace, lowercased   |
+/// | `digits-only`       | ASCII digits only                                         |
+/// | `letters-lowercase` | letters only (any script), lowercased                     |
+///
+/// ```
+/// use audience_plugin_sdk::hashing::Normalization;
+/// use audience_plugin_sdk::identity::normalize;
+/// assert_eq!(normalize(Normalization::DigitsOnly, "+1 (555) 987-6543"), "15559876543");
+/// assert_eq!(normalize(Normalization::LettersLowercase, "O'Brien-Smith"), "obriensmith");
+/// ```
+pub fn normalize(normalization: Normalization, value: &str) -> String {
+    match normalization {
+        Normalization::None => value.to_string(),
+        Normalization::TrimLowercase => value.trim().to_lowercase(),
+        Normalization::DigitsOnly => value.chars().filter(char::is_ascii_digit).collect(),
+        Normalization::LettersLowercase => {
+            value.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect()
+        }
+    }
+}
+
+/// The SHA-256 hex of `value` after `normalization`: natively, the same answer as one value of
+/// the host's `hashing.sha256-hex`.
+pub fn sha256_hex_normalized(normalization: Normalization, value: &str) -> String {
+    sha256_hex(&normalize(normalization, value))
+}
+
+/// How many values [`hash_all`] sends to the host in one `hashing.sha256-hex` call (the host
+/// accepts far more; this keeps each call's memory modest).
+pub const HOST_HASH_CHUNK: usize = 10_000;
+
+/// The SHA-256 hex of each of `values` after `normalization`, in order, computed by `host` in
+/// calls of at most [`HOST_HASH_CHUNK`] values. Should a host ever answer a call with the wrong
+/// number of digests, that chunk is hashed natively instead, so the result always has one
+/// digest per value.
+pub fn hash_all(host: &dyn Host, normalization: Normalization, values: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(HOST_HASH_CHUNK) {
+        let hashed = host.sha256_hex(normalization, chunk);
+        if hashed.len() == chunk.len() {
+            out.extend(hashed);
+        } else {
+            out.extend(chunk.iter().map(|value| sha256_hex_normalized(normalization, value)));
+        }
+    }
+    out
+}
+
+/// [`hashed_email`] for many addresses, hashing in bulk through `host`: each address is
+/// validated and normalised natively (cheap), already-hashed values pass through, and the rest
+/// are hashed by the host in as few calls as [`hash_all`] needs. One result per address, in
+/// order.
+///
+/// ```
+/// use audience_plugin_sdk::identity::{hashed_email, hashed_emails};
+/// # use audience_plugin_sdk::{Host, http::Response, http_client::{HttpError, Request}, log::Level};
+/// # struct Fake;
+/// # impl Host for Fake {
+/// #     fn send(&self, _: &Request) -> Result<Response, HttpError> { Err(HttpError::Timeout) }
+/// #     fn log(&self, _: Level, _: &str) {}
+/// # }
+/// let host = Fake; // in the component: audience_plugin_sdk::WasmHost
+/// let out = hashed_emails(&host, &[" Alice@Example.COM ", "bob@"]);
+/// assert_eq!(out[0], hashed_email("alice@example.com"));
+/// assert_eq!(out[1].as_ref().unwrap_err().to_string(), "'bob@' has no domain");
+/// ```
+pub fn hashed_emails<S: AsRef<str>>(host: &dyn Host, raws: &[S]) -> Vec<Result<String, IdentityError>> {
+    hashed_many_with(host, raws, normalize_email)
+}
+
+/// [`hashed_device_id`] for many ids, hashing in bulk through `host` (see [`hashed_emails`]).
+pub fn hashed_device_ids<S: AsRef<str>>(host: &dyn Host, raws: &[S]) -> Vec<Result<String, IdentityError>> {
+    hashed_many_with(host, raws, normalize_device_id)
+}
+
+/// Validate and normalise each of `raws` with `normalize` natively, then hash the normalised
+/// values through `host` in bulk; a value that already is a SHA-256 hex digest (after
+/// trimming) passes through, lowercased. One result per value, in order.
+pub fn hashed_many_with<S: AsRef<str>>(
+    host: &dyn Host,
+    raws: &[S],
+    normalize: impl Fn(&str) -> Result<String, IdentityError>,
+) -> Vec<Result<String, IdentityError>> {
+    let mut queue = HashQueue::new();
+    let tickets: Vec<Result<HashTicket, IdentityError>> = raws
+        .iter()
+        .map(|raw| {
+            let trimmed = raw.as_ref().trim();
+            if is_sha256_hex(trimmed) {
+                Ok(queue.push_hashed(trimmed))
+            } else {
+                normalize(trimmed).map(|value| queue.push(Normalization::None, value))
+            }
+        })
+        .collect();
+    let mut hashed = queue.hash(host);
+    tickets.into_iter().map(|ticket| ticket.map(|t| hashed.take(t))).collect()
+}
+
+/// A value's place in a [`HashQueue`]; redeem it in the [`HashedValues`] the queue produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashTicket(usize);
+
+#[derive(Debug, Clone)]
+enum Queued {
+    Hash(Normalization, String),
+    Ready(String),
+}
+
+/// Values to hash, collected while preparing users, then hashed all at once through the host.
+///
+/// `prepare-users` handles thousands of users with several identifiers each; hashing them one
+/// by one in WebAssembly is slow in some languages and costs the call budget. Queue each value
+/// as it is validated, [`hash`](Self::hash) the queue (one host call per normalization used,
+/// chunked by [`hash_all`]), then redeem each [`HashTicket`]:
+///
+/// ```
+/// use audience_plugin_sdk::hashing::Normalization;
+/// use audience_plugin_sdk::identity::{HashQueue, sha256_hex};
+/// # use audience_plugin_sdk::{Host, http::Response, http_client::{HttpError, Request}, log::Level};
+/// # struct Fake;
+/// # impl Host for Fake {
+/// #     fn send(&self, _: &Request) -> Result<Response, HttpError> { Err(HttpError::Timeout) }
+/// #     fn log(&self, _: Level, _: &str) {}
+/// # }
+/// let mut queue = HashQueue::new();
+/// let email = queue.push(Normalization::TrimLowercase, " Alice@Example.COM ");
+/// let phone = queue.push(Normalization::DigitsOnly, "+1 (555) 987-6543");
+/// let mut hashed = queue.hash(&Fake);
+/// assert_eq!(hashed.get(email), sha256_hex("alice@example.com"));
+/// assert_eq!(hashed.take(phone), sha256_hex("15559876543"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HashQueue {
+    entries: Vec<Queued>,
+}
+
+impl HashQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue `value` to be hashed after `normalization`.
+    pub fn push(&mut self, normalization: Normalization, value: impl Into<String>) -> HashTicket {
+        self.entries.push(Queued::Hash(normalization, value.into()));
+        HashTicket(self.entries.len() - 1)
+    }
+
+    /// Queue a value that already is a digest: it comes back trimmed and lowercased, unhashed.
+    pub fn push_hashed(&mut self, digest: &str) -> HashTicket {
+        self.entries.push(Queued::Ready(digest.trim().to_ascii_lowercase()));
+        HashTicket(self.entries.len() - 1)
+    }
+
+    /// [`push_hashed`](Self::push_hashed) when `value` (trimmed) already is a SHA-256 hex
+    /// digest, else [`push`](Self::push).
+    pub fn push_unless_hashed(&mut self, normalization: Normalization, value: &str) -> HashTicket {
+        if is_sha256_hex(value.trim()) { self.push_hashed(value) } else { self.push(normalization, value) }
+    }
+
+    /// How many values are queued.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Hash every queued value through `host`: one [`hash_all`] per normalization used, none
+    /// when nothing needs hashing.
+    pub fn hash(self, host: &dyn Host) -> HashedValues {
+        let mut out: Vec<String> = vec![String::new(); self.entries.len()];
+        let mut groups: Vec<(Normalization, Vec<usize>, Vec<String>)> = Vec::new();
+        for (i, entry) in self.entries.into_iter().enumerate() {
+            match entry {
+                Queued::Ready(digest) => out[i] = digest,
+                Queued::Hash(normalization, value) => match groups.iter_mut().find(|(n, _, _)| *n == normalization) {
+                    Some((_, slots, values)) => {
+                        slots.push(i);
+                        values.push(value);
+                    }
+                    None => groups.push((normalization, vec![i], vec![value])),
+                },
+            }
+        }
+        for (normalization, slots, values) in groups {
+            for (slot, digest) in slots.into_iter().zip(hash_all(host, normalization, &values)) {
+                out[slot] = digest;
+            }
+        }
+        HashedValues { digests: out }
+    }
+}
+
+/// The digests of a hashed [`HashQueue`], one per ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedValues {
+    digests: Vec<String>,
+}
+
+impl HashedValues {
+    /// The digest for `ticket` (empty for a ticket of another queue beyond this one's length).
+    pub fn get(&self, ticket: HashTicket) -> &str {
+        self.digests.get(ticket.0).map_or("", String::as_str)
+    }
+
+    /// The digest for `ticket`, moved out (a second take of the same ticket gives "").
+    pub fn take(&mut self, ticket: HashTicket) -> String {
+        self.digests.get_mut(ticket.0).map(std::mem::take).unwrap_or_default()
     }
 }
 
@@ -263,5 +485,95 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@sub.example.org", "x@xn--p1ai.xn--p1ai", "Ü@ü.de"] {
             assert!(normalize_email(ok).is_ok(), "{ok}");
         }
+    }
+
+    struct CountingHost {
+        calls: std::cell::RefCell<Vec<(Normalization, usize)>>,
+        short: bool,
+    }
+
+    impl CountingHost {
+        fn new(short: bool) -> Self {
+            Self { calls: std::cell::RefCell::new(vec![]), short }
+        }
+    }
+
+    impl Host for CountingHost {
+        fn send(
+            &self,
+            _: &crate::http_client::Request,
+        ) -> Result<crate::http::Response, crate::http_client::HttpError> {
+            Err(crate::http_client::HttpError::Timeout)
+        }
+
+        fn log(&self, _: crate::log::Level, _: &str) {}
+
+        fn sha256_hex(&self, normalization: Normalization, values: &[String]) -> Vec<String> {
+            self.calls.borrow_mut().push((normalization, values.len()));
+            if self.short {
+                return vec![];
+            }
+            values.iter().map(|v| sha256_hex_normalized(normalization, v)).collect()
+        }
+    }
+
+    #[test]
+    fn normalizations_match_the_host() {
+        // The host's own vectors (crates/runtime/src/imports.rs).
+        let mary = "f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79";
+        assert_eq!(sha256_hex_normalized(Normalization::TrimLowercase, "  Mary@Example.com "), mary);
+        assert_eq!(sha256_hex_normalized(Normalization::None, "mary@example.com"), mary);
+        let phone = "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e";
+        assert_eq!(sha256_hex_normalized(Normalization::DigitsOnly, "+1 (555) 987-6543"), phone);
+        assert_eq!(normalize(Normalization::LettersLowercase, "Zoë"), "zoë");
+        assert_eq!(normalize(Normalization::None, " A "), " A ");
+    }
+
+    #[test]
+    fn bulk_hashing_uses_one_call_per_chunk_and_normalization() {
+        let host = CountingHost::new(false);
+        let values: Vec<String> = (0..HOST_HASH_CHUNK + 5).map(|i| format!("v{i}")).collect();
+        let hashed = hash_all(&host, Normalization::None, &values);
+        assert_eq!(hashed.len(), values.len());
+        assert_eq!(hashed[HOST_HASH_CHUNK + 4], sha256_hex(&values[HOST_HASH_CHUNK + 4]));
+        assert_eq!(*host.calls.borrow(), vec![(Normalization::None, HOST_HASH_CHUNK), (Normalization::None, 5)]);
+
+        let host = CountingHost::new(false);
+        let mut queue = HashQueue::new();
+        let a = queue.push(Normalization::TrimLowercase, " A ");
+        let b = queue.push(Normalization::DigitsOnly, "1-2");
+        let c = queue.push_unless_hashed(Normalization::TrimLowercase, &ALICE.to_uppercase());
+        let d = queue.push(Normalization::TrimLowercase, "B");
+        assert_eq!(queue.len(), 4);
+        let mut hashed = queue.hash(&host);
+        assert_eq!(hashed.get(a), sha256_hex("a"));
+        assert_eq!(hashed.get(b), sha256_hex("12"));
+        assert_eq!(hashed.take(c), ALICE);
+        assert_eq!(hashed.take(c), "");
+        assert_eq!(hashed.get(d), sha256_hex("b"));
+        assert_eq!(*host.calls.borrow(), vec![(Normalization::TrimLowercase, 2), (Normalization::DigitsOnly, 1)]);
+
+        let host = CountingHost::new(false);
+        assert!(HashQueue::new().hash(&host).digests.is_empty());
+        assert!(host.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn bulk_identity_helpers() {
+        let host = CountingHost::new(false);
+        let out = hashed_emails(&host, &[" Alice@Example.COM ", "bob@", ALICE]);
+        assert_eq!(
+            out,
+            vec![Ok(ALICE.to_string()), Err(IdentityError::MissingDomain("bob@".into())), Ok(ALICE.into())]
+        );
+        assert_eq!(*host.calls.borrow(), vec![(Normalization::None, 1)]);
+        let out = hashed_device_ids(&host, &[" 38400000-8CF0-11BD-B23E-10B96E40000D "]);
+        assert_eq!(out, vec![Ok(MAID.to_string())]);
+    }
+
+    #[test]
+    fn a_host_answering_short_is_backed_by_native_hashing() {
+        let host = CountingHost::new(true);
+        assert_eq!(hash_all(&host, Normalization::TrimLowercase, &[" Alice@Example.COM ".into()]), vec![ALICE]);
     }
 }

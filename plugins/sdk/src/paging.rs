@@ -9,6 +9,13 @@
 //!
 //! An empty-string cursor counts as "no more pages".
 //!
+//! `search-audiences` (contract 0.2.0) is different: it must answer one *short* page within
+//! the call budget, even on an account with thousands of audiences. When the partner cannot
+//! filter by name, [`search_page`] fetches partner pages from the caller's cursor only until
+//! it has enough matches (or a fetch cap), and hands back the partner's cursor to continue
+//! from; [`matches_query`] is the contract's "name contains, ignoring case" test, and the
+//! `From` conversions turn a [`Page`] into an `audience-page` or `account-page`.
+//!
 //! ```
 //! use audience_plugin_sdk::paging::{Page, find_first};
 //! let pages = vec![vec![1, 2], vec![3, 4], vec![5]];
@@ -24,7 +31,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::ControlFlow;
 
-use crate::types::DestinationError;
+use crate::types::{Account, AccountPage, Audience, AudiencePage, DestinationError};
 
 /// A reasonable cap for walks over a partner's listing: 200 pages (50,000 items at 250 a page).
 pub const DEFAULT_MAX_PAGES: usize = 200;
@@ -132,6 +139,84 @@ pub fn find_first<T, E>(
     })
 }
 
+/// Whether an audience called `name` answers the search `query`: `name` contains `query`,
+/// ignoring case; a blank query matches everything.
+///
+/// ```
+/// use audience_plugin_sdk::paging::matches_query;
+/// assert!(matches_query("VIP Customers", "vip"));
+/// assert!(matches_query("anything", " "));
+/// assert!(!matches_query("Churned", "vip"));
+/// ```
+pub fn matches_query(name: &str, query: &str) -> bool {
+    let query = query.trim();
+    query.is_empty() || name.to_lowercase().contains(&query.to_lowercase())
+}
+
+/// One short page of the items for which `keep` is true, starting at `cursor` (none: the
+/// first page).
+///
+/// Fetches the partner's pages in order until at least `min_items` items were kept, the
+/// listing ends, or `max_fetches` pages were fetched (at least one is), and returns the kept
+/// items with the partner's cursor for the page after the last one fetched (none when the
+/// listing ended). The caller passes that cursor back unchanged on the next call. A page may
+/// hold more than `min_items` items: a partner page is never split. A cursor that comes back
+/// twice within the call is [`PagingError::RepeatedCursor`].
+///
+/// ```
+/// use audience_plugin_sdk::paging::{Page, search_page};
+/// let listing = |cursor: Option<&str>| {
+///     let i: u32 = cursor.map_or(0, |c| c.parse().unwrap_or(0));
+///     let next = (i < 9).then(|| (i + 1).to_string());
+///     Ok::<_, String>(Page { items: vec![i * 10, i * 10 + 5], next_cursor: next })
+/// };
+/// // Multiples of 10 only: one per partner page; three wanted, at most five fetches.
+/// let page = search_page(None, 3, 5, listing, |n| n % 10 == 0).unwrap();
+/// assert_eq!(page, Page { items: vec![0, 10, 20], next_cursor: Some("3".into()) });
+/// let page = search_page(Some("8"), 3, 5, listing, |n| n % 10 == 0).unwrap();
+/// assert_eq!(page, Page { items: vec![80, 90], next_cursor: None });
+/// ```
+pub fn search_page<T, E>(
+    cursor: Option<&str>,
+    min_items: usize,
+    max_fetches: usize,
+    mut fetch: impl FnMut(Option<&str>) -> Result<Page<T>, E>,
+    mut keep: impl FnMut(&T) -> bool,
+) -> Result<Page<T>, PagingError<E>> {
+    let mut cursor: Option<String> = cursor.filter(|c| !c.is_empty()).map(str::to_string);
+    let mut seen: BTreeSet<String> = cursor.iter().cloned().collect();
+    let mut kept = Vec::new();
+    for fetched in 1..=max_fetches.max(1) {
+        let page = fetch(cursor.as_deref()).map_err(PagingError::Fetch)?;
+        kept.extend(page.items.into_iter().filter(|item| keep(item)));
+        let Some(next) = page.next_cursor.filter(|c| !c.is_empty()) else {
+            return Ok(Page { items: kept, next_cursor: None });
+        };
+        if !seen.insert(next.clone()) {
+            return Err(PagingError::RepeatedCursor);
+        }
+        if kept.len() >= min_items || fetched >= max_fetches {
+            return Ok(Page { items: kept, next_cursor: Some(next) });
+        }
+        cursor = Some(next);
+    }
+    // Unreachable: the loop runs at least once and every iteration returns or continues with
+    // fetched < max_fetches. Answer an empty last page rather than panic.
+    Ok(Page { items: kept, next_cursor: None })
+}
+
+impl From<Page<Audience>> for AudiencePage {
+    fn from(page: Page<Audience>) -> Self {
+        AudiencePage { audiences: page.items, next_cursor: page.next_cursor.filter(|c| !c.is_empty()) }
+    }
+}
+
+impl From<Page<Account>> for AccountPage {
+    fn from(page: Page<Account>) -> Self {
+        AccountPage { accounts: page.items, next_cursor: page.next_cursor.filter(|c| !c.is_empty()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -207,5 +292,33 @@ mod tests {
         assert_eq!(err, DestinationError::Transient("down".into()));
         let capped: DestinationError = PagingError::<DestinationError>::TooManyPages { max_pages: 3 }.into();
         assert!(matches!(capped, DestinationError::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn search_page_stops_at_the_fetch_cap_with_a_cursor() {
+        let asked = RefCell::new(vec![]);
+        let page = search_page(None, 10, 2, listing(vec![vec![1], vec![2], vec![3]], &asked), |_| true);
+        assert_eq!(page, Ok(Page { items: vec![1, 2], next_cursor: Some("p2".into()) }));
+        assert_eq!(asked.borrow().len(), 2);
+        let page = search_page(Some("p2"), 10, 2, listing(vec![vec![1], vec![2], vec![3]], &asked), |_| true);
+        assert_eq!(page, Ok(Page { items: vec![3], next_cursor: None }));
+    }
+
+    #[test]
+    fn search_page_guards() {
+        let stuck = |_: Option<&str>| Ok::<_, String>(Page { items: vec![1], next_cursor: Some("same".into()) });
+        assert_eq!(search_page(Some("same"), 5, 5, stuck, |_| true), Err(PagingError::RepeatedCursor));
+        let once = |_: Option<&str>| Ok::<_, String>(Page { items: vec![1, 2], next_cursor: Some("n".into()) });
+        assert_eq!(
+            search_page(None, 1, 0, once, |n| *n == 2),
+            Ok(Page { items: vec![2], next_cursor: Some("n".into()) })
+        );
+    }
+
+    #[test]
+    fn pages_convert() {
+        let page: AudiencePage =
+            Page { items: vec![crate::build::audience("a", "A")], next_cursor: Some(String::new()) }.into();
+        assert_eq!((page.audiences.len(), page.next_cursor), (1, None));
     }
 }
