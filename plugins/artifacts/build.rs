@@ -11,6 +11,7 @@ use std::process::Command;
 /// (constant name, cargo package, crate directory relative to the workspace root)
 const GUESTS: &[(&str, &str, &str)] = &[
     ("PINTEREST", "pinterest-destination", "plugins/pinterest"),
+    ("META", "meta-destination", "plugins/meta"),
     ("TEST_DESTINATION", "test-destination", "tests/plugins/test-destination"),
     ("WRONG_VERSION", "wrong-version", "tests/plugins/wrong-version"),
     ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
