@@ -168,8 +168,8 @@ struct AppBody {
     client_secret: String,
 }
 
-/// A control-API failure: `{"error": message}`.
-struct ControlError(StatusCode, String);
+/// A control-API failure: `{"error": message}` (shared with the Meta control API).
+pub(crate) struct ControlError(pub StatusCode, pub String);
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
@@ -178,7 +178,7 @@ impl IntoResponse for ControlError {
 }
 
 /// Parses an optional JSON body (empty means all defaults).
-fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ControlError> {
+pub(crate) fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ControlError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

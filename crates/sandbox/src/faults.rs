@@ -50,7 +50,7 @@ pub(crate) fn draw(faults: &mut Faults) -> Option<Injected> {
 }
 
 /// A rate as a probability `random_bool` accepts (NaN and out-of-range values are clamped).
-fn probability(rate: f64) -> f64 {
+pub(crate) fn probability(rate: f64) -> f64 {
     if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) }
 }
 

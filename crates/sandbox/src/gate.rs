@@ -6,7 +6,6 @@
 //! impossible for a request to escape the log. The decision is taken under the state lock in
 //! one step at arrival, so the rate limiter and the log agree on when each request happened.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use crate::error::{ApiError, LogExtras};
 use crate::faults::{self, Injected};
 use crate::log::{FaultKind, RequestRecord};
 use crate::state::Shared;
+use crate::window::SlidingWindow;
 
 /// Pinterest's request-id response header.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-pinterest-rid");
@@ -28,23 +28,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-pinterest-rid");
 const WINDOW: Duration = Duration::from_millis(1000);
 
 /// Arrival times of the requests each token got admitted, within the last window.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RateLimiter {
-    windows: HashMap<String, VecDeque<Instant>>,
+    windows: SlidingWindow<String>,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self { windows: SlidingWindow::new(WINDOW) }
+    }
 }
 
 impl RateLimiter {
     /// Admits a request by `token` at `now` unless the token already had `limit` admitted
     /// requests in the preceding second. Refused requests do not count against the token.
     pub fn admit(&mut self, token: &str, now: Instant, limit: u32) -> bool {
-        let window = self.windows.entry(token.to_owned()).or_default();
-        while window.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
-            window.pop_front();
-        }
-        if window.len() >= limit as usize {
+        let token = token.to_owned();
+        if self.windows.total(&token, now) >= u64::from(limit) {
             return false;
         }
-        window.push_back(now);
+        self.windows.record(token, now, 1);
         true
     }
 }

@@ -1,4 +1,4 @@
-//! Local stand-ins for ad partner APIs; the first is Pinterest API v5.
+//! Local stand-ins for ad partner APIs: Pinterest API v5 and Meta's Marketing API.
 //!
 //! # Why this exists
 //!
@@ -18,6 +18,11 @@
 //!
 //! The same controls are served over HTTP under `/_sandbox/` for people and plugin authors who
 //! do not write Rust; [`run_standalone`] prints how to use them.
+//!
+//! [`MetaSandbox`] does the same for Meta's Marketing API (Graph `/v{N}.0/...`: Facebook Login,
+//! ad accounts, custom audiences, `/users` sessions, the `custom_audience` call budget), with
+//! [`MetaHandle`] as its side door; see the [`meta`] module and `spec/meta-notes.md` for the
+//! facts it follows. [`run_standalone_meta`] and [`run_standalone_both`] serve it for people.
 //!
 //! # Example
 //!
@@ -52,11 +57,13 @@ mod faults;
 mod gate;
 mod handle;
 mod log;
+pub mod meta;
 mod oauth;
 mod paging;
 mod server;
 mod spec;
 mod state;
+mod window;
 
 pub use config::{Faults, Forced429, SandboxConfig};
 pub use control::{AccountSummary, AudienceSummary, ListSummary, Summary};
@@ -64,6 +71,7 @@ pub use customer_lists::{ListType, UnknownListType};
 pub use error::SandboxError;
 pub use handle::SandboxHandle;
 pub use log::{FaultKind, RequestRecord};
+pub use meta::{MetaConfig, MetaHandle, MetaSandbox, run_standalone_both, run_standalone_meta};
 pub use oauth::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TokenPair};
 pub use server::{PinterestSandbox, run_standalone};
 pub use spec::PINTEREST_OPENAPI_JSON;

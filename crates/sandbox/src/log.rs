@@ -49,8 +49,11 @@ fn as_millis<S: Serializer>(at: &Duration, serializer: S) -> Result<S::Ok, S::Er
 
 /// The most requests `token` made within any window of length `window`.
 pub(crate) fn max_requests_in_window(log: &[RequestRecord], token: &str, window: Duration) -> usize {
-    let mut times: Vec<Duration> =
-        log.iter().filter(|r| r.access_token.as_deref() == Some(token)).map(|r| r.at).collect();
+    max_in_window(log.iter().filter(|r| r.access_token.as_deref() == Some(token)).map(|r| r.at).collect(), window)
+}
+
+/// The most of `times` (any order) that fall within any window of length `window`.
+pub(crate) fn max_in_window(mut times: Vec<Duration>, window: Duration) -> usize {
     times.sort_unstable();
     let mut best = 0;
     let mut start = 0;

@@ -94,23 +94,38 @@ impl PageRequest {
 }
 
 fn encode(scope: &str, seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{scope}|{seq}"))
+    encode_cursor(scope, seq)
 }
 
 fn decode(bookmark: &str, scope: &str) -> Result<u64, ApiError> {
-    let invalid = || ApiError::invalid("Invalid bookmark.");
-    let raw = URL_SAFE_NO_PAD.decode(bookmark).map_err(|_| invalid())?;
-    let text = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (from, seq) = text.rsplit_once('|').ok_or_else(invalid)?;
+    decode_cursor(bookmark, scope).ok_or_else(|| ApiError::invalid("Invalid bookmark."))
+}
+
+/// An opaque cursor naming the item with sequence `seq` in the collection `scope` (Pinterest's
+/// bookmarks and Meta's `paging.cursors` are both made this way).
+pub(crate) fn encode_cursor(scope: &str, seq: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{scope}|{seq}"))
+}
+
+/// The sequence a cursor names, if it is well-formed and belongs to `scope`.
+pub(crate) fn decode_cursor(cursor: &str, scope: &str) -> Option<u64> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (from, seq) = text.rsplit_once('|')?;
     if from != scope {
-        return Err(invalid());
+        return None;
     }
-    seq.parse().map_err(|_| invalid())
+    seq.parse().ok()
+}
+
+/// Parses a query string or form body into its pairs, in order.
+pub(crate) fn parse_pairs(raw: &str) -> Result<Vec<(String, String)>, serde_urlencoded::de::Error> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
 }
 
 /// Parses a query string into a map (last value wins), answering 400 when it is malformed.
 pub(crate) fn parse_query(raw: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
+    parse_pairs(raw.unwrap_or(""))
         .map(|pairs| pairs.into_iter().collect())
         .map_err(|e| ApiError::invalid(format!("Invalid query string: {e}")))
 }

@@ -4,7 +4,7 @@
 //! never a service, and has no business being reachable from elsewhere.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +38,99 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct PinterestSandbox {
     shared: Arc<Shared>,
+    server: Serving,
+}
+
+/// The serving task of one sandbox (any partner): how it is started, stopped and awaited.
+#[derive(Debug)]
+pub(crate) struct Serving {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Serving {
+    /// Binds `127.0.0.1:port` (0 = any free port).
+    pub async fn bind(port: u16) -> Result<(TcpListener, SocketAddr), SandboxError> {
+        let bind_error = |source| SandboxError::Bind { port, source };
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        Ok((listener, addr))
+    }
+
+    /// Serves `app` on `listener` until [`shutdown`](Self::shutdown) or drop.
+    pub fn spawn(listener: TcpListener, app: Router) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // Either a stop request or the sender being dropped ends the server.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self { stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops accepting requests, lets open ones finish (up to a few seconds), and returns.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!("sandbox server stopped with an error: {e}"),
+                Ok(Err(e)) => tracing::warn!("sandbox server task failed: {e}"),
+                Err(_) => task.abort(),
+            }
+        }
+    }
+
+    /// Resolves when the server stops by itself (it only does on an I/O error).
+    pub async fn stopped(&mut self) -> Result<(), SandboxError> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let joined = task.await;
+        // A finished JoinHandle must not be awaited again (by `shutdown`).
+        self.task = None;
+        match joined {
+            Ok(result) => result.map_err(SandboxError::Serve),
+            Err(e) => Err(SandboxError::Serve(io::Error::other(e))),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Serves until Ctrl-C or until one of `servers` stops by itself, then shuts them all down.
+pub(crate) async fn serve_until_ctrl_c(servers: &mut [&mut Serving]) -> Result<(), SandboxError> {
+    let any_stopped = async {
+        let waits: Vec<_> = servers.iter_mut().map(|s| Box::pin(s.stopped())).collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures_util::future::select_all(waits).await.0
+    };
+    let outcome = tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.map_err(SandboxError::Signal),
+        served = any_stopped => served,
+    };
+    for server in servers.iter_mut() {
+        server.shutdown().await;
+    }
+    outcome
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -70,28 +161,11 @@ async fn not_found() -> Response {
 impl PinterestSandbox {
     /// Binds `127.0.0.1:config.port` (0 = any free port) and starts serving.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let port = config.port;
-        let bind_error = |source| SandboxError::Bind { port, source };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.map_err(bind_error)?;
-        let addr = listener.local_addr().map_err(bind_error)?;
+        let (listener, addr) = Serving::bind(config.port).await?;
         let shared = Arc::new(Shared::new(config, addr));
-        let app = router(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    // Either a stop request or the sender being dropped ends the server.
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = Serving::spawn(listener, router(Arc::clone(&shared)));
         tracing::info!("Pinterest sandbox listening on http://{addr}");
-        Ok(Self { shared, stop: Some(stop), task: Some(task) })
+        Ok(Self { shared, server })
     }
 
     /// `http://127.0.0.1:PORT` (no `/v5`; clients append `/v5/...`).
@@ -137,39 +211,12 @@ impl PinterestSandbox {
 
     /// Stops accepting requests, lets open ones finish (up to a few seconds), and returns.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!("sandbox server stopped with an error: {e}"),
-                Ok(Err(e)) => tracing::warn!("sandbox server task failed: {e}"),
-                Err(_) => task.abort(),
-            }
-        }
+        self.server.shutdown().await;
     }
 
-    /// Resolves when the server stops by itself (it only does on an I/O error).
-    async fn stopped(&mut self) -> Result<(), SandboxError> {
-        let Some(task) = self.task.as_mut() else {
-            return Ok(());
-        };
-        let joined = task.await;
-        // A finished JoinHandle must not be awaited again (by `shutdown`).
-        self.task = None;
-        match joined {
-            Ok(result) => result.map_err(SandboxError::Serve),
-            Err(e) => Err(SandboxError::Serve(io::Error::other(e))),
-        }
-    }
-}
-
-impl Drop for PinterestSandbox {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    /// The serving task, for [`serve_until_ctrl_c`].
+    pub(crate) fn serving(&mut self) -> &mut Serving {
+        &mut self.server
     }
 }
 
@@ -178,10 +225,5 @@ impl Drop for PinterestSandbox {
 pub async fn run_standalone(config: SandboxConfig) -> Result<(), SandboxError> {
     let mut sandbox = PinterestSandbox::start(config).await?;
     println!("{}\nPress Ctrl-C to stop.", sandbox.usage());
-    let outcome = tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal.map_err(SandboxError::Signal),
-        served = sandbox.stopped() => served,
-    };
-    sandbox.shutdown().await;
-    outcome
+    serve_until_ctrl_c(&mut [sandbox.serving()]).await
 }

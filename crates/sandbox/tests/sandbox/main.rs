@@ -1,4 +1,4 @@
-//! The Pinterest sandbox over HTTP, in one test binary.
+//! The Pinterest and Meta sandboxes over HTTP, in one test binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
@@ -6,4 +6,5 @@ mod common;
 mod control_api;
 mod data_path;
 mod limits_and_faults;
+mod meta;
 mod oauth;
