@@ -23,9 +23,9 @@ use super::extract::{Json, Path, Query, Tenant};
 use super::secrets::{hash_secret, new_secret};
 use super::workspaces::check_name;
 use super::{ApiState, now_ms};
-use audience_engine::{Destination, decode_credentials, encode_credentials};
-use audience_runtime::types::{AuthCode, Credentials, DestinationError, Grant};
-use audience_runtime::{CallError, kind_name};
+use audience_engine::{Destination, decode_credentials, encode_credentials, lapses_at};
+use audience_runtime::CallError;
+use audience_runtime::types::{AuthCode, Credentials, DestinationError, Features, Grant};
 
 /// Characters left as they are in a URL component (RFC 3986 "unreserved").
 /// Whether a connection's credentials work.
@@ -63,14 +63,30 @@ pub(crate) struct ConnectionView {
     last_error: Option<String>,
     /// Bumped each time the credentials change (refresh, re-authorization).
     credentials_version: i64,
+    /// When the current access token expires (seconds since the epoch); the host renews it
+    /// ahead of time where the partner allows.
+    expires_at: Option<u64>,
+    /// When the connection stops working unless someone connects the account again (seconds
+    /// since the epoch): the end of renewal (Pinterest's refresh token, Meta's long-lived
+    /// token), else the token's expiry; none when it does not lapse.
+    lapses_at: Option<u64>,
+    /// True when `lapses_at` is less than 7 days away: connect the account again
+    /// (`POST /v1/connections/{id}/oauth/start`) before delivery stops.
+    lapsing_soon: bool,
     /// Creation time (ms).
     created_at: i64,
     /// Last change (ms).
     updated_at: i64,
 }
 
+/// How long before a connection lapses the API says `lapsing_soon`.
+const LAPSING_SOON_S: u64 = 7 * 24 * 3600;
+
 impl From<Connection> for ConnectionView {
     fn from(c: Connection) -> Self {
+        let now_s = (now_ms().max(0) / 1000) as u64;
+        let creds = decode_credentials(&c.credentials).ok();
+        let lapses_at = creds.as_ref().and_then(|creds| lapses_at(creds, now_s));
         Self {
             id: c.id,
             destination: c.destination,
@@ -78,6 +94,9 @@ impl From<Connection> for ConnectionView {
             health: c.health.into(),
             last_error: c.last_error,
             credentials_version: c.credentials_version,
+            expires_at: creds.as_ref().and_then(|creds| creds.expires_at),
+            lapses_at,
+            lapsing_soon: lapses_at.is_some_and(|at| at < now_s + LAPSING_SOON_S),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -104,6 +123,11 @@ pub(crate) struct DestinationView {
     identifiers: Vec<String>,
     /// Whether syncs may remove users.
     supports_removal: bool,
+    /// Whether the account's audiences can be searched
+    /// (`GET /v1/connections/{id}/accounts/{account}/audiences`).
+    audience_search: bool,
+    /// The contract version the plugin implements ("0.2.0").
+    contract: String,
     /// Whether connections are made through OAuth (`POST /v1/connections/oauth/start`).
     oauth: bool,
 }
@@ -218,6 +242,17 @@ pub(crate) struct AccountPageView {
     next_cursor: Option<String>,
 }
 
+/// The connection's stored credentials, or 500 saying to connect again.
+pub(crate) fn stored_credentials(connection: &Connection) -> Result<Credentials, ApiError> {
+    decode_credentials(&connection.credentials).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            format!("the stored credentials of connection {} are unreadable ({e}); connect it again", connection.id),
+        )
+    })
+}
+
 /// A connection of the caller's workspace, or 404 (also for another workspace's).
 pub(crate) async fn owned_connection(state: &ApiState, tenant: &Tenant, id: &str) -> Result<Connection, ApiError> {
     match state.engine.store().connection(id).await {
@@ -242,7 +277,7 @@ fn destination(state: &ApiState, name: &str) -> Result<Arc<Destination>, ApiErro
 }
 
 /// The destination of an existing connection (configured when it was made, maybe not now).
-fn destination_of(state: &ApiState, connection: &Connection) -> Result<Arc<Destination>, ApiError> {
+pub(crate) fn destination_of(state: &ApiState, connection: &Connection) -> Result<Arc<Destination>, ApiError> {
     state.engine.destinations().get(&connection.destination).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -329,8 +364,10 @@ pub(crate) async fn list_destinations(_: Tenant, State(state): State<Arc<ApiStat
                 name: d.name().to_string(),
                 display_name: m.display_name.clone(),
                 version: m.version.clone(),
-                identifiers: m.identifiers.iter().map(|k| kind_name(*k).to_string()).collect(),
-                supports_removal: m.supports_removal,
+                identifiers: m.identifiers.clone(),
+                supports_removal: m.features.contains(Features::REMOVAL),
+                audience_search: m.features.contains(Features::AUDIENCE_SEARCH),
+                contract: d.plugin.contract_version().to_string(),
                 oauth: m.oauth.is_some(),
             }
         })
@@ -566,6 +603,7 @@ pub(crate) async fn create_connection(
         access_token: body.credentials.access_token.trim().to_string(),
         refresh_token: body.credentials.refresh_token.filter(|t| !t.trim().is_empty()),
         expires_at: body.credentials.expires_at,
+        renewable_until: None,
         scopes: body.credentials.scopes,
     };
     let connection = state
@@ -641,30 +679,24 @@ pub(crate) async fn list_accounts(
 ) -> Result<axum::Json<AccountPageView>, ApiError> {
     let connection = owned_connection(&state, &tenant, &id).await?;
     let destination = destination_of(&state, &connection)?;
-    let credentials = decode_credentials(&connection.credentials).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            format!("the stored credentials of connection {} are unreadable ({e}); connect it again", connection.id),
-        )
-    })?;
+    let credentials = stored_credentials(&connection)?;
     let cursor = query.cursor.filter(|c| !c.is_empty());
     let with_cursor = cursor.is_some();
-    let page =
-        destination.plugin.list_accounts(&destination.config, &credentials, cursor).await.map_err(|err| match err {
-            // The cursor is the only thing in this call the caller chose: a partner refusing
-            // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
-            CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                format!(
-                    "cursor: not one this host gave out for this connection ({} refused it: {why}); pass the \
+    let plugin = state.engine.paced_plugin(&connection.id, &destination);
+    let page = plugin.list_accounts(&destination.config, &credentials, cursor).await.map_err(|err| match err {
+        // The cursor is the only thing in this call the caller chose: a partner refusing
+        // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
+        CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+            format!(
+                "cursor: not one this host gave out for this connection ({} refused it: {why}); pass the \
                      `next_cursor` of the previous page unchanged, or leave `cursor` out for the first page",
-                    connection.destination
-                ),
+                connection.destination
             ),
-            other => plugin_call_failed(&connection.destination, other),
-        })?;
+        ),
+        other => plugin_call_failed(&connection.destination, other),
+    })?;
     Ok(axum::Json(AccountPageView {
         accounts: page
             .accounts

@@ -177,6 +177,7 @@ impl From<EngineError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "destination_not_configured", err.to_string())
             }
             EngineError::Plugin { .. } => Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", err.to_string()),
+            EngineError::Unavailable(_) => Self::new(StatusCode::BAD_GATEWAY, "partner_unavailable", err.to_string()),
             EngineError::Store(store) => store.into(),
         }
     }
@@ -207,6 +208,17 @@ pub(crate) fn plugin_call_failed(destination: &str, err: CallError) -> ApiError 
         ),
         CallError::Plugin(e) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "plugin_failed", format!("the {destination} plugin failed: {e}"))
+        }
+        CallError::HostRefused(why) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "host_refused",
+            format!(
+                "this host refused the {destination} plugin's request ({why}); {destination} was not asked. \
+                 Check the plugin's allowed_hosts / plain_http_hosts in the host configuration"
+            ),
+        ),
+        CallError::Unsupported { .. } => {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_supported", format!("the {destination} plugin: {err}"))
         }
     }
 }

@@ -32,6 +32,7 @@
 //! - **Logs** carry one span per request with the method and path only: query strings (OAuth
 //!   codes and states) and headers (keys) are never logged, nor are credentials.
 
+mod audiences;
 mod connections;
 mod edge;
 mod error;
@@ -212,6 +213,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(connections::create_connection, connections::list_connections))
         .routes(routes!(connections::get_connection, connections::delete_connection))
         .routes(routes!(connections::list_accounts))
+        .routes(routes!(audiences::search_audiences))
         .routes(routes!(syncs::create_sync, syncs::list_syncs))
         .routes(routes!(syncs::get_sync, syncs::delete_sync))
         .routes(routes!(syncs::pause_sync))

@@ -5,6 +5,7 @@
 //! call before anything is stored — a refused call changes nothing — and answers only after
 //! the accepted users are durable, with who was not synced and why.
 
+use audience_runtime::types::{Consent, ConsentStatus};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -136,8 +137,22 @@ pub(crate) struct SyncView {
     /// The most recent errored users (on a single sync's answer only).
     #[serde(skip_serializing_if = "Option::is_none")]
     recent_errors: Option<Vec<UserErrorView>>,
+    /// The audience as the partner reports it: size and state (on a single sync's answer
+    /// only, once the audience is known; read at most every 10 minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner_audience: Option<PartnerAudienceView>,
     /// Creation time (ms).
     created_at: i64,
+}
+
+/// What the partner last reported about a sync's audience.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PartnerAudienceView {
+    /// The audience, with the partner's size and state.
+    #[serde(flatten)]
+    audience: super::audiences::AudienceView,
+    /// When the partner was asked (ms).
+    read_at: i64,
 }
 
 /// Syncs.
@@ -187,7 +202,9 @@ pub(crate) struct CreateSync {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IdentifierIn {
-    /// "email", "phone", "mobile-ad-id", "idfa" or "external-id".
+    /// A kind's name: "email", "phone", "mobile-ad-id", "idfa", "external-id", "first-name",
+    /// "last-name", "date-of-birth" (YYYY-MM-DD), "gender", "city", "region", "postal-code" or
+    /// "country"; the destination lists the ones it matches on.
     kind: String,
     /// The value, as the caller has it (the plugin normalises and hashes it).
     value: String,
@@ -201,13 +218,54 @@ pub(crate) struct UserIn {
     key: String,
     /// At least one identifier.
     identifiers: Vec<IdentifierIn>,
+    /// Consent signals, for partners that take them (Google, for users in the EEA).
+    #[serde(default)]
+    consent: Option<ConsentIn>,
+}
+
+/// A user's consent signals; each absent or `unspecified` when not recorded.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentIn {
+    /// Consent to send the user's data for advertising.
+    #[serde(default)]
+    ad_user_data: ConsentValue,
+    /// Consent to personalised advertising.
+    #[serde(default)]
+    ad_personalization: ConsentValue,
+}
+
+/// One consent signal.
+#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConsentValue {
+    /// Not recorded.
+    #[default]
+    Unspecified,
+    /// Granted.
+    Granted,
+    /// Denied.
+    Denied,
+}
+
+impl From<ConsentValue> for ConsentStatus {
+    fn from(value: ConsentValue) -> Self {
+        match value {
+            ConsentValue::Unspecified => ConsentStatus::Unspecified,
+            ConsentValue::Granted => ConsentStatus::Granted,
+            ConsentValue::Denied => ConsentStatus::Denied,
+        }
+    }
 }
 
 impl From<UserIn> for UserInput {
     fn from(user: UserIn) -> Self {
         let identifiers =
             user.identifiers.into_iter().map(|id| IdentifierInput { kind: id.kind, value: id.value }).collect();
-        UserInput { key: user.key, identifiers }
+        let consent = user
+            .consent
+            .map(|c| Consent { ad_user_data: c.ad_user_data.into(), ad_personalization: c.ad_personalization.into() });
+        UserInput { key: user.key, identifiers, consent }
     }
 }
 
@@ -281,6 +339,15 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
     } else {
         None
     };
+    let partner_audience = if with_errors {
+        state
+            .engine
+            .audience_status(&sync)
+            .await
+            .map(|s| PartnerAudienceView { audience: s.audience.into(), read_at: s.read_at_ms })
+    } else {
+        None
+    };
     Ok(SyncView {
         id: sync.id,
         connection_id: sync.connection_id,
@@ -297,6 +364,7 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
         connection_health,
         counts: counts.into(),
         recent_errors,
+        partner_audience,
         created_at: sync.created_at,
     })
 }
@@ -305,7 +373,9 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
 #[utoipa::path(post, path = "/v1/syncs", tag = "syncs", security(("bearer" = [])),
     request_body = CreateSync,
     responses((status = 201, body = SyncView), (status = 401, body = ErrorBody),
-        (status = 422, description = "Every problem, by field (control characters are refused everywhere but in `description`)", body = ErrorBody)))]
+        (status = 422, description = "Every problem, by field (control characters are refused everywhere but in `description`), \
+            including what the destination found checking the account, audience and match fields (`check-target`)", body = ErrorBody),
+        (status = 502, description = "The destination could not be asked to check the target; nothing was created, try again", body = ErrorBody)))]
 pub(crate) async fn create_sync(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,

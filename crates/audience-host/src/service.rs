@@ -14,6 +14,8 @@ use audience_runtime::{HttpPolicy, Plugin, PluginOptions, PluginRuntime};
 
 /// The component of the Pinterest plugin built into this binary.
 pub const BUILTIN_PINTEREST: &str = "builtin:pinterest";
+/// The `component` value that selects the built-in Meta plugin.
+pub const BUILTIN_META: &str = "builtin:meta";
 
 /// A service's parts, ready to serve.
 pub struct Service {
@@ -91,19 +93,6 @@ pub async fn load_plugin(
     };
     // Unset allowed_hosts and no plain hosts: the plugin's own default hosts.
     let http = (settings.allowed_hosts.is_some() || !settings.plain_http_hosts.is_empty()).then_some(http);
-    let options = PluginOptions { http, ..PluginOptions::default() };
-    let plugin = if settings.component == BUILTIN_PINTEREST {
-        runtime.load(audience_plugin_artifacts::PINTEREST, options).await
-    } else {
-        runtime.load_file(Path::new(&settings.component), options).await
-    }
-    .with_context(|| format!("cannot load the plugin [plugins.{name}] from {}", settings.component))?;
-    anyhow::ensure!(
-        plugin.name() == name,
-        "the component of [plugins.{name}] calls itself {:?}; name the section [plugins.{}]",
-        plugin.name(),
-        plugin.name()
-    );
     let client_secret = if settings.client_secret.is_unset() {
         None
     } else {
@@ -115,7 +104,59 @@ pub async fn load_plugin(
         client_secret,
         settings: settings.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
+    check_base_url(name, settings)?;
+    let options = PluginOptions { http, config: config.clone(), ..PluginOptions::default() };
+    let plugin = if settings.component == BUILTIN_PINTEREST {
+        runtime.load(audience_plugin_artifacts::PINTEREST, options).await
+    } else if settings.component == BUILTIN_META {
+        runtime.load(audience_plugin_artifacts::META, options).await
+    } else {
+        runtime.load_file(Path::new(&settings.component), options).await
+    }
+    .with_context(|| format!("cannot load the plugin [plugins.{name}] from {}", settings.component))?;
+    anyhow::ensure!(
+        plugin.name() == name,
+        "the component of [plugins.{name}] calls itself {:?}; name the section [plugins.{}]",
+        plugin.name(),
+        plugin.name()
+    );
     Ok((plugin, config))
+}
+
+/// A `base_url` the plugin could not reach is refused at start-up, naming the key to set,
+/// rather than failing every call later: plain http needs the host in `plain_http_hosts`, and
+/// an explicit `allowed_hosts` must hold the base URL's host. (Without either, the plugin's
+/// manifest, which a 0.2.0 plugin derives from `base_url`, is the allow-list.)
+fn check_base_url(name: &str, settings: &PluginSettings) -> anyhow::Result<()> {
+    let Some(base) = &settings.base_url else { return Ok(()) };
+    let url = reqwest::Url::parse(base).with_context(|| {
+        format!("[plugins.{name}] base_url = {base:?} is not a URL (e.g. \"http://127.0.0.1:9000\")")
+    })?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let host_port = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    match url.scheme() {
+        "http" => anyhow::ensure!(
+            settings.plain_http_hosts.iter().any(|h| h == &host_port || h == &host),
+            "[plugins.{name}] base_url = {base:?} is plain http: add {host_port:?} to [plugins.{name}] \
+             plain_http_hosts to allow it (only ever for a local sandbox)"
+        ),
+        "https" => {
+            if let Some(allowed) = &settings.allowed_hosts {
+                anyhow::ensure!(
+                    allowed.iter().any(|h| h == &host || h == &host_port),
+                    "[plugins.{name}] base_url = {base:?} is not in [plugins.{name}] allowed_hosts: add {host:?}, \
+                     or leave allowed_hosts out to allow the hosts the plugin names for this base_url"
+                );
+            }
+        }
+        other => anyhow::bail!(
+            "[plugins.{name}] base_url = {base:?} has scheme {other:?}; use https (or http for a local sandbox)"
+        ),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ struct Stored {
     /// Seconds since the Unix epoch, as the contract's `credentials.expires-at`.
     #[serde(default)]
     expires_at: Option<u64>,
+    /// Seconds since the Unix epoch, as the contract's `credentials.renewable-until` (0.2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    renewable_until: Option<u64>,
     #[serde(default)]
     scopes: Vec<String>,
 }
@@ -27,6 +30,7 @@ pub fn encode_credentials(creds: &Credentials) -> Vec<u8> {
         access_token: creds.access_token.clone(),
         refresh_token: creds.refresh_token.clone(),
         expires_at: creds.expires_at,
+        renewable_until: creds.renewable_until,
         scopes: creds.scopes.clone(),
     };
     // Strings, numbers and a list of strings: serialising them cannot fail.
@@ -40,6 +44,7 @@ pub fn decode_credentials(bytes: &[u8]) -> Result<Credentials, serde_json::Error
         access_token: stored.access_token,
         refresh_token: stored.refresh_token,
         expires_at: stored.expires_at,
+        renewable_until: stored.renewable_until,
         scopes: stored.scopes,
     })
 }

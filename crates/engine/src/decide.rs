@@ -12,14 +12,18 @@
 //! |---|---|
 //! | success | every user synced; a sync marked broken is active again |
 //! | success, some users refused | the users the partner refused individually are errored, the others synced |
+//! | success, rows dropped without names | as many users as the partner dropped (of those it did not name, last first) are errored with its reason and samples, never synced; the others synced |
 //! | `rate-limited` with a wait | the connection pauses for that wait; the users retry after it |
 //! | `rate-limited` without a wait | the connection pauses for `rate.default_pause`; the users retry after it |
 //! | `unauthorized` | one refresh through `authorize`; if that fails, or the fresh token is refused too, the connection needs re-authorization and its users wait, pending |
 //! | `not-found` | the sync is marked broken (visible); the users retry with backoff |
+//! | `action-required` | the sync is marked broken with the partner's words (a person must act: accept terms, appeal a flag); the users retry with backoff |
 //! | `invalid-request`, several users | the batch is split in halves, each sent on its own, until the users at fault are isolated |
 //! | `invalid-request`, one user | the user is errored: refused by the partner |
 //! | `transient` | the users retry with backoff and jitter |
 //! | plugin failure (trap, timeout, too long, memory limit, contract, instantiate) | the users retry with backoff and jitter |
+//! | the host's gate refused a request of the call | the users retry with backoff; the error names the host's refusal (an operator setting), never the partner |
+//! | an export the plugin's contract version lacks | the users retry with backoff |
 //! | `invalid-request` to the audience look-up | the sync is marked broken (the partner refused its audience settings, not its users); the users retry with backoff, unsplit |
 //!
 //! A retry that would fall after the user's retry window (default 13 h from entry) errors the
@@ -53,6 +57,8 @@ pub(crate) enum Fate {
     Delivered {
         /// The users refused individually, with the reason recorded for each.
         refused: Vec<(String, String)>,
+        /// One reason per row the partner dropped without naming its user.
+        dropped: Vec<String>,
     },
     /// The partner refused the request as sent: send each half of it on its own.
     Split {
@@ -118,8 +124,25 @@ pub(crate) fn classify(
                 .iter()
                 .map(|r| (r.key.clone(), format!("refused by the partner: {}", r.reason)))
                 .collect();
+            let dropped = outcome
+                .unattributed
+                .iter()
+                .flat_map(|d| {
+                    let samples = if d.samples.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (examples: {})", d.samples.join(", "))
+                    };
+                    let reason = format!(
+                        "dropped by the partner without naming the user, {} of this batch's rows: {}{samples}",
+                        d.count, d.reason
+                    );
+                    std::iter::repeat_n(reason, d.count as usize)
+                })
+                .take(group_len)
+                .collect();
             return Decision {
-                users: Fate::Delivered { refused },
+                users: Fate::Delivered { refused, dropped },
                 connection: ConnectionEffect::CredentialsWork,
                 sync: SyncEffect::Works,
             };
@@ -140,6 +163,10 @@ pub(crate) fn classify(
             let reason = format!("the partner says the account or audience is gone: {why}");
             (retry(None), ConnectionEffect::None, SyncEffect::Broken { reason })
         }
+        CallError::Destination(DestinationError::ActionRequired(why)) => {
+            let reason = format!("the partner needs someone to act: {why}");
+            (retry(None), ConnectionEffect::None, SyncEffect::Broken { reason })
+        }
         CallError::Destination(DestinationError::InvalidRequest(why)) if group_len > 1 => {
             (Fate::Split { why: why.clone() }, ConnectionEffect::None, SyncEffect::None)
         }
@@ -148,9 +175,10 @@ pub(crate) fn classify(
             ConnectionEffect::None,
             SyncEffect::None,
         ),
-        CallError::Destination(DestinationError::Transient(_)) | CallError::Plugin(_) => {
-            (retry(None), ConnectionEffect::None, SyncEffect::None)
-        }
+        CallError::Destination(DestinationError::Transient(_))
+        | CallError::Plugin(_)
+        | CallError::HostRefused(_)
+        | CallError::Unsupported { .. } => (retry(None), ConnectionEffect::None, SyncEffect::None),
     };
     Decision { users, connection, sync }
 }
@@ -199,9 +227,10 @@ pub(crate) enum Verdict {
 /// users are sent again, in halves.
 pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> {
     match fate {
-        Fate::Delivered { refused } => {
+        Fate::Delivered { refused, mut dropped } => {
             let refused: HashMap<String, String> = refused.into_iter().collect();
-            keys.into_iter()
+            let mut verdicts: Vec<(String, Verdict)> = keys
+                .into_iter()
                 .map(|key| {
                     let verdict = match refused.get(&key) {
                         Some(reason) => Verdict::Rejected(reason.clone()),
@@ -209,7 +238,20 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
                     };
                     (key, verdict)
                 })
-                .collect()
+                .collect();
+            // The partner did not say which rows it dropped: count them against the users it
+            // did not name, from the end, so that the sync's counts are right and none of them
+            // reads as synced on the partner's word alone.
+            for (_, verdict) in verdicts.iter_mut().rev() {
+                if *verdict != Verdict::Synced {
+                    continue;
+                }
+                match dropped.pop() {
+                    Some(reason) => *verdict = Verdict::Rejected(reason),
+                    None => break,
+                }
+            }
+            verdicts
         }
         Fate::Split { .. } => Vec::new(),
         Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(reason.clone()))).collect(),
@@ -338,30 +380,82 @@ pub(crate) enum AfterUnauthorized {
     /// The credentials changed since (another call refreshed them, or a person connected
     /// again): nothing to do, the users retry with the new ones.
     AlreadyChanged,
-    /// Refresh with this refresh token.
-    Refresh(String),
+    /// Renew the credentials through `authorize(refresh(..))`.
+    Refresh,
     /// A person must connect again, for this reason; the users wait, pending.
     Park(String),
 }
 
 /// After a 401 on `failed_version`, knowing the lane's `current_version`, the version the last
-/// refresh gave (`refreshed_to`, cleared by any success) and the refresh token: refresh once;
-/// a 401 right after a refresh, or with nothing to refresh with, parks the connection.
+/// refresh gave (`refreshed_to`, cleared by any success) and whether the credentials can be
+/// renewed at all ([`renewable`]): refresh once; a 401 right after a refresh, or with nothing
+/// to renew with, parks the connection.
 pub(crate) fn after_unauthorized(
     failed_version: i64,
     current_version: i64,
     refreshed_to: Option<i64>,
-    refresh_token: Option<String>,
+    renewable: bool,
     why: &str,
 ) -> AfterUnauthorized {
     if current_version != failed_version {
         return AfterUnauthorized::AlreadyChanged;
     }
-    match (refreshed_to == Some(failed_version), refresh_token) {
+    match (refreshed_to == Some(failed_version), renewable) {
         (true, _) => AfterUnauthorized::Park(format!("{why} (even right after a token refresh)")),
-        (false, None) => AfterUnauthorized::Park(format!("{why} (no refresh token to retry with)")),
-        (false, Some(token)) => AfterUnauthorized::Refresh(token),
+        (false, false) => AfterUnauthorized::Park(format!("{why} (nothing to renew the credentials with)")),
+        (false, true) => AfterUnauthorized::Refresh,
     }
+}
+
+/// Whether credentials can be renewed without a person at `now_s` (seconds): with a refresh
+/// token, or (partners without refresh tokens, such as Meta) while the plugin says renewal
+/// still works (`renewable-until`).
+pub(crate) fn renewable(creds: &audience_runtime::types::Credentials, now_s: u64) -> bool {
+    creds.refresh_token.is_some() || creds.renewable_until.is_some_and(|until| until > now_s)
+}
+
+/// Below this share of the partner's own budget (percent), requests keep their spacing.
+pub(crate) const BUDGET_SLOW_FROM: f32 = 75.0;
+
+/// How much further apart requests are spaced when the partner reports `used_percent` of its
+/// own budget spent (`pacing.report-budget`): 1 below [`BUDGET_SLOW_FROM`], rising to 10 just
+/// under 100, so a connection slows before the partner refuses; `None` at 100, where the
+/// partner refuses and the connection pauses instead.
+pub(crate) fn budget_slowdown(used_percent: f32) -> Option<f64> {
+    if used_percent >= 100.0 {
+        return None;
+    }
+    if used_percent < BUDGET_SLOW_FROM {
+        return Some(1.0);
+    }
+    let over = f64::from((used_percent - BUDGET_SLOW_FROM) / (100.0 - BUDGET_SLOW_FROM));
+    Some(1.0 / (1.0 - 0.9 * over))
+}
+
+/// When the connection stops working unless a person connects again, in seconds since the
+/// epoch: the end of renewal (`renewable-until`) where the credentials can be renewed, else the
+/// access token's expiry; `None` when neither is known (a token that never expires).
+pub fn lapses_at(creds: &audience_runtime::types::Credentials, now_s: u64) -> Option<u64> {
+    if creds.refresh_token.is_some() {
+        return creds.renewable_until;
+    }
+    match creds.renewable_until {
+        Some(until) if until > now_s => Some(until),
+        _ => creds.expires_at,
+    }
+}
+
+/// When to renew credentials first seen at `now_s`, in seconds since the epoch: `lead` before
+/// the access token expires, or half its remaining life when that is shorter (a 1-hour token is
+/// renewed after 30 minutes, never in a loop); `None` when it does not expire or cannot be
+/// renewed. Decide it once per credentials, not at every look.
+pub(crate) fn renew_at(creds: &audience_runtime::types::Credentials, now_s: u64, lead: Duration) -> Option<u64> {
+    let expires = creds.expires_at?;
+    if !renewable(creds, now_s) {
+        return None;
+    }
+    let remaining = expires.saturating_sub(now_s);
+    Some(expires.saturating_sub(lead.as_secs().min(remaining / 2)))
 }
 
 /// The label of a delivered batch in the metrics: `synced` (all), `retry` (all), `partial`

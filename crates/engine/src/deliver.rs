@@ -17,7 +17,23 @@ use super::encode_credentials;
 use super::lane::Lane;
 use super::metrics::loggable;
 use audience_runtime::CallError;
-use audience_runtime::types::{AudienceSpec, AudienceTarget, Grant, PreparedUser, UpsertOutcome};
+use audience_runtime::types::{AudienceSpec, AudienceTarget, Batch, Grant, PreparedUser, UpsertOutcome};
+use sha2::{Digest as _, Sha256};
+
+/// The contract's `batch.id` for these users of `sync`: the same for the same users (a retry),
+/// different for different ones, and nothing a partner could read a user's key back from.
+pub(crate) fn batch_id(sync_id: &str, action: audience_store::SyncAction, users: &[PreparedUser]) -> String {
+    let mut keys: Vec<&str> = users.iter().map(|u| u.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut hash = Sha256::new();
+    hash.update(sync_id.as_bytes());
+    hash.update([0, u8::from(action == audience_store::SyncAction::Remove)]);
+    for key in keys {
+        hash.update(key.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
 
 impl Lane {
     /// Deliver a claimed batch and record every user's outcome.
@@ -55,7 +71,8 @@ impl Lane {
                 }
             }
         }
-        let verdicts = self.write_isolating(sync, users).await;
+        let attempt = batch.iter().map(|q| q.attempts).max().unwrap_or(0).saturating_add(1);
+        let verdicts = self.write_isolating(sync, users, attempt).await;
         let by_key: HashMap<&str, &QueuedUser> = batch.iter().map(|q| (q.key.as_str(), q)).collect();
         let retry = &self.shared.config.retry;
         let now = self.clock.now_ms();
@@ -75,12 +92,17 @@ impl Lane {
     }
 
     /// Write users; on `invalid-request`, split in halves until the users at fault are alone.
-    async fn write_isolating(&self, sync: &SyncRecord, users: Vec<PreparedUser>) -> Vec<(String, Verdict)> {
+    async fn write_isolating(
+        &self,
+        sync: &SyncRecord,
+        users: Vec<PreparedUser>,
+        attempt: u32,
+    ) -> Vec<(String, Verdict)> {
         let mut verdicts = Vec::with_capacity(users.len());
         let mut isolation = Isolation::new(users);
         while let Some(group) = isolation.next_group() {
             let keys: Vec<String> = group.iter().map(|u| u.key.clone()).collect();
-            match self.write_once(sync, group.clone()).await {
+            match self.write_once(sync, group.clone(), attempt).await {
                 Fate::Split { why } => {
                     tracing::debug!(sync = %sync.id, reason = %loggable(&why), "splitting a refused batch to isolate the users at fault");
                     isolation.split(group);
@@ -94,7 +116,7 @@ impl Lane {
     /// One add or remove call, with the audience resolved first when it is not known yet; the
     /// effects of the answer on the connection and the sync are carried out before returning
     /// what becomes of the users.
-    async fn write_once(&self, sync: &SyncRecord, users: Vec<PreparedUser>) -> Fate {
+    async fn write_once(&self, sync: &SyncRecord, users: Vec<PreparedUser>, attempt: u32) -> Fate {
         let Some((creds, version)) = self.with_state(|s| s.creds.clone().map(|c| (c, s.creds_version))) else {
             return decide::without_credentials().users;
         };
@@ -110,7 +132,8 @@ impl Lane {
                 let action = sync.action;
                 let started = Instant::now();
                 let config = &self.destination.config;
-                let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, users).await;
+                let batch = Batch { id: batch_id(&sync.id, action, &users), attempt, users };
+                let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, batch).await;
                 self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
                 if let Err(CallError::Plugin(err)) = &result {
                     self.shared.metrics.plugin_failed(&sync.destination, action.export_name(), err);
@@ -230,16 +253,19 @@ impl Lane {
     /// connection needs a person to connect again (its users stay pending).
     async fn refresh_or_park(&self, failed_version: i64, why: &str) {
         let _guard = self.refresh.lock().await;
+        let now_s = (self.clock.now_ms().max(0) / 1000) as u64;
         let step = self.with_state(|s| {
-            let refresh_token = s.creds.as_ref().and_then(|c| c.refresh_token.clone());
-            decide::after_unauthorized(failed_version, s.creds_version, s.refreshed_to, refresh_token, why)
+            let renewable = s.creds.as_ref().is_some_and(|c| decide::renewable(c, now_s));
+            let step = decide::after_unauthorized(failed_version, s.creds_version, s.refreshed_to, renewable, why);
+            (step, s.creds.clone())
         });
         let reason = match step {
-            AfterUnauthorized::AlreadyChanged => return,
-            AfterUnauthorized::Park(reason) => reason,
-            AfterUnauthorized::Refresh(token) => {
+            (AfterUnauthorized::AlreadyChanged, _) => return,
+            (AfterUnauthorized::Park(reason), _) => reason,
+            (AfterUnauthorized::Refresh, None) => format!("{why} (no credentials to renew)"),
+            (AfterUnauthorized::Refresh, Some(current)) => {
                 let started = Instant::now();
-                let outcome = self.calls.authorize(&self.destination.config, Grant::Refresh(token)).await;
+                let outcome = self.calls.authorize(&self.destination.config, Grant::Refresh(current)).await;
                 self.shared.metrics.plugin_call(&self.destination.name, "authorize", started.elapsed());
                 if let Err(CallError::Plugin(err)) = &outcome {
                     self.shared.metrics.plugin_failed(&self.destination.name, "authorize", err);
@@ -281,12 +307,7 @@ impl Lane {
 }
 
 fn audience_spec(sync: &SyncRecord) -> AudienceSpec {
-    AudienceSpec {
-        name: sync.audience.name.clone(),
-        identifiers: sync.match_fields.iter().map(|kind| (*kind).into()).collect(),
-        description: sync.audience.description.clone(),
-        create_if_missing: sync.audience.create_if_missing,
-    }
+    super::audience_spec(&sync.audience, &sync.match_fields, None)
 }
 
 #[cfg(test)]
@@ -304,7 +325,13 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     fn limits() -> Limits {
-        Limits { max_batch_size: 10, requests_per_second: 10.0, max_concurrent_requests: 1 }
+        Limits {
+            max_batch_size: 10,
+            requests_per_second: 10.0,
+            max_concurrent_requests: 1,
+            max_submissions_per_audience: 0,
+            app_requests_per_second: None,
+        }
     }
 
     /// The value of `audience_plugin_failures_total` for the fake destination, or 0.
@@ -336,7 +363,7 @@ mod tests {
             } else if writes == 2 {
                 Err(fake::refusal(DestinationError::Transient("503".into())))
             } else {
-                Ok(BatchOutcome { rejected: Vec::new(), created: None })
+                Ok(BatchOutcome { rejected: Vec::new(), unattributed: Vec::new(), created: None })
             }
         });
         world.enter(&sync, "u", 30).await;

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use audience_model::SyncAction;
 use audience_runtime::types::{
-    AudienceSpec, AudienceTarget, BatchOutcome, Credentials, Grant, Limits, PluginConfig, PreparedUser, UpsertOutcome,
+    AudienceSpec, AudienceTarget, Batch, BatchOutcome, Credentials, Grant, Limits, PluginConfig, UpsertOutcome,
+    WriteOutcome,
 };
-use audience_runtime::{CallError, Plugin, RequestHooks};
+use audience_runtime::{CallError, Plugin, PluginError, RequestHooks};
 
 /// The operator's overrides of a plugin's declared limits. Unset fields keep the plugin's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,7 @@ impl Destination {
                 .max_concurrent_requests
                 .unwrap_or(declared.max_concurrent_requests)
                 .max(1),
+            ..declared
         };
         Self { plugin, config, limits }
     }
@@ -98,7 +100,7 @@ pub(crate) trait DestinationCalls: Send + Sync {
         creds: &'a Credentials,
         account_id: &'a str,
         target: &'a AudienceTarget,
-        users: Vec<PreparedUser>,
+        batch: Batch,
     ) -> BoxFuture<'a, Result<BatchOutcome, CallError>>;
 }
 
@@ -132,9 +134,18 @@ impl DestinationCalls for Plugin {
         creds: &'a Credentials,
         account_id: &'a str,
         target: &'a AudienceTarget,
-        users: Vec<PreparedUser>,
+        batch: Batch,
     ) -> BoxFuture<'a, Result<BatchOutcome, CallError>> {
-        Box::pin(Plugin::write_users(self, action, config, creds, account_id, target, users))
+        Box::pin(async move {
+            match Plugin::write_users(self, action, config, creds, account_id, target, batch).await? {
+                WriteOutcome::Done(outcome) => Ok(outcome),
+                // Until the engine runs asynchronous outcomes, a `submitted` answer cannot be
+                // followed up: the users retry rather than being counted synced unseen.
+                WriteOutcome::Submitted(_) => Err(CallError::Plugin(PluginError::Contract(
+                    "the plugin answered `submitted`, but this host does not run asynchronous outcomes yet".into(),
+                ))),
+            }
+        })
     }
 }
 

@@ -55,6 +55,9 @@ pub enum EngineError {
     /// The store failed; nothing was accepted.
     #[error("storage failure, nothing was accepted: {0}")]
     Store(StoreError),
+    /// The partner could not be asked (down, throttling); nothing was stored. Try again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for EngineError {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::error::{EngineError, Problem};
 use super::{Engine, IntakeConfig, now_ms, payload};
-use audience_runtime::types::{Identifier, Preparation, PreparedUser, RawUser};
+use audience_runtime::types::{Consent, Identifier, Preparation, PreparedUser, RawUser};
 
 /// A user the plugin could not match, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,18 +40,27 @@ pub struct IntakeReport {
 }
 
 /// A user as a caller sends it: not yet checked.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserInput {
     /// The caller's stable id for the user.
     pub key: String,
     /// The identifiers, as the caller has them.
     pub identifiers: Vec<IdentifierInput>,
+    /// The user's consent signals, when the caller recorded any (passed to partners that take
+    /// them, such as Google for EEA users).
+    pub consent: Option<Consent>,
 }
 
 impl UserInput {
     /// A user with no identifiers yet.
     pub fn new(key: impl Into<String>) -> Self {
-        Self { key: key.into(), identifiers: Vec::new() }
+        Self { key: key.into(), identifiers: Vec::new(), consent: None }
+    }
+
+    /// This user with consent signals.
+    pub fn with_consent(mut self, consent: Consent) -> Self {
+        self.consent = Some(consent);
+        self
     }
 
     /// This user with one more identifier, its kind by name (`email`, `phone`, ...).
@@ -64,7 +73,8 @@ impl UserInput {
 /// One identifier as a caller sends it: a kind by name and a value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdentifierInput {
-    /// `email`, `phone`, `mobile-ad-id`, `idfa` or `external-id`.
+    /// A kind's name: `email`, `phone`, `mobile-ad-id`, ... (see
+    /// [`audience_store::IdentifierKind`]).
     pub kind: String,
     /// The value (the plugin normalises and hashes it).
     pub value: String,
@@ -83,7 +93,7 @@ impl Engine {
             .destinations
             .get(&sync.destination)
             .ok_or_else(|| EngineError::UnknownDestination(sync.destination.clone()))?;
-        let fields: Vec<_> = sync.match_fields.iter().map(|kind| (*kind).into()).collect();
+        let fields: Vec<String> = sync.match_fields.iter().map(|kind| kind.name().to_string()).collect();
 
         let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();
         let started = Instant::now();
@@ -165,10 +175,10 @@ pub fn check_users(users: Vec<UserInput>, limits: &IntakeConfig) -> Result<Vec<R
                 Ok(_) if identifier.value.len() > limits.max_value_bytes => {
                     problems.push(Problem::new(field("value"), format!("longer than {} bytes", limits.max_value_bytes)))
                 }
-                Ok(kind) => identifiers.push(Identifier { kind: kind.into(), value: identifier.value }),
+                Ok(kind) => identifiers.push(Identifier { kind: kind.name().to_string(), value: identifier.value }),
             }
         }
-        raw.push(RawUser { key: user.key, identifiers });
+        raw.push(RawUser { key: user.key, identifiers, consent: user.consent });
     }
     if problems.is_empty() { Ok(raw) } else { Err(problems) }
 }
@@ -184,6 +194,7 @@ mod tests {
                 .iter()
                 .map(|(kind, value)| IdentifierInput { kind: (*kind).into(), value: (*value).into() })
                 .collect(),
+            consent: None,
         }
     }
 
@@ -192,7 +203,7 @@ mod tests {
         let users = vec![user("a", &[("email", "a@example.com")]), user("b", &[("idfa", "X"), ("phone", "+1 555")])];
         let raw = check_users(users, &IntakeConfig::default()).unwrap();
         assert_eq!(raw.len(), 2);
-        assert_eq!(raw[1].identifiers[0].kind, audience_runtime::types::IdentifierKind::Idfa);
+        assert_eq!(raw[1].identifiers[0].kind, "idfa");
     }
 
     #[test]

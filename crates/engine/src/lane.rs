@@ -32,7 +32,7 @@ use super::metrics::Metrics;
 use super::{Shared, decode_credentials};
 use audience_runtime::RequestHooks;
 use audience_runtime::http_types::HttpError;
-use audience_runtime::types::Credentials;
+use audience_runtime::types::{Credentials, Limits};
 
 /// Longest the lane sleeps without looking at the store again (new syncs, expired users).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -45,6 +45,8 @@ struct LaneHooks {
     metrics: Metrics,
     destination: String,
     connection: String,
+    /// The pause when the partner says its budget is spent without saying for how long.
+    default_pause: Duration,
 }
 
 impl RequestHooks for LaneHooks {
@@ -65,6 +67,38 @@ impl RequestHooks for LaneHooks {
     fn after_send(&self, outcome: Result<u16, &HttpError>, elapsed: Duration) {
         self.metrics.partner_request(&self.destination, &self.connection, outcome, elapsed);
     }
+
+    fn report_budget(&self, used_percent: f32, regain_after: Option<Duration>) {
+        match decide::budget_slowdown(used_percent) {
+            Some(factor) => self.limiter.set_slowdown(factor),
+            None => {
+                let pause = regain_after.unwrap_or(self.default_pause);
+                self.limiter.pause_until(tokio::time::Instant::now() + pause);
+                tracing::info!(connection = %self.connection, pause_ms = pause.as_millis() as u64, "the partner's own budget is spent; pausing the connection");
+            }
+        }
+    }
+}
+
+/// The hooks for a call made for the API on `connection_id`'s behalf: the lane's when this
+/// host runs it (paced and fenced by its lease), else pacing by the connection's limiter.
+pub(crate) fn api_hooks(
+    shared: &Arc<Shared>,
+    connection_id: &str,
+    destination: &str,
+    limits: Limits,
+) -> Arc<dyn RequestHooks> {
+    if let Some(lane) = shared.lanes.lock().get(connection_id) {
+        return lane.hooks.clone();
+    }
+    Arc::new(LaneHooks {
+        limiter: shared.limiter_for(connection_id, limits.requests_per_second),
+        lease_until: Arc::new(Mutex::new(None)),
+        metrics: shared.metrics.clone(),
+        destination: destination.to_string(),
+        connection: connection_id.to_string(),
+        default_pause: shared.config.rate.default_pause,
+    })
 }
 
 /// The lane of one connection.
@@ -75,6 +109,9 @@ pub(crate) struct Lane {
     pub(super) destination: LaneDestination,
     /// The destination's calls, paced and measured by this lane's hooks.
     pub(super) calls: Arc<dyn DestinationCalls>,
+    /// The hooks that pace and fence this connection's requests: calls made for the API on
+    /// this connection's behalf (checking a sync's target) go through them too.
+    pub(super) hooks: Arc<dyn RequestHooks>,
     /// Where the lane reads the time it writes to the store.
     pub(super) clock: Clock,
     pub(super) limiter: Arc<RateLimiter>,
@@ -98,6 +135,13 @@ pub(crate) struct LaneState {
     pub(super) health: Health,
     /// The credentials version a 401 made us refresh to; a 401 on it parks the lane.
     pub(super) refreshed_to: Option<i64>,
+    /// After a failed renewal ahead of expiry: not before this time (seconds) again.
+    pub(super) renew_retry_at: Option<u64>,
+    /// When the credentials of this version are renewed (seconds; `None`: never), decided
+    /// when the lane first saw them.
+    pub(super) renew_at: Option<(i64, Option<u64>)>,
+    /// Whether the credentials lapse soon, as last reported to the metrics.
+    pub(super) lapsing: bool,
     pub(super) syncs: Vec<SyncRecord>,
     rr: usize,
     /// Syncs whose audience is not known yet: one batch at a time, so it is created once.
@@ -120,7 +164,7 @@ impl Lane {
         clock: Clock,
     ) -> Arc<Self> {
         let limits = destination.limits;
-        let limiter = Arc::new(RateLimiter::new(limits.requests_per_second, shared.config.rate.guard));
+        let limiter = shared.limiter_for(&connection.id, limits.requests_per_second);
         limiter.hold_for(Duration::from_secs(1));
         let lease_until = Arc::new(Mutex::new(None));
         let hooks = Arc::new(LaneHooks {
@@ -129,13 +173,17 @@ impl Lane {
             metrics: shared.metrics.clone(),
             destination: destination.name.clone(),
             connection: connection.id.clone(),
+            default_pause: shared.config.rate.default_pause,
         });
-        let calls = destination.calls.with_hooks(hooks);
+        let calls = destination.calls.with_hooks(hooks.clone());
         let state = LaneState {
             creds: decode_credentials(&connection.credentials).ok(),
             creds_version: connection.credentials_version,
             health: connection.health,
             refreshed_to: None,
+            renew_retry_at: None,
+            renew_at: None,
+            lapsing: false,
             syncs: Vec::new(),
             rr: 0,
             resolving: HashSet::new(),
@@ -154,6 +202,7 @@ impl Lane {
             shared,
             destination,
             calls,
+            hooks,
             clock,
             limiter,
         })
@@ -191,6 +240,8 @@ impl Lane {
                 self.idle(IDLE_POLL).await;
                 continue;
             }
+            // Before the parked check: a connection with no active sync is kept alive too.
+            self.renew_if_due().await;
             if self.parked() {
                 self.idle(IDLE_POLL).await;
                 continue;

@@ -18,6 +18,7 @@
 //! state change a person makes (pause, delete, reconnect, disconnect) goes through [`Engine`],
 //! so the lane concerned hears of it at once.
 
+mod audience_status;
 mod clock;
 mod config;
 mod credentials;
@@ -32,6 +33,7 @@ mod limiter;
 mod metrics;
 pub mod oauth;
 pub mod payload;
+mod renew;
 mod syncs;
 #[cfg(test)]
 mod testing;
@@ -46,6 +48,7 @@ use audience_store::{Counts, Health, Store, SyncRecord};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use audience_status::{AudienceStatus, REFRESH_AFTER};
 pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
 pub use destinations::{Destination, Destinations, LimitOverrides};
 pub use error::{EngineError, Problem};
@@ -62,6 +65,23 @@ use lane::Lane;
 pub(crate) use audience_model::now_ms;
 
 pub use credentials::{decode_credentials, encode_credentials};
+pub use decide::lapses_at;
+
+/// The contract's audience spec of a sync's settings: what `check-target` and
+/// `upsert-audience` are asked about. `picked_id` is an existing audience the user chose.
+pub fn audience_spec(
+    audience: &audience_store::AudienceConfig,
+    match_fields: &[audience_store::IdentifierKind],
+    picked_id: Option<&str>,
+) -> audience_runtime::types::AudienceSpec {
+    audience_runtime::types::AudienceSpec {
+        id: picked_id.map(String::from),
+        name: audience.name.clone(),
+        identifiers: match_fields.iter().map(|kind| kind.name().to_string()).collect(),
+        description: audience.description.clone(),
+        create_if_missing: audience.create_if_missing,
+    }
+}
 
 /// The sync engine. Cheap to clone.
 #[derive(Clone)]
@@ -84,6 +104,23 @@ pub(crate) struct Shared {
     known_lanes: Mutex<std::collections::HashSet<String>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// The partners' last readings of the syncs' audiences.
+    pub(crate) audience_status: audience_status::AudienceStatusCache,
+    /// Each connection's request pacing, shared by its lane and by the calls made for the API
+    /// on its behalf (checking a sync's target, listing accounts, searching audiences): the
+    /// partner counts requests per token, whoever sends them.
+    pub(crate) limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+}
+
+impl Shared {
+    /// The pacing of `connection_id`'s requests at `rps`.
+    pub(crate) fn limiter_for(&self, connection_id: &str, rps: f64) -> Arc<RateLimiter> {
+        self.limiters
+            .lock()
+            .entry(connection_id.to_string())
+            .or_insert_with(|| Arc::new(RateLimiter::new(rps, self.config.rate.guard)))
+            .clone()
+    }
 }
 
 impl Engine {
@@ -101,8 +138,22 @@ impl Engine {
             known_lanes: Mutex::new(std::collections::HashSet::new()),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            audience_status: audience_status::AudienceStatusCache::default(),
+            limiters: Mutex::new(HashMap::new()),
         };
         Self { shared: Arc::new(shared) }
+    }
+
+    /// `destination`'s plugin with its requests paced as `connection_id`'s (through the
+    /// connection's lane when this host runs it, else by the connection's limiter alone): for
+    /// calls made on a person's behalf, which share the token's rate with delivery.
+    pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> audience_runtime::Plugin {
+        destination.plugin.with_hooks(lane::api_hooks(
+            &self.shared,
+            connection_id,
+            destination.name(),
+            destination.limits,
+        ))
     }
 
     /// Recover from a previous run (users that were in flight are pending again) and start a

@@ -23,6 +23,9 @@ struct State {
     next: Instant,
     /// No request before this (the partner said to wait).
     paused_until: Option<Instant>,
+    /// The spacing is multiplied by this while the partner reports its own budget running
+    /// low (`pacing.report-budget`); 1 otherwise.
+    slowdown: f64,
 }
 
 impl RateLimiter {
@@ -30,7 +33,7 @@ impl RateLimiter {
     pub fn new(rps: f64, guard: f64) -> Self {
         let rps = if rps.is_finite() && rps > 0.0 { rps } else { 1.0 };
         let interval = Duration::from_secs_f64((1.0 + guard.max(0.0)) / rps);
-        Self { interval, state: Mutex::new(State { next: Instant::now(), paused_until: None }) }
+        Self { interval, state: Mutex::new(State { next: Instant::now(), paused_until: None, slowdown: 1.0 }) }
     }
 
     /// Send nothing for `window` from now. A lane starts with this: a process that just
@@ -82,13 +85,20 @@ impl RateLimiter {
                 let now = Instant::now();
                 let start = earliest(&state);
                 if start <= now {
-                    state.next = now.max(state.next) + self.interval;
+                    state.next = now.max(state.next) + self.interval.mul_f64(state.slowdown);
                     return;
                 }
                 start - now
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Space requests `factor` times further apart than the interval (at least 1), until set
+    /// again: the partner says its own budget is running low.
+    pub fn set_slowdown(&self, factor: f64) {
+        let factor = if factor.is_finite() { factor.clamp(1.0, 1_000.0) } else { 1.0 };
+        self.state.lock().slowdown = factor;
     }
 
     /// Stop all requests until `until` (a 429's Retry-After). Never shortens a longer pause.
@@ -126,6 +136,20 @@ mod tests {
             let in_window = times[i..].iter().filter(|u| **u < *t + Duration::from_secs(1)).count();
             assert!(in_window <= 7, "{in_window} requests within a second of {t:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slowdown_widens_the_spacing_until_lifted() {
+        let limiter = RateLimiter::new(10.0, 0.0);
+        limiter.set_slowdown(4.0);
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_millis(400));
+        limiter.set_slowdown(1.0);
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_millis(900));
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus::core::Collector;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::time::Instant;
 
 use audience_runtime::PluginError;
@@ -133,6 +135,9 @@ pub struct Metrics {
     plugin_failures: IntCounterVec,
     lanes_owned: IntGauge,
     lane_takeovers: IntCounterVec,
+    lapsing: IntGaugeVec,
+    /// The connections counted in `lapsing`, with their destination.
+    lapsing_connections: Arc<Mutex<HashMap<String, String>>>,
     failure_log: Arc<Mutex<FailureLog>>,
 }
 
@@ -171,6 +176,12 @@ impl Registrar {
         let opts = HistogramOpts::new(name, help).buckets(buckets);
         let vec = HistogramVec::new(opts, labels).unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
         self.register(name, "histogram", vec)
+    }
+
+    fn gauge_vec(&mut self, name: &'static str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        let vec = IntGaugeVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|err| unreachable!("static metric {name}: {err}"));
+        self.register(name, "gauge", vec)
     }
 
     fn gauge(&mut self, name: &'static str, help: &str) -> IntGauge {
@@ -225,6 +236,11 @@ impl Metrics {
             "Lanes this host took over after another host's lease expired or was released, and lanes it lost.",
             &["event"],
         );
+        let lapsing = r.gauge_vec(
+            "audience_connections_lapsing",
+            "Connections this host runs whose credentials stop working within 7 days unless someone connects the account again (a refresh token's or a Meta token's end).",
+            &["destination"],
+        );
         Self {
             registry: r.registry,
             families: Arc::new(r.families),
@@ -236,6 +252,8 @@ impl Metrics {
             plugin_failures,
             lanes_owned,
             lane_takeovers,
+            lapsing,
+            lapsing_connections: Arc::new(Mutex::new(HashMap::new())),
             failure_log: Arc::new(Mutex::new(FailureLog::default())),
         }
     }
@@ -249,6 +267,20 @@ impl Metrics {
     /// How many lanes this host runs now.
     pub fn set_lanes_owned(&self, n: usize) {
         self.lanes_owned.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Whether `connection`'s credentials lapse soon (see `audience_connections_lapsing`).
+    pub fn set_lapsing(&self, destination: &str, connection: &str, lapsing: bool) {
+        let mut connections = self.lapsing_connections.lock();
+        let changed = if lapsing {
+            connections.insert(connection.to_string(), destination.to_string()).is_none()
+        } else {
+            connections.remove(connection).is_some()
+        };
+        if changed {
+            let n = connections.values().filter(|d| d.as_str() == destination).count();
+            self.lapsing.with_label_values(&[destination]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Count a lane event: `taken_over`, `released` or `lost`.

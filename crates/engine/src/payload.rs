@@ -9,11 +9,11 @@
 //!
 //! | version | bytes |
 //! |---|---|
-//! | 1 | `{"v":1,"key":"crm-1","ids":[["email","<sha256>"],...]}` |
+//! | 1 | `{"v":1,"key":"crm-1","ids":[["email","<sha256>"],...]}`, and since contract 0.2.0 optionally `"consent":["granted","denied"]` (ad user data, ad personalization); kinds are the names the plugin prepared (`email`, or a plugin's own such as `dob-year`) |
 //! | (none) | what hosts before the format wrote: the 0.1.0 binding's serde form, `{"key":..,"identifiers":[{"kind":"Email","value":..}]}`; still read, never written |
 
 use audience_model::IdentifierKind;
-use audience_runtime::types::{Identifier, PreparedUser};
+use audience_runtime::types::{Consent, ConsentStatus, Identifier, PreparedUser};
 use serde::{Deserialize, Serialize};
 
 /// The version [`encode`] writes.
@@ -34,7 +34,38 @@ pub enum PayloadError {
 #[derive(Deserialize)]
 struct V1 {
     key: String,
-    ids: Vec<(IdentifierKind, String)>,
+    ids: Vec<(String, String)>,
+    #[serde(default)]
+    consent: Option<(StoredConsent, StoredConsent)>,
+}
+
+/// A consent signal as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredConsent {
+    Unspecified,
+    Granted,
+    Denied,
+}
+
+impl From<ConsentStatus> for StoredConsent {
+    fn from(status: ConsentStatus) -> Self {
+        match status {
+            ConsentStatus::Unspecified => StoredConsent::Unspecified,
+            ConsentStatus::Granted => StoredConsent::Granted,
+            ConsentStatus::Denied => StoredConsent::Denied,
+        }
+    }
+}
+
+impl From<StoredConsent> for ConsentStatus {
+    fn from(status: StoredConsent) -> Self {
+        match status {
+            StoredConsent::Unspecified => ConsentStatus::Unspecified,
+            StoredConsent::Granted => ConsentStatus::Granted,
+            StoredConsent::Denied => ConsentStatus::Denied,
+        }
+    }
 }
 
 /// [`V1`] as written: borrowed, so encoding copies nothing before serialising.
@@ -42,7 +73,9 @@ struct V1 {
 struct V1Ref<'a> {
     v: u32,
     key: &'a str,
-    ids: Vec<(IdentifierKind, &'a str)>,
+    ids: Vec<(&'a str, &'a str)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent: Option<(StoredConsent, StoredConsent)>,
 }
 
 /// The form written before the format was versioned.
@@ -91,7 +124,8 @@ pub fn encode(user: &PreparedUser) -> Vec<u8> {
     let v1 = V1Ref {
         v: CURRENT,
         key: &user.key,
-        ids: user.identifiers.iter().map(|id| (id.kind.into(), id.value.as_str())).collect(),
+        ids: user.identifiers.iter().map(|id| (id.kind.as_str(), id.value.as_str())).collect(),
+        consent: user.consent.map(|c| (c.ad_user_data.into(), c.ad_personalization.into())),
     };
     // Serialising strings and unit enum variants to a Vec cannot fail.
     serde_json::to_vec(&v1).unwrap_or_default()
@@ -99,33 +133,39 @@ pub fn encode(user: &PreparedUser) -> Vec<u8> {
 
 /// A queued user read back, in the current contract's types.
 pub fn decode(bytes: &[u8]) -> Result<PreparedUser, PayloadError> {
-    let (key, ids) = match serde_json::from_slice::<Version>(bytes)?.v {
+    let (key, ids, consent) = match serde_json::from_slice::<Version>(bytes)?.v {
         Some(CURRENT) => {
             let v1: V1 = serde_json::from_slice(bytes)?;
-            (v1.key, v1.ids)
+            (v1.key, v1.ids, v1.consent)
         }
         Some(newer) => return Err(PayloadError::TooNew(newer)),
         None => {
             let old: Unversioned = serde_json::from_slice(bytes)?;
-            (old.key, old.identifiers.into_iter().map(|id| (id.kind.into(), id.value)).collect())
+            let ids =
+                old.identifiers.into_iter().map(|id| (IdentifierKind::from(id.kind).name().to_string(), id.value));
+            (old.key, ids.collect(), None)
         }
     };
-    let identifiers = ids.into_iter().map(|(kind, value)| Identifier { kind: kind.into(), value }).collect();
-    Ok(PreparedUser { key, identifiers })
+    let identifiers = ids.into_iter().map(|(kind, value)| Identifier { kind, value }).collect();
+    let consent = consent.map(|(data, personalization)| Consent {
+        ad_user_data: data.into(),
+        ad_personalization: personalization.into(),
+    });
+    Ok(PreparedUser { key, identifiers, consent })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use audience_runtime::types::IdentifierKind as Wit;
 
     fn user() -> PreparedUser {
         PreparedUser {
             key: "crm-1".into(),
             identifiers: vec![
-                Identifier { kind: Wit::Email, value: "ab12".into() },
-                Identifier { kind: Wit::MobileAdId, value: "cd34".into() },
+                Identifier { kind: "email".into(), value: "ab12".into() },
+                Identifier { kind: "mobile-ad-id".into(), value: "cd34".into() },
             ],
+            consent: None,
         }
     }
 
@@ -148,6 +188,17 @@ mod tests {
         let old =
             r#"{"key":"crm-1","identifiers":[{"kind":"Email","value":"ab12"},{"kind":"MobileAdId","value":"cd34"}]}"#;
         assert_eq!(decode(old.as_bytes()).unwrap(), user());
+    }
+
+    #[test]
+    fn consent_is_kept_beside_the_identifiers() {
+        let with = PreparedUser {
+            consent: Some(Consent { ad_user_data: ConsentStatus::Granted, ad_personalization: ConsentStatus::Denied }),
+            ..user()
+        };
+        let bytes = encode(&with);
+        assert!(String::from_utf8_lossy(&bytes).ends_with(r#","consent":["granted","denied"]}"#));
+        assert_eq!(decode(&bytes).unwrap(), with);
     }
 
     #[test]

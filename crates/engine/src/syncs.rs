@@ -4,8 +4,13 @@
 use audience_store::{AudienceConfig, Health, IdentifierKind, NewSync, SyncAction, SyncRecord};
 use serde::Deserialize;
 
-use super::Engine;
+use std::time::Duration;
+
+use audience_runtime::CallError;
+use audience_runtime::types::{AudienceSpec, DestinationError, Features, TargetPart};
+
 use super::error::{EngineError, Problem};
+use super::{Destination, Engine, decode_credentials};
 
 /// What a person asks for when creating a sync.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -84,7 +89,7 @@ impl Engine {
         }
         let supported: Vec<IdentifierKind> = destination
             .as_ref()
-            .map(|d| d.plugin.manifest().identifiers.iter().map(|k| (*k).into()).collect())
+            .map(|d| d.plugin.manifest().identifiers.iter().filter_map(|k| audience_runtime::host_kind(k)).collect())
             .unwrap_or_default();
         let mut match_fields = Vec::with_capacity(request.match_fields.len());
         for field in &request.match_fields {
@@ -105,7 +110,7 @@ impl Engine {
         }
         if let Some(d) = &destination
             && request.action == SyncAction::Remove
-            && !d.plugin.manifest().supports_removal
+            && !d.plugin.manifest().features.contains(Features::REMOVAL)
         {
             problems.push(Problem::new("action", format!("{} does not support removing users", d.name())));
         }
@@ -113,18 +118,29 @@ impl Engine {
             return Err(EngineError::Invalid(problems));
         }
         let Some(connection) = connection else { return Err(EngineError::Invalid(problems)) };
+        let audience = AudienceConfig {
+            name: request.audience_name.trim().to_string(),
+            description: request.description,
+            create_if_missing: request.create_if_missing,
+        };
+        let audience_id = request.audience_id.filter(|id| !id.trim().is_empty());
+        let account_id = request.account_id.trim().to_string();
+        if let Some(destination) = &destination {
+            let spec = super::audience_spec(&audience, &match_fields, audience_id.as_deref());
+            let plugin = self.paced_plugin(&connection.id, destination);
+            let problems = check_target(destination, &plugin, &connection.credentials, &account_id, &spec).await?;
+            if !problems.is_empty() {
+                return Err(EngineError::Invalid(problems));
+            }
+        }
         let sync = store
             .create_sync(NewSync {
                 workspace_id: request.workspace_id,
                 connection_id: connection.id.clone(),
                 destination: connection.destination.clone(),
-                account_id: request.account_id.trim().to_string(),
-                audience: AudienceConfig {
-                    name: request.audience_name.trim().to_string(),
-                    description: request.description,
-                    create_if_missing: request.create_if_missing,
-                },
-                audience_id: request.audience_id,
+                account_id,
+                audience,
+                audience_id,
                 action: request.action,
                 match_fields,
             })
@@ -132,4 +148,78 @@ impl Engine {
         self.work_arrived(&connection.id).await?;
         Ok(sync)
     }
+}
+
+/// How often a check the partner throttles is tried in all, and the longest wait between two.
+const CHECK_ATTEMPTS: u32 = 4;
+const CHECK_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Ask the plugin whether the sync's target can work (`check-target`), before anything is
+/// stored: every problem it finds, as the request field it is about. A plugin of contract
+/// 0.1.0 cannot check; its syncs are created unchecked, as before. `plugin` is paced as the
+/// connection ([`Engine::paced_plugin`]), so a person creating syncs shares the token's rate
+/// with delivery instead of adding to it; a throttled check waits and tries again a few times
+/// before giving up.
+async fn check_target(
+    destination: &Destination,
+    plugin: &audience_runtime::Plugin,
+    credentials: &[u8],
+    account_id: &str,
+    spec: &AudienceSpec,
+) -> Result<Vec<Problem>, EngineError> {
+    let Ok(creds) = decode_credentials(credentials) else {
+        return Ok(vec![Problem::new(
+            "connection_id",
+            "the connection's stored credentials cannot be read; connect again",
+        )]);
+    };
+    let mut attempt = 1;
+    let answer = loop {
+        let answer = plugin.check_target(&destination.config, &creds, account_id, spec).await;
+        match answer {
+            Err(CallError::Destination(DestinationError::RateLimited(ms))) if attempt < CHECK_ATTEMPTS => {
+                let wait = ms.map_or(Duration::from_secs(1), |ms| Duration::from_millis(ms.into()));
+                tokio::time::sleep(wait.min(CHECK_MAX_WAIT)).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    let found = match answer {
+        Ok(found) => found,
+        Err(CallError::Unsupported { .. }) => return Ok(Vec::new()),
+        Err(CallError::Destination(DestinationError::Unauthorized(why))) => {
+            return Ok(vec![Problem::new(
+                "connection_id",
+                format!("the partner refused the connection's credentials ({why}); connect the account again"),
+            )]);
+        }
+        Err(CallError::Destination(DestinationError::NotFound(why))) => {
+            return Ok(vec![Problem::new("account_id", format!("the partner does not know this account: {why}"))]);
+        }
+        Err(err) => {
+            return Err(EngineError::Unavailable(format!(
+                "could not check the sync's account and audience with {}: {err}; try again",
+                destination.name()
+            )));
+        }
+    };
+    Ok(found
+        .into_iter()
+        .map(|p| {
+            let field = match p.part {
+                TargetPart::Account => "account_id",
+                TargetPart::Audience => {
+                    if spec.id.is_some() {
+                        "audience_id"
+                    } else {
+                        "audience_name"
+                    }
+                }
+                TargetPart::Identifiers => "match_fields",
+                TargetPart::Credentials => "connection_id",
+            };
+            Problem::new(field, p.message)
+        })
+        .collect())
 }

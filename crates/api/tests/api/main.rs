@@ -650,6 +650,7 @@ async fn the_openapi_document_lists_every_route_and_probes_answer() {
         ("/v1/connections/{id}", &["delete", "get"]),
         ("/v1/connections/{id}/oauth/start", &["post"]),
         ("/v1/connections/{id}/accounts", &["get"]),
+        ("/v1/connections/{id}/accounts/{account}/audiences", &["get"]),
         ("/v1/oauth/callback", &["get"]),
         ("/v1/syncs", &["get", "post"]),
         ("/v1/syncs/{id}", &["delete", "get"]),

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use audience_runtime::{PluginOptions, PluginRuntime, RuntimeConfig, kind_name};
+use audience_runtime::types::{AudienceKeys, Features};
+use audience_runtime::{PluginOptions, PluginRuntime, RuntimeConfig};
 
 /// Inspect `component`; returns whether it loaded.
 pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
@@ -24,7 +25,21 @@ pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
         }
     };
     let m = plugin.manifest();
-    let identifiers: Vec<&str> = m.identifiers.iter().map(|k| kind_name(*k)).collect();
+    let identifiers: Vec<&str> = m.identifiers.iter().map(String::as_str).collect();
+    let features: Vec<&str> = [
+        (Features::REMOVAL, "removal"),
+        (Features::ASYNCHRONOUS, "asynchronous"),
+        (Features::CONSENT, "consent"),
+        (Features::AUDIENCE_SEARCH, "audience-search"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| m.features.contains(*flag))
+    .map(|(_, name)| name)
+    .collect();
+    let keys = match m.audience_keys {
+        AudienceKeys::OneKind => "one-kind",
+        AudienceKeys::MultiKey => "multi-key",
+    };
     let world = format!("audience:destination/destination@{}", plugin.contract_version());
     if json {
         let value = json!({
@@ -37,11 +52,15 @@ pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
                 "version": m.version,
                 "display_name": m.display_name,
                 "identifiers": identifiers,
-                "supports_removal": m.supports_removal,
+                "supports_removal": m.features.contains(Features::REMOVAL),
+                "features": features,
+                "audience_keys": keys,
                 "limits": {
                     "max_batch_size": m.limits.max_batch_size,
                     "requests_per_second": m.limits.requests_per_second,
                     "max_concurrent_requests": m.limits.max_concurrent_requests,
+                    "max_submissions_per_audience": m.limits.max_submissions_per_audience,
+                    "app_requests_per_second": m.limits.app_requests_per_second,
                 },
                 "oauth": m.oauth.as_ref().map(|o| json!({
                     "authorize_url": o.authorize_url,
@@ -58,7 +77,11 @@ pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
     println!("{} ({}) version {}", m.display_name, m.name, m.version);
     println!("  implements     {world}");
     println!("  identifiers    {}", identifiers.join(", "));
-    println!("  removal        {}", if m.supports_removal { "supported" } else { "not supported" });
+    println!("  features       {}", if features.is_empty() { "none".to_string() } else { features.join(", ") });
+    println!(
+        "  audiences      {keys} ({})",
+        if keys == "one-kind" { "one identifier kind per audience" } else { "rows of several identifiers" }
+    );
     println!(
         "  limits         {} users per request, {} requests/s, {} concurrent",
         m.limits.max_batch_size, m.limits.requests_per_second, m.limits.max_concurrent_requests

@@ -23,20 +23,37 @@ fn the_demo_syncs_everyone_with_a_usable_email_and_the_sandbox_agrees() {
     assert!(n("max_records_per_request") <= 1_900);
 }
 
+/// The compiled Pinterest plugin of contract 0.1.0, kept as it shipped.
+const PINTEREST_0_1_0: &[u8] = include_bytes!("../../../../tests/fixtures/pinterest-0.1.0.wasm");
+
+/// The components `plugin inspect` and `plugin test` are checked on: (file name, bytes,
+/// contract version, users per request).
+fn shipped_components() -> [(&'static str, &'static [u8], &'static str, u64); 4] {
+    [
+        ("pinterest.wasm", audience_plugin_artifacts::PINTEREST, "0.2.0", 1900),
+        ("meta.wasm", audience_plugin_artifacts::META, "0.2.0", 10_000),
+        ("webhook.wasm", audience_plugin_artifacts::WEBHOOK, "0.2.0", 1000),
+        ("pinterest-0.1.0.wasm", PINTEREST_0_1_0, "0.1.0", 1900),
+    ]
+}
+
 #[test]
-fn inspect_shows_the_manifest_and_refuses_a_non_component() {
+fn inspect_shows_the_manifest_and_contract_of_each_component_and_refuses_a_non_component() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("pinterest.wasm");
-    std::fs::write(&good, audience_plugin_artifacts::PINTEREST).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
-        .args(["plugin", "inspect", "--json"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(value["world"], "audience:destination/destination@0.1.0");
-    assert_eq!(value["manifest"]["limits"]["max_batch_size"], 1900);
+    for (name, bytes, version, batch) in shipped_components() {
+        let good = dir.path().join(name);
+        std::fs::write(&good, bytes).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
+            .args(["plugin", "inspect", "--json"])
+            .arg(&good)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(value["world"], format!("audience:destination/destination@{version}"), "{name}");
+        assert_eq!(value["contract_version"], version, "{name}");
+        assert_eq!(value["manifest"]["limits"]["max_batch_size"], batch, "{name}");
+    }
 
     let bad = dir.path().join("module.wasm");
     std::fs::write(&bad, b"\0asm\x01\0\0\0").unwrap();
@@ -44,4 +61,20 @@ fn inspect_shows_the_manifest_and_refuses_a_non_component() {
         Command::new(env!("CARGO_BIN_EXE_audience-host")).args(["plugin", "inspect"]).arg(&bad).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("core WebAssembly module"));
+}
+
+#[test]
+fn plugin_test_passes_each_shipped_component_of_either_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, version, _) in shipped_components() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
+            .args(["plugin", "test", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{name} (contract {version}) fails conformance:\n{report}");
+    }
 }

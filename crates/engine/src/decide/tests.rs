@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use audience_runtime::types::{Audience, BatchOutcome, DestinationError, RejectedUser};
+use audience_runtime::types::{
+    Audience, AudienceSize, AudienceState, BatchOutcome, DestinationError, RejectedUser, UnattributedRejection,
+};
 use audience_runtime::{CallError, PluginError};
 use audience_store::{AudienceConfig, Health, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserOutcome};
 
@@ -17,6 +19,7 @@ const HOUR_MS: i64 = 3_600_000;
 fn outcome(rejected: &[(&str, &str)]) -> BatchOutcome {
     BatchOutcome {
         rejected: rejected.iter().map(|(k, r)| RejectedUser { key: k.to_string(), reason: r.to_string() }).collect(),
+        unattributed: Vec::new(),
         created: None,
     }
 }
@@ -67,11 +70,25 @@ struct Row {
 
 fn rows() -> Vec<Row> {
     let delivered = |refused: Vec<(String, String)>| {
-        decision(Fate::Delivered { refused }, ConnectionEffect::CredentialsWork, SyncEffect::Works)
+        decision(Fate::Delivered { refused, dropped: vec![] }, ConnectionEffect::CredentialsWork, SyncEffect::Works)
     };
+    let mut dropped = outcome(&[("u1", "bad hash")]);
+    dropped.unattributed =
+        vec![UnattributedRejection { count: 2, reason: "invalid entries".into(), samples: vec!["zz".into()] }];
+    let dropped_reason =
+        "dropped by the partner without naming the user, 2 of this batch's rows: invalid entries (examples: zz)";
     let backoff = |error: &str| decision(retry(error, None), ConnectionEffect::None, SyncEffect::None);
     let mut created = outcome(&[]);
-    created.created = Some(Audience { id: "aud-1".into(), name: "Churn".into(), created: true, details: Vec::new() });
+    created.created = Some(Audience {
+        id: "aud-1".into(),
+        name: "Churn".into(),
+        created: true,
+        identifiers: Vec::new(),
+        size: AudienceSize { lower: None, upper: None },
+        state: AudienceState::Unknown,
+        status_detail: None,
+        details: Vec::new(),
+    });
     vec![
         Row {
             answer: "success",
@@ -85,6 +102,23 @@ fn rows() -> Vec<Row> {
                 Ok(outcome(&[("u2", "malformed email hash")])),
                 3,
                 delivered(vec![("u2".into(), "refused by the partner: malformed email hash".into())]),
+            )],
+        },
+        Row {
+            answer: "success, rows dropped without names",
+            what_happens: "as many users as the partner dropped (of those it did not name, last first) are errored \
+                           with its reason and samples, never synced; the others synced",
+            cases: vec![(
+                Ok(dropped),
+                5,
+                decision(
+                    Fate::Delivered {
+                        refused: vec![("u1".into(), "refused by the partner: bad hash".into())],
+                        dropped: vec![dropped_reason.to_string(), dropped_reason.to_string()],
+                    },
+                    ConnectionEffect::CredentialsWork,
+                    SyncEffect::Works,
+                ),
             )],
         },
         Row {
@@ -143,6 +177,22 @@ fn rows() -> Vec<Row> {
             )],
         },
         Row {
+            answer: "`action-required`",
+            what_happens: "the sync is marked broken with the partner's words (a person must act: accept terms, \
+                           appeal a flag); the users retry with backoff",
+            cases: vec![(
+                partner(DestinationError::ActionRequired("accept the Custom Audience terms".into())),
+                10,
+                decision(
+                    retry("action required: accept the Custom Audience terms", None),
+                    ConnectionEffect::None,
+                    SyncEffect::Broken {
+                        reason: "the partner needs someone to act: accept the Custom Audience terms".into(),
+                    },
+                ),
+            )],
+        },
+        Row {
             answer: "`invalid-request`, several users",
             what_happens: "the batch is split in halves, each sent on its own, until the users at fault are isolated",
             cases: [2, 3, 1_000]
@@ -188,6 +238,29 @@ fn rows() -> Vec<Row> {
                     (Err(CallError::Plugin(err)), 10, expected)
                 })
                 .collect(),
+        },
+        Row {
+            answer: "the host's gate refused a request of the call",
+            what_happens: "the users retry with backoff; the error names the host's refusal (an operator setting), \
+                           never the partner",
+            cases: vec![(
+                Err(CallError::HostRefused("api.example.com is not on the allow-list".into())),
+                10,
+                backoff(
+                    "the host refused the plugin's request (api.example.com is not on the allow-list); the partner was not asked",
+                ),
+            )],
+        },
+        Row {
+            answer: "an export the plugin's contract version lacks",
+            what_happens: "the users retry with backoff",
+            cases: vec![(
+                Err(CallError::Unsupported { function: "check-submission", version: "0.1.0" }),
+                10,
+                backoff(
+                    "check-submission is not in contract 0.1.0, which this plugin implements; rebuild it against 0.2.0",
+                ),
+            )],
         },
     ]
 }
@@ -278,13 +351,33 @@ fn every_destination_error_has_a_row() {
                     DestinationError::Unauthorized(_) => "unauthorized",
                     DestinationError::NotFound(_) => "not-found",
                     DestinationError::InvalidRequest(_) => "invalid-request",
+                    DestinationError::ActionRequired(_) => "action-required",
                     DestinationError::Transient(_) => "transient",
                 };
                 answers.insert(name);
             }
         }
     }
-    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers.len(), 6, "{answers:?}");
+}
+
+#[test]
+fn rows_the_partner_dropped_without_names_are_never_counted_synced() {
+    let keys: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let fate = Fate::Delivered {
+        refused: vec![("d".into(), "refused by the partner: bad".into())],
+        dropped: vec!["dropped".into(), "dropped".into()],
+    };
+    let got: Vec<Verdict> = verdicts(keys, fate).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(
+        got,
+        vec![
+            Verdict::Synced,
+            Verdict::Rejected("dropped".into()),
+            Verdict::Rejected("dropped".into()),
+            Verdict::Rejected("refused by the partner: bad".into()),
+        ]
+    );
 }
 
 #[test]
@@ -299,9 +392,9 @@ fn without_credentials_nothing_is_sent_and_the_users_retry() {
 fn each_user_gets_the_verdict_of_the_request_that_carried_it() {
     let keys = || vec!["a".to_string(), "b".to_string()];
     let cases = [
-        (Fate::Delivered { refused: vec![] }, vec![Verdict::Synced, Verdict::Synced]),
+        (Fate::Delivered { refused: vec![], dropped: vec![] }, vec![Verdict::Synced, Verdict::Synced]),
         (
-            Fate::Delivered { refused: vec![("b".into(), "refused by the partner: x".into())] },
+            Fate::Delivered { refused: vec![("b".into(), "refused by the partner: x".into())], dropped: vec![] },
             vec![Verdict::Synced, Verdict::Rejected("refused by the partner: x".into())],
         ),
         (
@@ -319,7 +412,7 @@ fn each_user_gets_the_verdict_of_the_request_that_carried_it() {
         assert_eq!(got, expected, "{fate:?}");
     }
     // A refusal for a key the request did not carry is ignored.
-    let stray = Fate::Delivered { refused: vec![("zz".into(), "?".into())] };
+    let stray = Fate::Delivered { refused: vec![("zz".into(), "?".into())], dropped: vec![] };
     assert_eq!(verdicts(keys(), stray), vec![("a".into(), Verdict::Synced), ("b".into(), Verdict::Synced)]);
 }
 
@@ -535,12 +628,12 @@ fn an_idle_lane_sleeps_until_the_next_due_user_at_most_a_poll() {
 
 #[test]
 fn a_401_refreshes_once_then_needs_a_person() {
-    let token = || Some("refresh-1".to_string());
-    // (what, failed version, current version, refreshed to, refresh token, expected)
+    let token = || true;
+    // (what, failed version, current version, refreshed to, renewable, expected)
     let cases = vec![
-        ("first 401: refresh", 1, 1, None, token(), AfterUnauthorized::Refresh("refresh-1".into())),
+        ("first 401: refresh", 1, 1, None, token(), AfterUnauthorized::Refresh),
         ("refreshed meanwhile", 1, 2, Some(2), token(), AfterUnauthorized::AlreadyChanged),
-        ("reconnected meanwhile", 1, 2, None, None, AfterUnauthorized::AlreadyChanged),
+        ("reconnected meanwhile", 1, 2, None, false, AfterUnauthorized::AlreadyChanged),
         (
             "401 on the fresh token",
             2,
@@ -549,18 +642,64 @@ fn a_401_refreshes_once_then_needs_a_person() {
             token(),
             AfterUnauthorized::Park("expired (even right after a token refresh)".into()),
         ),
-        ("refreshed long ago (a success since)", 2, 2, None, token(), AfterUnauthorized::Refresh("refresh-1".into())),
+        ("refreshed long ago (a success since)", 2, 2, None, token(), AfterUnauthorized::Refresh),
         (
-            "no refresh token",
+            "nothing to renew with",
             1,
             1,
             None,
-            None,
-            AfterUnauthorized::Park("expired (no refresh token to retry with)".into()),
+            false,
+            AfterUnauthorized::Park("expired (nothing to renew the credentials with)".into()),
         ),
     ];
-    for (what, failed, current, refreshed_to, refresh_token, expected) in cases {
-        assert_eq!(after_unauthorized(failed, current, refreshed_to, refresh_token, "expired"), expected, "{what}");
+    for (what, failed, current, refreshed_to, renewable, expected) in cases {
+        assert_eq!(after_unauthorized(failed, current, refreshed_to, renewable, "expired"), expected, "{what}");
+    }
+}
+
+#[test]
+fn credentials_are_renewable_with_a_refresh_token_or_until_the_plugin_says() {
+    use audience_runtime::types::Credentials;
+    let creds = |refresh: Option<&str>, until: Option<u64>| Credentials {
+        access_token: "a".into(),
+        refresh_token: refresh.map(String::from),
+        expires_at: Some(10_000),
+        renewable_until: until,
+        scopes: vec![],
+    };
+    // (what, credentials, now, renewable)
+    let cases = [
+        ("refresh token", creds(Some("r"), None), 5_000, true),
+        ("Meta long-lived token, still valid", creds(None, Some(10_000)), 5_000, true),
+        ("Meta long-lived token, expired", creds(None, Some(10_000)), 10_000, false),
+        ("nothing", creds(None, None), 5_000, false),
+    ];
+    for (what, c, now, expected) in cases {
+        assert_eq!(renewable(&c, now), expected, "{what}");
+    }
+}
+
+#[test]
+fn credentials_are_renewed_ahead_of_expiry_never_in_a_loop() {
+    use audience_runtime::types::Credentials;
+    let creds = |expires: Option<u64>, refresh: bool| Credentials {
+        access_token: "a".into(),
+        refresh_token: refresh.then(|| "r".to_string()),
+        expires_at: expires,
+        renewable_until: None,
+        scopes: vec![],
+    };
+    let day = Duration::from_secs(86_400);
+    // (what, credentials, now, expected renewal time)
+    let cases = [
+        ("30-day token: a day ahead", creds(Some(30 * 86_400), true), 0, Some(29 * 86_400)),
+        ("1-hour token: half way", creds(Some(3_600), true), 0, Some(1_800)),
+        ("already expired: now", creds(Some(100), true), 200, Some(100)),
+        ("never expires", creds(None, true), 0, None),
+        ("cannot be renewed", creds(Some(3_600), false), 0, None),
+    ];
+    for (what, c, now, expected) in cases {
+        assert_eq!(renew_at(&c, now, day), expected, "{what}");
     }
 }
 
@@ -582,5 +721,25 @@ fn a_batch_is_labelled_by_its_users_outcomes() {
         let results: Vec<UserResult> =
             outcomes.iter().cloned().map(|outcome| UserResult { key: "k".into(), outcome }).collect();
         assert_eq!(batch_label(&results), label, "{outcomes:?}");
+    }
+}
+
+#[test]
+fn a_partner_budget_running_low_widens_the_spacing_and_at_100_pauses() {
+    // (used percent, expected slowdown)
+    let cases = [
+        (0.0, Some(1.0)),
+        (74.9, Some(1.0)),
+        (75.0, Some(1.0)),
+        (87.5, Some(1.0 / 0.55)),
+        (99.0, Some(1.0 / (1.0 - 0.9 * 0.96))),
+        (100.0, None),
+    ];
+    for (used, expected) in cases {
+        let got = budget_slowdown(used);
+        match (got, expected) {
+            (Some(g), Some(e)) => assert!((g - e).abs() < 1e-4, "{used}%: {g} vs {e}"),
+            (g, e) => assert_eq!(g, e, "{used}%"),
+        }
     }
 }

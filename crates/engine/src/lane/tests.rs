@@ -9,17 +9,23 @@ use audience_store::{Health, Store, SyncStatus};
 
 use crate::EngineConfig;
 use crate::decode_credentials;
-use crate::testing::World;
 use crate::testing::fake::{self, Call, Request};
+use crate::testing::{T0, World};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn limits(max_batch_size: u32, requests_per_second: f64, max_concurrent_requests: u32) -> Limits {
-    Limits { max_batch_size, requests_per_second, max_concurrent_requests }
+    Limits {
+        max_batch_size,
+        requests_per_second,
+        max_concurrent_requests,
+        max_submissions_per_audience: 0,
+        app_requests_per_second: None,
+    }
 }
 
 fn ok() -> Result<BatchOutcome, audience_runtime::CallError> {
-    Ok(BatchOutcome { rejected: Vec::new(), created: None })
+    Ok(BatchOutcome { rejected: Vec::new(), unattributed: Vec::new(), created: None })
 }
 
 /// The spacing the limiter keeps at `rps` with the default 2% guard.
@@ -145,6 +151,7 @@ async fn users_refused_one_by_one_are_errored_and_the_others_synced() {
     world.partner.on_write(|_| {
         Ok(BatchOutcome {
             rejected: vec![RejectedUser { key: "u4".into(), reason: "not a hash".into() }],
+            unattributed: Vec::new(),
             created: None,
         })
     });
@@ -393,7 +400,7 @@ async fn an_audience_created_with_the_first_batch_is_remembered() {
     world.partner.on_upsert(|_| Ok(UpsertOutcome::CreateWithFirstBatch("created with the first batch".into())));
     world.partner.on_write(|request| {
         let created = request.audience.is_none().then(|| fake::audience("aud-new"));
-        Ok(BatchOutcome { rejected: Vec::new(), created })
+        Ok(BatchOutcome { rejected: Vec::new(), unattributed: Vec::new(), created })
     });
     world.start();
     world.until_delivered(&sync, MINUTE).await;
@@ -404,4 +411,46 @@ async fn an_audience_created_with_the_first_batch_is_remembered() {
     assert_eq!(world.partner.count(Call::UpsertAudience), 1);
     assert_eq!(world.store.sync(&sync.id).await.expect("sync").audience_id.as_deref(), Some("aud-new"));
     world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn credentials_are_renewed_a_day_ahead_of_expiry_even_on_an_idle_connection() {
+    let t0_s = (T0 / 1000) as u64;
+    let mut creds = fake::credentials("token-1", Some("refresh-1"));
+    creds.expires_at = Some(t0_s + 2 * 86_400);
+    let world = World::with_credentials(EngineConfig::default(), limits(10, 10.0, 1), creds).await;
+    world.partner.on_authorize(move |_| {
+        let mut fresh = fake::credentials("token-2", Some("refresh-1"));
+        fresh.expires_at = Some(t0_s + 32 * 86_400);
+        Ok(fresh)
+    });
+    world.start();
+    world.run_for(Duration::from_secs(3_600)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 0, "not yet: more than a day before expiry");
+    world.run_for(Duration::from_secs(86_400)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 1, "renewed once, a day ahead");
+    let stored = world.store.connection(&world.connection.id).await.unwrap();
+    let stored = decode_credentials(&stored.credentials).unwrap();
+    assert_eq!(stored.access_token, "token-2");
+    world.run_for(Duration::from_secs(86_400)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 1, "the fresh token is not renewed again at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_renewal_is_shown_on_the_connection_and_retried_later_not_in_a_loop() {
+    let t0_s = (T0 / 1000) as u64;
+    let mut creds = fake::credentials("token-1", Some("refresh-1"));
+    creds.expires_at = Some(t0_s + 3_600);
+    let world = World::with_credentials(EngineConfig::default(), limits(10, 10.0, 1), creds).await;
+    world.partner.on_authorize(|_| Err(fake::refusal(DestinationError::Transient("503".into()))));
+    world.start();
+    world.run_for(Duration::from_secs(1_800 + 60)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 1, "tried half way to expiry");
+    let connection = world.store.connection(&world.connection.id).await.unwrap();
+    assert_eq!(connection.health, audience_store::Health::Ok, "the old token still works");
+    assert!(connection.last_error.unwrap_or_default().contains("renewing the credentials"), "shown on the connection");
+    world.run_for(Duration::from_secs(10 * 60)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 1, "not retried before 15 minutes");
+    world.run_for(Duration::from_secs(6 * 60)).await;
+    assert_eq!(world.partner.count(Call::Authorize), 2, "retried after 15 minutes");
 }

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use audience_model::SyncAction;
 use audience_runtime::types::{
-    Audience, AudienceSpec, AudienceTarget, BatchOutcome, Credentials, DestinationError, Grant, PluginConfig,
-    PreparedUser, UpsertOutcome,
+    Audience, AudienceSize, AudienceSpec, AudienceState, AudienceTarget, Batch, BatchOutcome, Credentials,
+    DestinationError, Grant, PluginConfig, UpsertOutcome,
 };
 use audience_runtime::{CallError, RequestHooks};
 
@@ -68,7 +68,9 @@ impl FakePartner {
         let inner = Inner {
             start: Instant::now(),
             requests: Mutex::new(Vec::new()),
-            writes: Mutex::new(Box::new(|_| Ok(BatchOutcome { rejected: Vec::new(), created: None }))),
+            writes: Mutex::new(Box::new(|_| {
+                Ok(BatchOutcome { rejected: Vec::new(), unattributed: Vec::new(), created: None })
+            })),
             authorize: Mutex::new(Box::new(|_| Ok(credentials("token-2", Some("refresh-2"))))),
             upsert: Mutex::new(Box::new(|_| Ok(UpsertOutcome::Ready(audience("aud-found"))))),
         };
@@ -135,13 +137,23 @@ pub(crate) fn credentials(access_token: &str, refresh_token: Option<&str>) -> Cr
         access_token: access_token.to_string(),
         refresh_token: refresh_token.map(str::to_string),
         expires_at: None,
+        renewable_until: None,
         scopes: Vec::new(),
     }
 }
 
 /// An audience with this id.
 pub(crate) fn audience(id: &str) -> Audience {
-    Audience { id: id.to_string(), name: id.to_string(), created: false, details: Vec::new() }
+    Audience {
+        id: id.to_string(),
+        name: id.to_string(),
+        created: false,
+        identifiers: Vec::new(),
+        size: AudienceSize { lower: None, upper: None },
+        state: AudienceState::Unknown,
+        status_detail: None,
+        details: Vec::new(),
+    }
 }
 
 /// A partner error as the call returns it.
@@ -156,8 +168,9 @@ fn status_of<T>(result: &Result<T, CallError>) -> u16 {
         Err(CallError::Destination(DestinationError::Unauthorized(_))) => 401,
         Err(CallError::Destination(DestinationError::NotFound(_))) => 404,
         Err(CallError::Destination(DestinationError::InvalidRequest(_))) => 400,
+        Err(CallError::Destination(DestinationError::ActionRequired(_))) => 403,
         Err(CallError::Destination(DestinationError::Transient(_))) => 503,
-        Err(CallError::Plugin(_)) => 200,
+        Err(CallError::Plugin(_) | CallError::HostRefused(_) | CallError::Unsupported { .. }) => 200,
     }
 }
 
@@ -176,7 +189,7 @@ impl DestinationCalls for FakePartner {
         grant: Grant,
     ) -> BoxFuture<'a, Result<Credentials, CallError>> {
         let token = match &grant {
-            Grant::Refresh(token) => token.clone(),
+            Grant::Refresh(creds) => creds.refresh_token.clone().unwrap_or_else(|| creds.access_token.clone()),
             Grant::AuthorizationCode(code) => code.code.clone(),
         };
         Box::pin(self.request(request(Call::Authorize, &token), &self.inner.authorize, status_of))
@@ -200,14 +213,14 @@ impl DestinationCalls for FakePartner {
         creds: &'a Credentials,
         _account_id: &'a str,
         target: &'a AudienceTarget,
-        users: Vec<PreparedUser>,
+        batch: Batch,
     ) -> BoxFuture<'a, Result<BatchOutcome, CallError>> {
         let mut request = request(Call::Write, &creds.access_token);
         request.audience = match target {
             AudienceTarget::Existing(id) => Some(id.clone()),
             AudienceTarget::Create(_) => None,
         };
-        request.keys = users.into_iter().map(|u| u.key).collect();
+        request.keys = batch.users.into_iter().map(|u| u.key).collect();
         Box::pin(self.request(request, &self.inner.writes, status_of))
     }
 }

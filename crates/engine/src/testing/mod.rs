@@ -8,7 +8,7 @@ pub(crate) mod memory_store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use audience_runtime::types::{Identifier, IdentifierKind, Limits, PluginConfig, PreparedUser};
+use audience_runtime::types::{Identifier, Limits, PluginConfig, PreparedUser};
 use audience_store::{
     AudienceConfig, Connection, Counts, Entry, NewConnection, NewSync, ReadyUser, Store, SyncAction, SyncRecord,
 };
@@ -37,6 +37,15 @@ impl World {
     /// A connection with credentials `token-1` (refresh token `refresh-1`), no syncs yet and no
     /// lane yet. Call from a test running under paused time.
     pub(crate) async fn new(config: EngineConfig, limits: Limits) -> Self {
+        Self::with_credentials(config, limits, fake::credentials("token-1", Some("refresh-1"))).await
+    }
+
+    /// [`World::new`] with these credentials.
+    pub(crate) async fn with_credentials(
+        config: EngineConfig,
+        limits: Limits,
+        credentials: audience_runtime::types::Credentials,
+    ) -> Self {
         let clock = Clock::tokio(T0);
         let store = Arc::new(MemoryStore::new(clock.clone()));
         let engine = Engine::new(store.clone(), Destinations::new(), config);
@@ -46,7 +55,7 @@ impl World {
                 workspace_id: workspace.id,
                 destination: "fake".into(),
                 name: "fake account".into(),
-                credentials: encode_credentials(&fake::credentials("token-1", Some("refresh-1"))),
+                credentials: encode_credentials(&credentials),
             })
             .await
             .expect("connection");
@@ -93,7 +102,8 @@ impl World {
                 let key = format!("{prefix}{i}");
                 let user = PreparedUser {
                     key: key.clone(),
-                    identifiers: vec![Identifier { kind: IdentifierKind::Email, value: format!("hash-of-{key}") }],
+                    identifiers: vec![Identifier { kind: "email".into(), value: format!("hash-of-{key}") }],
+                    consent: None,
                 };
                 ReadyUser { key, payload: crate::payload::encode(&user) }
             })
