@@ -1,9 +1,11 @@
 //! Checks on the calls that reach the partner: which audience id the plugin accepts, batch
-//! sizes, the mapping of partner answers to `destination-error`, removal, and the other calls'
-//! handling of a 5xx.
+//! sizes, the mapping of partner answers to `destination-error`, removal, the other calls'
+//! handling of a 5xx, and the accounting of rejected users.
 //!
 //! The stand-in answers every request with the current script, so each check scripts one
-//! answer, makes one call and looks at the requests that call produced.
+//! answer, makes one call and looks at the requests that call produced. Writes go through
+//! [`writes::write`](super::writes::write): batch ids as the host makes them, and a write that
+//! answers `submitted` followed to its end (the check sees the end result).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -12,8 +14,9 @@ use super::counting::UserCounter;
 use super::report::CheckResult;
 use super::standin::{RecordedRequest, Script};
 use super::suite::{Suite, variant_name};
+use super::writes::{Op, Written, write};
 use audience_runtime::CallError;
-use audience_runtime::types::{AudienceTarget, BatchOutcome, DestinationError, Grant, PreparedUser};
+use audience_runtime::types::{AudienceTarget, BatchOutcome, DestinationError, Features, Grant, PreparedUser};
 
 /// The audience ids tried, in order, when none is given: an opaque name, a numeric partner id,
 /// and the `<number>:<number>:<KIND>` composite of plugins that pack several partner ids into
@@ -41,50 +44,47 @@ const NEEDS_AUDIENCE: &[&str] = &[
     "remove.contract",
 ];
 
-/// Run the delivery checks with the users `prepare.rs` made ready.
-pub async fn run(suite: &mut Suite, users: Result<Vec<PreparedUser>, String>) {
-    let audience = match users {
+/// Run the delivery checks with the users `prepare.rs` made ready; returns those users for
+/// the checks that follow (`None` when there were none). The audience id found is kept in
+/// `suite.audience_id`.
+pub async fn run(suite: &mut Suite, users: Result<Vec<PreparedUser>, String>) -> Option<Vec<PreparedUser>> {
+    let users = match users {
         Err(why) => {
             suite.push(CheckResult::fail("setup.audience-id", format!("not run: {why}")));
-            Err(format!("not run: {why}"))
+            fail_needing_audience(suite, &format!("not run: {why}"));
+            return None;
         }
-        Ok(users) => find_audience(suite, &users).await.map(|id| (id, users)),
+        Ok(users) => users,
     };
-    match audience {
-        Ok((audience, users)) => {
+    match find_audience(suite, &users).await {
+        Ok(audience) => {
+            suite.audience_id = Some(audience.clone());
             batches(suite, &audience, &users).await;
             errors(suite, &audience, &users[..SMALL_BATCH.min(users.len())]).await;
             remove(suite, &audience, &users[..SMALL_BATCH.min(users.len())]).await;
         }
-        Err(why) => {
-            for name in NEEDS_AUDIENCE {
-                suite.push(CheckResult::fail(name, why.clone()));
-            }
-        }
+        Err(why) => fail_needing_audience(suite, &why),
     }
-    other_calls(suite).await;
+    Some(users)
 }
 
-async fn write(
+fn fail_needing_audience(suite: &mut Suite, why: &str) {
+    for name in NEEDS_AUDIENCE {
+        suite.push(CheckResult::fail(name, why));
+    }
+}
+
+/// A write of `users` to the existing audience `audience` (see [`super::writes::write`]).
+async fn write_to(
     suite: &mut Suite,
-    remove: bool,
+    during: &str,
+    op: Op,
     audience: &str,
     users: &[PreparedUser],
     script: Script,
 ) -> (Result<BatchOutcome, CallError>, Vec<RecordedRequest>, String) {
-    suite.stand_in.script(script);
-    let mark = suite.stand_in.request_count();
-    let log_mark = suite.logs().len();
     let target = AudienceTarget::Existing(audience.to_string());
-    let (config, creds, account) = (&suite.config, &suite.creds, suite.options.account_id.as_str());
-    let result = if remove {
-        suite.plugin.remove_users(config, creds, account, &target, users.to_vec()).await
-    } else {
-        suite.plugin.add_users(config, creds, account, &target, users.to_vec()).await
-    };
-    let requests = suite.stand_in.requests_since(mark);
-    suite.stand_in.script(Script::ok());
-    let outcome = suite.outcome(&result, log_mark);
+    let Written { result, requests, outcome } = write(suite, during, op, &target, users, script).await;
     (result, requests, outcome)
 }
 
@@ -98,7 +98,8 @@ async fn find_audience(suite: &mut Suite, users: &[PreparedUser]) -> Result<Stri
     };
     let mut answers = Vec::new();
     for candidate in &candidates {
-        let (_, requests, outcome) = write(suite, false, candidate, sample, Script::ok()).await;
+        let (_, requests, outcome) =
+            write_to(suite, "setup.audience-id", Op::Add, candidate, sample, Script::ok()).await;
         if !requests.is_empty() {
             let how = if suite.options.audience_id.is_some() {
                 "as configured"
@@ -166,7 +167,8 @@ fn batch_problems(
 async fn batches(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     let max = suite.manifest.limits.max_batch_size as usize;
     let at_limit = &users[..max.min(users.len())];
-    let (result, requests, outcome) = write(suite, false, audience, at_limit, Script::ok()).await;
+    let (result, requests, outcome) =
+        write_to(suite, "batch.at-limit", Op::Add, audience, at_limit, Script::ok()).await;
     let check = match &result {
         Ok(ok) => CheckResult::from_problems(
             "batch.at-limit",
@@ -180,7 +182,7 @@ async fn batches(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     };
     suite.push(check);
 
-    let (result, requests, outcome) = write(suite, false, audience, users, Script::ok()).await;
+    let (result, requests, outcome) = write_to(suite, "batch.over-limit", Op::Add, audience, users, Script::ok()).await;
     let over = users.len();
     let check = match &result {
         Ok(ok) => CheckResult::from_problems(
@@ -257,7 +259,7 @@ async fn errors(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
         ("errors.400", "HTTP 400", Script::status(400), Expected::InvalidRequest),
     ];
     for (name, what, script, expected) in cases {
-        let (result, requests, outcome) = write(suite, false, audience, users, script).await;
+        let (result, requests, outcome) = write_to(suite, name, Op::Add, audience, users, script).await;
         let check = if requests.is_empty() {
             CheckResult::fail(
                 name,
@@ -280,8 +282,9 @@ async fn errors(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
 
 async fn remove(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     let max = suite.manifest.limits.max_batch_size as usize;
-    let (result, requests, outcome) = write(suite, true, audience, users, Script::ok()).await;
-    let check = if suite.manifest.supports_removal {
+    let (result, requests, outcome) =
+        write_to(suite, "remove.contract", Op::Remove, audience, users, Script::ok()).await;
+    let check = if suite.declares(Features::REMOVAL) {
         match &result {
             Ok(ok) => CheckResult::from_problems(
                 "remove.contract",
@@ -290,7 +293,7 @@ async fn remove(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
             ),
             Err(_) => CheckResult::fail(
                 "remove.contract",
-                format!("the manifest says supports-removal, but remove-users answered 200 {{}} gave {outcome}"),
+                format!("the manifest declares removal, but remove-users answered 200 {{}} gave {outcome}"),
             ),
         }
     } else {
@@ -301,7 +304,8 @@ async fn remove(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
             _ => CheckResult::fail(
                 "remove.contract",
                 format!(
-                    "the manifest says no removal, so remove-users must answer invalid-request without a request; \
+                    "the manifest does not declare removal, so remove-users must answer invalid-request without a \
+                     request; \
                      it answered {outcome} after {} request(s)",
                     requests.len()
                 ),
@@ -311,24 +315,30 @@ async fn remove(suite: &mut Suite, audience: &str, users: &[PreparedUser]) {
     suite.push(check);
 }
 
-async fn other_calls(suite: &mut Suite) {
+/// `errors.other-calls`: the calls other than the writes, answered 503, either answer locally
+/// or map it to `transient`; none crashes. Since 0.2.0 that includes `search-audiences`,
+/// `read-audience` (of the audience `setup.audience-id` found) and `check-target`.
+pub async fn other_calls(suite: &mut Suite) {
+    let mut calls = vec!["authorize", "list-accounts", "upsert-audience"];
+    if !suite.is_v0_1_0() {
+        calls.extend(["search-audiences", "read-audience", "check-target"]);
+    }
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    for call in ["authorize", "list-accounts", "upsert-audience"] {
+    let audience = suite.audience_id.clone().unwrap_or_else(|| super::AUDIENCE_ID_CANDIDATES[0].to_string());
+    for call in calls {
         suite.stand_in.script(Script::status(503));
         let mark = suite.stand_in.request_count();
         let log_mark = suite.logs().len();
+        let (config, creds, account) = (&suite.config, &suite.creds, suite.options.account_id.as_str());
+        let plugin = &suite.plugin;
         let result: Result<(), CallError> = match call {
-            "authorize" => {
-                let grant = Grant::Refresh(suite.secrets.refresh_token.clone());
-                suite.plugin.authorize(&suite.config, grant).await.map(drop)
-            }
-            "list-accounts" => suite.plugin.list_accounts(&suite.config, &suite.creds, None).await.map(drop),
-            _ => {
-                let spec = suite.spec();
-                let account = suite.options.account_id.clone();
-                suite.plugin.upsert_audience(&suite.config, &suite.creds, &account, &spec).await.map(drop)
-            }
+            "authorize" => plugin.authorize(config, Grant::Refresh(creds.clone())).await.map(drop),
+            "list-accounts" => plugin.list_accounts(config, creds, None).await.map(drop),
+            "search-audiences" => plugin.search_audiences(config, creds, account, "", None).await.map(drop),
+            "read-audience" => plugin.read_audience(config, creds, account, &audience).await.map(drop),
+            "check-target" => plugin.check_target(config, creds, account, &suite.spec()).await.map(drop),
+            _ => plugin.upsert_audience(config, creds, account, &suite.spec()).await.map(drop),
         };
         let sent = suite.stand_in.requests_since(mark).len();
         let outcome = suite.outcome(&result, log_mark);
@@ -347,16 +357,32 @@ async fn other_calls(suite: &mut Suite) {
     suite.push(CheckResult::from_problems("errors.other-calls", &problems, format!("HTTP 503: {}", notes.join(", "))));
 }
 
+/// `batch.rejections`, over every outcome of the run: a rejected user is a user of its batch,
+/// rejected once; rejected users and `unattributed` rows together never exceed the batch.
+pub fn rejections(suite: &mut Suite) {
+    let problems = suite.rejection_problems.clone();
+    let seen = suite.outcomes_seen;
+    suite.push(CheckResult::from_problems(
+        "batch.rejections",
+        &problems,
+        format!(
+            "{seen} batch outcome(s): every rejected user was in its batch, once, and rejected users plus \
+             unattributed rows never exceeded the batch"
+        ),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use audience_runtime::types::{Identifier, IdentifierKind, RejectedUser};
+    use audience_runtime::types::{Identifier, RejectedUser};
 
     fn users(n: usize) -> Vec<PreparedUser> {
         (0..n)
             .map(|i| PreparedUser {
                 key: format!("k{i}"),
-                identifiers: vec![Identifier { kind: IdentifierKind::ExternalId, value: format!("value-{i:05}") }],
+                identifiers: vec![Identifier { kind: "external-id".into(), value: format!("value-{i:05}") }],
+                consent: None,
             })
             .collect()
     }
@@ -369,7 +395,7 @@ mod tests {
     #[test]
     fn oversized_requests_and_lost_users_are_reported() {
         let users = users(4);
-        let ok = BatchOutcome { rejected: vec![], created: None };
+        let ok = BatchOutcome { rejected: vec![], unattributed: vec![], created: None };
         assert!(batch_problems(&users, &[request(&[0, 1]), request(&[2, 3])], 2, Some(&ok)).is_empty());
         let big = batch_problems(&users, &[request(&[0, 1, 2, 3])], 2, Some(&ok));
         assert!(big[0].contains("carried 4 users"), "{big:?}");
@@ -377,6 +403,7 @@ mod tests {
         assert!(lost[0].contains("2 of 4 users"), "{lost:?}");
         let rejected = BatchOutcome {
             rejected: ["k2", "k3"].iter().map(|k| RejectedUser { key: (*k).into(), reason: "no".into() }).collect(),
+            unattributed: vec![],
             created: None,
         };
         assert!(batch_problems(&users, &[request(&[0, 1])], 2, Some(&rejected)).is_empty());

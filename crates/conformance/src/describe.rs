@@ -1,10 +1,45 @@
 //! Checks on `describe`: a well-formed manifest, sane limits, the same answer every time, and
 //! no network use (the runtime runs `describe` with every host denied).
+//!
+//! Since contract 0.2.0 `describe` takes the operator's `plugin-config`, so the suite loads the
+//! component several times: twice with its own configuration (`base-url` = the stand-in),
+//! once without a `base-url`, and twice with [`OTHER_BASE_URL`]. The same configuration must
+//! give the same manifest, and a plugin that builds its URLs from `base-url` must name that
+//! URL's host in `default-hosts` (`describe.base-url`).
 
 use super::report::CheckResult;
-use super::suite::{Suite, denied_lines, summarize_denied};
+use super::suite::{Deferred, Suite, denied_lines, not_applicable_reason, summarize_denied};
 use audience_runtime::Plugin;
 use audience_runtime::types::{Limits, Manifest};
+
+/// The second `base-url` the suite describes a 0.2.0 plugin with (never contacted).
+pub const OTHER_BASE_URL: &str = "https://conformance-sandbox.example:8443";
+/// [`OTHER_BASE_URL`]'s host and port.
+const OTHER_HOST: (&str, u16) = ("conformance-sandbox.example", 8443);
+/// The largest `max-submissions-per-audience` the suite accepts as sane.
+pub const MAX_SANE_SUBMISSIONS: u32 = 1_000;
+
+/// The component's other loads, each of which ran `describe`.
+pub struct Loads {
+    /// A second load with the suite's own configuration.
+    pub second: Plugin,
+    /// 0.2.0 only: a load without a `base-url`.
+    pub without_base: Option<Plugin>,
+    /// 0.2.0 only: two loads with `base-url` = [`OTHER_BASE_URL`].
+    pub elsewhere: Option<(Plugin, Plugin)>,
+}
+
+impl Loads {
+    /// Every other load.
+    pub fn all(&self) -> Vec<&Plugin> {
+        let mut all = vec![&self.second];
+        all.extend(self.without_base.iter());
+        if let Some((a, b)) = &self.elsewhere {
+            all.extend([a, b]);
+        }
+        all
+    }
+}
 
 /// The largest `max-batch-size` the suite accepts as sane.
 pub const MAX_SANE_BATCH: u32 = 100_000;
@@ -13,12 +48,17 @@ pub const MAX_SANE_RPS: f64 = 10_000.0;
 /// The largest `max-concurrent-requests` the suite accepts as sane.
 pub const MAX_SANE_CONCURRENCY: u32 = 1_000;
 
-/// Run the `describe.*` checks; `second` is the same component loaded a second time.
-pub fn run(suite: &mut Suite, second: &Plugin) {
+/// Run the `describe.*` checks over the component's other `loads`.
+pub fn run(suite: &mut Suite, loads: &Loads) {
     let manifest = suite.manifest.clone();
+    let base_url = suite.config.base_url.clone();
+    let mut problems = manifest_problems(&manifest, base_url.as_deref());
+    if !suite.is_v0_1_0() {
+        problems.extend(kind_name_problems(&manifest));
+    }
     suite.push(CheckResult::from_problems(
         "describe.well-formed",
-        &manifest_problems(&manifest),
+        &problems,
         format!(
             "{} {} ({}), {} identifier kind(s)",
             manifest.name,
@@ -28,22 +68,22 @@ pub fn run(suite: &mut Suite, second: &Plugin) {
         ),
     ));
     let limits = &manifest.limits;
-    suite.push(CheckResult::from_problems(
-        "describe.limits",
-        &limit_problems(limits),
-        format!(
-            "max-batch-size {}, {} requests/s, {} concurrent",
-            limits.max_batch_size, limits.requests_per_second, limits.max_concurrent_requests
-        ),
-    ));
-    let same = second.manifest() == &manifest;
-    suite.push(if same {
-        CheckResult::pass("describe.deterministic", "two loads described the plugin identically")
-    } else {
-        CheckResult::fail("describe.deterministic", "two loads of the same component returned different manifests")
-    });
+    let mut summary = format!(
+        "max-batch-size {}, {} requests/s, {} concurrent",
+        limits.max_batch_size, limits.requests_per_second, limits.max_concurrent_requests
+    );
+    if limits.max_submissions_per_audience > 0 {
+        summary.push_str(&format!(", {} submission(s) per audience", limits.max_submissions_per_audience));
+    }
+    if let Some(rps) = limits.app_requests_per_second {
+        summary.push_str(&format!(", {rps} requests/s per application"));
+    }
+    suite.push(CheckResult::from_problems("describe.limits", &limit_problems(limits), summary));
+    suite.push(deterministic(&manifest, loads));
     let mut denied = denied_lines(&suite.logs());
-    denied.extend(denied_lines(&second.captured_logs()));
+    for other in loads.all() {
+        denied.extend(denied_lines(&other.captured_logs()));
+    }
     let requests = suite.stand_in.request_count();
     suite.push(if denied.is_empty() && requests == 0 {
         CheckResult::pass("describe.no-network", "describe made no request")
@@ -57,6 +97,107 @@ pub fn run(suite: &mut Suite, second: &Plugin) {
             ),
         )
     });
+    derived_hosts(suite, loads);
+}
+
+fn deterministic(manifest: &Manifest, loads: &Loads) -> CheckResult {
+    if loads.second.manifest() != manifest {
+        return CheckResult::fail(
+            "describe.deterministic",
+            "two loads of the same component with the same plugin-config returned different manifests",
+        );
+    }
+    match &loads.elsewhere {
+        None => CheckResult::pass("describe.deterministic", "two loads described the plugin identically"),
+        Some((a, b)) if a.manifest() == b.manifest() => CheckResult::pass(
+            "describe.deterministic",
+            "two loads with the same plugin-config described the plugin identically (with two different base-urls)",
+        ),
+        Some(_) => CheckResult::fail(
+            "describe.deterministic",
+            format!(
+                "two loads with base-url {OTHER_BASE_URL} (and otherwise the same plugin-config) returned different manifests"
+            ),
+        ),
+    }
+}
+
+/// Whether `hosts` lets a plugin reach `host` on `port` (an entry naming the host, with that
+/// port or none, or a wildcard over it).
+pub fn names_host(hosts: &[String], host: &str, port: u16) -> bool {
+    hosts.iter().any(|entry| {
+        let entry = entry.trim().to_ascii_lowercase();
+        let (name, entry_port) = match entry.rsplit_once(':') {
+            Some((name, p)) if p.parse::<u16>().is_ok() => (name.to_string(), p.parse::<u16>().ok()),
+            _ => (entry.clone(), None),
+        };
+        let name_ok = match name.strip_prefix("*.") {
+            Some(suffix) => host.strip_suffix(suffix).is_some_and(|prefix| prefix.ends_with('.')),
+            None => name == host,
+        };
+        name_ok && entry_port.is_none_or(|p| p == port)
+    })
+}
+
+fn derived_hosts(suite: &mut Suite, loads: &Loads) {
+    const NAME: &str = "describe.base-url";
+    let (Some(without), Some((elsewhere, _))) = (&loads.without_base, &loads.elsewhere) else {
+        suite.push(CheckResult::pass(NAME, not_applicable_reason(&suite.version)));
+        return;
+    };
+    let here = suite.manifest.default_hosts.clone();
+    let none = without.manifest().default_hosts.clone();
+    let there = elsewhere.manifest().default_hosts.clone();
+    let base = suite.stand_in.base_url();
+    let (host, port) = suite.stand_in.host_and_port();
+    if here == none && there == none {
+        if here.is_empty() {
+            suite.push(CheckResult::pass(
+                NAME,
+                "default-hosts is empty with and without a base-url: the operator's allow-list decides",
+            ));
+        } else {
+            suite.defer(NAME, Deferred::BaseUrl { hosts: here });
+        }
+        return;
+    }
+    let mut problems = Vec::new();
+    if !names_host(&here, &host, port) {
+        problems.push(format!("with base-url {base}, default-hosts {here:?} does not name {host}"));
+    }
+    if !names_host(&there, OTHER_HOST.0, OTHER_HOST.1) {
+        problems
+            .push(format!("with base-url {OTHER_BASE_URL}, default-hosts {there:?} does not name {}", OTHER_HOST.0));
+    }
+    suite.push(CheckResult::from_problems(
+        NAME,
+        &problems,
+        format!("default-hosts follows base-url: none → {none:?}, {base} → {here:?}, {OTHER_BASE_URL} → {there:?}"),
+    ));
+}
+
+/// The verdict of a deferred `describe.base-url`: `hosts` did not react to `base-url`; that is
+/// wrong only for a plugin that takes one (`reached_stand_in`: its requests reached the
+/// stand-in, which only `base-url` pointed at).
+pub fn base_url_verdict(hosts: &[String], reached_stand_in: bool, base: &str) -> CheckResult {
+    if reached_stand_in {
+        CheckResult::fail(
+            "describe.base-url",
+            format!(
+                "the plugin builds its requests from base-url (they reached the stand-in at {base}), but default-hosts \
+                 is {hosts:?} with that base-url, with {OTHER_BASE_URL} and with none; with a base-url it must name \
+                 that URL's host, or every operator pointing it at a sandbox must allow the host by hand"
+            ),
+        )
+    } else {
+        CheckResult::pass(
+            "describe.base-url",
+            format!(
+                "default-hosts is {hosts:?} whatever the base-url, and no request reached the stand-in through \
+                 base-url (the plugin does not take one)"
+            ),
+        )
+    }
 }
 
 fn is_semver(version: &str) -> bool {
@@ -74,8 +215,31 @@ fn is_host(entry: &str) -> bool {
         && host == host.to_ascii_lowercase()
 }
 
-/// What is wrong with `manifest`, apart from its limits.
-pub fn manifest_problems(manifest: &Manifest) -> Vec<String> {
+/// Identifier kind names that are not lowercase ASCII letters, digits and '-' (contract 0.2.0).
+pub fn kind_name_problems(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .identifiers
+        .iter()
+        .filter(|kind| {
+            kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .map(|kind| format!("identifier kind {kind:?} is not lowercase ASCII letters, digits and '-'"))
+        .collect()
+}
+
+/// Whether `url` may be the authorization page: https, or (for a plugin pointed at a local
+/// sandbox over plain http) on the `base` URL.
+fn authorize_url_ok(url: &str, base: Option<&str>) -> bool {
+    url.starts_with("https://")
+        || base.is_some_and(|b| {
+            let b = b.trim_end_matches('/');
+            b.starts_with("http://") && url.strip_prefix(b).is_some_and(|rest| rest.starts_with(['/', '?']))
+        })
+}
+
+/// What is wrong with `manifest`, apart from its limits; `base` is the `base-url` it was
+/// described with (an authorization page on a plain-http sandbox is fine).
+pub fn manifest_problems(manifest: &Manifest, base: Option<&str>) -> Vec<String> {
     let mut problems = Vec::new();
     let name_ok = !manifest.name.is_empty()
         && manifest.name.len() <= 64
@@ -105,8 +269,8 @@ pub fn manifest_problems(manifest: &Manifest) -> Vec<String> {
         }
     }
     if let Some(oauth) = &manifest.oauth {
-        if !oauth.authorize_url.starts_with("https://") {
-            problems.push("oauth.authorize-url must be https".into());
+        if !authorize_url_ok(&oauth.authorize_url, base) {
+            problems.push("oauth.authorize-url must be https (or on a plain-http base-url)".into());
         }
         for placeholder in ["{client-id}", "{redirect-uri}", "{state}"] {
             if !oauth.authorize_url.contains(placeholder) {
@@ -139,22 +303,44 @@ pub fn limit_problems(limits: &Limits) -> Vec<String> {
             limits.max_concurrent_requests
         ));
     }
+    if limits.max_submissions_per_audience > MAX_SANE_SUBMISSIONS {
+        problems.push(format!(
+            "max-submissions-per-audience {} is not within 0..={MAX_SANE_SUBMISSIONS} (0 = no limit)",
+            limits.max_submissions_per_audience
+        ));
+    }
+    if let Some(app) = limits.app_requests_per_second
+        && (!app.is_finite() || app <= 0.0 || app > MAX_SANE_RPS)
+    {
+        problems.push(format!("app-requests-per-second {app} is not a number within (0, {MAX_SANE_RPS}]"));
+    }
     problems
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use audience_runtime::types::{IdentifierKind, OauthApp};
+    use audience_runtime::types::{AudienceKeys, Features, OauthApp};
+
+    fn limits(max_batch_size: u32, requests_per_second: f64, max_concurrent_requests: u32) -> Limits {
+        Limits {
+            max_batch_size,
+            requests_per_second,
+            max_concurrent_requests,
+            max_submissions_per_audience: 0,
+            app_requests_per_second: None,
+        }
+    }
 
     fn manifest() -> Manifest {
         Manifest {
             name: "demo-partner".into(),
             version: "1.2.3-beta.1".into(),
             display_name: "Demo".into(),
-            identifiers: vec![IdentifierKind::Email],
-            supports_removal: true,
-            limits: Limits { max_batch_size: 1000, requests_per_second: 5.0, max_concurrent_requests: 2 },
+            identifiers: vec!["email".into()],
+            audience_keys: AudienceKeys::OneKind,
+            features: Features::REMOVAL,
+            limits: limits(1000, 5.0, 2),
             oauth: Some(OauthApp {
                 authorize_url: "https://p.example/oauth?c={client-id}&r={redirect-uri}&s={scopes}&st={state}".into(),
                 scopes: vec!["a".into(), "b".into()],
@@ -166,8 +352,32 @@ mod tests {
 
     #[test]
     fn a_good_manifest_has_no_problems() {
-        assert_eq!(manifest_problems(&manifest()), Vec::<String>::new());
+        assert_eq!(manifest_problems(&manifest(), None), Vec::<String>::new());
         assert_eq!(limit_problems(&manifest().limits), Vec::<String>::new());
+        assert_eq!(kind_name_problems(&manifest()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_authorize_page_on_a_plain_http_sandbox_is_fine() {
+        let mut m = manifest();
+        if let Some(o) = m.oauth.as_mut() {
+            o.authorize_url = "http://127.0.0.1:9/oauth?c={client-id}&r={redirect-uri}&s={scopes}&st={state}".into();
+        }
+        assert_eq!(manifest_problems(&m, Some("http://127.0.0.1:9")), Vec::<String>::new());
+        assert_eq!(manifest_problems(&m, Some("http://127.0.0.1:99")).len(), 1);
+        assert_eq!(manifest_problems(&m, None).len(), 1);
+    }
+
+    #[test]
+    fn hosts_are_matched_with_ports_and_wildcards() {
+        let hosts = vec!["127.0.0.1:8080".to_string(), "*.example.net".to_string(), "api.example.com".to_string()];
+        assert!(names_host(&hosts, "127.0.0.1", 8080));
+        assert!(!names_host(&hosts, "127.0.0.1", 8081));
+        assert!(names_host(&hosts, "a.example.net", 443));
+        assert!(!names_host(&hosts, "example.net", 443));
+        assert!(names_host(&hosts, "api.example.com", 1));
+        assert!(base_url_verdict(&hosts, true, "http://x").reason.contains("must name"));
+        assert!(base_url_verdict(&hosts, false, "http://x").passed);
     }
 
     #[test]
@@ -175,16 +385,21 @@ mod tests {
         let mut m = manifest();
         m.name = "Demo Partner".into();
         m.version = "1.2".into();
-        m.identifiers = vec![IdentifierKind::Email, IdentifierKind::Email];
+        m.identifiers = vec!["email".into(), "email".into(), "E-Mail".into()];
         m.default_hosts = vec!["https://api.example.com/v1".into()];
         if let Some(o) = m.oauth.as_mut() {
             o.authorize_url = "http://p.example/oauth".into();
         }
-        let problems = manifest_problems(&m).join("\n");
-        for needle in ["name", "semver", "twice", "default-hosts", "https", "{state}", "{scopes}"] {
+        let mut problems = manifest_problems(&m, None);
+        problems.extend(kind_name_problems(&m));
+        let problems = problems.join("\n");
+        for needle in ["name", "semver", "twice", "default-hosts", "https", "{state}", "{scopes}", "\"E-Mail\""] {
             assert!(problems.contains(needle), "{needle} missing in {problems}");
         }
-        let limits = Limits { max_batch_size: 0, requests_per_second: f64::NAN, max_concurrent_requests: 5000 };
+        let mut limits = limits(0, f64::NAN, 5000);
         assert_eq!(limit_problems(&limits).len(), 3);
+        limits.max_submissions_per_audience = 5000;
+        limits.app_requests_per_second = Some(0.0);
+        assert_eq!(limit_problems(&limits).len(), 5);
     }
 }

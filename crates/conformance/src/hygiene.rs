@@ -1,14 +1,21 @@
 //! Checks over everything the plugin did during the run: no request to a host outside its
-//! allow-list, and no credential in its log output or its error messages.
+//! allow-list, and no credential in its log output or its error messages. The end of the run
+//! also decides the checks that needed all of it (`describe.base-url` for a plugin whose
+//! default hosts ignore `base-url`).
 
+use super::describe::{Loads, base_url_verdict};
 use super::report::CheckResult;
-use super::suite::{Suite, denied_lines, excerpt, summarize_denied};
-use audience_runtime::{LogLine, Plugin};
+use super::suite::{Deferred, Suite, denied_lines, excerpt, summarize_denied};
+use audience_runtime::LogLine;
 
-/// Run the `network.*` and `credentials.*` checks; `second` is the second load's plugin.
-pub fn run(suite: &mut Suite, second: &Plugin) {
+/// Decide the deferred checks, then run the `network.*` and `credentials.*` checks over the
+/// plugin's logs and those of its other `loads`.
+pub fn run(suite: &mut Suite, loads: &Loads) {
+    decide_deferred(suite);
     let mut lines = suite.logs();
-    lines.extend(second.captured_logs());
+    for other in loads.all() {
+        lines.extend(other.captured_logs());
+    }
 
     let denied = denied_lines(&lines);
     suite.push(if denied.is_empty() {
@@ -44,6 +51,21 @@ pub fn run(suite: &mut Suite, second: &Plugin) {
         &leaks,
         format!("no credential in the {count} error message(s) returned"),
     ));
+}
+
+fn decide_deferred(suite: &mut Suite) {
+    // Only base-url (or a setting the operator pointed at it) leads a plugin to the stand-in.
+    let through_settings = suite.options.settings.iter().any(|(_, v)| v.contains("{base-url}"));
+    let reached = suite.stand_in.request_count() > 0 && !through_settings;
+    let base = suite.stand_in.base_url();
+    for (index, what) in std::mem::take(&mut suite.deferred) {
+        let check = match what {
+            Deferred::BaseUrl { hosts } => base_url_verdict(&hosts, reached, &base),
+        };
+        if let Some(slot) = suite.checks.get_mut(index) {
+            *slot = check;
+        }
+    }
 }
 
 fn leaks_in_logs(suite: &Suite, lines: &[LogLine]) -> CheckResult {

@@ -14,7 +14,30 @@
 //! each check chooses and records every request.
 //!
 //! The checks, their order and what each asserts are documented in `docs/plugin-guide.md`
-//! ("The conformance test"); every check reports pass or fail with a reason.
+//! ("The conformance test") and in each module; every check reports pass or fail with a reason.
+//!
+//! # Contract versions
+//!
+//! The runtime loads components of every contract version it speaks (`0.1.0`, `0.2.0`) and
+//! adapts the older ones, so the suite drives them all through the same calls. A check that
+//! exercises what only 0.2.0 has passes on a 0.1.0 component with the reason
+//! `not applicable (contract 0.1.0)`; every other check runs on both. The report always lists
+//! the whole suite, in this order:
+//!
+//! | group | checks | since |
+//! |---|---|---|
+//! | `describe` | `well-formed`, `limits`, `deterministic`, `no-network` | 0.1.0 |
+//! | | `base-url` (`describe(config)` derives `default-hosts` from `base-url`) | 0.2.0 |
+//! | `prepare` | `empty`, `well-formed`, `selected-fields`, `huge`, `odd-input`, `deterministic`, `normalises`, `already-hashed` | 0.1.0 |
+//! | | `consent` (passed through), `field-order` (one-kind: the first supported field decides) | 0.2.0 |
+//! | | `no-network` (over every `prepare-users` call above) | 0.1.0 |
+//! | delivery | `setup.audience-id`, `batch.at-limit`, `batch.over-limit`, `errors.401` … `errors.400`, `remove.contract` | 0.1.0 |
+//! | | `async.submission-limit` (two batches under `max-submissions-per-audience`) | 0.2.0 |
+//! | | `errors.other-calls` (0.2.0 adds the audience exports) | 0.1.0 |
+//! | `audiences` | `search`, `search-query`, `read`, `check-target` | 0.2.0 |
+//! | run-wide | `batch.rejections` | 0.1.0 |
+//! | | `async.submissions` | 0.2.0 |
+//! | | `network.allow-list`, `credentials.not-logged`, `credentials.not-in-errors` | 0.1.0 |
 //!
 //! ```no_run
 //! # async fn demo(bytes: &[u8]) -> Result<(), audience_conformance::ConformanceError> {
@@ -25,6 +48,8 @@
 //! # Ok(()) }
 //! ```
 
+mod asynchronous;
+mod audiences;
 mod counting;
 mod delivery;
 mod describe;
@@ -34,16 +59,24 @@ mod prepare;
 mod report;
 mod standin;
 mod suite;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use audiences::{MAX_SEARCH_PAGES, SEARCH_QUERIES};
 pub use delivery::AUDIENCE_ID_CANDIDATES;
+pub use describe::OTHER_BASE_URL;
+pub use inputs::WELL_KNOWN_KINDS;
 pub use report::{CheckResult, Report};
-pub use standin::{RecordedRequest, Script, StandIn};
+pub use standin::{RecordedRequest, Route, RouteFile, Script, StandIn, parse_routes};
+pub use writes::{MAX_POLL_WAIT, MAX_POLLS};
 
-use audience_runtime::{HttpLimits, HttpPolicy, LoadError, PluginOptions, PluginRuntime, RuntimeConfig, SandboxLimits};
-use suite::Suite;
+use audience_runtime::types::PluginConfig;
+use audience_runtime::{
+    HttpLimits, HttpPolicy, LoadError, Plugin, PluginOptions, PluginRuntime, RuntimeConfig, SandboxLimits,
+};
+use suite::{Secrets, Suite, plugin_config};
 
 /// The account id passed to calls unless one is configured: digits, the most widely accepted
 /// shape of a partner's account id.
@@ -68,6 +101,9 @@ pub struct ConformanceOptions {
     pub limits: Option<SandboxLimits>,
     /// Where to cache the compiled component; `None` uses a temporary directory for the run.
     pub cache_dir: Option<PathBuf>,
+    /// Partner-shaped answers for the `audiences.*` checks (see [`Route`]); empty: the
+    /// stand-in answers those checks' requests with `200 {}` too.
+    pub answers: Vec<Route>,
 }
 
 impl Default for ConformanceOptions {
@@ -79,6 +115,7 @@ impl Default for ConformanceOptions {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             limits: None,
             cache_dir: None,
+            answers: Vec::new(),
         }
     }
 }
@@ -93,6 +130,19 @@ pub enum ConformanceError {
     /// The stand-in or the compile cache could not be set up.
     #[error("could not set up the conformance test: {0}")]
     Setup(#[source] std::io::Error),
+}
+
+/// Loads the component under test with a given `plugin-config`.
+struct Loader<'a> {
+    runtime: PluginRuntime,
+    component: &'a [u8],
+    options: PluginOptions,
+}
+
+impl Loader<'_> {
+    async fn load(&self, config: &PluginConfig) -> Result<Plugin, LoadError> {
+        self.runtime.load(self.component, PluginOptions { config: config.clone(), ..self.options.clone() }).await
+    }
 }
 
 /// Run the whole suite on a component's bytes.
@@ -116,15 +166,35 @@ pub async fn run(component: &[u8], options: ConformanceOptions) -> Result<Report
         }),
         limits: options.limits.clone(),
         capture_logs: true,
+        config: PluginConfig { base_url: None, client_id: None, client_secret: None, settings: Vec::new() },
     };
-    let plugin = runtime.load(component, plugin_options.clone()).await?;
-    let second = runtime.load(component, plugin_options).await?;
+    let secrets = Secrets::generate();
+    let base = stand_in.base_url();
+    let config = plugin_config(Some(&base), &base, &secrets, &options);
+    let loader = Loader { runtime, component, options: plugin_options };
+    let plugin = loader.load(&config).await?;
+    let second = loader.load(&config).await?;
+    // `describe` takes the configuration since 0.2.0: describe it without a base-url and with
+    // another one too.
+    let (without_base, elsewhere) = if plugin.contract_version() == audience_runtime::since_v0_1_0::VERSION {
+        (None, None)
+    } else {
+        let none = plugin_config(None, &base, &secrets, &options);
+        let other = plugin_config(Some(OTHER_BASE_URL), &base, &secrets, &options);
+        (Some(loader.load(&none).await?), Some((loader.load(&other).await?, loader.load(&other).await?)))
+    };
+    let loads = describe::Loads { second, without_base, elsewhere };
 
-    let mut suite = Suite::new(plugin, stand_in, options);
-    describe::run(&mut suite, &second);
+    let mut suite = Suite::new(plugin, stand_in, options, config, secrets);
+    describe::run(&mut suite, &loads);
     let users = prepare::run(&mut suite).await;
-    delivery::run(&mut suite, users).await;
-    hygiene::run(&mut suite, &second);
+    let users = delivery::run(&mut suite, users).await;
+    asynchronous::submission_limit(&mut suite, users.as_deref()).await;
+    delivery::other_calls(&mut suite).await;
+    audiences::run(&mut suite, users.as_deref()).await;
+    delivery::rejections(&mut suite);
+    asynchronous::submissions(&mut suite).await;
+    hygiene::run(&mut suite, &loads);
     Ok(Report::new(suite.manifest.name.clone(), suite.manifest.version.clone(), suite.checks))
 }
 
@@ -149,6 +219,10 @@ pub struct PluginTestArgs {
     /// The plugin's HTTP timeout during the test, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub http_timeout_ms: u64,
+    /// A JSON file of partner-shaped answers for the audience checks: an array of
+    /// `{"method", "path_contains": [...], "status", "headers", "body"}` (all optional).
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
@@ -185,9 +259,16 @@ pub async fn cli_main(path: &Path, json: bool, options: ConformanceOptions) -> a
     Ok(report.passed())
 }
 
-/// [`cli_main`] with parsed [`PluginTestArgs`].
+/// [`cli_main`] with parsed [`PluginTestArgs`] (reading the `--answers` file, if any).
 pub async fn cli_run(args: &PluginTestArgs) -> anyhow::Result<bool> {
-    cli_main(&args.component, args.json, args.options()).await
+    use anyhow::Context as _;
+    let mut options = args.options();
+    if let Some(path) = &args.answers {
+        let text = tokio::fs::read_to_string(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+        options.answers =
+            parse_routes(&text).with_context(|| format!("{} is not a list of answers", path.display()))?;
+    }
+    cli_main(&args.component, args.json, options).await
 }
 
 #[cfg(test)]
@@ -209,9 +290,20 @@ mod tests {
             #[command(flatten)]
             args: PluginTestArgs,
         }
-        let cli = Cli::try_parse_from(["t", "p.wasm", "--json", "--audience-id", "1:2:EMAIL", "--setting", "a=b"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::try_parse_from([
+            "t",
+            "p.wasm",
+            "--json",
+            "--audience-id",
+            "1:2:EMAIL",
+            "--setting",
+            "a=b",
+            "--answers",
+            "answers.json",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(cli.args.json);
+        assert_eq!(cli.args.answers.as_deref(), Some(Path::new("answers.json")));
         let options = cli.args.options();
         assert_eq!(options.audience_id.as_deref(), Some("1:2:EMAIL"));
         assert_eq!(options.account_id, DEFAULT_ACCOUNT_ID);

@@ -1,15 +1,19 @@
 //! Checks on `prepare-users`: one preparation per user in order, deterministic, local, and
-//! robust to empty, huge and odd input. The suite also prepares here the well-formed users the
-//! delivery checks send, so every `prepare-users` call happens inside the no-network window.
+//! robust to empty, huge and odd input; since contract 0.2.0 also consent passed through and
+//! the order of the selected fields honoured. The suite also prepares here the well-formed
+//! users the delivery checks send, so every `prepare-users` call happens inside the no-network
+//! window.
 
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::inputs::{kind_name, odd_users, plain_users};
+use super::inputs::{WELL_KNOWN_KINDS, consents, odd_users, plain_users, plain_value, user};
 use super::report::CheckResult;
 use super::suite::{Suite, denied_lines, excerpt, summarize_denied};
-use audience_runtime::types::{Identifier, IdentifierKind, Preparation, PreparedUser, RawUser};
+use audience_runtime::types::{
+    AudienceKeys, Consent, ConsentStatus, Features, Identifier, IdentifierKind, Preparation, PreparedUser, RawUser,
+};
 
 /// Users in the `prepare.huge` call.
 pub const HUGE: usize = 10_000;
@@ -33,6 +37,8 @@ pub async fn run(suite: &mut Suite) -> Result<Vec<PreparedUser>, String> {
     deterministic(suite, &kinds).await;
     normalises(suite, &kinds).await;
     already_hashed(suite, &kinds).await;
+    consent(suite, &kinds).await;
+    field_order(suite, &kinds).await;
     let delivery = delivery_users(suite, &kinds).await;
 
     let requests = suite.stand_in.requests_since(request_mark);
@@ -128,41 +134,32 @@ async fn well_formed(suite: &mut Suite, kinds: &[IdentifierKind]) {
 }
 
 fn describe_user(user: &RawUser) -> String {
-    let values: Vec<String> = user.identifiers.iter().map(|i| format!("{}={}", kind_name(i.kind), i.value)).collect();
+    let values: Vec<String> = user.identifiers.iter().map(|i| format!("{}={}", i.kind, i.value)).collect();
     format!("[{}]", values.join(", "))
 }
 
 async fn selected_fields(suite: &mut Suite, kinds: &[IdentifierKind]) {
-    let all = [
-        IdentifierKind::Email,
-        IdentifierKind::Phone,
-        IdentifierKind::MobileAdId,
-        IdentifierKind::Idfa,
-        IdentifierKind::ExternalId,
-    ];
+    let mut all: Vec<IdentifierKind> = WELL_KNOWN_KINDS.iter().map(|k| k.to_string()).collect();
+    all.extend(kinds.iter().filter(|k| !all.contains(k)).cloned().collect::<Vec<_>>());
     let users = plain_users(&all, 0, 5);
     let mut problems = Vec::new();
-    let mut cases: Vec<Vec<IdentifierKind>> = kinds.iter().map(|k| vec![*k]).collect();
+    let mut cases: Vec<Vec<IdentifierKind>> = kinds.iter().map(|k| vec![k.clone()]).collect();
     cases.push(vec![]);
-    let undeclared: Vec<IdentifierKind> = all.iter().copied().filter(|k| !kinds.contains(k)).collect();
+    let undeclared: Vec<IdentifierKind> = all.iter().filter(|k| !kinds.contains(k)).cloned().collect();
     if !undeclared.is_empty() {
         cases.push(undeclared);
     }
     for fields in cases {
-        let names: Vec<&str> = fields.iter().map(|k| kind_name(*k)).collect();
+        let names = fields.join(", ");
         match prepare(suite, &fields, users.clone()).await {
-            Err(e) => problems.push(format!("fields [{}]: {e}", names.join(", "))),
+            Err(e) => problems.push(format!("fields [{names}]: {e}")),
             Ok(out) => {
-                let allowed: Vec<IdentifierKind> = fields.iter().copied().filter(|k| kinds.contains(k)).collect();
+                let allowed: Vec<&IdentifierKind> = fields.iter().filter(|k| kinds.contains(k)).collect();
                 for prep in &out {
                     if let Preparation::Ready(ready) = prep
-                        && let Some(extra) = ready.identifiers.iter().find(|i| !allowed.contains(&i.kind))
+                        && let Some(extra) = ready.identifiers.iter().find(|i| !allowed.contains(&&i.kind))
                     {
-                        problems.push(format!(
-                            "fields [{}]: a ready user carries a {} identifier",
-                            names.join(", "),
-                            kind_name(extra.kind)
-                        ));
+                        problems.push(format!("fields [{names}]: a ready user carries a {} identifier", extra.kind));
                         break;
                     }
                 }
@@ -243,13 +240,13 @@ async fn deterministic(suite: &mut Suite, kinds: &[IdentifierKind]) {
 }
 
 /// Spellings that must prepare alike: (kind, canonical, variants).
-fn spellings(kind: IdentifierKind) -> Option<(&'static str, [&'static str; 3])> {
+fn spellings(kind: &str) -> Option<(&'static str, [&'static str; 3])> {
     match kind {
-        IdentifierKind::Email => Some((
+        "email" => Some((
             "conformance.norm@example.com",
             ["  Conformance.Norm@Example.COM  ", "CONFORMANCE.NORM@EXAMPLE.COM\t", "\nconformance.norm@example.com"],
         )),
-        IdentifierKind::MobileAdId | IdentifierKind::Idfa => Some((
+        "mobile-ad-id" | "idfa" => Some((
             "c0ffee00-0000-4000-8000-0000000000ab",
             [
                 "C0FFEE00-0000-4000-8000-0000000000AB",
@@ -257,16 +254,16 @@ fn spellings(kind: IdentifierKind) -> Option<(&'static str, [&'static str; 3])> 
                 "\tC0ffee00-0000-4000-8000-0000000000Ab",
             ],
         )),
-        IdentifierKind::Phone | IdentifierKind::ExternalId => None,
+        _ => None,
     }
 }
 
-fn single(kind: IdentifierKind, value: &str) -> RawUser {
-    RawUser { key: "norm".into(), identifiers: vec![Identifier { kind, value: value.into() }] }
+fn single(kind: &str, value: &str) -> RawUser {
+    user("norm", vec![Identifier { kind: kind.into(), value: value.into() }])
 }
 
-async fn prepared_value(suite: &Suite, kind: IdentifierKind, value: &str) -> Result<Option<Vec<Identifier>>, String> {
-    let out = prepare(suite, &[kind], vec![single(kind, value)]).await?;
+async fn prepared_value(suite: &Suite, kind: &str, value: &str) -> Result<Option<Vec<Identifier>>, String> {
+    let out = prepare(suite, &[kind.to_string()], vec![single(kind, value)]).await?;
     Ok(match out.into_iter().next() {
         Some(Preparation::Ready(ready)) => Some(ready.identifiers),
         _ => None,
@@ -276,13 +273,13 @@ async fn prepared_value(suite: &Suite, kind: IdentifierKind, value: &str) -> Res
 async fn normalises(suite: &mut Suite, kinds: &[IdentifierKind]) {
     let mut problems = Vec::new();
     let mut tried = Vec::new();
-    for &kind in kinds {
+    for kind in kinds {
         let Some((canonical, variants)) = spellings(kind) else { continue };
-        tried.push(kind_name(kind));
+        tried.push(kind.as_str());
         let expected = match prepared_value(suite, kind, canonical).await {
             Ok(Some(ids)) => ids,
             Ok(None) => {
-                problems.push(format!("{} {canonical:?} was not-synced", kind_name(kind)));
+                problems.push(format!("{kind} {canonical:?} was not-synced"));
                 continue;
             }
             Err(e) => {
@@ -294,8 +291,7 @@ async fn normalises(suite: &mut Suite, kinds: &[IdentifierKind]) {
             match prepared_value(suite, kind, variant).await {
                 Ok(Some(ids)) if ids == expected => {}
                 Ok(_) => problems.push(format!(
-                    "{} {variant:?} did not prepare like {canonical:?} (case and surrounding whitespace must not matter)",
-                    kind_name(kind)
+                    "{kind} {variant:?} did not prepare like {canonical:?} (case and surrounding whitespace must not matter)"
                 )),
                 Err(e) => problems.push(e),
             }
@@ -316,22 +312,21 @@ fn is_sha256_hex(value: &str) -> bool {
 async fn already_hashed(suite: &mut Suite, kinds: &[IdentifierKind]) {
     let mut problems = Vec::new();
     let mut hashed_kinds = Vec::new();
-    for &kind in kinds {
-        let canonical = spellings(kind).map_or_else(|| super::inputs::plain_value(kind, 42), |(c, _)| c.to_string());
+    for kind in kinds {
+        let canonical = spellings(kind).map_or_else(|| plain_value(kind, 42), |(c, _)| c.to_string());
         let Ok(Some(ids)) = prepared_value(suite, kind, &canonical).await else { continue };
-        let Some(value) = ids.iter().find(|i| i.kind == kind).map(|i| i.value.clone()) else { continue };
+        let Some(value) = ids.iter().find(|i| &i.kind == kind).map(|i| i.value.clone()) else { continue };
         // Only a plain SHA-256 of the normalised value has an "already hashed" form a caller
         // could send; a salted or keyed hash has none.
         if !is_sha256_hex(&value) || value != hex::encode(Sha256::digest(canonical.as_bytes())) {
             continue;
         }
-        hashed_kinds.push(kind_name(kind));
+        hashed_kinds.push(kind.as_str());
         for input in [value.clone(), value.to_ascii_uppercase(), format!(" {value} ")] {
             match prepared_value(suite, kind, &input).await {
-                Ok(Some(again)) if again.iter().any(|i| i.kind == kind && i.value == value) => {}
+                Ok(Some(again)) if again.iter().any(|i| &i.kind == kind && i.value == value) => {}
                 Ok(_) => problems.push(format!(
-                    "an already-hashed {} {:?} was not passed through as {value} (hashed twice or refused)",
-                    kind_name(kind),
+                    "an already-hashed {kind} {:?} was not passed through as {value} (hashed twice or refused)",
                     excerpt(&input, 20)
                 )),
                 Err(e) => problems.push(e),
@@ -345,6 +340,217 @@ async fn already_hashed(suite: &mut Suite, kinds: &[IdentifierKind]) {
         format!("SHA-256 hex input passes through unchanged ({})", hashed_kinds.join(", "))
     };
     suite.push(CheckResult::from_problems("prepare.already-hashed", &problems, ok));
+}
+
+fn status_name(status: ConsentStatus) -> &'static str {
+    match status {
+        ConsentStatus::Unspecified => "unspecified",
+        ConsentStatus::Granted => "granted",
+        ConsentStatus::Denied => "denied",
+    }
+}
+
+fn consent_text(consent: &Option<Consent>) -> String {
+    match consent {
+        None => "none".into(),
+        Some(c) => format!(
+            "ad-user-data {}, ad-personalization {}",
+            status_name(c.ad_user_data),
+            status_name(c.ad_personalization)
+        ),
+    }
+}
+
+/// `prepare.consent` (0.2.0): a plugin declaring the `consent` feature copies every user's
+/// consent to `prepared-user.consent` unchanged; one that does not may, and must not trap on it.
+async fn consent(suite: &mut Suite, kinds: &[IdentifierKind]) {
+    const NAME: &str = "prepare.consent";
+    if suite.skip_for_v0_1_0(NAME) {
+        return;
+    }
+    let signals = consents();
+    let mut users = plain_users(kinds, 0, signals.len());
+    for (user, signal) in users.iter_mut().zip(&signals) {
+        user.consent = *signal;
+    }
+    let declares = suite.declares(Features::CONSENT);
+    let check = match prepare(suite, kinds, users.clone()).await {
+        Err(e) => CheckResult::fail(NAME, format!("users carrying consent: {e}")),
+        Ok(out) => {
+            let mut ready = 0;
+            let mut changed = Vec::new();
+            for (user, prep) in users.iter().zip(&out) {
+                if let Preparation::Ready(prepared) = prep {
+                    ready += 1;
+                    if prepared.consent != user.consent {
+                        changed.push(format!(
+                            "user {:?} sent with consent {} came back with {}",
+                            user.key,
+                            consent_text(&user.consent),
+                            consent_text(&prepared.consent)
+                        ));
+                    }
+                }
+            }
+            let count = users.len();
+            if ready == 0 {
+                CheckResult::fail(NAME, format!("none of {count} well-formed users carrying consent was ready"))
+            } else if declares && !changed.is_empty() {
+                CheckResult::fail(
+                    NAME,
+                    format!(
+                        "the plugin declares the consent feature, but {} of {ready} ready users came back with other \
+                         consent (first: {}); prepared-user.consent must be the raw user's, unchanged",
+                        changed.len(),
+                        changed[0]
+                    ),
+                )
+            } else if declares {
+                CheckResult::pass(
+                    NAME,
+                    format!(
+                        "consent passed through unchanged for {ready} users (none, and every combination of \
+                         unspecified, granted and denied)"
+                    ),
+                )
+            } else {
+                let copied = if changed.is_empty() { "copied" } else { "not copied" };
+                CheckResult::pass(
+                    NAME,
+                    format!(
+                        "no consent feature (the partner takes none): {count} users carrying consent prepared, \
+                         their consent {copied} to prepared-user.consent"
+                    ),
+                )
+            }
+        }
+    };
+    suite.push(check);
+}
+
+/// User `label` with well-formed values of `kinds` only.
+fn with_kinds(label: &str, kinds: &[&IdentifierKind]) -> RawUser {
+    let identifiers = kinds.iter().map(|k| Identifier { kind: (*k).clone(), value: plain_value(k, 77) }).collect();
+    user(&format!("order-{label}"), identifiers)
+}
+
+/// One case of `prepare.field-order`: the fields, the user, whether it must be ready.
+struct OrderCase {
+    fields: Vec<IdentifierKind>,
+    user: RawUser,
+    ready: bool,
+    why: String,
+}
+
+async fn order_problems(suite: &Suite, cases: Vec<OrderCase>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for case in cases {
+        let fields = case.fields.join(", ");
+        let has: Vec<&str> = case.user.identifiers.iter().map(|i| i.kind.as_str()).collect();
+        let has = has.join(" and ");
+        match prepare(suite, &case.fields, vec![case.user]).await {
+            Err(e) => problems.push(format!("fields [{fields}]: {e}")),
+            Ok(out) => {
+                let ready = matches!(out.first(), Some(Preparation::Ready(_)));
+                if ready != case.ready {
+                    let got = if ready { "ready" } else { "not-synced" };
+                    problems.push(format!("fields [{fields}]: a user with {has} was {got}; {}", case.why));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// `prepare.field-order` (0.2.0): a `one-kind` plugin lets the first selected field it
+/// supports decide (a user lacking it is not-synced); a `multi-key` plugin sends whatever
+/// selected field a user has.
+async fn field_order(suite: &mut Suite, kinds: &[IdentifierKind]) {
+    const NAME: &str = "prepare.field-order";
+    if suite.skip_for_v0_1_0(NAME) {
+        return;
+    }
+    let (Some(first), Some(second)) = (kinds.first(), kinds.get(1)) else {
+        suite.push(CheckResult::pass(NAME, "fewer than two identifier kinds declared: no order to honour"));
+        return;
+    };
+    let undeclared = WELL_KNOWN_KINDS.iter().map(|k| k.to_string()).find(|k| !kinds.contains(k));
+    let (cases, ok) = match suite.manifest.audience_keys {
+        AudienceKeys::OneKind => {
+            let must_lack = |f: &str| {
+                format!("a one-kind audience holds the first supported field ({f}), so a user lacking it is not-synced")
+            };
+            let must_have = |f: &str| format!("it has the first supported field ({f})");
+            let mut cases = vec![
+                OrderCase {
+                    fields: vec![first.clone(), second.clone()],
+                    user: with_kinds("second-only", &[second]),
+                    ready: false,
+                    why: must_lack(first),
+                },
+                OrderCase {
+                    fields: vec![first.clone(), second.clone()],
+                    user: with_kinds("both", &[first, second]),
+                    ready: true,
+                    why: must_have(first),
+                },
+                OrderCase {
+                    fields: vec![second.clone(), first.clone()],
+                    user: with_kinds("first-only", &[first]),
+                    ready: false,
+                    why: must_lack(second),
+                },
+                OrderCase {
+                    fields: vec![second.clone(), first.clone()],
+                    user: with_kinds("second-only", &[second]),
+                    ready: true,
+                    why: must_have(second),
+                },
+            ];
+            if let Some(other) = &undeclared {
+                let fields = vec![other.clone(), first.clone(), second.clone()];
+                cases.push(OrderCase {
+                    fields: fields.clone(),
+                    user: with_kinds("undeclared-and-first", &[other, first]),
+                    ready: true,
+                    why: format!("{other} is not a supported kind, so {first} is the first supported field"),
+                });
+                cases.push(OrderCase {
+                    fields,
+                    user: with_kinds("undeclared-and-second", &[other, second]),
+                    ready: false,
+                    why: must_lack(first),
+                });
+            }
+            let skipped = if undeclared.is_some() { ", an unsupported field first is skipped" } else { "" };
+            (
+                cases,
+                format!(
+                    "one-kind: the first supported selected field decides ([{first}, {second}] and [{second}, \
+                     {first}]), a user lacking it is not-synced{skipped}"
+                ),
+            )
+        }
+        AudienceKeys::MultiKey => (
+            vec![
+                OrderCase {
+                    fields: vec![first.clone(), second.clone()],
+                    user: with_kinds("second-only", &[second]),
+                    ready: true,
+                    why: format!("a multi-key row is built from every selected field the user has ({second})"),
+                },
+                OrderCase {
+                    fields: vec![second.clone(), first.clone()],
+                    user: with_kinds("first-only", &[first]),
+                    ready: true,
+                    why: format!("a multi-key row is built from every selected field the user has ({first})"),
+                },
+            ],
+            "multi-key: a user lacking the first selected field but having another is ready, in either order".into(),
+        ),
+    };
+    let problems = order_problems(suite, cases).await;
+    suite.push(CheckResult::from_problems(NAME, &problems, ok));
 }
 
 /// Prepare twice `max-batch-size` well-formed users for the delivery checks.

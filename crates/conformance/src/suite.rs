@@ -1,6 +1,7 @@
 //! The state one run of the suite shares across its checks: the loaded plugin, the stand-in,
 //! the test configuration and secrets, and what has been observed so far.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::ConformanceOptions;
 use super::report::CheckResult;
 use super::standin::StandIn;
-use audience_runtime::types::{AudienceSpec, Credentials, DestinationError, Manifest, PluginConfig};
+use audience_runtime::types::{AudienceSpec, Credentials, DestinationError, Features, Manifest, PluginConfig};
 use audience_runtime::{CallError, LogLine, LogSource, Plugin, describe_destination_error};
 
 /// What the runtime logs when it refuses a plugin's request (see `plugin::runtime`).
@@ -29,10 +30,14 @@ pub struct Secrets {
     pub refresh_token: String,
     /// `plugin-config.client-secret`.
     pub client_secret: String,
+    /// A random marker, not a secret, for names and descriptions the suite must recognise in
+    /// requests (the audience `check-target` must not create).
+    pub nonce: String,
 }
 
 impl Secrets {
-    fn generate() -> Self {
+    /// Fresh secrets for one run.
+    pub fn generate() -> Self {
         let mut hasher = RandomState::new().build_hasher();
         hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default());
         hasher.write_u32(std::process::id());
@@ -44,6 +49,7 @@ impl Secrets {
             access_token: format!("conformance-secret-token-{random}"),
             refresh_token: format!("conformance-secret-refresh-{random}"),
             client_secret: format!("conformance-secret-client-{random}"),
+            nonce: random[..12].to_string(),
         }
     }
 
@@ -66,12 +72,49 @@ impl Secrets {
     }
 }
 
+/// What the suite configures the plugin with: `base-url` (when given), the fixed client id,
+/// the client secret and the options' settings (with `{base-url}` replaced by the stand-in's URL).
+pub fn plugin_config(
+    base_url: Option<&str>,
+    stand_in_url: &str,
+    secrets: &Secrets,
+    options: &ConformanceOptions,
+) -> PluginConfig {
+    let settings = options.settings.iter().map(|(k, v)| (k.clone(), v.replace("{base-url}", stand_in_url))).collect();
+    PluginConfig {
+        base_url: base_url.map(str::to_string),
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(secrets.client_secret.clone()),
+        settings,
+    }
+}
+
+/// The reason of a check that does not apply to a component of contract `version`.
+pub fn not_applicable_reason(version: &str) -> String {
+    format!("not applicable (contract {version})")
+}
+
+/// One write that answered `submitted`, and how following it ended.
+#[derive(Debug, Clone)]
+pub struct SubmissionRecord {
+    /// The check (or step) that made the write.
+    pub during: String,
+    /// The submission id the plugin returned.
+    pub id: String,
+    /// How many `check-submission` calls it took (or were made before giving up).
+    pub polls: u32,
+    /// `None` when it reached `finished` or `failed`; else why following it failed.
+    pub problem: Option<String>,
+}
+
 /// One run of the suite.
 pub struct Suite {
     /// The plugin under test.
     pub plugin: Plugin,
     /// Its manifest.
     pub manifest: Manifest,
+    /// The contract version it implements (`0.1.0`, `0.2.0`).
+    pub version: String,
     /// The scripted partner.
     pub stand_in: StandIn,
     /// What the run was asked to do.
@@ -86,32 +129,58 @@ pub struct Suite {
     pub error_messages: Vec<String>,
     /// The results so far.
     pub checks: Vec<CheckResult>,
+    /// The audience id `setup.audience-id` settled on.
+    pub audience_id: Option<String>,
+    /// How often each batch id was sent, so the same users sent again are the same batch with
+    /// the next attempt, as the host does (see `Suite::batch` in `writes.rs`).
+    pub attempts: HashMap<String, u32>,
+    /// Every write that answered `submitted`.
+    pub submissions: Vec<SubmissionRecord>,
+    /// Problems with the `rejected` / `unattributed` parts of the outcomes seen so far.
+    pub rejection_problems: Vec<String>,
+    /// How many batch outcomes (done or finished) were looked at.
+    pub outcomes_seen: usize,
+    /// The position of a check whose verdict needs the whole run, and what decides it.
+    pub deferred: Vec<(usize, Deferred)>,
+}
+
+/// A check decided at the end of the run (it keeps its place in the report).
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// `describe.base-url` for a plugin whose default hosts do not react to `base-url`: it
+    /// fails only if the plugin turns out to take a base-url (it reached the stand-in while no
+    /// setting pointed at it).
+    BaseUrl {
+        /// The default hosts it listed whatever the base-url.
+        hosts: Vec<String>,
+    },
 }
 
 impl Suite {
-    /// A suite for `plugin`, configured against `stand_in`.
-    pub fn new(plugin: Plugin, stand_in: StandIn, options: ConformanceOptions) -> Self {
-        let secrets = Secrets::generate();
+    /// A suite for `plugin`, configured with `config` (see [`plugin_config`]) against
+    /// `stand_in`.
+    pub fn new(
+        plugin: Plugin,
+        stand_in: StandIn,
+        options: ConformanceOptions,
+        config: PluginConfig,
+        secrets: Secrets,
+    ) -> Self {
         let manifest = plugin.manifest().clone();
-        let base = stand_in.base_url();
-        let settings = options.settings.iter().map(|(k, v)| (k.clone(), v.replace("{base-url}", &base))).collect();
-        let config = PluginConfig {
-            base_url: Some(base),
-            client_id: Some(CLIENT_ID.into()),
-            client_secret: Some(secrets.client_secret.clone()),
-            settings,
-        };
-        let expires_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() + 3600).ok();
+        let version = plugin.contract_version().to_string();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).ok();
         let scopes = manifest.oauth.as_ref().map(|o| o.scopes.clone()).unwrap_or_default();
         let creds = Credentials {
             access_token: secrets.access_token.clone(),
             refresh_token: Some(secrets.refresh_token.clone()),
-            expires_at,
+            expires_at: now.map(|n| n + 3600),
+            renewable_until: now.map(|n| n + 30 * 86_400),
             scopes,
         };
         Self {
             plugin,
             manifest,
+            version,
             stand_in,
             options,
             config,
@@ -119,6 +188,12 @@ impl Suite {
             secrets,
             error_messages: Vec::new(),
             checks: Vec::new(),
+            audience_id: None,
+            attempts: HashMap::new(),
+            submissions: Vec::new(),
+            rejection_problems: Vec::new(),
+            outcomes_seen: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -127,9 +202,36 @@ impl Suite {
         self.checks.push(check);
     }
 
+    /// Keep `name`'s place in the report; the end of the run decides it (see [`Deferred`]).
+    pub fn defer(&mut self, name: &str, what: Deferred) {
+        self.deferred.push((self.checks.len(), what));
+        self.checks.push(CheckResult::fail(name, "not decided (the suite stopped early)"));
+    }
+
+    /// Whether the component implements contract 0.1.0, which lacks the 0.2.0-only exports.
+    pub fn is_v0_1_0(&self) -> bool {
+        self.version == audience_runtime::since_v0_1_0::VERSION
+    }
+
+    /// Record `name` as not applicable to this component's contract version, when it is 0.1.0;
+    /// returns whether it did (the caller then skips the check).
+    pub fn skip_for_v0_1_0(&mut self, name: &str) -> bool {
+        if self.is_v0_1_0() {
+            let reason = not_applicable_reason(&self.version);
+            self.push(CheckResult::pass(name, reason));
+        }
+        self.is_v0_1_0()
+    }
+
+    /// Whether the manifest declares `feature`.
+    pub fn declares(&self, feature: Features) -> bool {
+        self.manifest.features.contains(feature)
+    }
+
     /// The audience spec the suite uses: every identifier kind the plugin declares.
     pub fn spec(&self) -> AudienceSpec {
         AudienceSpec {
+            id: None,
             name: "audience-host conformance".into(),
             identifiers: self.manifest.identifiers.clone(),
             description: Some("created by `audience-host plugin test`".into()),
@@ -158,6 +260,12 @@ impl Suite {
                 self.error_messages.push(message);
                 self.secrets.redact(&format!("{}: {}", variant_name(err), describe_destination_error(err)))
             }
+            Err(CallError::HostRefused(why)) => {
+                self.secrets.redact(&format!("a refusal of the host's own gate ({why}), not the partner's answer"))
+            }
+            Err(CallError::Unsupported { function, version }) => {
+                format!("unsupported ({function} is not in contract {version})")
+            }
             Err(CallError::Plugin(err)) => {
                 let stderr: Vec<String> = self
                     .logs_since(log_mark)
@@ -185,6 +293,7 @@ pub fn variant_name(err: &DestinationError) -> String {
         DestinationError::Unauthorized(_) => "unauthorized".into(),
         DestinationError::NotFound(_) => "not-found".into(),
         DestinationError::InvalidRequest(_) => "invalid-request".into(),
+        DestinationError::ActionRequired(_) => "action-required".into(),
         DestinationError::Transient(_) => "transient".into(),
     }
 }
@@ -195,6 +304,7 @@ fn error_message(err: &DestinationError) -> &str {
         DestinationError::Unauthorized(m)
         | DestinationError::NotFound(m)
         | DestinationError::InvalidRequest(m)
+        | DestinationError::ActionRequired(m)
         | DestinationError::Transient(m) => m,
     }
 }
@@ -244,6 +354,8 @@ mod tests {
     fn variant_names() {
         assert_eq!(variant_name(&DestinationError::RateLimited(Some(7000))), "rate-limited(7000 ms)");
         assert_eq!(variant_name(&DestinationError::NotFound("x".into())), "not-found");
+        assert_eq!(variant_name(&DestinationError::ActionRequired("x".into())), "action-required");
+        assert_eq!(not_applicable_reason("0.1.0"), "not applicable (contract 0.1.0)");
         assert_eq!(excerpt("abcdef", 3), "abc…");
         let denied = [
             format!("{DENIED_MARKER}: host a.example:443 is not allowed"),
