@@ -5,8 +5,6 @@ use std::process::ExitCode;
 mod cli;
 
 use clap::Parser as _;
-#[cfg(feature = "lab")]
-use cli::SandboxPartner;
 use cli::{Cli, Command, PluginAction};
 use tracing_subscriber::EnvFilter;
 
@@ -49,14 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         #[cfg(feature = "lab")]
-        Command::Sandbox { partner: SandboxPartner::Pinterest { port, rate_limit, ad_accounts } } => {
-            let config = audience_sandbox::SandboxConfig {
-                port,
-                rate_limit_per_second: (rate_limit > 0).then_some(rate_limit),
-                ad_accounts,
-                ..audience_sandbox::SandboxConfig::default()
-            };
-            audience_sandbox::run_standalone(config).await?;
+        Command::Sandbox { partner } => {
+            cli::sandbox(partner).await?;
             Ok(true)
         }
         Command::Plugin { action: PluginAction::Inspect { component, json } } => {

@@ -1,26 +1,59 @@
 //! `audience-host demo`: the whole product in one command, with nothing to set up.
 //!
-//! It starts a Pinterest sandbox on loopback, loads the Pinterest plugin built into this binary,
-//! connects to the sandbox through the real OAuth code flow, picks an ad account, creates a sync
-//! into a new audience, enters synthetic users (some without a usable email, so "Not Synced"
-//! shows), and watches them arrive — then prints the host's counts beside the sandbox's own
-//! count of audience members.
+//! `--destination` picks the partner (default `pinterest`):
+//!
+//! - `pinterest`: it starts a Pinterest sandbox on loopback, loads the Pinterest plugin built
+//!   into this binary, connects to the sandbox through the real OAuth code flow, picks an ad
+//!   account, creates a sync into a new audience, enters synthetic users (some without a usable
+//!   email, so "Not Synced" shows), and watches them arrive — then prints the host's counts
+//!   beside the sandbox's own count of audience members.
+//! - `meta`: the same against a Meta Marketing API sandbox and the built-in Meta plugin
+//!   (Facebook Login's code flow, swapped for a long-lived token), with users carrying several
+//!   identifiers each (email, phone, first and last name, country; some values invalid, some
+//!   users with nothing Meta can match, so "Not Synced" shows). The figures add Meta's side:
+//!   the sandbox's member count, the highest share of the ad account's `custom_audience` call
+//!   budget any answer reported, and how many calls that budget refused (0: the engine paces
+//!   on Meta's usage headers). The Meta sandbox has no fault that makes it count valid rows as
+//!   invalid, and the plugin never sends a malformed one, so "Errored" stays 0 without faults.
+//! - `both`: Pinterest and Meta side by side in one engine, two connections and two syncs
+//!   delivering at once, each summarised (with `--json`: one object per destination).
+//!
+//! The fault options apply to every sandbox the demo starts, except `--force-429` and
+//! `--retry-after`, which are Pinterest's (Meta throttles with its own errors and usage
+//! headers, not 429s).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use audience_sandbox::{Faults, Forced429, SandboxConfig, SandboxHandle};
-use audience_store::Counts;
+use audience_engine::{Engine, EngineConfig, UserInput};
+use audience_runtime::types::{Account, Credentials, Manifest};
+use audience_sandbox::meta::MetaFaults;
+use audience_sandbox::{Faults, Forced429, MetaConfig, MetaHandle, SandboxConfig, SandboxHandle};
+use audience_store::{Counts, SyncRecord};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::world::{Lab, WorldOptions};
-use audience_engine::{EngineConfig, UserInput};
+use crate::world::{Lab, Meta, Partner, Pinterest, SideBySide, SideBySideOptions, WorldOptions, add_sync_request};
+
+/// Which partner the demo delivers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoDestination {
+    /// The Pinterest sandbox and plugin.
+    #[default]
+    Pinterest,
+    /// The Meta sandbox and plugin.
+    Meta,
+    /// Both at once, in one engine.
+    Both,
+}
 
 /// Options of the demo.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// How many synthetic users enter the sync.
+    /// Which partner to deliver to: pinterest, meta, or both side by side.
+    #[arg(long, value_enum, default_value_t = DemoDestination::Pinterest)]
+    pub destination: DemoDestination,
+    /// How many synthetic users enter the sync (each sync, with `--destination both`).
     #[arg(long, default_value_t = 100_000)]
     pub users: usize,
     /// Print the final figures as one JSON object (no progress bars).
@@ -35,7 +68,7 @@ pub struct DemoArgs {
     /// Extra latency the sandbox adds to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// Make the sandbox answer this many requests with 429 (see --retry-after).
+    /// Make the Pinterest sandbox answer this many requests with 429 (see --retry-after).
     #[arg(long, default_value_t = 0)]
     pub force_429: u32,
     /// The Retry-After (seconds) of the forced 429s; 0 = none.
@@ -49,7 +82,7 @@ pub struct DemoArgs {
     pub timeout_secs: u64,
 }
 
-/// The demo's final figures.
+/// The demo's final figures for Pinterest.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
     /// Users sent to the intake.
@@ -84,39 +117,122 @@ pub struct DemoSummary {
     pub synced_per_second: f64,
 }
 
-/// Run the demo and print its figures.
-pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
-    let dir = tempfile::tempdir().context("cannot create a temporary directory for the demo's store")?;
-    let progress = if args.json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-    let bars = MultiProgress::with_draw_target(progress);
-    let say = |text: String| {
-        if !args.json {
-            let _ = bars.println(text);
+/// The demo's final figures for Meta.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaDemoSummary {
+    /// Users sent to the intake.
+    pub users: usize,
+    /// Entered the sync.
+    pub entered: u64,
+    /// Proceeded to the next step (accepted by the intake).
+    pub proceeded: u64,
+    /// Delivered to the partner.
+    pub synced: u64,
+    /// Nothing Meta can match on.
+    pub not_synced: u64,
+    /// Still waiting.
+    pub pending: u64,
+    /// Refused for good (Meta counted the row invalid) or out of retry window.
+    pub errored: u64,
+    /// Delivery attempts retried.
+    pub retries: u64,
+    /// The sandbox's own count of the audience's members (distinct rows).
+    pub sandbox_members: usize,
+    /// Requests the sandbox received with the connection's token.
+    pub partner_requests: usize,
+    /// The most requests the sandbox saw addressed to the ad account in any one second.
+    pub max_requests_in_one_second: usize,
+    /// The largest number of rows in one `/users` request.
+    pub max_rows_per_request: usize,
+    /// The highest share (percent) of the ad account's `custom_audience` call budget any
+    /// answer reported in `X-Business-Use-Case-Usage`.
+    pub max_usage_percent: u64,
+    /// Calls counted against the ad account's `custom_audience` budget in its window at the end.
+    pub budget_calls_used: u64,
+    /// The ad account's `custom_audience` budget: calls per window (Meta's: per hour).
+    pub budget_calls: u64,
+    /// Calls the `custom_audience` budget refused (code 80003).
+    pub throttled: usize,
+    /// Seconds from the first user entering to the last delivered.
+    pub elapsed_secs: f64,
+    /// Synced users per second.
+    pub synced_per_second: f64,
+}
+
+/// What a demo run measured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum DemoReport {
+    /// `--destination pinterest`.
+    Pinterest(DemoSummary),
+    /// `--destination meta`.
+    Meta(MetaDemoSummary),
+    /// `--destination both`: one object per destination.
+    Both {
+        /// The Pinterest sync.
+        pinterest: DemoSummary,
+        /// The Meta sync.
+        meta: MetaDemoSummary,
+    },
+}
+
+impl DemoReport {
+    /// Users still pending at the end, over all syncs.
+    pub fn pending(&self) -> u64 {
+        match self {
+            DemoReport::Pinterest(s) => s.pending,
+            DemoReport::Meta(s) => s.pending,
+            DemoReport::Both { pinterest, meta } => pinterest.pending + meta.pending,
         }
+    }
+}
+
+/// Run the demo and print its figures.
+pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory for the demo's store")?;
+    let screen = Screen::new(args.json);
+    let report = match args.destination {
+        DemoDestination::Pinterest => DemoReport::Pinterest(pinterest_alone(&args, dir.path(), &screen).await?),
+        DemoDestination::Meta => DemoReport::Meta(meta_alone(&args, dir.path(), &screen).await?),
+        DemoDestination::Both => side_by_side(&args, dir.path(), &screen).await?,
     };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        match &report {
+            DemoReport::Pinterest(s) => print_pinterest(s),
+            DemoReport::Meta(s) => print_meta(s),
+            DemoReport::Both { pinterest, meta } => {
+                println!("\nPinterest");
+                print_pinterest(pinterest);
+                println!("\nMeta");
+                print_meta(meta);
+            }
+        }
+    }
+    if report.pending() > 0 {
+        bail!("{} users were still pending after {}s", report.pending(), args.timeout_secs);
+    }
+    Ok(report)
+}
+
+fn engine_config(args: &DemoArgs) -> EngineConfig {
     let mut engine = EngineConfig::default();
     engine.batch.flush_interval = Duration::from_millis(args.flush_ms);
     engine.retry.max_backoff = Duration::from_secs(30);
-    let options = WorldOptions {
-        sandbox: SandboxConfig { ad_accounts: 3, ..SandboxConfig::default() },
-        engine,
-        ..WorldOptions::default()
-    };
-    let lab = Lab::start(dir.path(), options).await?;
-    let handle = lab.handle();
-    let m = lab.plugin.manifest();
-    say(format!("Pinterest sandbox listening on {}", lab.sandbox.base_url()));
-    say(format!(
-        "Loaded plugin {} {} ({} users per request, {} requests/s per token)",
-        m.display_name, m.version, m.limits.max_batch_size, m.limits.requests_per_second
-    ));
-    say("Connected to the sandbox through OAuth (authorization code exchanged for a pina… token)".into());
-    say(format!("Chose ad account {} ({})", lab.account.name, lab.account.id));
-    let audience = "audience-host demo";
-    let sync = lab.sync(audience).await?;
-    say(format!("Created sync {} into the new audience {audience:?} (created with the first batch)", sync.id));
+    engine
+}
 
-    handle.set_faults(Faults {
+fn pinterest_sandbox() -> SandboxConfig {
+    SandboxConfig { ad_accounts: 3, ..SandboxConfig::default() }
+}
+
+fn meta_sandbox() -> MetaConfig {
+    MetaConfig { ad_accounts: 3, ..MetaConfig::default() }
+}
+
+fn pinterest_faults(args: &DemoArgs) -> Faults {
+    Faults {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         latency: Duration::from_millis(args.latency_ms),
@@ -124,60 +240,287 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoSummary> {
             remaining: args.force_429,
             retry_after: (args.retry_after > 0).then(|| Duration::from_secs(args.retry_after)),
         }),
-    });
-
-    let style = ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos:>7}/{len:7} {msg}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let entered_bar = bars.add(ProgressBar::new(args.users as u64).with_style(style.clone()).with_prefix("entered"));
-    let done_bar = bars.add(ProgressBar::new(args.users as u64).with_style(style).with_prefix("settled"));
-
-    let started = Instant::now();
-    let mut sent = 0;
-    for chunk in synthetic_users(args.users).chunks(10_000) {
-        lab.engine.enter(&sync, chunk.to_vec()).await?;
-        sent += chunk.len();
-        entered_bar.set_position(sent as u64);
     }
-    entered_bar.finish_with_message("all users entered");
+}
 
-    let deadline = started + Duration::from_secs(args.timeout_secs);
-    let counts = loop {
-        let c = lab.engine.counts(&sync.id).await?;
-        done_bar.set_position(c.synced + c.not_synced + c.errored);
-        done_bar.set_message(format!(
-            "synced {}  not synced {}  pending {}  errored {}  retries {}  429s {}",
-            c.synced,
-            c.not_synced,
-            c.pending + c.in_flight,
-            c.errored,
-            c.retries,
-            handle.count_status(429)
-        ));
-        if c.pending + c.in_flight == 0 {
-            break c;
+fn meta_faults(args: &DemoArgs) -> MetaFaults {
+    MetaFaults {
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
+        latency: Duration::from_millis(args.latency_ms),
+        forced: None,
+    }
+}
+
+/// The progress bars and the narration (both silent with `--json`).
+struct Screen {
+    bars: MultiProgress,
+    quiet: bool,
+}
+
+impl Screen {
+    fn new(quiet: bool) -> Self {
+        let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        Self { bars: MultiProgress::with_draw_target(target), quiet }
+    }
+
+    fn say(&self, text: impl Into<String>) {
+        if !self.quiet {
+            let _ = self.bars.println(text.into());
         }
-        if Instant::now() > deadline {
-            done_bar.abandon_with_message("timed out");
-            break c;
+    }
+
+    fn bar(&self, len: usize, prefix: &str, width: usize) -> ProgressBar {
+        let template = format!("{{prefix:>{width}}} [{{bar:40}}] {{pos:>7}}/{{len:7}} {{msg}}");
+        let style = ProgressStyle::with_template(&template)
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.bars.add(ProgressBar::new(len as u64).with_style(style).with_prefix(prefix.to_string()))
+    }
+}
+
+fn loaded(screen: &Screen, m: &Manifest) {
+    screen.say(format!(
+        "Loaded plugin {} {} ({} users per request, {} requests/s per token)",
+        m.display_name, m.version, m.limits.max_batch_size, m.limits.requests_per_second
+    ));
+}
+
+/// One sync being watched: its bars, its users, and when it settled.
+struct Track {
+    sync: SyncRecord,
+    users: Vec<UserInput>,
+    entered: ProgressBar,
+    settled: ProgressBar,
+    /// The partner's side of the progress line (429s, usage).
+    partner: Box<dyn Fn() -> String + Send + Sync>,
+    counts: Counts,
+    done_after: Option<Duration>,
+}
+
+impl Track {
+    fn new(
+        screen: &Screen,
+        label: Option<&str>,
+        sync: SyncRecord,
+        users: Vec<UserInput>,
+        partner: Box<dyn Fn() -> String + Send + Sync>,
+    ) -> Self {
+        let (entered, settled, width) = match label {
+            Some(label) => (format!("{label} entered"), format!("{label} settled"), 17),
+            None => ("entered".to_string(), "settled".to_string(), 9),
+        };
+        let entered = screen.bar(users.len(), &entered, width);
+        let settled = screen.bar(users.len(), &settled, width);
+        Track { sync, users, entered, settled, partner, counts: Counts::default(), done_after: None }
+    }
+}
+
+/// Enter every track's users (in calls of 10,000), then watch until nothing is pending or the
+/// timeout passes. Each track's `done_after` is measured from the first entry.
+async fn deliver(engine: &Engine, tracks: &mut [Track], timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for track in tracks.iter_mut() {
+        let mut sent = 0;
+        for chunk in track.users.chunks(10_000) {
+            engine.enter(&track.sync, chunk.to_vec()).await?;
+            sent += chunk.len();
+            track.entered.set_position(sent as u64);
+        }
+        track.entered.finish_with_message("all users entered");
+    }
+    let deadline = started + timeout;
+    loop {
+        let mut waiting = false;
+        for track in tracks.iter_mut().filter(|t| t.done_after.is_none()) {
+            let c = engine.counts(&track.sync.id).await?;
+            track.settled.set_position(c.synced + c.not_synced + c.errored);
+            track.settled.set_message(format!(
+                "synced {}  not synced {}  pending {}  errored {}  retries {}  {}",
+                c.synced,
+                c.not_synced,
+                c.pending + c.in_flight,
+                c.errored,
+                c.retries,
+                (track.partner)()
+            ));
+            track.counts = c;
+            if c.pending + c.in_flight == 0 {
+                track.done_after = Some(started.elapsed());
+                track.settled.finish_with_message("done");
+            } else if Instant::now() > deadline {
+                track.done_after = Some(started.elapsed());
+                track.settled.abandon_with_message("timed out");
+            } else {
+                waiting = true;
+            }
+        }
+        if !waiting {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let elapsed = started.elapsed();
-    done_bar.finish_with_message("done");
+    }
+}
 
+fn elapsed(track: &Track) -> Duration {
+    track.done_after.unwrap_or_default()
+}
+
+async fn pinterest_alone(args: &DemoArgs, dir: &std::path::Path, screen: &Screen) -> anyhow::Result<DemoSummary> {
+    let options = WorldOptions { sandbox: pinterest_sandbox(), engine: engine_config(args), ..WorldOptions::default() };
+    let lab = Lab::start(dir, options).await?;
+    let handle = lab.handle();
+    screen.say(format!("Pinterest sandbox listening on {}", lab.sandbox.base_url()));
+    loaded(screen, lab.plugin.manifest());
+    screen.say("Connected to the sandbox through OAuth (authorization code exchanged for a pina… token)");
+    screen.say(format!("Chose ad account {} ({})", lab.account.name, lab.account.id));
+    let audience = "audience-host demo";
+    let sync = lab.sync(audience).await?;
+    screen.say(format!("Created sync {} into the new audience {audience:?} (created with the first batch)", sync.id));
+    handle.set_faults(pinterest_faults(args));
+    let status = handle.clone();
+    let partner = Box::new(move || format!("429s {}", status.count_status(429)));
+    let mut tracks = [Track::new(screen, None, sync, synthetic_users(args.users), partner)];
+    deliver(&lab.engine, &mut tracks, Duration::from_secs(args.timeout_secs)).await?;
+    let [track] = tracks;
     let members = lab.members(audience);
-    let summary = summarize(&args, counts, members, &handle, &lab.credentials.access_token, elapsed);
+    let summary = summarize(args, track.counts, members, &handle, &lab.credentials.access_token, elapsed(&track));
     lab.stop().await;
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        print_table(&summary);
-    }
-    if summary.pending > 0 {
-        bail!("{} users were still pending after {}s", summary.pending, args.timeout_secs);
-    }
     Ok(summary)
+}
+
+async fn meta_alone(args: &DemoArgs, dir: &std::path::Path, screen: &Screen) -> anyhow::Result<MetaDemoSummary> {
+    let options =
+        WorldOptions::<Meta> { sandbox: meta_sandbox(), engine: engine_config(args), ..WorldOptions::default() };
+    let lab = Lab::launch(dir, options).await?;
+    let handle = lab.handle();
+    screen.say(format!("Meta Marketing API sandbox listening on {}", lab.sandbox.base_url()));
+    loaded(screen, lab.plugin.manifest());
+    screen.say(
+        "Connected to the sandbox through Facebook Login (authorization code exchanged, then swapped for a \
+         long-lived EAA… token)",
+    );
+    screen.say(format!("Chose ad account {} ({})", lab.account.name, lab.account.id));
+    let audience = "audience-host demo";
+    let sync = lab.sync(audience).await?;
+    screen.say(format!(
+        "Created sync {} into the new custom audience {audience:?}, matching on {}",
+        sync.id,
+        Meta::MATCH_FIELDS.join(", ")
+    ));
+    handle.set_faults(meta_faults(args));
+    let partner = meta_status(&handle, &lab.account.id);
+    let mut tracks = [Track::new(screen, None, sync, meta_synthetic_users(args.users), partner)];
+    deliver(&lab.engine, &mut tracks, Duration::from_secs(args.timeout_secs)).await?;
+    let [track] = tracks;
+    let members = lab.members(audience);
+    let summary =
+        summarize_meta(args, track.counts, members, &handle, &lab.account.id, &lab.credentials, elapsed(&track));
+    lab.stop().await;
+    Ok(summary)
+}
+
+fn meta_status(handle: &MetaHandle, account: &str) -> Box<dyn Fn() -> String + Send + Sync> {
+    let (handle, account) = (handle.clone(), account.to_string());
+    Box::new(move || {
+        let usage = handle.usage(&account).map_or(0, |u| u.call_count);
+        format!("usage {usage}%  throttled {}", handle.throttled_count())
+    })
+}
+
+async fn side_by_side(args: &DemoArgs, dir: &std::path::Path, screen: &Screen) -> anyhow::Result<DemoReport> {
+    let options = SideBySideOptions {
+        pinterest: pinterest_sandbox(),
+        meta: meta_sandbox(),
+        engine: engine_config(args),
+        ..SideBySideOptions::default()
+    };
+    let world = SideBySide::start(dir, options).await?;
+    screen.say(format!("Pinterest sandbox listening on {}", world.pinterest.base_url()));
+    screen.say(format!("Meta Marketing API sandbox listening on {}", world.meta.base_url()));
+    loaded(screen, world.pinterest.plugin.manifest());
+    loaded(screen, world.meta.plugin.manifest());
+    let workspace = world.store.create_workspace("lab").await?.id;
+    let audience = "audience-host demo";
+
+    let pinterest_creds = world.pinterest.oauth().await?;
+    let pinterest_connection = world.connect::<Pinterest>(&workspace, &pinterest_creds).await?;
+    let pinterest_account = world.pinterest.first_account(&pinterest_creds).await?;
+    screen.say(format!(
+        "Pinterest: connected through OAuth, chose ad account {} ({})",
+        pinterest_account.name, pinterest_account.id
+    ));
+    let meta_creds = world.meta.oauth().await?;
+    let meta_connection = world.connect::<Meta>(&workspace, &meta_creds).await?;
+    let meta_account = world.meta.first_account(&meta_creds).await?;
+    screen.say(format!(
+        "Meta: connected through Facebook Login (long-lived token), chose ad account {} ({})",
+        meta_account.name, meta_account.id
+    ));
+
+    let pinterest_sync =
+        create_sync::<Pinterest>(&world.engine, &workspace, &pinterest_connection, &pinterest_account, audience)
+            .await?;
+    let meta_sync = create_sync::<Meta>(&world.engine, &workspace, &meta_connection, &meta_account, audience).await?;
+    screen.say(format!(
+        "Created sync {} (Pinterest, by email) and sync {} (Meta, by {}), both into {audience:?}",
+        pinterest_sync.id,
+        meta_sync.id,
+        Meta::MATCH_FIELDS.join(", ")
+    ));
+
+    let (pinterest, meta) = (world.pinterest.handle(), world.meta.handle());
+    pinterest.set_faults(pinterest_faults(args));
+    meta.set_faults(meta_faults(args));
+    let status = pinterest.clone();
+    let pinterest_status = Box::new(move || format!("429s {}", status.count_status(429)));
+    let mut tracks = [
+        Track::new(screen, Some("pinterest"), pinterest_sync, synthetic_users(args.users), pinterest_status),
+        Track::new(
+            screen,
+            Some("meta"),
+            meta_sync,
+            meta_synthetic_users(args.users),
+            meta_status(&meta, &meta_account.id),
+        ),
+    ];
+    deliver(&world.engine, &mut tracks, Duration::from_secs(args.timeout_secs)).await?;
+    let [pinterest_track, meta_track] = tracks;
+    let pinterest_members = Pinterest::member_count(&pinterest, &pinterest_account.id, audience);
+    let meta_members = Meta::member_count(&meta, &meta_account.id, audience);
+    let report = DemoReport::Both {
+        pinterest: summarize(
+            args,
+            pinterest_track.counts,
+            pinterest_members,
+            &pinterest,
+            &pinterest_creds.access_token,
+            elapsed(&pinterest_track),
+        ),
+        meta: summarize_meta(
+            args,
+            meta_track.counts,
+            meta_members,
+            &meta,
+            &meta_account.id,
+            &meta_creds,
+            elapsed(&meta_track),
+        ),
+    };
+    world.stop().await;
+    Ok(report)
+}
+
+/// An add-sync into a new audience called `audience` in `account`, matching on
+/// `P::MATCH_FIELDS`.
+async fn create_sync<P: Partner>(
+    engine: &Engine,
+    workspace: &str,
+    connection: &str,
+    account: &Account,
+    audience: &str,
+) -> anyhow::Result<SyncRecord> {
+    Ok(engine.create_sync(add_sync_request::<P>(workspace, connection, &account.id, audience)).await?)
 }
 
 /// Synthetic users: most with an email in assorted case and spacing (the plugin normalises
@@ -196,6 +539,46 @@ pub fn synthetic_users(n: usize) -> Vec<UserInput> {
             } else {
                 user.with("email", format!("user{i}@example.com"))
             }
+        })
+        .collect()
+}
+
+const NAMES: [(&str, &str); 6] = [
+    ("Mary", "O'Brien"),
+    ("  José ", "García-López"),
+    ("Jean-Luc", "Picard"),
+    ("ANN", "Lee"),
+    ("Dmitri", "Ivanov"),
+    ("Zoë", "Smith Jones"),
+];
+
+/// Synthetic users for Meta, each with several identifiers: an email (in assorted case and
+/// spacing), first and last name (with accents and punctuation the plugin normalises away),
+/// a country, and every other user an international phone number. Among them, every 7th
+/// phone is unusable (the user still syncs, on the rest), every 20th user has only a first
+/// name and a country (traits many people share, which match nobody: Not Synced) and every
+/// 50th has nothing valid at all (a broken email and a two-digit phone: Not Synced).
+pub fn meta_synthetic_users(n: usize) -> Vec<UserInput> {
+    (0..n)
+        .map(|i| {
+            let user = UserInput::new(format!("user-{i}"));
+            if i % 50 == 49 {
+                return user.with("email", format!("user{i}@")).with("phone", "12");
+            }
+            if i % 20 == 19 {
+                return user.with("first-name", "Ann").with("country", "US");
+            }
+            let email = if i % 3 == 0 { format!("  User{i}@Example.COM ") } else { format!("user{i}@example.com") };
+            let (first, last) = NAMES[i % NAMES.len()];
+            let country = if i % 4 == 0 { "GB" } else { "us" };
+            let mut user =
+                user.with("email", email).with("first-name", first).with("last-name", last).with("country", country);
+            if i % 7 == 3 {
+                user = user.with("phone", "n/a");
+            } else if i % 2 == 0 {
+                user = user.with("phone", format!("+1 (555) {:03}-{:04}", (i / 10_000) % 1_000, i % 10_000));
+            }
+            user
         })
         .collect()
 }
@@ -228,19 +611,69 @@ fn summarize(
     }
 }
 
-fn print_table(s: &DemoSummary) {
+fn summarize_meta(
+    args: &DemoArgs,
+    c: Counts,
+    members: usize,
+    handle: &MetaHandle,
+    account: &str,
+    credentials: &Credentials,
+    elapsed: Duration,
+) -> MetaDemoSummary {
+    let token = credentials.access_token.as_str();
+    let usage = handle.usage(account);
+    let requests = handle.request_log().iter().filter(|r| r.access_token.as_deref() == Some(token)).count();
+    MetaDemoSummary {
+        users: args.users,
+        entered: c.entered,
+        proceeded: c.proceeded,
+        synced: c.synced,
+        not_synced: c.not_synced,
+        pending: c.pending + c.in_flight,
+        errored: c.errored,
+        retries: c.retries,
+        sandbox_members: members,
+        partner_requests: requests,
+        max_requests_in_one_second: handle.max_requests_in_window(account, Duration::from_secs(1)),
+        max_rows_per_request: handle.max_rows_per_request(),
+        max_usage_percent: handle.max_usage_seen(account),
+        budget_calls_used: usage.map_or(0, |u| u.calls_in_window),
+        budget_calls: usage.map_or(0, |u| u.budget),
+        throttled: handle.throttled_count(),
+        elapsed_secs: elapsed.as_secs_f64(),
+        synced_per_second: c.synced as f64 / elapsed.as_secs_f64().max(1e-9),
+    }
+}
+
+/// The host's counts and the sandbox's member count, one per line: entered, proceeded,
+/// synced, not synced, pending, errored, sandbox members.
+fn print_counts(values: [u64; 7]) {
+    const LABELS: [&str; 7] = ["Entered", "Proceeded", "Synced", "Not Synced", "Pending", "Errored", "Sandbox members"];
     println!();
-    println!("  {:<22} {:>10}", "Entered", s.entered);
-    println!("  {:<22} {:>10}", "Proceeded", s.proceeded);
-    println!("  {:<22} {:>10}", "Synced", s.synced);
-    println!("  {:<22} {:>10}", "Not Synced", s.not_synced);
-    println!("  {:<22} {:>10}", "Pending", s.pending);
-    println!("  {:<22} {:>10}", "Errored", s.errored);
-    println!("  {:<22} {:>10}", "Sandbox members", s.sandbox_members);
+    for (label, value) in LABELS.iter().zip(values) {
+        println!("  {label:<22} {value:>10}");
+    }
     println!();
+}
+
+fn print_pinterest(s: &DemoSummary) {
+    print_counts([s.entered, s.proceeded, s.synced, s.not_synced, s.pending, s.errored, s.sandbox_members as u64]);
     println!(
         "  {} partner requests, at most {} in any second and {} records in one; {} answered 429; {} retries",
         s.partner_requests, s.max_requests_in_one_second, s.max_records_per_request, s.rate_limited, s.retries
+    );
+    println!("  {:.1} s from first entry to last delivery ({:.0} synced users/s)", s.elapsed_secs, s.synced_per_second);
+}
+
+fn print_meta(s: &MetaDemoSummary) {
+    print_counts([s.entered, s.proceeded, s.synced, s.not_synced, s.pending, s.errored, s.sandbox_members as u64]);
+    println!(
+        "  {} partner requests, at most {} in any second and {} rows in one; {} retries",
+        s.partner_requests, s.max_requests_in_one_second, s.max_rows_per_request, s.retries
+    );
+    println!(
+        "  custom_audience budget: {} of {} calls used, at most {}% reported; {} calls throttled",
+        s.budget_calls_used, s.budget_calls, s.max_usage_percent, s.throttled
     );
     println!("  {:.1} s from first entry to last delivery ({:.0} synced users/s)", s.elapsed_secs, s.synced_per_second);
 }

@@ -26,8 +26,9 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// The whole thing in one command: a Pinterest sandbox, the Pinterest plugin, an OAuth
-    /// connection, an audience, and synthetic users synced into it.
+    /// The whole thing in one command: a partner sandbox (Pinterest, Meta, or both with
+    /// `--destination`), the built-in plugin, an OAuth connection, an audience, and synthetic
+    /// users synced into it.
     #[cfg(feature = "lab")]
     Demo(audience_lab::demo::DemoArgs),
     /// Run a partner sandbox on its own, for plugin authors.
@@ -63,6 +64,47 @@ pub enum SandboxPartner {
         #[arg(long, default_value_t = 3)]
         ad_accounts: usize,
     },
+    /// Meta Marketing API: Facebook Login, ad accounts, custom audiences and their users, the
+    /// `custom_audience` call budget with its usage headers.
+    Meta {
+        /// Port to listen on (0 = any free port).
+        #[arg(long, default_value_t = 9001)]
+        port: u16,
+        /// Number of ad accounts to offer.
+        #[arg(long, default_value_t = 3)]
+        ad_accounts: usize,
+        /// Calls each ad account may make per hour before code 80003 (0 = Meta's Standard tier:
+        /// 5,000 plus 40 per custom audience).
+        #[arg(long, default_value_t = 0)]
+        budget_calls_per_hour: u64,
+    },
+}
+
+/// `sandbox <partner>`: run that partner's sandbox until Ctrl-C.
+#[cfg(feature = "lab")]
+pub async fn sandbox(partner: SandboxPartner) -> anyhow::Result<()> {
+    match partner {
+        SandboxPartner::Pinterest { port, rate_limit, ad_accounts } => {
+            let config = audience_sandbox::SandboxConfig {
+                port,
+                rate_limit_per_second: (rate_limit > 0).then_some(rate_limit),
+                ad_accounts,
+                ..audience_sandbox::SandboxConfig::default()
+            };
+            audience_sandbox::run_standalone(config).await?;
+        }
+        SandboxPartner::Meta { port, ad_accounts, budget_calls_per_hour } => {
+            let defaults = audience_sandbox::MetaConfig::default();
+            let usage = if budget_calls_per_hour > 0 {
+                audience_sandbox::meta::UsageBudget::fixed(budget_calls_per_hour, std::time::Duration::from_secs(3600))
+            } else {
+                defaults.usage
+            };
+            let config = audience_sandbox::MetaConfig { port, ad_accounts, usage, ..defaults };
+            audience_sandbox::run_standalone_meta(config).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Plugin subcommands.

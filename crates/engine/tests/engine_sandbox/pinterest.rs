@@ -2,8 +2,6 @@
 //! user of the host would notice — everyone delivered exactly where expected, the partner's
 //! limits never exceeded, failures retried, counts conserved.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -210,6 +208,7 @@ async fn a_revoked_token_is_refreshed_then_parked_and_resumes_after_reconnecting
         access_token: fresh.access_token,
         refresh_token: Some(fresh.refresh_token),
         expires_at: None,
+        renewable_until: None,
         scopes: vec![],
     };
     w.engine.reconnect(&w.connection, &creds).await.unwrap();
@@ -314,7 +313,8 @@ async fn invalid_users_are_isolated_and_the_rest_of_the_batch_goes_through() {
         };
         let user = PreparedUser {
             key: format!("iso-{i}"),
-            identifiers: vec![Identifier { kind: IdentifierKind::Email, value }],
+            identifiers: vec![Identifier { kind: "email".into(), value }],
+            consent: None,
         };
         ready.push(audience_store::ReadyUser {
             key: user.key.clone(),
@@ -352,4 +352,55 @@ async fn creating_a_sync_reports_every_problem_at_once() {
     assert_eq!(fields, ["account_id", "audience_name", "match_fields", "match_fields"], "{problems:?}");
     assert!(problems[2].message.contains("not supported") && problems[2].message.contains("email"));
     assert!(problems[3].message.contains("unknown identifier kind"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_onto_a_list_of_another_kind_is_refused_with_every_problem() {
+    let w = world(SandboxConfig::default(), fast_config()).await;
+    // A list made by an email sync: its typed id records that it holds emails.
+    let sync = w.sync("emails").await;
+    w.enter(&sync, &emails("kind-", 10)).await;
+    w.settle(&sync, Duration::from_secs(30)).await;
+    let picked = w.store.sync(&sync).await.unwrap().audience_id.expect("the list's id is known after delivery");
+    assert!(picked.ends_with(":EMAIL"), "{picked}");
+    let lists_before = w.handle().summary();
+
+    // Picked by id, with mobile-ad-id first (the kind the sync would send), on a connection
+    // granted ads:read only: two problems, both reported, in the fields a person fixes.
+    let (read_only, _) = w.world.connect_with_scopes(&w.workspace, &["ads:read"]).await.unwrap();
+    let request = SyncRequest {
+        workspace_id: w.workspace.clone(),
+        connection_id: read_only,
+        account_id: w.account.clone(),
+        audience_name: "emails".into(),
+        audience_id: Some(picked.clone()),
+        description: None,
+        create_if_missing: false,
+        action: SyncAction::Add,
+        match_fields: vec!["mobile-ad-id".into(), "email".into()],
+    };
+    let err = w.engine.create_sync(request.clone()).await.expect_err("refused");
+    let EngineError::Invalid(problems) = err else { panic!("{err:?}") };
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["connection_id", "match_fields"], "{problems:?}");
+    assert!(problems[0].message.contains("ads:write"), "{:?}", problems[0]);
+    assert!(
+        problems[1].message.contains("emails") && problems[1].message.contains("mobile-ad-id"),
+        "{:?}",
+        problems[1]
+    );
+    assert_eq!(w.store.syncs(&w.workspace).await.unwrap().len(), 1, "nothing was stored");
+    assert_eq!(
+        format!("{:?}", w.handle().summary().ad_accounts),
+        format!("{:?}", lists_before.ad_accounts),
+        "nothing was created at Pinterest"
+    );
+
+    // The same list with email first, on the full connection, is fine.
+    let fine = SyncRequest {
+        connection_id: w.connection.clone(),
+        match_fields: vec!["email".into(), "mobile-ad-id".into()],
+        ..request
+    };
+    w.engine.create_sync(fine).await.expect("email first matches the list");
 }
