@@ -111,7 +111,9 @@ pub fn search_audiences(
         SEARCH_FETCHES,
         |after| Ok(graph.audiences(account, after)?),
         |a: &CustomAudience| {
-            a.id.is_some() && is_custom(a) && matches_query(a.name.as_deref().unwrap_or_default(), query)
+            a.id.as_deref().is_some_and(|i| !i.trim().is_empty())
+                && is_custom(a)
+                && matches_query(a.name.as_deref().unwrap_or_default(), query)
         },
     )?;
     Ok(AudiencePage { audiences: page.items.iter().map(|a| to_audience(a, false)).collect(), next_cursor: page.after })
@@ -120,7 +122,12 @@ pub fn search_audiences(
 /// Read audience `id` of `account` (bare number); an audience of another account is
 /// `not-found`.
 pub fn read(graph: &Graph<'_>, account: &str, id: &str) -> Result<CustomAudience, Failure> {
-    let audience = graph.audience(id, Some(account))?;
+    let mut audience = graph.audience(id, Some(account))?;
+    // `GET /<audience_id>` answers the object at that id; an answer that leaves the id out
+    // (Graph omits what it was not asked for, or a stand-in answers `{}`) is still that one.
+    if audience.id.as_deref().is_none_or(|i| i.trim().is_empty()) {
+        audience.id = Some(id.to_string());
+    }
     if let Some(owner) = audience.account_id.as_deref().filter(|o| !o.is_empty() && *o != account) {
         return Err(Failure::from(DestinationError::NotFound(format!(
             "custom audience {id} belongs to ad account {owner}, not {account}"
@@ -167,7 +174,7 @@ pub fn scan(graph: &Graph<'_>, account: &str, name: &str) -> Result<Scan, Destin
         |items| {
             for audience in items.into_iter().filter(is_custom) {
                 result.customer_files += 1;
-                let Some(id) = audience.id.as_deref() else { continue };
+                let Some(id) = audience.id.as_deref().filter(|i| !i.trim().is_empty()) else { continue };
                 if audience.name.as_deref().map(str::trim) != Some(wanted) {
                     continue;
                 }
@@ -227,7 +234,7 @@ pub fn find_or_create(graph: &Graph<'_>, account: &str, spec: &AudienceSpec) -> 
         )));
     }
     let created = graph.create_audience(account, spec.name.trim(), spec.description.as_deref())?;
-    let Some(id) = created.id.filter(|id| !id.is_empty()) else {
+    let Some(id) = created.id.filter(|id| !id.trim().is_empty()) else {
         return Err(DestinationError::Transient("Meta created the audience but answered no id".into()));
     };
     let mut audience = build::audience(id.clone(), spec.name.trim());
@@ -348,6 +355,31 @@ mod tests {
             read_audience(&host, &config(), &creds(), "1", "../me"),
             Err(DestinationError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn an_answer_without_an_id_is_the_audience_asked_for() {
+        let host = FakeHost::new(vec![ok(json!({})), ok(json!({"id": ""})), ok(json!({}))]);
+        for _ in 0..2 {
+            let a = read_audience(&host, &config(), &creds(), "1", "1000000001").unwrap();
+            assert_eq!(a.id, "1000000001");
+            assert!(a.details.contains(&("audience id".into(), "1000000001".into())));
+        }
+        let outcome = upsert_audience(&host, &config(), &creds(), "1", &spec(Some("6001"), false)).unwrap();
+        let UpsertOutcome::Ready(found) = outcome else { panic!("{outcome:?}") };
+        assert_eq!(found.id, "6001");
+    }
+
+    #[test]
+    fn listed_audiences_without_an_id_are_skipped() {
+        let nameless = json!({"name": "VIPs", "subtype": "CUSTOM"});
+        let empty = json!({"id": "", "name": "VIPs", "subtype": "CUSTOM"});
+        let host = FakeHost::new(vec![ok(page(vec![nameless.clone(), empty.clone()], "c1", false))]);
+        let found = search_audiences(&host, &config(), &creds(), "1", "VIP", None).unwrap();
+        assert!(found.audiences.is_empty(), "{found:?}");
+        let host = FakeHost::new(vec![ok(page(vec![nameless, empty], "c1", false)), ok(json!({"id": ""}))]);
+        let err = upsert_audience(&host, &config(), &creds(), "1", &spec(None, true)).unwrap_err();
+        assert!(matches!(err, DestinationError::Transient(m) if m.contains("no id")));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod client;
 pub mod config;
 pub mod countries;
 pub mod errors;
+pub mod form;
 pub mod kinds;
 pub mod manifest;
 pub mod normalize;
@@ -52,6 +53,8 @@ pub mod target;
 pub mod usage;
 pub mod wire;
 
+#[cfg(test)]
+mod alloc_probe;
 #[cfg(test)]
 mod testing;
 

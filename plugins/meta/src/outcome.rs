@@ -21,7 +21,8 @@ use audience_plugin_sdk::text::excerpt;
 use audience_plugin_sdk::types::{BatchOutcome, RejectedUser, UnattributedRejection};
 use serde_json::Value;
 
-use crate::payload::Rows;
+use crate::kinds::Key;
+use crate::payload::{Row, Rows};
 use crate::wire::UsersResponse;
 
 /// How much of a sample is kept.
@@ -69,22 +70,50 @@ fn same(a: &str, b: &str) -> bool {
     !a.trim().is_empty() && a.trim().eq_ignore_ascii_case(b.trim())
 }
 
+/// [`same`] of the row's values joined by `,` and `sample`, without building the joined text
+/// (samples are compared with every row: joining would allocate once per row and sample).
+fn same_row(values: &[&str], sample: &str) -> bool {
+    let sample = sample.trim();
+    if sample.is_empty() {
+        return false;
+    }
+    let mut joined = values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| (i > 0).then_some(',').into_iter().chain(v.chars()))
+        .skip_while(|c| c.is_whitespace());
+    for expected in sample.chars() {
+        match joined.next() {
+            Some(c) if c.eq_ignore_ascii_case(&expected) => {}
+            _ => return false,
+        }
+    }
+    joined.all(char::is_whitespace)
+}
+
 /// The outcome of a `/users` call that sent `rows`; `rejected` are the users not sent.
-pub fn batch_outcome(response: &UsersResponse, rows: &Rows, mut rejected: Vec<RejectedUser>) -> BatchOutcome {
+pub fn batch_outcome(response: &UsersResponse, rows: &Rows<'_>, rejected: Vec<RejectedUser>) -> BatchOutcome {
+    batch_outcome_of(response, &rows.schema, &rows.rows, rejected)
+}
+
+/// [`batch_outcome`] of a request that sent `sent`, rows of `schema`.
+pub fn batch_outcome_of(
+    response: &UsersResponse,
+    schema: &[Key],
+    sent: &[Row<'_>],
+    mut rejected: Vec<RejectedUser>,
+) -> BatchOutcome {
     let samples = samples(response.invalid_entry_samples.as_ref());
-    let distinctive: Vec<usize> =
-        rows.schema.iter().enumerate().filter(|(_, k)| k.distinctive()).map(|(i, _)| i).collect();
+    let distinctive: Vec<usize> = schema.iter().enumerate().filter(|(_, k)| k.distinctive()).map(|(i, _)| i).collect();
     let mut named = 0usize;
     let mut unmatched: Vec<String> = Vec::new();
     // A map entry is read twice (key, then value): the pair counts once.
     let mut counted_pairs: Vec<(String, String)> = Vec::new();
     for sample in &samples {
-        let holders: Vec<&crate::payload::Row> = rows
-            .rows
+        let holders: Vec<&Row<'_>> = sent
             .iter()
             .filter(|row| {
-                distinctive.iter().any(|&i| same(&row.values[i], &sample.value))
-                    || same(&row.values.join(","), &sample.value)
+                distinctive.iter().any(|&i| same(row.values[i], &sample.value)) || same_row(&row.values, &sample.value)
             })
             .collect();
         let pair = sample.note.clone().map(|note| {
@@ -93,9 +122,8 @@ pub fn batch_outcome(response: &UsersResponse, rows: &Rows, mut rejected: Vec<Re
         });
         if holders.is_empty() {
             let other_side_matched = sample.note.as_deref().is_some_and(|note| {
-                rows.rows.iter().any(|row| {
-                    distinctive.iter().any(|&i| same(&row.values[i], note)) || same(&row.values.join(","), note)
-                })
+                sent.iter()
+                    .any(|row| distinctive.iter().any(|&i| same(row.values[i], note)) || same_row(&row.values, note))
             });
             if !other_side_matched && pair.as_ref().is_none_or(|p| !counted_pairs.contains(p)) {
                 unmatched.push(excerpt(&sample.value, SAMPLE_CHARS));
@@ -114,7 +142,7 @@ pub fn batch_outcome(response: &UsersResponse, rows: &Rows, mut rejected: Vec<Re
         };
         for row in holders {
             if !rejected.iter().any(|r| r.key == row.key) {
-                rejected.push(RejectedUser { key: row.key.clone(), reason: reason.clone() });
+                rejected.push(RejectedUser { key: row.key.to_string(), reason: reason.clone() });
                 named += 1;
             }
         }
@@ -157,12 +185,30 @@ mod tests {
         }
     }
 
-    fn batch() -> Rows {
-        rows(&[
+    fn users() -> Vec<PreparedUser> {
+        vec![
             user("a", &[("email", H1), ("gender", F)]),
             user("b", &[("phone", H2), ("gender", F)]),
             user("c", &[("mobile-ad-id", "38400000-8cf0-11bd-b23e-10b96e40000d")]),
-        ])
+        ]
+    }
+
+    #[test]
+    fn rows_match_as_if_joined() {
+        for (values, sample, expected) in [
+            (&["a", "b"][..], "a,b", true),
+            (&["A", "b "][..], "  a,B", true),
+            (&[" a", "b"][..], "a,b ", true),
+            (&["a", "b"][..], "a,b,", false),
+            (&["a", "b"][..], "a,", false),
+            (&["a", ""][..], "a,", true),
+            (&["", ""][..], ",", true),
+            (&["", ""][..], " ", false),
+            (&["é"][..], "É", false),
+        ] {
+            assert_eq!(same_row(values, sample), expected, "{values:?} {sample:?}");
+            assert_eq!(same(&values.join(","), sample), expected, "{values:?} {sample:?}");
+        }
     }
 
     fn response(invalid: i64, samples: Value) -> UsersResponse {
@@ -175,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_clean_answer() {
-        let outcome = batch_outcome(&response(0, json!([])), &batch(), vec![]);
+        let outcome = batch_outcome(&response(0, json!([])), &rows(&users()), vec![]);
         assert_eq!(outcome, BatchOutcome { rejected: vec![], unattributed: vec![], created: None });
     }
 
@@ -183,7 +229,7 @@ mod tests {
     fn list_samples_are_matched_to_users() {
         let outcome = batch_outcome(
             &response(3, json!([H1.to_uppercase(), "38400000-8CF0-11BD-B23E-10B96E40000D ", "zzz"])),
-            &batch(),
+            &rows(&users()),
             vec![],
         );
         let keys: Vec<&str> = outcome.rejected.iter().map(|r| r.key.as_str()).collect();
@@ -195,7 +241,7 @@ mod tests {
 
     #[test]
     fn map_samples_use_the_other_side_as_reason() {
-        let outcome = batch_outcome(&response(1, json!({ H2: "Invalid hash length" })), &batch(), vec![]);
+        let outcome = batch_outcome(&response(1, json!({ H2: "Invalid hash length" })), &rows(&users()), vec![]);
         assert_eq!(
             outcome.rejected,
             vec![RejectedUser {
@@ -204,22 +250,22 @@ mod tests {
             }]
         );
         assert!(outcome.unattributed.is_empty());
-        let flipped = batch_outcome(&response(1, json!({ "row 2": H2 })), &batch(), vec![]);
+        let flipped = batch_outcome(&response(1, json!({ "row 2": H2 })), &rows(&users()), vec![]);
         assert_eq!(flipped.rejected[0].key, "b");
         assert!(flipped.unattributed.is_empty(), "{flipped:?}");
-        let unknown = batch_outcome(&response(1, json!({ "row 9": "bad" })), &batch(), vec![]);
+        let unknown = batch_outcome(&response(1, json!({ "row 9": "bad" })), &rows(&users()), vec![]);
         assert_eq!(unknown.unattributed[0].count, 1, "{unknown:?}");
     }
 
     #[test]
     fn shared_traits_and_counts_stay_unattributed() {
-        let outcome = batch_outcome(&response(2, json!([F])), &batch(), vec![]);
+        let outcome = batch_outcome(&response(2, json!([F])), &rows(&users()), vec![]);
         assert!(outcome.rejected.is_empty(), "a gender hash names nobody");
         assert_eq!(outcome.unattributed[0].count, 2);
         assert_eq!(outcome.unattributed[0].samples, vec![F.to_string()]);
         let counted = batch_outcome(
             &UsersResponse { num_invalid_entries: Some(5), ..UsersResponse::default() },
-            &batch(),
+            &rows(&users()),
             vec![],
         );
         assert_eq!(counted.unattributed[0].count, 5);
@@ -228,11 +274,12 @@ mod tests {
 
     #[test]
     fn whole_rows_match_and_samples_are_capped() {
-        let row = batch().rows[1].values.clone();
-        let outcome = batch_outcome(&response(1, json!([row])), &batch(), vec![]);
+        let sent = users();
+        let row = rows(&sent).rows[1].values.clone();
+        let outcome = batch_outcome(&response(1, json!([row])), &rows(&users()), vec![]);
         assert_eq!(outcome.rejected.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["b"], "{outcome:?}");
         let many: Vec<String> = (0..30).map(|i| format!("bad{i}")).collect();
-        let outcome = batch_outcome(&response(30, json!(many)), &batch(), vec![]);
+        let outcome = batch_outcome(&response(30, json!(many)), &rows(&users()), vec![]);
         assert_eq!(outcome.unattributed[0].count, 30);
         assert_eq!(outcome.unattributed[0].samples.len(), 10);
     }

@@ -7,8 +7,9 @@
 //! without being sent. A user with two values for one key (possible only in hand-made
 //! prepared users) sends the first.
 //!
-//! **Session.** Every batch is its own session: `batch_seq` 1, `last_batch_flag` true,
-//! `estimated_num_total` = the rows sent. The `session_id` is derived from the batch: the
+//! **Session.** Every batch is its own session, normally of one request: `batch_seq` 1,
+//! `last_batch_flag` true, `estimated_num_total` = the rows sent (a body too big for the host
+//! is sent as several requests of one session, see [`crate::sync`]). The `session_id` is derived from the batch: the
 //! first 53 bits of SHA-256 over the ad account, audience, operation, `batch.id` **and
 //! `batch.attempt`** (0 is never used). Including the attempt matters: a retry of a batch
 //! whose one-request session Meta already finished would be refused as a finished session,
@@ -48,40 +49,46 @@ impl Operation {
     }
 }
 
-/// One user's row, aligned with [`Rows::schema`].
+/// One user's row, aligned with [`Rows::schema`]. It borrows the batch's strings: a batch of
+/// 10,000 users must not be copied (see [`crate::form`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub struct Row<'a> {
     /// The user's key.
-    pub key: String,
+    pub key: &'a str,
     /// One value per schema key, `""` where the user has none.
-    pub values: Vec<String>,
+    pub values: Vec<&'a str>,
 }
 
 /// A batch as Meta rows.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Rows {
+pub struct Rows<'a> {
     /// The keys, in [`Key::ORDER`].
     pub schema: Vec<Key>,
     /// The rows to send.
-    pub rows: Vec<Row>,
+    pub rows: Vec<Row<'a>>,
     /// Users not sent: nothing of theirs fits a key.
     pub rejected: Vec<RejectedUser>,
 }
 
-impl Rows {
+impl Rows<'_> {
     /// The `payload` form field.
     pub fn payload(&self) -> UsersPayload<'_> {
+        self.payload_of(&self.rows)
+    }
+
+    /// The `payload` form field of `part` of the rows (same schema).
+    pub fn payload_of<'b>(&'b self, part: &'b [Row<'_>]) -> UsersPayload<'b> {
         UsersPayload {
             schema: self.schema.iter().map(|k| k.name()).collect(),
-            data: self.rows.iter().map(|r| r.values.iter().map(String::as_str).collect()).collect(),
+            data: part.iter().map(|r| r.values.as_slice()).collect(),
             is_raw: true,
         }
     }
 }
 
 /// The rows for `users`.
-pub fn rows(users: &[PreparedUser]) -> Rows {
-    let mut keyed: Vec<(String, Vec<(Key, &str)>)> = Vec::with_capacity(users.len());
+pub fn rows(users: &[PreparedUser]) -> Rows<'_> {
+    let mut keyed: Vec<(&str, Vec<(Key, &str)>)> = Vec::with_capacity(users.len());
     let mut rejected = Vec::new();
     let mut present: Vec<Key> = Vec::new();
     for user in users {
@@ -104,7 +111,7 @@ pub fn rows(users: &[PreparedUser]) -> Rows {
                 reason: format!("no identifier Meta can take (prepared kinds: {kinds}); prepare the user again"),
             });
         } else {
-            keyed.push((user.key.clone(), values));
+            keyed.push((user.key.as_str(), values));
         }
     }
     present.sort();
@@ -112,10 +119,7 @@ pub fn rows(users: &[PreparedUser]) -> Rows {
         .into_iter()
         .map(|(key, values)| Row {
             key,
-            values: present
-                .iter()
-                .map(|k| values.iter().find(|(vk, _)| vk == k).map_or_else(String::new, |(_, v)| (*v).to_string()))
-                .collect(),
+            values: present.iter().map(|k| values.iter().find(|(vk, _)| vk == k).map_or("", |(_, v)| *v)).collect(),
         })
         .collect();
     Rows { schema: present, rows, rejected }
@@ -138,7 +142,12 @@ pub fn session_id(account: &str, audience: &str, operation: Operation, batch_id:
 
 /// The `session` form field for a one-request session of `rows` rows.
 pub fn session(session_id: i64, rows: usize) -> UsersSession {
-    UsersSession { session_id, batch_seq: 1, last_batch_flag: true, estimated_num_total: rows }
+    session_part(session_id, 1, true, rows)
+}
+
+/// The `session` form field of request `seq` (from 1) of a session of `rows` rows in all.
+pub fn session_part(session_id: i64, seq: u32, last: bool, rows: usize) -> UsersSession {
+    UsersSession { session_id, batch_seq: seq, last_batch_flag: last, estimated_num_total: rows }
 }
 
 #[cfg(test)]
@@ -167,7 +176,7 @@ mod tests {
         ];
         let rows = rows(&users);
         assert_eq!(rows.schema, vec![Key::ExternId, Key::Email, Key::Phone, Key::Doby, Key::Madid, Key::Country]);
-        let values: Vec<Vec<&str>> = rows.rows.iter().map(|r| r.values.iter().map(String::as_str).collect()).collect();
+        let values: Vec<Vec<&str>> = rows.rows.iter().map(|r| r.values.clone()).collect();
         assert_eq!(
             values,
             vec![
@@ -189,7 +198,8 @@ mod tests {
 
     #[test]
     fn users_without_a_known_kind_are_rejected_not_sent() {
-        let rows = rows(&[user("a", &[("shoe-size", "9")]), user("b", &[("email", "e")]), user("c", &[])]);
+        let users = [user("a", &[("shoe-size", "9")]), user("b", &[("email", "e")]), user("c", &[])];
+        let rows = rows(&users);
         assert_eq!(rows.rows.len(), 1);
         assert_eq!(rows.rejected.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
         assert!(rows.rejected[0].reason.contains("shoe-size"));

@@ -240,7 +240,7 @@ pub struct UsersPayload<'a> {
     /// The multi-key schema.
     pub schema: Vec<&'static str>,
     /// One row per user, in schema order; "" for a value the user lacks.
-    pub data: Vec<Vec<&'a str>>,
+    pub data: Vec<&'a [&'a str]>,
     /// Single PIIs, each hashed on its own (not combined keys).
     pub is_raw: bool,
 }
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn payload_and_session_serialise_as_meta_documents() {
-        let payload = UsersPayload { schema: vec!["EMAIL", "PHONE"], data: vec![vec!["h1", ""]], is_raw: true };
+        let payload = UsersPayload { schema: vec!["EMAIL", "PHONE"], data: vec![&["h1", ""][..]], is_raw: true };
         assert_eq!(
             serde_json::to_string(&payload).unwrap(),
             r#"{"schema":["EMAIL","PHONE"],"data":[["h1",""]],"is_raw":true}"#
