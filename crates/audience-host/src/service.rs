@@ -164,6 +164,40 @@ mod tests {
     use super::*;
     use crate::config::SecretSource;
 
+    #[test]
+    fn a_base_url_the_plugin_could_not_reach_is_refused_naming_the_key_to_set() {
+        let with = |base: &str, plain: &[&str], allowed: Option<&[&str]>| PluginSettings {
+            component: BUILTIN_PINTEREST.into(),
+            base_url: Some(base.into()),
+            plain_http_hosts: plain.iter().map(|h| h.to_string()).collect(),
+            allowed_hosts: allowed.map(|a| a.iter().map(|h| h.to_string()).collect()),
+            ..PluginSettings::default()
+        };
+        // (what, settings, the key the refusal names; None = accepted)
+        let cases = [
+            ("plain http without plain_http_hosts", with("http://127.0.0.1:9000", &[], None), Some("plain_http_hosts")),
+            ("plain http allowed", with("http://127.0.0.1:9000", &["127.0.0.1:9000"], None), None),
+            ("https, no allow-list: the plugin's hosts", with("https://api-sandbox.example", &[], None), None),
+            (
+                "https outside the allow-list",
+                with("https://api-sandbox.example", &[], Some(&["api.example"])),
+                Some("allowed_hosts"),
+            ),
+            ("https on the allow-list", with("https://api-sandbox.example", &[], Some(&["api-sandbox.example"])), None),
+            ("not a URL", with("127.0.0.1:9000", &[], None), Some("base_url")),
+        ];
+        for (what, settings, key) in cases {
+            match (check_base_url("pinterest", &settings), key) {
+                (Ok(()), None) => {}
+                (Err(err), Some(key)) => {
+                    let text = format!("{err:#}");
+                    assert!(text.contains(key) && text.contains("[plugins.pinterest]"), "{what}: {text}");
+                }
+                (got, _) => panic!("{what}: {got:?}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_plugin_that_cannot_load_is_left_out_and_the_others_serve() {
         let dir = tempfile::tempdir().unwrap();
