@@ -579,6 +579,7 @@ mod tests {
         metrics.plugin_failed("d", "add-users", &PluginError::MemoryLimit { limit: 1 });
         metrics.set_lanes_owned(1);
         metrics.lane_event("lost");
+        metrics.set_lapsing("d", "c", true);
         let syncs = [SyncFigures {
             destination: "d".into(),
             sync: "s".into(),
@@ -593,6 +594,19 @@ mod tests {
         let exported = metrics.exported();
         assert_eq!(rendered, as_set(&exported), "every family touched once, all of them listed");
         assert_eq!(exported.len(), rendered.len(), "no family listed twice");
+    }
+
+    #[test]
+    fn lapsing_connections_are_counted_per_destination_once_each() {
+        let metrics = Metrics::new();
+        metrics.set_lapsing("meta", "c1", true);
+        metrics.set_lapsing("meta", "c1", true);
+        metrics.set_lapsing("meta", "c2", true);
+        metrics.set_lapsing("pinterest", "c3", true);
+        metrics.set_lapsing("meta", "c2", false);
+        let text = metrics.render();
+        assert!(text.contains("audience_connections_lapsing{destination=\"meta\"} 1"), "{text}");
+        assert!(text.contains("audience_connections_lapsing{destination=\"pinterest\"} 1"), "{text}");
     }
 
     // The operator-facing files under deploy/ and docs/: every metric they name is one the
