@@ -22,34 +22,12 @@
 //! prepared users the host stores say in the host's words what they hold. [`Key::ORDER`] is the
 //! fixed order of keys in a request's multi-key schema (the order Meta's guide lists them).
 
-/// The host's well-known kind names this plugin matches on.
+/// The host's well-known kind names this plugin matches on: the SDK's, the one table of them.
 pub mod host {
-    /// An e-mail address.
-    pub const EMAIL: &str = "email";
-    /// A phone number.
-    pub const PHONE: &str = "phone";
-    /// A first (given) name.
-    pub const FIRST_NAME: &str = "first-name";
-    /// A last (family) name.
-    pub const LAST_NAME: &str = "last-name";
-    /// A date of birth, `YYYY-MM-DD`.
-    pub const DATE_OF_BIRTH: &str = "date-of-birth";
-    /// `f` / `m` (or `female` / `male`).
-    pub const GENDER: &str = "gender";
-    /// A city.
-    pub const CITY: &str = "city";
-    /// A state or province.
-    pub const REGION: &str = "region";
-    /// A postal (ZIP) code.
-    pub const POSTAL_CODE: &str = "postal-code";
-    /// ISO 3166-1 alpha-2 country.
-    pub const COUNTRY: &str = "country";
-    /// An Android advertising id.
-    pub const MOBILE_AD_ID: &str = "mobile-ad-id";
-    /// Apple's identifier for advertisers.
-    pub const IDFA: &str = "idfa";
-    /// The advertiser's own id for the user.
-    pub const EXTERNAL_ID: &str = "external-id";
+    pub use audience_plugin_sdk::kinds::{
+        CITY, COUNTRY, DATE_OF_BIRTH, EMAIL, EXTERNAL_ID, FIRST_NAME, GENDER, IDFA, LAST_NAME, MOBILE_AD_ID, PHONE,
+        POSTAL_CODE, REGION,
+    };
 }
 
 /// Prepared kinds the plugin defines (not host kinds): the parts of a date of birth and the
