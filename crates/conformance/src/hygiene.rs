@@ -37,8 +37,8 @@ pub fn run(suite: &mut Suite, loads: &Loads) {
     suite.push(leaks_in_logs(suite, &lines));
 
     let mut leaks = Vec::new();
-    for (name, secret) in suite.secrets.named() {
-        if let Some(message) = suite.error_messages.iter().find(|m| m.contains(secret)) {
+    for (name, _) in suite.secrets.named() {
+        if let Some(message) = suite.error_messages.iter().find(|m| suite.secrets.shows(name, m)) {
             leaks.push(format!(
                 "{name} appeared in an error message: {:?}",
                 excerpt(&suite.secrets.redact(message), 160)
@@ -70,8 +70,8 @@ fn decide_deferred(suite: &mut Suite) {
 
 fn leaks_in_logs(suite: &Suite, lines: &[LogLine]) -> CheckResult {
     let mut leaks = Vec::new();
-    for (name, secret) in suite.secrets.named() {
-        let hits: Vec<&LogLine> = lines.iter().filter(|l| l.message.contains(secret)).collect();
+    for (name, _) in suite.secrets.named() {
+        let hits: Vec<&LogLine> = lines.iter().filter(|l| suite.secrets.shows(name, &l.message)).collect();
         if let Some(first) = hits.first() {
             leaks.push(format!(
                 "{name} appeared in {} log line(s), e.g. {:?}",

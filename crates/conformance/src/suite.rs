@@ -10,7 +10,7 @@ use super::ConformanceOptions;
 use super::report::CheckResult;
 use super::standin::StandIn;
 use audience_runtime::types::{AudienceSpec, Credentials, DestinationError, Features, Manifest, PluginConfig};
-use audience_runtime::{CallError, LogLine, LogSource, Plugin, describe_destination_error};
+use audience_runtime::{CallError, LogLine, LogSource, Plugin, describe_destination_error, redact};
 
 /// What the runtime logs when it refuses a plugin's request (see `plugin::runtime`).
 pub const DENIED_MARKER: &str = "host refused an outbound request";
@@ -62,13 +62,33 @@ impl Secrets {
         ]
     }
 
-    /// `text` with every secret replaced by its name, so a report never repeats one.
+    /// Whether `text` shows the secret reported as `name`: the secret itself, or the host's
+    /// mark where it scrubbed it (the host redacts what a plugin returns or logs, so a plugin
+    /// that echoes a credential shows up as the mark: still a fault of the plugin's, which
+    /// leaks on any host that does not scrub).
+    pub fn shows(&self, name: &str, text: &str) -> bool {
+        let secret = self.named().into_iter().find(|(n, _)| *n == name).map_or("", |(_, secret)| secret);
+        (!secret.is_empty() && text.contains(secret)) || text.contains(&redact::marker(Self::host_name(name)))
+    }
+
+    /// `text` with every secret (or the host's mark where it scrubbed one) replaced by its
+    /// name, so a report never repeats one and reads the same whoever scrubbed it.
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_string();
         for (name, secret) in self.named() {
             text = text.replace(secret, &format!("<{name}>"));
+            text = text.replace(&redact::marker(Self::host_name(name)), &format!("<{name}>"));
         }
         text
+    }
+
+    /// The runtime's name of the secret the suite reports as `name`.
+    fn host_name(name: &str) -> &'static str {
+        match name {
+            "the access token" => redact::ACCESS_TOKEN,
+            "the refresh token" => redact::REFRESH_TOKEN,
+            _ => redact::CLIENT_SECRET,
+        }
     }
 }
 

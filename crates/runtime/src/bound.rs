@@ -5,12 +5,17 @@
 //! its own log lines, the store's status reasons and the API's answers: one bad answer for a
 //! batch of 1,900 users cost gigabytes. Cut here, nothing downstream needs to think about it.
 //!
+//! Each text is first scrubbed of the secrets the host handed the plugin for that call (see
+//! [`crate::redact`]), then cut, so that a plugin echoing its token in an error reason cannot
+//! make the host write it to its log, the store or an API answer.
+//!
 //! What is cut: error reasons, rejection and not-synced reasons, names, ids and cursors in
 //! account pages and audiences, the manifest's texts. What is not: credentials (a partner's
 //! token is opaque and may legitimately be long; they are capped at a larger size instead) and
 //! prepared identifiers (the plugin's own output for the partner, bounded by the request body
 //! cap when sent).
 
+use crate::redact::Secrets;
 use crate::types::{
     AccountPage, Audience, AudiencePage, BatchOutcome, Credentials, DestinationError, Manifest, Preparation,
     SubmissionStatus, TargetProblem, UpsertOutcome, WriteOutcome,
@@ -40,151 +45,161 @@ pub fn cut(text: &mut String) {
     text.push_str(&format!("... [{dropped} bytes cut]"));
 }
 
-/// Types whose plugin-provided texts are cut to size.
+/// Types holding texts a plugin provided, each of which is scrubbed of the call's secrets and
+/// cut to size as the call returns.
 pub(crate) trait Bound {
-    /// Cut every text in `self` to size.
-    fn bound(&mut self);
+    /// Apply `f` to every plugin-provided text in `self` (and bound what lists may hold).
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String));
+
+    /// Scrub every text in `self` of `secrets`, then cut it to size. Scrubbing comes first, so
+    /// a cut can never leave the start of a secret behind.
+    fn bound(&mut self, secrets: &Secrets) {
+        self.texts(&mut |text| {
+            secrets.scrub(text);
+            cut(text);
+        });
+    }
 }
 
 impl Bound for DestinationError {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
             DestinationError::RateLimited(_) => {}
             DestinationError::Unauthorized(why)
             | DestinationError::NotFound(why)
             | DestinationError::InvalidRequest(why)
             | DestinationError::ActionRequired(why)
-            | DestinationError::Transient(why) => cut(why),
+            | DestinationError::Transient(why) => f(why),
         }
     }
 }
 
 impl<T: Bound> Bound for Result<T, DestinationError> {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
-            Ok(value) => value.bound(),
-            Err(err) => err.bound(),
+            Ok(value) => value.texts(f),
+            Err(err) => err.texts(f),
         }
     }
 }
 
 impl<T: Bound> Bound for Vec<T> {
-    fn bound(&mut self) {
-        self.iter_mut().for_each(Bound::bound);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        self.iter_mut().for_each(|item| item.texts(f));
     }
 }
 
 impl Bound for Preparation {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
-            Preparation::Ready(user) => cut(&mut user.key),
-            Preparation::NotSynced(why) => cut(why),
+            Preparation::Ready(user) => f(&mut user.key),
+            Preparation::NotSynced(why) => f(why),
         }
     }
 }
 
 impl Bound for BatchOutcome {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         for rejected in &mut self.rejected {
-            cut(&mut rejected.key);
-            cut(&mut rejected.reason);
+            f(&mut rejected.key);
+            f(&mut rejected.reason);
         }
         for dropped in &mut self.unattributed {
-            cut(&mut dropped.reason);
+            f(&mut dropped.reason);
             dropped.samples.truncate(MAX_SAMPLES);
-            dropped.samples.iter_mut().for_each(cut);
+            dropped.samples.iter_mut().for_each(&mut *f);
         }
         if let Some(created) = &mut self.created {
-            created.bound();
+            created.texts(f);
         }
     }
 }
 
 impl Bound for WriteOutcome {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
-            WriteOutcome::Done(outcome) => outcome.bound(),
-            WriteOutcome::Submitted(submission) => cut(&mut submission.id),
+            WriteOutcome::Done(outcome) => outcome.texts(f),
+            WriteOutcome::Submitted(submission) => f(&mut submission.id),
         }
     }
 }
 
 impl Bound for SubmissionStatus {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
             SubmissionStatus::Processing(_) => {}
-            SubmissionStatus::Finished(outcome) => outcome.bound(),
-            SubmissionStatus::Failed(err) => err.bound(),
+            SubmissionStatus::Finished(outcome) => outcome.texts(f),
+            SubmissionStatus::Failed(err) => err.texts(f),
         }
     }
 }
 
 impl Bound for TargetProblem {
-    fn bound(&mut self) {
-        cut(&mut self.message);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        f(&mut self.message);
     }
 }
 
 impl Bound for AudiencePage {
-    fn bound(&mut self) {
-        self.audiences.iter_mut().for_each(Bound::bound);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        self.audiences.iter_mut().for_each(|item| item.texts(f));
         if let Some(cursor) = &mut self.next_cursor {
-            cut(cursor);
+            f(cursor);
         }
     }
 }
 
 impl Bound for Audience {
-    fn bound(&mut self) {
-        cut(&mut self.id);
-        cut(&mut self.name);
-        self.identifiers.iter_mut().for_each(cut);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        f(&mut self.id);
+        f(&mut self.name);
+        self.identifiers.iter_mut().for_each(&mut *f);
         if let Some(detail) = &mut self.status_detail {
-            cut(detail);
+            f(detail);
         }
         for (label, value) in &mut self.details {
-            cut(label);
-            cut(value);
+            f(label);
+            f(value);
         }
     }
 }
 
 impl Bound for UpsertOutcome {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         match self {
-            UpsertOutcome::Ready(audience) => audience.bound(),
-            UpsertOutcome::CreateWithFirstBatch(why) => cut(why),
+            UpsertOutcome::Ready(audience) => audience.texts(f),
+            UpsertOutcome::CreateWithFirstBatch(why) => f(why),
         }
     }
 }
 
 impl Bound for AccountPage {
-    fn bound(&mut self) {
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
         for account in &mut self.accounts {
-            cut(&mut account.id);
-            cut(&mut account.name);
-            account.permissions.iter_mut().for_each(cut);
+            f(&mut account.id);
+            f(&mut account.name);
+            account.permissions.iter_mut().for_each(&mut *f);
         }
         if let Some(cursor) = &mut self.next_cursor {
-            cut(cursor);
+            f(cursor);
         }
     }
 }
 
 impl Bound for Manifest {
-    fn bound(&mut self) {
-        cut(&mut self.name);
-        cut(&mut self.version);
-        cut(&mut self.display_name);
-        self.identifiers.iter_mut().for_each(cut);
-        self.default_hosts.iter_mut().for_each(cut);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        f(&mut self.name);
+        f(&mut self.version);
+        f(&mut self.display_name);
+        self.identifiers.iter_mut().for_each(&mut *f);
+        self.default_hosts.iter_mut().for_each(&mut *f);
     }
 }
 
 impl Bound for Credentials {
     /// Credentials are checked, not cut: see [`MAX_CREDENTIAL_BYTES`].
-    fn bound(&mut self) {
-        self.scopes.iter_mut().for_each(cut);
+    fn texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        self.scopes.iter_mut().for_each(&mut *f);
     }
 }
 
@@ -232,7 +247,7 @@ mod tests {
             DestinationError::ActionRequired("x".repeat(1 << 20)),
             DestinationError::Transient("x".repeat(1 << 20)),
         ] {
-            err.bound();
+            err.bound(&Secrets::none());
             let text = format!("{err:?}");
             assert!(text.len() < 2 * MAX_TEXT_BYTES, "{} bytes", text.len());
         }

@@ -14,22 +14,26 @@ use wasmtime::Store;
 use super::bindings::since_v0_1_0 as v0_1_0;
 use super::bound::{Bound, credentials_problem};
 use super::error::{CallError, PluginError};
+use super::redact::Secrets;
 use super::runtime::{Guest, InstanceState, Plugin};
 use super::types::*;
 
 impl Plugin {
-    /// Run one export that answers `result<T, destination-error>`, bound its texts, and
-    /// report a failure after a refusal of the host's gate as that refusal.
+    /// Run one export that answers `result<T, destination-error>` handing the plugin
+    /// `secrets` (besides the client secret), scrub and bound its texts, and report a failure
+    /// after a refusal of the host's gate as that refusal.
     async fn call_partner<T: Bound + Send>(
         &self,
+        secrets: Secrets,
         f: impl for<'a> FnOnce(
             &'a mut Store<InstanceState>,
             Guest<'a>,
         ) -> BoxFuture<'a, wasmtime::Result<Result<T, DestinationError>>>
         + Send,
     ) -> Result<T, CallError> {
-        let (mut result, refused) = self.inner.call_checked(self.hooks.clone(), f).await?;
-        result.bound();
+        let secrets = self.inner.secrets_with(secrets);
+        let (mut result, refused) = self.inner.call_checked(self.hooks.clone(), &secrets, f).await?;
+        result.bound(&secrets);
         match (result, refused) {
             (Ok(value), _) => Ok(value),
             (Err(_), Some(why)) => Err(CallError::HostRefused(why)),
@@ -50,9 +54,10 @@ impl Plugin {
     ) -> Result<Vec<Preparation>, PluginError> {
         let expected = users.len();
         let fields = fields.to_vec();
+        let secrets = self.inner.secrets_with(Secrets::none());
         let mut prepared = self
             .inner
-            .call(self.hooks.clone(), move |store, guest| {
+            .call(self.hooks.clone(), &secrets, move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::Latest(guest) => guest.call_prepare_users(store, &fields, &users).await,
@@ -75,15 +80,16 @@ impl Plugin {
                 prepared.len()
             )));
         }
-        prepared.bound();
+        prepared.bound(&secrets);
         Ok(prepared)
     }
 
     /// Exchange an authorization code, or renew credentials (`authorize`).
     pub async fn authorize(&self, config: &PluginConfig, grant: Grant) -> Result<Credentials, CallError> {
         let config = config.clone();
+        let secrets = Secrets::of_config(&config).and_grant(&grant);
         let creds = self
-            .call_partner(move |store, guest| {
+            .call_partner(secrets, move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::Latest(guest) => guest.call_authorize(store, &config, &grant).await,
@@ -117,7 +123,7 @@ impl Plugin {
         cursor: Option<String>,
     ) -> Result<AccountPage, CallError> {
         let (config, creds) = (config.clone(), creds.clone());
-        self.call_partner(move |store, guest| {
+        self.call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
             Box::pin(async move {
                 match guest {
                     Guest::Latest(guest) => guest.call_list_accounts(store, &config, &creds, cursor.as_deref()).await,
@@ -151,7 +157,7 @@ impl Plugin {
         }
         let (config, creds, account_id, query) =
             (config.clone(), creds.clone(), account_id.to_string(), query.to_string());
-        self.call_partner(move |store, guest| {
+        self.call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
             Box::pin(async move {
                 match guest {
                     Guest::Latest(guest) => {
@@ -179,7 +185,7 @@ impl Plugin {
         }
         let (config, creds, account_id, audience_id) =
             (config.clone(), creds.clone(), account_id.to_string(), audience_id.to_string());
-        self.call_partner(move |store, guest| {
+        self.call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
             Box::pin(async move {
                 match guest {
                     Guest::Latest(guest) => {
@@ -204,7 +210,7 @@ impl Plugin {
             return Err(self.unsupported("check-target"));
         }
         let (config, creds, account_id, spec) = (config.clone(), creds.clone(), account_id.to_string(), spec.clone());
-        self.call_partner(move |store, guest| {
+        self.call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
             Box::pin(async move {
                 match guest {
                     Guest::Latest(guest) => guest.call_check_target(store, &config, &creds, &account_id, &spec).await,
@@ -224,7 +230,7 @@ impl Plugin {
         spec: &AudienceSpec,
     ) -> Result<UpsertOutcome, CallError> {
         let (config, creds, account_id, spec) = (config.clone(), creds.clone(), account_id.to_string(), spec.clone());
-        self.call_partner(move |store, guest| {
+        self.call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
             Box::pin(async move {
                 match guest {
                     Guest::Latest(guest) => {
@@ -285,7 +291,7 @@ impl Plugin {
             (config.clone(), creds.clone(), account_id.to_string(), target.clone());
         let sent = batch.users.len();
         let outcome = self
-            .call_partner(move |store, guest| {
+            .call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::Latest(guest) => match action {
@@ -339,7 +345,7 @@ impl Plugin {
         let (config, creds, account_id, target, id) =
             (config.clone(), creds.clone(), account_id.to_string(), target.clone(), submission_id.to_string());
         let status = self
-            .call_partner(move |store, guest| {
+            .call_partner(Secrets::of_config(&config).and_credentials(&creds), move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::Latest(guest) => {

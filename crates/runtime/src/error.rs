@@ -138,3 +138,22 @@ pub fn describe_destination_error(err: &DestinationError) -> String {
         DestinationError::Transient(why) => format!("transient failure: {why}"),
     }
 }
+
+impl PluginError {
+    /// The same failure with `secrets` scrubbed from its texts (a guest's panic message or a
+    /// trap's backtrace can quote what the plugin was handed).
+    /// Cut to size like every other text from a plugin.
+    pub(crate) fn scrubbed(self, secrets: &crate::redact::Secrets) -> Self {
+        let clean = |why: String| {
+            let mut why = secrets.scrubbed(&why).into_owned();
+            crate::bound::cut(&mut why);
+            why
+        };
+        match self {
+            PluginError::Trap(why) => PluginError::Trap(clean(why)),
+            PluginError::Instantiate(why) => PluginError::Instantiate(clean(why)),
+            PluginError::Contract(why) => PluginError::Contract(clean(why)),
+            other => other,
+        }
+    }
+}

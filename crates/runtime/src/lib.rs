@@ -23,6 +23,7 @@ mod http;
 mod imports;
 mod kinds;
 mod logging;
+pub mod redact;
 mod runtime;
 
 pub use bindings::SUPPORTED_VERSIONS;

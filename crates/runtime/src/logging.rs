@@ -5,7 +5,8 @@
 //! of a plugin's calls: many small calls cannot add up to a flood either), with a count of what
 //! was dropped. A caller may also
 //! capture the lines of its calls (the conformance test does, to check that credentials never
-//! appear in a plugin's output).
+//! appear in a plugin's output). Every line is scrubbed of the secrets the call handed the
+//! plugin before it is written or captured (see [`crate::redact`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::bindings::latest::audience::destination::log::Level;
+use super::redact::Secrets;
 
 /// Longest line kept; the rest is cut and marked.
 const MAX_LINE: usize = 4096;
@@ -111,6 +113,8 @@ pub struct CallLog {
     state: Arc<Mutex<CallLogState>>,
     budget: Arc<LogBudget>,
     capture: Option<Arc<Mutex<Vec<LogLine>>>>,
+    /// What the call handed the plugin, scrubbed from every line.
+    secrets: Arc<Secrets>,
 }
 
 #[derive(Debug, Default)]
@@ -122,15 +126,16 @@ struct CallLogState {
 
 impl CallLog {
     /// A log for one call of `plugin`, keeping at most `max_lines` lines, within the plugin's
-    /// `budget` over time.
+    /// `budget` over time, with the call's `secrets` scrubbed from every line.
     pub fn new(
         plugin: Arc<str>,
         max_lines: usize,
         budget: Arc<LogBudget>,
         capture: Option<Arc<Mutex<Vec<LogLine>>>>,
+        secrets: Arc<Secrets>,
     ) -> Self {
         let state = CallLogState { max_lines, ..Default::default() };
-        Self { plugin, state: Arc::new(Mutex::new(state)), budget, capture }
+        Self { plugin, state: Arc::new(Mutex::new(state)), budget, capture, secrets }
     }
 
     /// Record one line.
@@ -155,7 +160,9 @@ impl CallLog {
                 return;
             }
         }
-        let message = truncate(message);
+        // Scrubbed before cut, so a cut cannot leave the start of a secret behind.
+        let scrubbed = self.secrets.scrubbed(message);
+        let message = truncate(&scrubbed);
         let plugin = &*self.plugin;
         match level {
             Level::Trace => tracing::trace!(plugin, source = ?source, "{message}"),

@@ -34,6 +34,7 @@ use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
 use super::logging::{CallLog, LogBudget, LogLine, LogSource};
+use super::redact::Secrets;
 use super::types::{Manifest, PluginConfig};
 
 /// How often the epoch advances: the granularity of deadlines and of cooperative yields.
@@ -268,10 +269,12 @@ impl PluginRuntime {
             log_budget,
             capture,
             cache_outcome,
+            secrets: Secrets::of_config(&options.config),
         };
         let config = options.config.clone();
+        let describe_secrets = inner.secrets.clone();
         let mut manifest = inner
-            .call(None, move |store, guest| {
+            .call(None, &describe_secrets, move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::V0_1_0(guest) => guest.call_describe(store).await.map(Manifest::from),
@@ -281,7 +284,7 @@ impl PluginRuntime {
             })
             .await
             .map_err(LoadError::Describe)?;
-        crate::bound::Bound::bound(&mut manifest);
+        crate::bound::Bound::bound(&mut manifest, &describe_secrets);
         let policy = options
             .http
             .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
@@ -346,6 +349,8 @@ pub(crate) struct PluginInner {
     limits: SandboxLimits,
     capture: Option<Arc<Mutex<Vec<LogLine>>>>,
     cache_outcome: CacheOutcome,
+    /// The secrets every call of this plugin is handed (the operator's client secret).
+    secrets: Secrets,
 }
 
 /// A linked component, ready to instantiate, of one of the versions this host speaks.
@@ -373,21 +378,30 @@ impl PluginInner {
         }
     }
 
+    /// The secrets of a call that hands the plugin `extra` besides the client secret.
+    pub(crate) fn secrets_with(&self, extra: Secrets) -> Secrets {
+        extra.and(&self.secrets)
+    }
+
     /// Run `f` against a fresh instance, within this plugin's limits. When the host's HTTP gate
     /// refused a request during the call, the refusal comes back beside the result, so that
-    /// the caller never reports the plugin's resulting error as the partner's.
+    /// the caller never reports the plugin's resulting error as the partner's. `secrets` (what
+    /// the call hands the plugin) are scrubbed from the call's log lines, its failure and the
+    /// gate's refusal; the caller scrubs the result's texts (`Bound::bound`) with them.
     pub(crate) async fn call<R: Send>(
         &self,
         hooks: Option<Arc<dyn RequestHooks>>,
+        secrets: &Secrets,
         f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<R, PluginError> {
-        self.call_checked(hooks, f).await.map(|(value, _)| value)
+        self.call_checked(hooks, secrets, f).await.map(|(value, _)| value)
     }
 
     /// [`Self::call`], with the host gate's refusal (if any) beside the result.
     pub(crate) async fn call_checked<R: Send>(
         &self,
         hooks: Option<Arc<dyn RequestHooks>>,
+        secrets: &Secrets,
         f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<(R, Option<String>), PluginError> {
         let _slot = self
@@ -396,7 +410,7 @@ impl PluginInner {
             .acquire()
             .await
             .map_err(|_| PluginError::Instantiate("the plugin runtime is shutting down".into()))?;
-        let mut store = self.new_store(hooks);
+        let mut store = self.new_store(hooks, Arc::new(secrets.clone()));
         let backstop = self.limits.max_call_duration;
         let run = async {
             match &self.pre {
@@ -415,17 +429,20 @@ impl PluginInner {
         let outcome = tokio::time::timeout(backstop, run).await;
         match outcome {
             Err(_) => Err(PluginError::TooLong(backstop)),
-            Ok(Ok(value)) => Ok((value, store.data_mut().refused.take())),
-            Ok(Err(err)) => Err(self.classify(&store, err)),
+            Ok(Ok(value)) => {
+                Ok((value, store.data_mut().refused.take().map(|why| secrets.scrubbed(&why).into_owned())))
+            }
+            Ok(Err(err)) => Err(self.classify(&store, err).scrubbed(secrets)),
         }
     }
 
-    fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>) -> Store<InstanceState> {
+    fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>, secrets: Arc<Secrets>) -> Store<InstanceState> {
         let log = CallLog::new(
             self.name.clone(),
             self.limits.max_log_lines_per_call,
             self.log_budget.clone(),
             self.capture.clone(),
+            secrets,
         );
         let wasi = WasiCtxBuilder::new()
             .stdout(log.stream(LogSource::Stdout))

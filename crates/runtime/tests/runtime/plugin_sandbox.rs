@@ -434,3 +434,45 @@ async fn many_small_calls_cannot_add_up_to_a_flood_of_log_lines() {
     assert!(kept <= allowed, "{kept} of 60 lines kept, at most {allowed} allowed");
     assert_eq!(plugin.log_lines_dropped() as usize, 60 - kept, "every line not kept is counted");
 }
+
+#[tokio::test]
+async fn secrets_a_plugin_echoes_are_scrubbed_from_its_logs_errors_and_refusals() {
+    let runtime = runtime();
+    let options = PluginOptions { capture_logs: true, ..PluginOptions::default() };
+    let plugin = load_test_plugin(&runtime, options).await;
+    let config =
+        PluginConfig { client_secret: Some("app-secret-0123456789".into()), ..settings(&[("behaviour", "leak")]) };
+    let creds = Credentials { refresh_token: Some("refresh-secret-0123456789".into()), ..creds() };
+    let err = plugin
+        .add_users(&config, &creds, "acct", &AudienceTarget::Existing("aud".into()), batch(users(3)))
+        .await
+        .expect_err("the leak behaviour fails");
+    let secrets = ["secret-token", "refresh-secret-0123456789", "app-secret-0123456789"];
+    // The plugin's request with the token in a header name was refused by the host: that
+    // refusal is the call's error, and it quoted the header name.
+    let CallError::HostRefused(why) = &err else { panic!("{err:?}") };
+    assert!(why.contains("[redacted access token]"), "{why}");
+    let logs = plugin.captured_logs();
+    assert!(logs.len() >= 3, "{logs:?}");
+    for text in std::iter::once(err.to_string()).chain(logs.iter().map(|l| l.message.clone())) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in {text:?}");
+        }
+    }
+    let all = logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(all.contains("[redacted access token]") && all.contains("[redacted refresh token]"), "{all}");
+
+    // Without a refused request, the plugin's own error reason is scrubbed the same way.
+    let err = plugin
+        .add_users(
+            &PluginConfig { client_secret: config.client_secret.clone(), ..settings(&[("behaviour", "huge-error")]) },
+            &Credentials { access_token: "E".repeat(64), ..creds.clone() },
+            "acct",
+            &AudienceTarget::Existing("aud".into()),
+            batch(users(1)),
+        )
+        .await
+        .expect_err("fails");
+    let CallError::Destination(DestinationError::Transient(reason)) = &err else { panic!("{err:?}") };
+    assert!(reason.starts_with("[redacted access token]"), "scrubbed before it is cut: {}", &reason[..80]);
+}

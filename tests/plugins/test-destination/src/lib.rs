@@ -14,10 +14,12 @@
 //! | `loop`            | spins forever                                                      |
 //! | `memory-bomb`     | allocates until the host refuses more memory                       |
 //! | `panic`           | panics (a trap)                                                    |
-//! | `huge-error`      | fails with a 4 MiB `transient` reason                              |
+//! | `huge-error`      | fails with a 4 MiB reason (of the kind `fail-with` names; default `transient`) |
 //! | `huge-rejections` | rejects every user with a 1 MiB reason (`extra` set: and a user never sent) |
 //! | `fetch`           | GETs `url` and fails with the http error it got, if any            |
 //! | `print`           | writes to stdout, stderr and the log import, then succeeds         |
+//! | `log-flood`       | logs `log-lines` lines (default 1,000) of 4 KiB each, then succeeds |
+//! | `leak`            | logs and prints its access and refresh tokens, sends a request whose header name holds the access token (the host refuses it), then fails with a `transient` reason quoting the access token and the client secret |
 //! | `probe`           | tries files, environment, arguments and stdin; fails with what it found |
 //! | `hash`            | hashes every identifier value of the batch with the host's `hashing` import (setting `normalization`: `none`, `trim-lowercase` (default), `digits-only`, `letters-lowercase`) and rejects each user with reason `sha256:<digest>,<digest>...` (its identifiers' digests, in order). With setting `hash-values` = N it instead hashes N synthetic values `v0`..`v{N-1}` in one call and succeeds when N digests came back |
 //!
@@ -50,6 +52,7 @@
 //! | `expires-in`, `renewable-for` | seconds from now for `credentials.expires-at` / `renewable-until` from `authorize` |
 //! | `refresh` | `rotate`: a renewal returns a new refresh token (`<old>-r`); else it keeps the old one |
 //! | `scopes` | comma-separated `credentials.scopes` from `authorize` |
+//! | `name` | the manifest's name (default `test`), so one component can be loaded as several plugins |
 //!
 //! Derived from the arguments:
 //! - `prepare-users`: a raw value starting with `hash:` is hashed (the rest, trimmed and
@@ -204,7 +207,7 @@ pub fn manifest(config: &PluginConfig) -> Manifest {
         None => vec!["127.0.0.1".into()],
     };
     Manifest {
-        name: "test".into(),
+        name: setting(config, "name").unwrap_or("test").into(),
         version: "0.1.0".into(),
         display_name: "Test destination".into(),
         identifiers,
@@ -587,7 +590,14 @@ fn hostile(host: &dyn Host, config: &PluginConfig, batch: &Batch) -> Result<Opti
         }
         Some("panic") => panic!("test-destination was asked to panic"),
         // A partner's HTML error page passed on whole: 4 MiB in one reason.
-        Some("huge-error") => Err(DestinationError::Transient("E".repeat(4 << 20))),
+        Some("huge-error") => Err(named_error(fail_with(config), &"E".repeat(4 << 20))),
+        Some("log-flood") => {
+            let line = "L".repeat(4096);
+            for _ in 0..setting_parsed::<usize>(config, "log-lines").unwrap_or(1_000) {
+                host.log(Level::Info, &line);
+            }
+            Ok(None)
+        }
         // A reason of 1 MiB for every user, and rejections for users never sent.
         Some("huge-rejections") => {
             let mut rejected: Vec<RejectedUser> =
@@ -822,21 +832,23 @@ impl Guest for TestDestination {
 
     fn add_users(
         config: PluginConfig,
-        _creds: Credentials,
+        creds: Credentials,
         account_id: String,
         target: AudienceTarget,
         batch: Batch,
     ) -> Result<WriteOutcome, DestinationError> {
+        leak(&WasmHost, &config, &creds)?;
         write(&WasmHost, &config, &account_id, &target, Operation::Add, &batch)
     }
 
     fn remove_users(
         config: PluginConfig,
-        _creds: Credentials,
+        creds: Credentials,
         account_id: String,
         target: AudienceTarget,
         batch: Batch,
     ) -> Result<WriteOutcome, DestinationError> {
+        leak(&WasmHost, &config, &creds)?;
         write(&WasmHost, &config, &account_id, &target, Operation::Remove, &batch)
     }
 
@@ -849,6 +861,30 @@ impl Guest for TestDestination {
     ) -> Result<SubmissionStatus, DestinationError> {
         check_submission(&WasmHost, &config, &account_id, &target, &submission_id)
     }
+}
+
+/// `behaviour` = `leak`: everything a careless plugin could do with its secrets, so the host's
+/// scrubbing of them can be tested.
+fn leak(host: &dyn Host, config: &PluginConfig, creds: &Credentials) -> Result<(), DestinationError> {
+    if setting(config, "behaviour") != Some("leak") {
+        return Ok(());
+    }
+    let refresh = creds.refresh_token.as_deref().unwrap_or("");
+    host.log(Level::Warn, &format!("leaking the access token {} through the log", creds.access_token));
+    eprintln!("leaking the refresh token {refresh} on stderr");
+    let header = format!("x {}", creds.access_token);
+    let req = Request {
+        method: "GET".into(),
+        url: "https://127.0.0.1:9/".into(),
+        headers: vec![(header, "1".into())],
+        body: vec![],
+    };
+    let _ = host.send(&req);
+    Err(DestinationError::Transient(format!(
+        "the partner refused token {} (client secret {})",
+        creds.access_token,
+        config.client_secret.as_deref().unwrap_or("")
+    )))
 }
 
 // Exported names contain `:`, which only a wasm target can link.
