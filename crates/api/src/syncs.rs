@@ -34,6 +34,10 @@ pub(crate) enum StatusView {
     /// The partner says the account or audience is gone (see `status_reason`); deliveries
     /// keep retrying until their window ends.
     Broken,
+    /// The destination's plugin failed several calls in a row (see `status_reason` and
+    /// `recent_errors`); deliveries keep retrying with backoff, and the first call that works
+    /// makes the sync active again.
+    Degraded,
 }
 
 impl From<SyncStatus> for StatusView {
@@ -42,6 +46,7 @@ impl From<SyncStatus> for StatusView {
             SyncStatus::Active => StatusView::Active,
             SyncStatus::Paused => StatusView::Paused,
             SyncStatus::Broken => StatusView::Broken,
+            SyncStatus::Degraded => StatusView::Degraded,
         }
     }
 }
@@ -88,8 +93,10 @@ impl From<Counts> for CountsView {
 /// An errored user and why.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserErrorView {
-    /// The caller's key.
-    key: String,
+    /// The caller's key; absent for an error of a whole call (the plugin failed for a batch:
+    /// its users are retried, not errored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     /// Why.
     reason: String,
     /// When (ms).
@@ -98,7 +105,7 @@ pub(crate) struct UserErrorView {
 
 impl From<UserError> for UserErrorView {
     fn from(e: UserError) -> Self {
-        Self { key: e.key, reason: e.reason, at: e.at }
+        Self { key: Some(e.key).filter(|key| !key.is_empty()), reason: e.reason, at: e.at }
     }
 }
 

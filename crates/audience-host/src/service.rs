@@ -65,7 +65,7 @@ pub async fn assemble(config: HostConfig) -> anyhow::Result<Service> {
         // from serving: it is reported and left out; its connections wait, their users queued.
         match load_plugin(&runtime, name, settings).await {
             Ok((plugin, plugin_config)) => {
-                destinations.insert(Destination::new(plugin, plugin_config, &settings.limits))
+                destinations.insert(Destination::new(plugin, plugin_config, &settings.limits, &config.engine.caps))
             }
             Err(err) => {
                 tracing::error!(plugin = %name, error = %format!("{err:#}"), "this plugin is left out: fix it and restart; its syncs keep their users queued meanwhile");

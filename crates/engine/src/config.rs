@@ -19,6 +19,9 @@ pub struct EngineConfig {
     pub intake: IntakeConfig,
     /// Lane leases between hosts sharing one database.
     pub lease: LeaseConfig,
+    /// The most a plugin's manifest may declare (the operator's per-plugin overrides are not
+    /// capped).
+    pub caps: crate::ManifestCaps,
 }
 
 /// When a batch is sent.

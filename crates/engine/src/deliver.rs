@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use audience_store::{Health, QueuedUser, SyncRecord, SyncStatus, UserOutcome, UserResult};
 
 use super::decide::{self, AfterUnauthorized, ConnectionEffect, Decision, Fate, Isolation, SyncEffect, Verdict};
+use super::degrade::{self, StatusChange};
 use super::encode_credentials;
 use super::lane::Lane;
 use super::metrics::loggable;
@@ -45,6 +46,11 @@ impl Lane {
         for attempt in 1..=6 {
             match self.shared.store.complete(&sync.id, results.clone()).await {
                 Ok(()) => break,
+                Err(audience_store::StoreError::NotFound { .. }) => {
+                    // Deleted while its batch was out: its users and counters went with it.
+                    tracing::info!(sync = %sync.id, "the sync was deleted while a batch was in flight; that batch's outcome is not recorded");
+                    break;
+                }
                 Err(err) if attempt < 6 => {
                     tracing::warn!(sync = %sync.id, error = %err, "could not record a batch's outcome; retrying");
                     tokio::time::sleep(wait).await;
@@ -135,9 +141,7 @@ impl Lane {
                 let batch = Batch { id: batch_id(&sync.id, action, &users), attempt, users };
                 let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, batch).await;
                 self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
-                if let Err(CallError::Plugin(err)) = &result {
-                    self.shared.metrics.plugin_failed(&sync.destination, action.export_name(), err);
-                }
+                self.note_plugin_health(sync, action.export_name(), group_len, plugin_failure(&result)).await;
                 if let Ok(outcome) = &result
                     && let Some(created) = &outcome.created
                 {
@@ -191,9 +195,7 @@ impl Lane {
         let config = &self.destination.config;
         let outcome = self.calls.upsert_audience(config, creds, &sync.account_id, &spec).await;
         self.shared.metrics.plugin_call(&sync.destination, "upsert-audience", started.elapsed());
-        if let Err(CallError::Plugin(err)) = &outcome {
-            self.shared.metrics.plugin_failed(&sync.destination, "upsert-audience", err);
-        }
+        self.note_plugin_health(sync, "upsert-audience", 0, plugin_failure(&outcome)).await;
         match outcome? {
             UpsertOutcome::Ready(audience) => {
                 self.remember_audience(sync, &audience.id).await;
@@ -217,6 +219,61 @@ impl Lane {
                 local.audience_id = Some(audience_id.to_string());
             }
         });
+    }
+
+    /// After a call of the plugin for `sync` (`function`, for a batch of `users`): count the
+    /// failure, record it among the sync's recent errors, and mark the sync degraded after
+    /// failures in a row, or active again after a call that worked (see [`super::degrade`]).
+    async fn note_plugin_health(
+        &self,
+        sync: &SyncRecord,
+        function: &str,
+        users: usize,
+        failure: Option<&audience_runtime::PluginError>,
+    ) {
+        if let Some(err) = failure {
+            self.shared.metrics.plugin_failed(&sync.destination, function, err);
+        }
+        let (status_change, reason) = self.with_state(|s| {
+            let status = s.syncs.iter().find(|x| x.id == sync.id).map_or(sync.status, |x| x.status);
+            let before = s.plugin_failures.get(&sync.id).copied().unwrap_or(0);
+            let (after, change) = degrade::after_call(before, status, failure.is_some());
+            if after == 0 {
+                s.plugin_failures.remove(&sync.id);
+            } else {
+                s.plugin_failures.insert(sync.id.clone(), after);
+            }
+            let reason = failure.map(|err| {
+                let what = if users > 0 { format!("{function} for {users} users") } else { function.to_string() };
+                format!("{what} failed ({after} in a row; retrying with backoff): {err}")
+            });
+            let status = match change {
+                StatusChange::Keep => None,
+                StatusChange::Degrade => Some(SyncStatus::Degraded),
+                StatusChange::Recover => Some(SyncStatus::Active),
+            };
+            if let Some(status) = status
+                && let Some(local) = s.syncs.iter_mut().find(|x| x.id == sync.id)
+            {
+                local.status = status;
+            }
+            (status, reason)
+        });
+        if let Some(reason) = &reason
+            && let Err(err) = self.shared.store.record_sync_error(&sync.id, reason).await
+        {
+            tracing::warn!(sync = %sync.id, error = %err, "could not record the plugin's failure on the sync");
+        }
+        if let Some(status) = status_change {
+            if status == SyncStatus::Degraded {
+                tracing::warn!(sync = %sync.id, destination = %sync.destination, reason = %reason.as_deref().map(loggable).unwrap_or_default(), "the sync's plugin keeps failing; the sync is degraded");
+            } else {
+                tracing::info!(sync = %sync.id, "the sync's plugin works again; the sync is active");
+            }
+            if let Err(err) = self.shared.store.set_sync_status(&sync.id, status, reason.as_deref()).await {
+                tracing::warn!(sync = %sync.id, error = %err, "could not record the sync's status");
+            }
+        }
     }
 
     /// A success: a sync marked broken is active again.
@@ -303,6 +360,14 @@ impl Lane {
             tracing::error!(connection = %self.connection_id, error = %err, "could not record the connection's health");
         }
         self.with_state(|s| s.health = Health::NeedsReauthorization);
+    }
+}
+
+/// The plugin's own failure in a call's result, if it failed (not the partner's refusal).
+fn plugin_failure<T>(result: &Result<T, CallError>) -> Option<&audience_runtime::PluginError> {
+    match result {
+        Err(CallError::Plugin(err)) => Some(err),
+        _ => None,
     }
 }
 

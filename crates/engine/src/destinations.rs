@@ -30,6 +30,58 @@ pub struct LimitOverrides {
     pub max_concurrent_requests: Option<u32>,
 }
 
+/// The most a plugin's manifest may declare for itself. A plugin is untrusted: one that
+/// declares a thousand concurrent requests, or a million users per request, would otherwise
+/// get them. Values above a cap are lowered to it (and said in the log at load); the
+/// operator's [`LimitOverrides`] are not capped — the operator decides. The `[engine.caps]`
+/// section of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManifestCaps {
+    /// Users per request. Default 10,000 (the largest any partner here accepts).
+    pub max_batch_size: u32,
+    /// Requests per second per connection. Default 100.
+    pub requests_per_second: f64,
+    /// Requests in flight at once per connection, i.e. plugin instances one connection's
+    /// deliveries may hold. Default 16.
+    pub max_concurrent_requests: u32,
+}
+
+impl Default for ManifestCaps {
+    fn default() -> Self {
+        Self { max_batch_size: 10_000, requests_per_second: 100.0, max_concurrent_requests: 16 }
+    }
+}
+
+/// The limits in force for a plugin that declared `declared`: the operator's overrides where
+/// set, else the declaration within `caps`. The second value says, for each capped field,
+/// what the plugin declared and what it got, for the log.
+pub fn effective_limits(declared: Limits, overrides: &LimitOverrides, caps: &ManifestCaps) -> (Limits, Vec<String>) {
+    let mut capped = Vec::new();
+    let mut cap_u32 = |name: &str, declared: u32, cap: u32| {
+        if declared > cap {
+            capped.push(format!("{name}: declared {declared}, capped at {cap} (engine.caps.{name})"));
+        }
+        declared.min(cap)
+    };
+    let batch = cap_u32("max_batch_size", declared.max_batch_size, caps.max_batch_size);
+    let concurrent = cap_u32("max_concurrent_requests", declared.max_concurrent_requests, caps.max_concurrent_requests);
+    let declared_rps = if declared.requests_per_second.is_finite() { declared.requests_per_second } else { f64::MAX };
+    if declared_rps > caps.requests_per_second {
+        capped.push(format!(
+            "requests_per_second: declared {}, capped at {} (engine.caps.requests_per_second)",
+            declared.requests_per_second, caps.requests_per_second
+        ));
+    }
+    let limits = Limits {
+        max_batch_size: overrides.max_batch_size.unwrap_or(batch).max(1),
+        requests_per_second: overrides.requests_per_second.unwrap_or(declared_rps.min(caps.requests_per_second)),
+        max_concurrent_requests: overrides.max_concurrent_requests.unwrap_or(concurrent).max(1),
+        ..declared
+    };
+    (limits, capped)
+}
+
 /// One destination: plugin + settings + effective limits.
 #[derive(Clone)]
 pub struct Destination {
@@ -42,18 +94,13 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// A destination from a plugin, its settings and the operator's overrides.
-    pub fn new(plugin: Plugin, config: PluginConfig, overrides: &LimitOverrides) -> Self {
-        let declared = plugin.manifest().limits;
-        let limits = Limits {
-            max_batch_size: overrides.max_batch_size.unwrap_or(declared.max_batch_size).max(1),
-            requests_per_second: overrides.requests_per_second.unwrap_or(declared.requests_per_second),
-            max_concurrent_requests: overrides
-                .max_concurrent_requests
-                .unwrap_or(declared.max_concurrent_requests)
-                .max(1),
-            ..declared
-        };
+    /// A destination from a plugin, its settings, the operator's overrides and the caps on
+    /// what its manifest may declare (see [`effective_limits`]).
+    pub fn new(plugin: Plugin, config: PluginConfig, overrides: &LimitOverrides, caps: &ManifestCaps) -> Self {
+        let (limits, capped) = effective_limits(plugin.manifest().limits, overrides, caps);
+        for what in capped {
+            tracing::warn!(plugin = %plugin.name(), "the plugin declares more than this host allows; {what}");
+        }
         Self { plugin, config, limits }
     }
 
@@ -190,5 +237,48 @@ impl Destinations {
         let mut names: Vec<String> = self.by_name.keys().cloned().collect();
         names.sort();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(batch: u32, rps: f64, concurrent: u32) -> Limits {
+        Limits {
+            max_batch_size: batch,
+            requests_per_second: rps,
+            max_concurrent_requests: concurrent,
+            max_submissions_per_audience: 0,
+            app_requests_per_second: None,
+        }
+    }
+
+    fn key(l: &Limits) -> (u32, f64, u32) {
+        (l.max_batch_size, l.requests_per_second, l.max_concurrent_requests)
+    }
+
+    #[test]
+    fn a_manifest_gets_what_it_declares_within_the_caps_and_the_operator_decides_beyond() {
+        let caps = ManifestCaps::default();
+        let none = LimitOverrides::default();
+        let operator = LimitOverrides {
+            max_batch_size: Some(50_000),
+            requests_per_second: Some(500.0),
+            max_concurrent_requests: Some(64),
+        };
+        let cases = [
+            // (declared, overrides) -> (limits, fields capped)
+            ((limits(1_900, 7.0, 3), &none), ((1_900, 7.0, 3), 0)),
+            ((limits(1_000_000, 7.0, 1_000), &none), ((10_000, 7.0, 16), 2)),
+            ((limits(10, f64::INFINITY, 1), &none), ((10, 100.0, 1), 1)),
+            ((limits(10, 1e9, 0), &none), ((10, 100.0, 1), 1)),
+            ((limits(1_000_000, 1e9, 1_000), &operator), ((50_000, 500.0, 64), 3)),
+            ((limits(0, 7.0, 3), &none), ((1, 7.0, 3), 0)),
+        ];
+        for ((declared, overrides), (expected, capped)) in cases {
+            let (got, notes) = effective_limits(declared, overrides, &caps);
+            assert_eq!((key(&got), notes.len()), (expected, capped), "{declared:?} {overrides:?}: {notes:?}");
+        }
     }
 }

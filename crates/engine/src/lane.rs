@@ -12,7 +12,7 @@
 //! [`super::leases`]): every claim is fenced by that lease in the store, and the lane stops
 //! claiming once its lease is too close to expiring for a batch to finish within it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +148,8 @@ pub(crate) struct LaneState {
     pub(super) resolving: HashSet<String>,
     /// Syncs whose audience the plugin creates with the first batch.
     pub(super) create_with_first_batch: HashSet<String>,
+    /// Calls of the plugin that failed in a row, per sync (see [`super::degrade`]).
+    pub(super) plugin_failures: HashMap<String, u32>,
     loaded_at: Option<Instant>,
 }
 
@@ -188,6 +190,7 @@ impl Lane {
             rr: 0,
             resolving: HashSet::new(),
             create_with_first_batch: HashSet::new(),
+            plugin_failures: HashMap::new(),
             loaded_at: None,
         };
         Arc::new(Self {

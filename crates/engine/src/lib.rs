@@ -23,6 +23,7 @@ mod clock;
 mod config;
 mod credentials;
 mod decide;
+mod degrade;
 mod deliver;
 mod destinations;
 mod error;
@@ -50,7 +51,7 @@ use tokio_util::task::TaskTracker;
 
 pub use audience_status::{AudienceStatus, REFRESH_AFTER};
 pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
-pub use destinations::{Destination, Destinations, LimitOverrides};
+pub use destinations::{Destination, Destinations, LimitOverrides, ManifestCaps, effective_limits};
 pub use error::{EngineError, Problem};
 pub use intake::{IdentifierInput, IntakeReport, MAX_PROBLEMS, NotSyncedUser, UserInput, check_users};
 pub use limiter::RateLimiter;
@@ -243,6 +244,7 @@ impl Engine {
                 counts: f.counts,
                 oldest_pending_age: f.oldest_pending_at.map(|t| Duration::from_millis((now - t).max(0) as u64)),
                 broken: f.sync.status == audience_store::SyncStatus::Broken,
+                degraded: f.sync.status == audience_store::SyncStatus::Degraded,
             })
             .collect();
         let connections: Vec<(String, String, bool)> = store
@@ -252,6 +254,14 @@ impl Engine {
             .map(|c| (c.destination, c.connection_id, c.health == Health::NeedsReauthorization))
             .collect();
         let mut text = metrics::render_store_figures(&syncs, &connections);
+        let dropped: Vec<(String, u64)> = self
+            .shared
+            .destinations
+            .names()
+            .into_iter()
+            .filter_map(|name| self.shared.destinations.get(&name).map(|d| (name, d.plugin.log_lines_dropped())))
+            .collect();
+        text.push_str(&metrics::render_plugin_figures(&dropped));
         text.push_str(&self.shared.metrics.render());
         Ok(text)
     }

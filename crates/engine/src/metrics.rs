@@ -261,7 +261,10 @@ impl Metrics {
     /// Every metric family `/metrics` can show: the store-derived ones
     /// ([`render_store_figures`]) and this process's.
     pub fn exported(&self) -> Vec<ExportedMetric> {
-        store_figure_families().chain(self.families.iter().copied()).collect()
+        store_figure_families()
+            .chain(std::iter::once(ExportedMetric { name: LOG_LINES_DROPPED.0, kind: "counter" }))
+            .chain(self.families.iter().copied())
+            .collect()
     }
 
     /// How many lanes this host runs now.
@@ -370,6 +373,8 @@ pub struct SyncFigures {
     pub oldest_pending_age: Option<Duration>,
     /// Whether it is broken.
     pub broken: bool,
+    /// Whether its plugin keeps failing.
+    pub degraded: bool,
 }
 
 /// A metric family read off a sync's counters: name, type, help, getter.
@@ -408,14 +413,36 @@ const OLDEST_PENDING_AGE: (&str, &str) =
 /// Per sync: 1 when broken (name, help; a gauge).
 const SYNC_BROKEN: (&str, &str) =
     ("audience_sync_broken", "1 when the partner says the sync's account or audience is gone.");
+/// Per sync: 1 when its plugin keeps failing (name, help; a gauge).
+const SYNC_DEGRADED: (&str, &str) = (
+    "audience_sync_degraded",
+    "1 when the sync's plugin failed several calls in a row (crashed, timed out, out of memory, broke the contract).",
+);
 /// Per connection: 1 when a person must connect again (name, help; a gauge).
 const NEEDS_REAUTHORIZATION: (&str, &str) =
     ("audience_connection_needs_reauthorization", "1 when a person must connect the account again.");
 
+/// Per destination: log lines its plugin wrote beyond its budget (name, help; a counter read
+/// off the plugin runtime at scrape time).
+const LOG_LINES_DROPPED: (&str, &str) = (
+    "audience_plugin_log_lines_dropped_total",
+    "Log lines a plugin wrote beyond its budget (runtime.limits.max_log_lines_per_second and per call), dropped.",
+);
+
+/// Render the figures read off the loaded plugins: `(destination, log lines dropped)`.
+pub fn render_plugin_figures(dropped: &[(String, u64)]) -> String {
+    let (name, help) = LOG_LINES_DROPPED;
+    let mut out = format!("# HELP {name} {help}\n# TYPE {name} counter\n");
+    for (destination, n) in dropped {
+        let _ = writeln!(out, "{name}{{destination=\"{}\"}} {n}", escape(destination));
+    }
+    out
+}
+
 /// The families [`render_store_figures`] renders.
 fn store_figure_families() -> impl Iterator<Item = ExportedMetric> {
     let counts = COUNT_FAMILIES.iter().map(|(name, kind, _, _)| ExportedMetric { name, kind });
-    let gauges = [OLDEST_PENDING_AGE, SYNC_BROKEN, NEEDS_REAUTHORIZATION]
+    let gauges = [OLDEST_PENDING_AGE, SYNC_BROKEN, SYNC_DEGRADED, NEEDS_REAUTHORIZATION]
         .into_iter()
         .map(|(name, _)| ExportedMetric { name, kind: "gauge" });
     counts.chain(gauges)
@@ -450,16 +477,18 @@ pub fn render_store_figures(syncs: &[SyncFigures], connections: &[(String, Strin
             escape(&s.sync)
         );
     }
-    header(&mut out, SYNC_BROKEN);
-    for s in syncs {
-        let _ = writeln!(
-            out,
-            "{}{{destination=\"{}\",sync=\"{}\"}} {}",
-            SYNC_BROKEN.0,
-            escape(&s.destination),
-            escape(&s.sync),
-            u8::from(s.broken)
-        );
+    for (family, get) in [(SYNC_BROKEN, (|s| s.broken) as fn(&SyncFigures) -> bool), (SYNC_DEGRADED, |s| s.degraded)] {
+        header(&mut out, family);
+        for s in syncs {
+            let _ = writeln!(
+                out,
+                "{}{{destination=\"{}\",sync=\"{}\"}} {}",
+                family.0,
+                escape(&s.destination),
+                escape(&s.sync),
+                u8::from(get(s))
+            );
+        }
     }
     header(&mut out, NEEDS_REAUTHORIZATION);
     for (destination, connection, needs) in connections {
@@ -586,10 +615,12 @@ mod tests {
             counts: counts(2),
             oldest_pending_age: Some(Duration::from_secs(3)),
             broken: false,
+            degraded: true,
         }];
         let store_text = render_store_figures(&syncs, &[("d".into(), "c".into(), true)]);
         let mut rendered = declared(&store_text);
         assert_eq!(rendered, as_set(&store_figure_families().collect::<Vec<_>>()), "store figures");
+        rendered.extend(declared(&render_plugin_figures(&[("d".into(), 3)])));
         rendered.extend(declared(&metrics.render()));
         let exported = metrics.exported();
         assert_eq!(rendered, as_set(&exported), "every family touched once, all of them listed");

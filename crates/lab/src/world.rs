@@ -370,7 +370,12 @@ impl<P: Partner> World<P> {
         let runtime = plugin_runtime()?;
         let (plugin, plugin_config) = P::load_plugin(&runtime, &sandbox, options.http).await?;
         let mut destinations = Destinations::new();
-        destinations.insert(Destination::new(plugin.clone(), plugin_config.clone(), &options.limits));
+        destinations.insert(Destination::new(
+            plugin.clone(),
+            plugin_config.clone(),
+            &options.limits,
+            &options.engine.caps,
+        ));
         let (engine, store) = start_engine(dir, options.engine, options.postgres_url.as_deref(), destinations).await?;
         Ok(World { sandbox, engine, store, plugin, plugin_config, sandbox_config })
     }
@@ -514,7 +519,7 @@ impl SideBySide {
             (&pinterest.plugin, &pinterest.plugin_config, &options.pinterest_limits),
             (&meta.plugin, &meta.plugin_config, &options.meta_limits),
         ] {
-            destinations.insert(Destination::new(plugin.clone(), config.clone(), limits));
+            destinations.insert(Destination::new(plugin.clone(), config.clone(), limits, &options.engine.caps));
         }
         let (engine, store) = start_engine(dir, options.engine, options.postgres_url.as_deref(), destinations).await?;
         Ok(SideBySide { engine, store, pinterest, meta })

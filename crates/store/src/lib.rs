@@ -208,8 +208,13 @@ pub trait Store: Send + Sync {
     async fn counts(&self, sync_id: &str) -> StoreResult<Counts>;
     /// The entry time of the oldest pending or in-flight user of a sync.
     async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>>;
-    /// The most recent errored users of a sync (newest first), at most `limit`.
+    /// The most recent errored users of a sync (newest first), at most `limit`, with the
+    /// errors of whole calls recorded by [`Store::record_sync_error`] among them.
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>>;
+    /// Record an error of a whole call for a sync (its plugin crashed, say), shown among its
+    /// recent errors with an empty key. No user's state or counter changes: the users of that
+    /// call are retried as the engine decided. The reason is cut like users' reasons.
+    async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()>;
     /// Every sync with its counters and oldest pending entry, in one statement whatever the
     /// number of syncs (what `/metrics` reads at each scrape).
     async fn sync_figures(&self) -> StoreResult<Vec<SyncFigures>>;

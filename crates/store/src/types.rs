@@ -75,6 +75,10 @@ pub enum SyncStatus {
     /// The partner says the account or audience is gone; deliveries keep retrying until their
     /// window ends, and the reason is shown.
     Broken,
+    /// The destination's plugin failed several calls in a row (crashed, ran out of time or
+    /// memory, broke the contract): deliveries keep retrying with backoff, the last failure is
+    /// the reason shown, and the first call that works makes the sync active again.
+    Degraded,
 }
 
 /// What is needed to create a sync.
@@ -259,10 +263,10 @@ impl Counts {
     }
 }
 
-/// An errored user and why.
+/// An errored user and why, or an error of a whole call of the sync's plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserError {
-    /// The caller's key.
+    /// The caller's key; empty for an error of a whole call (see `Store::record_sync_error`).
     pub key: String,
     /// Why.
     pub reason: String,

@@ -466,6 +466,13 @@ impl Store for MemoryStore {
         unsupported("oldest_pending")
     }
 
+    async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let queue = state.queues.get_mut(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
+        queue.errors.push(UserError { key: String::new(), reason: truncate(reason), at: audience_model::now_ms() });
+        Ok(())
+    }
+
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
         let state = self.state.lock();
         let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;

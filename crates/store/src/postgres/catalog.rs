@@ -445,6 +445,7 @@ fn sync_from_row(row: &Row) -> Res<SyncRecord> {
             "active" => SyncStatus::Active,
             "paused" => SyncStatus::Paused,
             "broken" => SyncStatus::Broken,
+            "degraded" => SyncStatus::Degraded,
             other => return Err(unknown("sync status", other)),
         },
         status_reason: get(row, 12)?,
@@ -464,6 +465,7 @@ fn status_text(status: SyncStatus) -> &'static str {
         SyncStatus::Active => "active",
         SyncStatus::Paused => "paused",
         SyncStatus::Broken => "broken",
+        SyncStatus::Degraded => "degraded",
     }
 }
 

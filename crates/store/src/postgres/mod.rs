@@ -324,6 +324,11 @@ impl Store for PostgresStore {
         read!(self, |c| queue::oldest_pending(c, sync_id))
     }
 
+    async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
+        let now = now_ms();
+        in_tx!(self, |tx| queue::record_sync_error(tx, sync_id, reason, now))
+    }
+
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
         read!(self, |c| queue::recent_errors(c, sync_id, limit))
     }

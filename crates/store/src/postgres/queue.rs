@@ -361,6 +361,22 @@ pub(crate) async fn oldest_pending<C: GenericClient + Sync>(c: &C, sync_id: &str
     Ok(oldest)
 }
 
+pub(crate) async fn record_sync_error<C: GenericClient + Sync>(
+    c: &C,
+    sync_id: &str,
+    reason: &str,
+    now: i64,
+) -> Res<()> {
+    let no = sync_no(c, sync_id).await?;
+    c.execute(
+        "INSERT INTO errors (sync_no, user_key, reason, at) VALUES ($1, '', $2, $3)",
+        &[&no, &truncate_reason(reason), &now],
+    )
+    .await
+    .ctx("recording a sync's error")?;
+    Ok(())
+}
+
 pub(crate) async fn recent_errors<C: GenericClient + Sync>(c: &C, sync_id: &str, limit: usize) -> Res<Vec<UserError>> {
     let no = sync_no(c, sync_id).await?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -455,6 +455,7 @@ fn sync_from_row(row: &Row<'_>) -> rusqlite::Result<SyncRecord> {
             "active" => SyncStatus::Active,
             "paused" => SyncStatus::Paused,
             "broken" => SyncStatus::Broken,
+            "degraded" => SyncStatus::Degraded,
             other => return Err(conversion_error(11, "sync status", other)),
         },
         status_reason: row.get(12)?,
@@ -474,6 +475,7 @@ fn status_text(status: SyncStatus) -> &'static str {
         SyncStatus::Active => "active",
         SyncStatus::Paused => "paused",
         SyncStatus::Broken => "broken",
+        SyncStatus::Degraded => "degraded",
     }
 }
 

@@ -357,6 +357,11 @@ impl Store for SqliteStore {
         self.read(catalog::connection_health).await
     }
 
+    async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
+        let (id, reason) = (sync_id.to_owned(), reason.to_owned());
+        self.write(move |c| queue::record_sync_error(c, &id, &reason, now_ms())).await
+    }
+
     async fn recent_errors(&self, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
         let id = sync_id.to_owned();
         self.read(move |c| queue::recent_errors(c, &id, limit)).await

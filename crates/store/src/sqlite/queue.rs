@@ -350,6 +350,14 @@ pub(crate) fn oldest_pending(conn: &Connection, sync_id: &str) -> StoreResult<Op
     Ok(oldest)
 }
 
+pub(crate) fn record_sync_error(conn: &Connection, sync_id: &str, reason: &str, now: i64) -> StoreResult<()> {
+    let no = sync_no(conn, sync_id)?;
+    conn.prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, '', ?2, ?3)")
+        .and_then(|mut s| s.execute(params![no, truncate_reason(reason), now]))
+        .ctx("recording a sync's error")?;
+    Ok(())
+}
+
 pub(crate) fn recent_errors(conn: &Connection, sync_id: &str, limit: usize) -> StoreResult<Vec<UserError>> {
     let no = sync_no(conn, sync_id)?;
     conn.prepare_cached(RECENT_ERRORS)

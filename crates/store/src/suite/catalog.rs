@@ -139,6 +139,23 @@ pub async fn sync_status_and_audience_id_are_updated(store: &dyn Store) {
     assert_eq!((read.status, read.status_reason), (SyncStatus::Active, None));
 }
 
+/// A degraded sync keeps its reason; an error of a whole call shows among the recent errors
+/// with an empty key, cut like a user's reason, and moves no counter.
+pub async fn an_error_of_a_whole_call_is_shown_with_no_key_and_moves_no_counter(store: &dyn Store) {
+    let (_, _, sync) = setup(store).await;
+    let reason = "add-users failed for 1900 users (retrying): the plugin crashed";
+    store.set_sync_status(&sync.id, SyncStatus::Degraded, Some(reason)).await.expect("status");
+    assert_eq!(store.sync(&sync.id).await.expect("read").status, SyncStatus::Degraded);
+    store.record_sync_error(&sync.id, reason).await.expect("record");
+    store.record_sync_error(&sync.id, &"x".repeat(100_000)).await.expect("record a long one");
+    let errors = store.recent_errors(&sync.id, 10).await.expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert_eq!((errors[1].key.as_str(), errors[1].reason.as_str()), ("", reason));
+    assert!(errors[0].key.is_empty() && errors[0].reason.len() < 10_000, "cut: {}", errors[0].reason.len());
+    assert_eq!(store.counts(&sync.id).await.expect("counts"), Default::default());
+    assert!(matches!(store.record_sync_error("sync_nope", reason).await, Err(StoreError::NotFound { .. })));
+}
+
 /// A sync cannot use another workspace's connection (`NotFound`) or a connection of another
 /// destination (`Conflict`).
 pub async fn a_sync_needs_a_visible_connection_of_its_destination(store: &dyn Store) {

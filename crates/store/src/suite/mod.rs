@@ -81,6 +81,7 @@ macro_rules! store_suite {
             oldest_pending_covers_pending_and_in_flight,
             figures_of_every_sync_match_the_per_sync_reads,
             recent_errors_are_newest_first_limited_and_truncated,
+            an_error_of_a_whole_call_is_shown_with_no_key_and_moves_no_counter,
             outcomes_for_users_not_in_flight_are_ignored,
             queues_of_syncs_are_separate,
             concurrent_enters_are_all_counted,
