@@ -38,6 +38,9 @@ pub enum Scenario {
     Memory,
     /// Delivered users/s with several host processes on one PostgreSQL database.
     Hosts,
+    /// Pinterest's delivered users/s, intake latency, the host's memory and log volume,
+    /// alone and beside each hostile plugin, in `serve` processes.
+    Containment,
 }
 
 /// Options of `bench`.
@@ -73,8 +76,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
         Scenario::RateLimit => rate_limit(args.seconds.unwrap_or(30)).await?,
         Scenario::Latency => latency(args.seconds.unwrap_or(20)).await?,
         Scenario::Memory => memory(args.users.unwrap_or(10_000_000)).await?,
-        Scenario::Hosts => {
-            anyhow::bail!("bench hosts runs `serve` processes: run it through the audience-host binary")
+        Scenario::Hosts | Scenario::Containment => {
+            anyhow::bail!(
+                "bench hosts and containment run `serve` processes: run them through the audience-host binary"
+            )
         }
     };
     print(&result, args.json)?;

@@ -12,5 +12,6 @@
 
 pub mod bench;
 pub mod demo;
+pub mod hostile;
 pub mod process;
 pub mod world;

@@ -24,17 +24,38 @@ impl ServeProcess {
     /// Start `EXE serve --config CONFIG` with these environment variables (the secrets the
     /// configuration names), logging errors only, its output on this process's stderr.
     pub fn spawn(exe: &Path, config: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::spawn_logging(exe, config, env, "error", Stdio::inherit())
+    }
+
+    /// [`Self::spawn`] logging at `level` (a `RUST_LOG` filter) into `log`, e.g. a file whose
+    /// size a test then measures.
+    pub fn spawn_logging(
+        exe: &Path,
+        config: &Path,
+        env: &[(&str, String)],
+        level: &str,
+        log: impl Into<Stdio>,
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
-        command.args(["serve", "--config"]).arg(config).env("RUST_LOG", "error");
+        command.args(["serve", "--config"]).arg(config).env("RUST_LOG", level);
         for (name, value) in env {
             command.env(name, value);
         }
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
         Ok(Self(child))
+    }
+
+    /// The process's peak resident memory so far, in bytes (Linux: `VmHWM`); `None` where the
+    /// system does not say.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// SIGKILL, and reap.

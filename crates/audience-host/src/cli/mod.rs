@@ -1,6 +1,8 @@
 //! The `audience-host` command line: `serve`, `demo`, `sandbox`, `plugin inspect|test`, `bench`.
 
 #[cfg(feature = "lab")]
+mod bench_containment;
+#[cfg(feature = "lab")]
 mod bench_hosts;
 pub mod inspect;
 
@@ -124,18 +126,21 @@ pub enum PluginAction {
     Test(audience_conformance::PluginTestArgs),
 }
 
-/// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` starts `serve`
-/// processes of this binary.
+/// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` and `containment`
+/// start `serve` processes of this binary.
 #[cfg(feature = "lab")]
 pub async fn bench(args: audience_lab::bench::BenchArgs) -> anyhow::Result<serde_json::Value> {
     use audience_lab::bench::Scenario;
-    if args.scenario != Scenario::Hosts {
-        return audience_lab::bench::run(args).await;
-    }
-    let Some(server) = args.postgres.as_deref() else {
-        anyhow::bail!("bench hosts needs a PostgreSQL server: add --postgres postgres://USER@HOST:PORT/DB");
+    let result = match args.scenario {
+        Scenario::Hosts => {
+            let Some(server) = args.postgres.as_deref() else {
+                anyhow::bail!("bench hosts needs a PostgreSQL server: add --postgres postgres://USER@HOST:PORT/DB");
+            };
+            bench_hosts::run(server, args.max_hosts, args.users.unwrap_or(200_000)).await?
+        }
+        Scenario::Containment => bench_containment::run(args.users.unwrap_or(60_000)).await?,
+        _ => return audience_lab::bench::run(args).await,
     };
-    let result = bench_hosts::run(server, args.max_hosts, args.users.unwrap_or(200_000)).await?;
     audience_lab::bench::print(&result, args.json)?;
     Ok(result)
 }
