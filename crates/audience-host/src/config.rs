@@ -122,6 +122,13 @@ pub struct PluginSettings {
     pub allowed_hosts: Option<Vec<String>>,
     /// Hosts reachable over plain http (local sandboxes only).
     pub plain_http_hosts: Vec<String>,
+    /// Private or loopback addresses (IPs or CIDR blocks) the allowed host names may resolve
+    /// to; by default a name resolving to one is refused. An address written in the
+    /// allow-lists themselves needs no entry here.
+    pub allowed_private_addresses: Vec<String>,
+    /// Most plugin instances this plugin may hold at once; unset = an equal share of
+    /// `runtime.max_instances` among the loaded plugins.
+    pub max_instances: Option<u32>,
     /// Limits on each outbound request.
     pub http: HttpLimits,
     /// Overrides of the plugin's declared limits (batch size, requests/s, concurrency).

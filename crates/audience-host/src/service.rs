@@ -89,10 +89,16 @@ pub async fn load_plugin(
     let http = HttpPolicy {
         allowed_hosts: settings.allowed_hosts.clone().unwrap_or_default(),
         plain_http_hosts: settings.plain_http_hosts.clone(),
+        allowed_private_addresses: settings.allowed_private_addresses.clone(),
         limits: settings.http.clone(),
     };
     // Unset allowed_hosts and no plain hosts: the plugin's own default hosts.
     let http = (settings.allowed_hosts.is_some() || !settings.plain_http_hosts.is_empty()).then_some(http);
+    anyhow::ensure!(
+        http.is_some() || settings.allowed_private_addresses.is_empty(),
+        "[plugins.{name}] allowed_private_addresses is set without allowed_hosts or plain_http_hosts: it only \
+         widens where those hosts may resolve to, so list the hosts too (allowed_hosts = [...])"
+    );
     let client_secret = if settings.client_secret.is_unset() {
         None
     } else {
@@ -105,7 +111,12 @@ pub async fn load_plugin(
         settings: settings.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
     check_base_url(name, settings)?;
-    let options = PluginOptions { http, config: config.clone(), ..PluginOptions::default() };
+    let options = PluginOptions {
+        http,
+        config: config.clone(),
+        max_instances: settings.max_instances,
+        ..PluginOptions::default()
+    };
     let plugin = if settings.component == BUILTIN_PINTEREST {
         runtime.load(audience_plugin_artifacts::PINTEREST, options).await
     } else if settings.component == BUILTIN_META {

@@ -157,16 +157,19 @@ pub async fn run(component: &[u8], options: ConformanceOptions) -> Result<Report
         cache_dir,
         max_instances: 8,
         limits: options.limits.clone().unwrap_or_default(),
+        ..RuntimeConfig::default()
     })?;
     let plugin_options = PluginOptions {
         http: Some(HttpPolicy {
             allowed_hosts: vec![],
             plain_http_hosts: vec![stand_in.host_port()],
             limits: HttpLimits { timeout: options.http_timeout, ..HttpLimits::default() },
+            ..HttpPolicy::default()
         }),
         limits: options.limits.clone(),
         capture_logs: true,
         config: PluginConfig { base_url: None, client_id: None, client_secret: None, settings: Vec::new() },
+        ..PluginOptions::default()
     };
     let secrets = Secrets::generate();
     let base = stand_in.base_url();

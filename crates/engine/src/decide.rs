@@ -22,6 +22,7 @@
 //! | `invalid-request`, one user | the user is errored: refused by the partner |
 //! | `transient` | the users retry with backoff and jitter |
 //! | plugin failure (trap, timeout, too long, memory limit, contract, instantiate) | the users retry with backoff and jitter |
+//! | the runtime had no free instance in time (`busy`: a quota, the plugin's share or the pool was full) | the users retry with backoff and jitter; the connection is not paused and the partner is not blamed: the host's capacity, not a partner's answer |
 //! | the host's gate refused a request of the call | the users retry with backoff; the error names the host's refusal (an operator setting), never the partner |
 //! | an export the plugin's contract version lacks | the users retry with backoff |
 //! | `invalid-request` to the audience look-up | the sync is marked broken (the partner refused its audience settings, not its users); the users retry with backoff, unsplit |
@@ -32,8 +33,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use audience_runtime::CallError;
 use audience_runtime::types::{BatchOutcome, DestinationError};
+use audience_runtime::{CallError, PluginError};
 use audience_store::{Claim, Health, SyncRecord, SyncStatus, UserOutcome, UserResult};
 
 use super::config::RetryPolicy;
@@ -175,6 +176,8 @@ pub(crate) fn classify(
             ConnectionEffect::None,
             SyncEffect::None,
         ),
+        // The host's own capacity was full: nothing was sent, nobody is to blame but the load.
+        CallError::Plugin(PluginError::Busy { .. }) => (retry(None), ConnectionEffect::None, SyncEffect::None),
         CallError::Destination(DestinationError::Transient(_))
         | CallError::Plugin(_)
         | CallError::HostRefused(_)

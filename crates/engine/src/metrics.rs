@@ -49,7 +49,8 @@ impl ExportedMetric {
 
 /// Every value of the `kind` label of `audience_plugin_failures_total`, one per variant of
 /// [`PluginError`].
-pub const PLUGIN_FAILURE_KINDS: [&str; 6] = ["trap", "timeout", "too_long", "memory_limit", "contract", "instantiate"];
+pub const PLUGIN_FAILURE_KINDS: [&str; 7] =
+    ["trap", "timeout", "too_long", "memory_limit", "contract", "instantiate", "busy"];
 
 /// How a failed plugin call is labelled in `audience_plugin_failures_total`.
 pub fn plugin_failure_kind(err: &PluginError) -> &'static str {
@@ -60,6 +61,7 @@ pub fn plugin_failure_kind(err: &PluginError) -> &'static str {
         PluginError::MemoryLimit { .. } => "memory_limit",
         PluginError::Contract(_) => "contract",
         PluginError::Instantiate(_) => "instantiate",
+        PluginError::Busy { .. } => "busy",
     }
 }
 
@@ -224,7 +226,7 @@ impl Metrics {
         );
         let plugin_failures = r.counter(
             "audience_plugin_failures_total",
-            "Plugin calls that failed in the plugin itself (not a partner's answer), by function and kind: trap, timeout, too_long, memory_limit, contract, instantiate.",
+            "Plugin calls that failed in the plugin itself (not a partner's answer), by function and kind: trap, timeout, too_long, memory_limit, contract, instantiate, busy (no instance free in time: the host's capacity).",
             &["destination", "function", "kind"],
         );
         let lanes_owned = r.gauge(
@@ -543,6 +545,14 @@ mod tests {
             (PluginError::MemoryLimit { limit: 64 << 20 }, "memory_limit"),
             (PluginError::Contract("2 results for 3 users".into()), "contract"),
             (PluginError::Instantiate("the runtime is shutting down".into()), "instantiate"),
+            (
+                PluginError::Busy {
+                    plugin: "pinterest".into(),
+                    limit: audience_runtime::InstanceLimit::Plugin { share: 64, configured: false },
+                    waited: Duration::from_secs(10),
+                },
+                "busy",
+            ),
         ];
         for (err, kind) in &table {
             assert_eq!(plugin_failure_kind(err), *kind, "{err}");

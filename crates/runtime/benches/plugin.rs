@@ -12,12 +12,14 @@
 //! | `versions/add_users_local`  | one 1,900-user add through Pinterest 0.1.0 (the compiled fixture, adapted) vs 0.2.0, one PATCH to a local server answering `{}` | - |
 //! | `versions/add_users_sandbox`| the same against the Pinterest sandbox (which checks and stores the records) | - |
 //! | `adapter/down_prepared_users` | just the 0.2.0 → 0.1.0 conversion of 1,900 prepared users   | -       |
+//! | `neighbour/add_users_local` | a good plugin's 0-user add: `alone`, beside a plugin spinning in 8 concurrent calls with the CPU shared (`spinner_cpu_share_1`, one of its calls runs at a time) and without (`spinner_cpu_share_8`) | - |
 //!
 //! The cost of crossing the boundary with 1,900 users is the difference between the 1,900-user
 //! and the 0-user call of the same group. Whether the 0.1.0 adapter costs anything per batch:
 //! compare `versions/*/0.1.0` with `versions/*/0.2.0` (which also differ in the plugin's own
 //! code), and `adapter/*` for the conversion alone. Run with
-//! `cargo bench -p audience-runtime --bench plugin -- <filter>` (e.g. `-- versions`).
+//! `cargo bench -p audience-runtime --bench plugin -- <filter>` (e.g. `-- versions`). What a
+//! spinning neighbour costs a good plugin's calls: `-- neighbour`, and compare the three.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark: a step that fails is a failed run")]
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
@@ -289,5 +291,55 @@ fn adapter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load, calls, versions, adapter);
+/// A good plugin's call latency alone, and beside a plugin that spins in 8 concurrent calls:
+/// with that plugin held to one running call (`max_running_per_plugin` = 1), and with it let
+/// run 8 at once (as before the CPU was shared).
+fn neighbour(c: &mut Criterion) {
+    let rt = tokio();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut group = c.benchmark_group("neighbour");
+    group.measurement_time(Duration::from_secs(8));
+    let creds = credentials("t", None);
+    let target = AudienceTarget::Existing("audience".into());
+    let spin = PluginConfig { settings: vec![("behaviour".into(), "loop".into())], ..empty_config() };
+    for (case, spinners, cpu_share) in [("alone", 0, 1), ("spinner_cpu_share_1", 8, 1), ("spinner_cpu_share_8", 8, 8)] {
+        let runtime = PluginRuntime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            max_running_per_plugin: Some(cpu_share),
+            ..RuntimeConfig::default()
+        })
+        .expect("plugin runtime");
+        let good = rt.block_on(runtime.load(artifacts::TEST_DESTINATION, PluginOptions::default())).expect("loads");
+        let limits = audience_runtime::SandboxLimits {
+            call_timeout: Duration::from_secs(3600),
+            max_call_duration: Duration::from_secs(3600),
+            ..audience_runtime::SandboxLimits::default()
+        };
+        let options = PluginOptions { limits: Some(limits), ..PluginOptions::default() };
+        let spinner = rt.block_on(runtime.load(artifacts::TEST_DESTINATION, options)).expect("loads");
+        let tasks: Vec<_> = (0..spinners)
+            .map(|_| {
+                let (spinner, spin, creds, target) = (spinner.clone(), spin.clone(), creds.clone(), target.clone());
+                rt.spawn(async move { spinner.add_users(&spin, &creds, "acct", &target, batch(vec![])).await })
+            })
+            .collect();
+        group.bench_function(BenchmarkId::new("add_users_local", case), |b| {
+            b.to_async(&rt).iter(|| async {
+                let outcome = good.add_users(&empty_config(), &creds, "acct", &target, batch(vec![])).await;
+                black_box(outcome.expect("call"))
+            })
+        });
+        assert!(spinner.running_peak() <= cpu_share as usize);
+        // Aborted at their next tick, when they yield.
+        tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        rt.block_on(async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, load, calls, versions, adapter, neighbour);
 criterion_main!(benches);

@@ -56,6 +56,13 @@ pub struct HttpPolicy {
     /// Hosts also reachable over plain http (local sandboxes). Same syntax; a host listed here
     /// need not be repeated in `allowed_hosts`.
     pub plain_http_hosts: Vec<String>,
+    /// Private, loopback, link-local and other non-public addresses that names on the
+    /// allow-lists may resolve to: IP addresses (`10.1.2.3`, `::1`) or CIDR blocks
+    /// (`10.20.0.0/16`, `fd00::/8`). By default a name that resolves to such an address is
+    /// refused (an allowed name must not become a way into the host's own network); an IP
+    /// literal on the allow-lists (`127.0.0.1:9000`) is allowed as written and needs no entry
+    /// here. Empty by default.
+    pub allowed_private_addresses: Vec<String>,
     /// Limits on each request.
     pub limits: HttpLimits,
 }
@@ -94,14 +101,32 @@ pub struct RuntimeConfig {
     /// Directory of the compile cache; `None` compiles every load from scratch.
     pub cache_dir: Option<PathBuf>,
     /// Most plugin instances alive at once across all plugins (pooling allocator slots).
-    /// Calls beyond this wait for a slot. Default 128.
+    /// Each plugin may hold at most its share of them: `max_instances` divided by the number
+    /// of plugins loaded (at least 1), unless its own `max_instances` is set (see
+    /// [`crate::PluginOptions::max_instances`]). A call waits for a slot for at most the
+    /// plugin's `call_timeout`, then fails as busy. Default 128.
     pub max_instances: u32,
+    /// Most calls of one plugin running guest code at once: the CPU one plugin may take from
+    /// its neighbours, however many calls it has in flight. A call waiting for the partner
+    /// does not hold one. `None` (the default): half the machine's cores, at least 1.
+    pub max_running_per_plugin: Option<u32>,
     /// Default limits for plugins that do not set their own.
     pub limits: SandboxLimits,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { cache_dir: None, max_instances: 128, limits: SandboxLimits::default() }
+        Self { cache_dir: None, max_instances: 128, max_running_per_plugin: None, limits: SandboxLimits::default() }
+    }
+}
+
+impl RuntimeConfig {
+    /// How many calls of one plugin may run guest code at once: `max_running_per_plugin`, or
+    /// half the machine's cores (at least 1) when unset.
+    pub fn cpu_share(&self) -> usize {
+        match self.max_running_per_plugin {
+            Some(n) => (n as usize).max(1),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1),
+        }
     }
 }

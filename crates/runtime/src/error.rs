@@ -61,6 +61,10 @@ pub enum LoadError {
     /// The engine could not be set up.
     #[error("the WebAssembly engine could not be configured: {0}")]
     Engine(String),
+    /// The plugin's network settings are not valid (e.g. an entry of
+    /// `allowed_private_addresses` that is not an address or a CIDR block).
+    #[error("the plugin's network settings are not valid: {0}")]
+    HttpPolicy(String),
 }
 
 /// The plugin itself failed during a call. The instance is discarded; the next call gets a
@@ -95,6 +99,56 @@ pub enum PluginError {
     /// The plugin returned something the contract forbids (e.g. a wrong number of results).
     #[error("the plugin broke the contract: {0}")]
     Contract(String),
+    /// No instance could be had within the plugin's `call_timeout`: the limit named was full.
+    /// The plugin never ran; nothing was sent. A failure of the host's capacity, not of the
+    /// plugin or the partner: retry later.
+    #[error(
+        "no instance of plugin {plugin} was free within {waited:?} (its call_timeout bounds the wait); the call \
+         did not start: {limit}"
+    )]
+    Busy {
+        /// The plugin's name.
+        plugin: String,
+        /// The limit that was full when the wait ran out.
+        limit: InstanceLimit,
+        /// How long the call waited.
+        waited: Duration,
+    },
+}
+
+/// The limit a call found full while waiting for an instance (see [`PluginError::Busy`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstanceLimit {
+    /// The caller's own quota ([`crate::InstanceQuota`]: the engine's, per connection).
+    #[error(
+        "this connection's quota of {limit} instances was in use by its other calls; lower the plugin's \
+         concurrency (plugins.NAME.limits.max_concurrent_requests) or raise the connection's quota"
+    )]
+    Connection {
+        /// The quota.
+        limit: usize,
+    },
+    /// The plugin's share of the runtime's instances.
+    #[error(
+        "the plugin's share of {share} instances ({}) was in use by its other calls; raise runtime.max_instances \
+         or plugins.NAME.max_instances, or lower the plugin's concurrency (plugins.NAME.limits.max_concurrent_requests)",
+        if *.configured { "its plugins.NAME.max_instances setting" } else { "runtime.max_instances divided among the loaded plugins" }
+    )]
+    Plugin {
+        /// The share at the time.
+        share: usize,
+        /// Whether the share is the operator's setting for this plugin (else an equal share).
+        configured: bool,
+    },
+    /// The runtime's pool as a whole.
+    #[error(
+        "all {max_instances} instances of the runtime were in use; raise runtime.max_instances, or lower the \
+         plugins' own max_instances settings (their sum may be above runtime.max_instances) or their concurrency"
+    )]
+    Runtime {
+        /// `runtime.max_instances`.
+        max_instances: u32,
+    },
 }
 
 /// Why a call did not produce a result.

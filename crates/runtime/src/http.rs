@@ -1,11 +1,25 @@
 //! The `http-client` import: the only way a plugin reaches the network.
 //!
-//! Every request is checked before anything is sent: the URL's host must be on the plugin's
-//! allow-list (an empty list denies everything), plain http only to hosts allowed for it
-//! (local sandboxes), a method and headers that parse, and a body under the cap. Redirects are
-//! followed only to hosts that pass the same check. The response body is read with a running
-//! size check, so a partner (or a hostile server) cannot make the host buffer gigabytes.
+//! Every request is checked before anything is sent, and before it takes a slot of the
+//! engine's rate limiter ([`HttpGate::check`], then [`HttpGate::send_checked`]): the URL's host
+//! must be on the plugin's allow-list (an empty list denies everything), plain http only to
+//! hosts allowed for it (local sandboxes), a method and headers that parse, and a body under
+//! the cap. Redirects are followed only to hosts that pass the same check. The response body
+//! is read with a running size check, so a partner (or a hostile server) cannot make the host
+//! buffer gigabytes.
+//!
+//! **Egress by address, not only by name.** An allowed *name* might resolve to the host's own
+//! network (a partner's DNS taken over, a name the plugin's author controls): names are
+//! resolved here, by [`CheckedResolver`], and addresses that are not public (private,
+//! loopback, link-local, CGNAT, unique-local, multicast, ..., and the IPv4-mapped forms of
+//! those; see [`non_public`]) are dropped unless the operator listed them in
+//! `allowed_private_addresses`. An IP literal in a URL is never resolved: it is allowed only
+//! when the allow-list names that very address (`127.0.0.1:9000` in `plain_http_hosts`), which
+//! is the operator allowing it explicitly; `*.` wildcards never match an address. Environment
+//! proxies are off, so no `HTTPS_PROXY` can route requests around this check.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -14,10 +28,13 @@ use reqwest::Url;
 use super::bindings::latest::audience::destination::http_client::{HttpError, Request, Response};
 use super::config::{HttpLimits, HttpPolicy};
 
-/// An allow-list entry: a host name, optionally with a port, optionally a `*.` wildcard.
+/// An allow-list entry: a host name or an IP address, optionally with a port, optionally a
+/// `*.` wildcard (names only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HostRule {
     host: String,
+    /// The entry's address, when it is an IP literal.
+    ip: Option<IpAddr>,
     port: Option<u16>,
     wildcard: bool,
 }
@@ -36,17 +53,249 @@ impl HostRule {
             }
             _ => (rest, None),
         };
-        Self { host: host.trim_start_matches('[').trim_end_matches(']').to_string(), port, wildcard }
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let ip = if wildcard { None } else { host.parse::<IpAddr>().ok().map(canonical) };
+        Self { host, ip, port, wildcard }
     }
 
     fn matches(&self, host: &str, port: u16) -> bool {
-        let host_ok = if self.wildcard {
-            host.strip_suffix(self.host.as_str()).is_some_and(|prefix| prefix.ends_with('.'))
-        } else {
-            host == self.host
+        let host_ok = match host.parse::<IpAddr>() {
+            // An address matches only an entry that is that address: never a wildcard, never
+            // a name.
+            Ok(ip) => self.ip == Some(canonical(ip)),
+            Err(_) if self.wildcard => {
+                host.strip_suffix(self.host.as_str()).is_some_and(|prefix| prefix.ends_with('.'))
+            }
+            Err(_) => host == self.host,
         };
         host_ok && self.port.is_none_or(|p| p == port)
     }
+}
+
+/// `ip`, with an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// Why `ip` is not a public unicast address (the range it is in), or `None` when it is one.
+/// IPv6 forms that embed an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by the
+/// embedded address.
+pub(crate) fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => non_public_v6(v6),
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, _, _) => "unspecified (0.0.0.0/8)",
+        (10, _, _) => "private (10.0.0.0/8)",
+        (100, 64..=127, _) => "shared CGNAT (100.64.0.0/10)",
+        (127, _, _) => "loopback (127.0.0.0/8)",
+        (169, 254, _) => "link-local (169.254.0.0/16)",
+        (172, 16..=31, _) => "private (172.16.0.0/12)",
+        (192, 0, 0) => "IETF protocol assignments (192.0.0.0/24)",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (192, 88, 99) => "6to4 relay anycast (192.88.99.0/24)",
+        (192, 168, _) => "private (192.168.0.0/16)",
+        (198, 18..=19, _) => "benchmarking (198.18.0.0/15)",
+        (224..=239, _, _) => "multicast (224.0.0.0/4)",
+        (240..=255, _, _) => "reserved or broadcast (240.0.0.0/4)",
+        _ => return None,
+    })
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return non_public_v4(v4);
+    }
+    let segments = ip.segments();
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    Some(match segments {
+        [0, 0, 0, 0, 0, 0, 0, 0] => "unspecified (::)",
+        [0, 0, 0, 0, 0, 0, 0, 1] => "loopback (::1)",
+        // IPv4-compatible: deprecated, never a real destination.
+        [0, 0, 0, 0, 0, 0, _, _] => "IPv4-compatible (::/96, deprecated)",
+        // NAT64's well-known prefix and 6to4: the IPv4 address inside decides.
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] | [0x2002, hi, lo, ..] => return non_public_v4(embedded(hi, lo)),
+        [0x0100, 0, 0, 0, ..] => "discard-only (100::/64)",
+        [0x2001, 0x0db8, ..] => "documentation (2001:db8::/32)",
+        [s, ..] if s & 0xfe00 == 0xfc00 => "unique-local (fc00::/7)",
+        [s, ..] if s & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
+        [s, ..] if s & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
+        [s, ..] if s & 0xff00 == 0xff00 => "multicast (ff00::/8)",
+        _ => return None,
+    })
+}
+
+/// An address or a CIDR block of `allowed_private_addresses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.5`, `10.20.0.0/16`, `::1`, `fd00::/8`; an IPv4-mapped IPv6 entry is taken as its
+    /// IPv4 address.
+    fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let (addr, prefix) = match entry.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (entry, None),
+        };
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(format!("the prefix length {p:?} is not a number from 0 to {max}")),
+            },
+        };
+        let (net, prefix) = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+                _ => (ip, prefix),
+            },
+            IpAddr::V4(_) => (ip, prefix),
+        };
+        if Self::masked(net, prefix) != net {
+            return Err(format!(
+                "{net} has bits set past the /{prefix} prefix; write the block's first address ({}/{prefix})",
+                Self::masked(net, prefix)
+            ));
+        }
+        Ok(Self { net, prefix })
+    }
+
+    fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
+
+    fn contains_net(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+        match (net, canonical(ip)) {
+            (IpAddr::V4(_), ip @ IpAddr::V4(_)) | (IpAddr::V6(_), ip @ IpAddr::V6(_)) => {
+                Self::masked(ip, prefix) == Self::masked(net, prefix)
+            }
+            _ => false,
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        Self::contains_net(self.net, self.prefix, ip)
+    }
+}
+
+/// Which non-public addresses the operator allowed names to resolve to.
+#[derive(Debug, Clone, Default)]
+struct AddressPolicy {
+    allowed: Vec<Cidr>,
+}
+
+impl AddressPolicy {
+    fn parse(entries: &[String]) -> Result<Self, GateError> {
+        let allowed = entries
+            .iter()
+            .map(|entry| Cidr::parse(entry).map_err(|why| GateError::Address { entry: entry.clone(), why }))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { allowed })
+    }
+
+    /// The range `ip` is in when it may not be reached, or `None` when it may.
+    fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        let range = non_public(ip)?;
+        (!self.allowed.iter().any(|cidr| cidr.contains(ip))).then_some(range)
+    }
+}
+
+/// A name resolved only to addresses the plugin may not reach.
+#[derive(Debug)]
+struct AddressRefused {
+    host: String,
+    ip: IpAddr,
+    range: &'static str,
+}
+
+impl std::fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} resolves to {}, a {} address, which plugins may not reach by name; if that is intended (a \
+             sandbox on your own network), add it to the plugin's allowed_private_addresses, or allow the \
+             address itself in allowed_hosts / plain_http_hosts",
+            self.host, self.ip, self.range
+        )
+    }
+}
+
+impl std::error::Error for AddressRefused {}
+
+/// Resolves names with the system's resolver and keeps only the addresses the plugin may
+/// reach; a name left with none fails with [`AddressRefused`].
+struct CheckedResolver {
+    addresses: Arc<AddressPolicy>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.addresses.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match policy.refusal(addr.ip()) {
+                    None => true,
+                    Some(range) => {
+                        refused.get_or_insert((addr.ip(), range));
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty()
+                && let Some((ip, range)) = refused
+            {
+                return Err(Box::new(AddressRefused { host, ip, range }) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Why a gate could not be built from a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// An entry of `allowed_private_addresses` does not parse.
+    #[error(
+        "allowed_private_addresses entry {entry:?} is not an IP address or a CIDR block: {why} \
+         (write e.g. \"10.0.0.5\", \"10.20.0.0/16\" or \"fd00::/8\")"
+    )]
+    Address {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("the HTTP client could not be built: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// The checked outbound HTTP client of one plugin.
@@ -72,15 +321,33 @@ impl Rules {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(0);
         let allowed = |rules: &[HostRule]| rules.iter().any(|r| r.matches(&host, port));
-        match url.scheme() {
-            "https" if allowed(&self.https) || allowed(&self.plain) => None,
-            "http" if allowed(&self.plain) => None,
+        let on_list = match url.scheme() {
+            "https" if allowed(&self.https) || allowed(&self.plain) => true,
+            "http" if allowed(&self.plain) => true,
             "http" if allowed(&self.https) => {
-                Some(format!("plain http to {host} is not allowed; use https (or allow the host in plain_http_hosts)"))
+                return Some(format!(
+                    "plain http to {host} is not allowed; use https (or allow the host in plain_http_hosts)"
+                ));
             }
-            "http" | "https" => Some(format!("host {host}:{port} is not on this plugin's allow-list")),
-            other => Some(format!("scheme {other:?} is not allowed; only https (and http to allowed sandboxes)")),
+            "http" | "https" => false,
+            other => {
+                return Some(format!("scheme {other:?} is not allowed; only https (and http to allowed sandboxes)"));
+            }
+        };
+        if !on_list {
+            // A wildcard never matches an address: name the reason when that is why.
+            let why = match host.parse::<IpAddr>().ok().and_then(non_public) {
+                Some(range) => format!(
+                    "address {host}:{port} ({range}) is not on this plugin's allow-list; an address is reached only \
+                     when the allow-list names it (e.g. \"{host}:{port}\" in plain_http_hosts)"
+                ),
+                None => format!("host {host}:{port} is not on this plugin's allow-list"),
+            };
+            return Some(why);
         }
+        // An IP literal is never resolved, so it is checked here: on the list means an entry
+        // that is this very address, which is the operator allowing it explicitly.
+        None
     }
 }
 
@@ -92,13 +359,20 @@ fn redacted(url: &Url) -> String {
     url.to_string()
 }
 
+/// A request that passed the gate's checks, ready to send.
+pub(crate) struct Checked {
+    request: reqwest::Request,
+}
+
 impl HttpGate {
-    /// A gate enforcing `policy`.
-    pub fn new(policy: &HttpPolicy) -> Result<Self, reqwest::Error> {
+    /// A gate enforcing `policy`. An entry of `allowed_private_addresses` that does not parse
+    /// is an error naming it.
+    pub fn new(policy: &HttpPolicy) -> Result<Self, GateError> {
         let rules = Rules {
             https: policy.allowed_hosts.iter().map(|h| HostRule::parse(h)).collect(),
             plain: policy.plain_http_hosts.iter().map(|h| HostRule::parse(h)).collect(),
         };
+        let addresses = Arc::new(AddressPolicy::parse(&policy.allowed_private_addresses)?);
         let redirect_rules = rules.clone();
         let max_redirects = policy.limits.max_redirects;
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
@@ -112,6 +386,9 @@ impl HttpGate {
         });
         let client = reqwest::Client::builder()
             .redirect(redirect)
+            // Resolution happens here, by the checked resolver: no proxy may do it instead.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver { addresses }))
             .timeout(policy.limits.timeout)
             .connect_timeout(policy.limits.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("audience-host/", env!("CARGO_PKG_VERSION")))
@@ -119,8 +396,10 @@ impl HttpGate {
         Ok(Self { client, rules, limits: policy.limits.clone() })
     }
 
-    /// Check and send one request on behalf of a plugin.
-    pub async fn send(&self, req: Request) -> Result<Response, HttpError> {
+    /// Check one request of a plugin without sending it: the URL against the allow-list, the
+    /// body against its cap, the method and the headers. A refusal is
+    /// [`HttpError::Denied`] with the reason.
+    pub(crate) fn check(&self, req: Request) -> Result<Checked, HttpError> {
         let url = Url::parse(&req.url).map_err(|err| HttpError::Denied(format!("invalid URL: {err}")))?;
         if let Some(why) = self.rules.refusal(&url) {
             return Err(HttpError::Denied(why));
@@ -142,7 +421,13 @@ impl HttpGate {
                 .map_err(|_| HttpError::Denied(format!("invalid value for header {name}")))?;
             builder = builder.header(name, value);
         }
-        let response = builder.body(req.body).send().await.map_err(transport_error)?;
+        let request = builder.body(req.body).build().map_err(|err| HttpError::Denied(transport_message(err)))?;
+        Ok(Checked { request })
+    }
+
+    /// Send a request [`Self::check`] passed, and read the answer within the caps.
+    pub(crate) async fn send_checked(&self, checked: Checked) -> Result<Response, HttpError> {
+        let response = self.client.execute(checked.request).await.map_err(transport_error)?;
         self.read(response).await
     }
 
@@ -174,9 +459,22 @@ fn transport_error(err: reqwest::Error) -> HttpError {
     if err.is_timeout() {
         return HttpError::Timeout;
     }
+    // A name that resolved only to addresses the plugin may not reach: the host refused it.
+    let mut cause: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(inner) = cause {
+        if let Some(refused) = inner.downcast_ref::<AddressRefused>() {
+            return HttpError::Denied(refused.to_string());
+        }
+        cause = inner.source();
+    }
     let redirect = err.is_redirect();
-    // Drop the URL (its query may carry secrets), then follow the source chain: it says what
-    // actually failed (refused, reset, DNS...).
+    let message = transport_message(err);
+    if redirect { HttpError::Denied(message) } else { HttpError::Connection(message) }
+}
+
+/// The error without its URL (its query may carry secrets), with its source chain: it says
+/// what actually failed (refused, reset, DNS...).
+fn transport_message(err: reqwest::Error) -> String {
     let err = err.without_url();
     let mut message = String::new();
     let mut cause: Option<&dyn std::error::Error> = Some(&err);
@@ -187,7 +485,7 @@ fn transport_error(err: reqwest::Error) -> HttpError {
         message.push_str(&inner.to_string());
         cause = inner.source();
     }
-    if redirect { HttpError::Denied(message) } else { HttpError::Connection(message) }
+    message
 }
 
 #[cfg(test)]
@@ -246,5 +544,202 @@ mod tests {
         let r = rules(&[], &["[::1]:8080"]);
         assert_eq!(check(&r, "http://[::1]:8080/"), None);
         assert!(check(&r, "http://[::1]:8081/").is_some());
+    }
+
+    #[test]
+    fn an_address_in_a_url_is_reached_only_when_the_allow_list_names_it() {
+        let r = rules(&["*.0.0.1", "*.example.com"], &["127.0.0.1:9000", "[fd00::7]:80"]);
+        // (URL, allowed)
+        let table = [
+            ("http://127.0.0.1:9000/", true),
+            // The same address written otherwise is the same address.
+            ("http://[::ffff:127.0.0.1]:9000/", true),
+            ("http://2130706433:9000/", true),
+            ("http://[fd00::7]/", true),
+            ("http://127.0.0.1:9001/", false),
+            ("http://127.0.0.2:9000/", false),
+            ("http://0.0.0.0:9000/", false),
+            ("http://[::1]:9000/", false),
+            // A wildcard never matches an address.
+            ("https://127.0.0.1/", false),
+            ("https://10.0.0.1/", false),
+            ("https://169.254.169.254/latest/meta-data", false),
+        ];
+        for (url, allowed) in table {
+            assert_eq!(check(&r, url).is_none(), allowed, "{url}: {:?}", check(&r, url));
+        }
+        let why = check(&r, "https://169.254.169.254/").unwrap();
+        assert!(why.contains("link-local") && why.contains("plain_http_hosts"), "{why}");
+    }
+
+    #[test]
+    fn addresses_that_are_not_public_are_classified() {
+        // (address, the range it is in; None: public)
+        let table: &[(&str, Option<&str>)] = &[
+            ("8.8.8.8", None),
+            ("151.101.1.1", None),
+            ("2606:4700::1111", None),
+            ("0.0.0.0", Some("unspecified")),
+            ("0.1.2.3", Some("unspecified")),
+            ("10.0.0.1", Some("private")),
+            ("10.255.255.255", Some("private")),
+            ("172.15.255.255", None),
+            ("172.16.0.1", Some("private")),
+            ("172.31.255.255", Some("private")),
+            ("172.32.0.1", None),
+            ("192.168.1.1", Some("private")),
+            ("127.0.0.1", Some("loopback")),
+            ("127.255.255.254", Some("loopback")),
+            ("169.254.169.254", Some("link-local")),
+            ("100.63.255.255", None),
+            ("100.64.0.1", Some("CGNAT")),
+            ("100.127.255.255", Some("CGNAT")),
+            ("100.128.0.1", None),
+            ("192.0.0.8", Some("IETF")),
+            ("192.0.2.1", Some("documentation")),
+            ("198.18.0.1", Some("benchmarking")),
+            ("224.0.0.1", Some("multicast")),
+            ("239.255.255.250", Some("multicast")),
+            ("240.0.0.1", Some("reserved")),
+            ("255.255.255.255", Some("broadcast")),
+            ("::", Some("unspecified")),
+            ("::1", Some("loopback")),
+            ("::ffff:127.0.0.1", Some("loopback")),
+            ("::ffff:10.1.2.3", Some("private")),
+            ("::ffff:169.254.169.254", Some("link-local")),
+            ("::ffff:8.8.8.8", None),
+            ("::127.0.0.1", Some("IPv4-compatible")),
+            ("64:ff9b::7f00:1", Some("loopback")),
+            ("64:ff9b::808:808", None),
+            ("2002:7f00:1::", Some("loopback")),
+            ("2002:0a00:0001::1", Some("private")),
+            ("2002:0808:0808::1", None),
+            ("fc00::1", Some("unique-local")),
+            ("fd12:3456::1", Some("unique-local")),
+            ("fe80::1", Some("link-local")),
+            ("febf::1", Some("link-local")),
+            ("fec0::1", Some("site-local")),
+            ("ff02::1", Some("multicast")),
+            ("2001:db8::1", Some("documentation")),
+            ("100::1", Some("discard-only")),
+        ];
+        for (address, range) in table {
+            let ip: IpAddr = address.parse().unwrap();
+            let found = non_public(ip);
+            match (found, range) {
+                (None, None) => {}
+                (Some(found), Some(range)) => assert!(found.contains(range), "{address}: {found}, expected {range}"),
+                _ => panic!("{address}: {found:?}, expected {range:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_private_addresses_parse_with_precise_errors() {
+        // (entry, Ok(an address it contains, one it does not) or Err(part of the reason))
+        type Expected = Result<(&'static str, &'static str), &'static str>;
+        let table: &[(&str, Expected)] = &[
+            ("10.0.0.5", Ok(("10.0.0.5", "10.0.0.6"))),
+            ("10.20.0.0/16", Ok(("10.20.255.1", "10.21.0.1"))),
+            (" 192.168.0.0/24 ", Ok(("192.168.0.200", "192.168.1.1"))),
+            ("0.0.0.0/0", Ok(("127.0.0.1", "::1"))),
+            ("::1", Ok(("::1", "127.0.0.1"))),
+            ("[::1]", Ok(("::1", "::2"))),
+            ("fd00::/8", Ok(("fd12::1", "fe80::1"))),
+            ("::ffff:127.0.0.1", Ok(("127.0.0.1", "127.0.0.2"))),
+            ("127.0.0.1", Ok(("::ffff:127.0.0.1", "::1"))),
+            ("localhost", Err("not an IP address")),
+            ("10.0.0.0/33", Err("from 0 to 32")),
+            ("10.0.0.0/x", Err("from 0 to 32")),
+            ("fd00::/129", Err("from 0 to 128")),
+            ("10.1.2.3/16", Err("10.1.0.0/16")),
+            ("", Err("not an IP address")),
+        ];
+        for (entry, expected) in table {
+            match (Cidr::parse(entry), expected) {
+                (Ok(cidr), Ok((inside, outside))) => {
+                    assert!(cidr.contains(inside.parse().unwrap()), "{entry} contains {inside}");
+                    assert!(!cidr.contains(outside.parse().unwrap()), "{entry} does not contain {outside}");
+                }
+                (Err(why), Err(part)) => assert!(why.contains(part), "{entry}: {why}"),
+                (got, expected) => panic!("{entry}: {got:?}, expected {expected:?}"),
+            }
+        }
+        let err = AddressPolicy::parse(&["10.0.0.1".into(), "intranet".into()]).unwrap_err();
+        assert!(err.to_string().contains("\"intranet\""), "the entry is named: {err}");
+        let err =
+            HttpGate::new(&HttpPolicy { allowed_private_addresses: vec!["10/8".into()], ..HttpPolicy::default() })
+                .unwrap_err();
+        assert!(err.to_string().contains("allowed_private_addresses entry \"10/8\""), "{err}");
+    }
+
+    #[test]
+    fn only_listed_non_public_addresses_are_reachable_by_name() {
+        let policy = AddressPolicy::parse(&["10.20.0.0/16".into(), "::1".into()]).unwrap();
+        // (address, refused)
+        let table = [
+            ("8.8.8.8", false),
+            ("10.20.3.4", false),
+            ("::1", false),
+            ("10.21.0.1", true),
+            ("127.0.0.1", true),
+            ("::ffff:127.0.0.1", true),
+            ("169.254.169.254", true),
+        ];
+        for (address, refused) in table {
+            assert_eq!(policy.refusal(address.parse().unwrap()).is_some(), refused, "{address}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_only_to_loopback_is_refused_naming_the_address_and_the_setting() {
+        let resolver = CheckedResolver { addresses: Arc::new(AddressPolicy::default()) };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let Err(err) = reqwest::dns::Resolve::resolve(&resolver, name).await else { panic!("localhost resolved") };
+        let message = err.to_string();
+        assert!(message.contains("localhost resolves to"), "{message}");
+        assert!(message.contains("loopback") && message.contains("allowed_private_addresses"), "{message}");
+
+        let open = CheckedResolver {
+            addresses: Arc::new(AddressPolicy::parse(&["127.0.0.0/8".into(), "::1".into()]).unwrap()),
+        };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = reqwest::dns::Resolve::resolve(&open, name).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
+
+    #[test]
+    fn the_checks_refuse_before_anything_is_built_to_send() {
+        let gate = HttpGate::new(&HttpPolicy {
+            plain_http_hosts: vec!["127.0.0.1:9000".into()],
+            limits: HttpLimits { max_request_bytes: 10, ..HttpLimits::default() },
+            ..HttpPolicy::default()
+        })
+        .unwrap();
+        let request = |method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]| Request {
+            method: method.into(),
+            url: url.into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.to_vec(),
+        };
+        // (request, part of the refusal; None: it passes)
+        let table = [
+            (request("GET", "http://127.0.0.1:9000/ok", &[("x-a", "b")], b"small"), None),
+            (request("GET", "http://127.0.0.1:9001/ok", &[], b""), Some("allow-list")),
+            (request("GET", "not a url", &[], b""), Some("invalid URL")),
+            (request("POST", "http://127.0.0.1:9000/", &[], &[0; 11]), Some("11 bytes exceeds the 10-byte cap")),
+            (request("GE T", "http://127.0.0.1:9000/", &[], b""), Some("invalid HTTP method")),
+            (request("GET", "http://127.0.0.1:9000/", &[("bad name", "v")], b""), Some("invalid header name")),
+            (request("GET", "http://127.0.0.1:9000/", &[("x-a", "line\r\nbreak")], b""), Some("invalid value")),
+        ];
+        for (req, refusal) in table {
+            let url = req.url.clone();
+            match (gate.check(req), refusal) {
+                (Ok(_), None) => {}
+                (Err(HttpError::Denied(why)), Some(part)) => assert!(why.contains(part), "{url}: {why}"),
+                (Err(err), _) => panic!("{url}: {err:?}, expected {refusal:?}"),
+                (Ok(_), Some(part)) => panic!("{url}: passed, expected a refusal with {part:?}"),
+            }
+        }
     }
 }

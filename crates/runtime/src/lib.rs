@@ -23,6 +23,7 @@ mod http;
 mod imports;
 mod kinds;
 mod logging;
+mod pool;
 pub mod redact;
 mod runtime;
 
@@ -32,9 +33,10 @@ pub use bindings::{latest, since_v0_1_0, since_v0_2_0};
 pub use bound::{MAX_CREDENTIAL_BYTES, MAX_TEXT_BYTES};
 pub use cache::{CacheOutcome, CompileCache};
 pub use config::{HttpLimits, HttpPolicy, RuntimeConfig, SandboxLimits};
-pub use error::{CallError, LoadError, PluginError, describe_destination_error};
+pub use error::{CallError, InstanceLimit, LoadError, PluginError, describe_destination_error};
 pub use kinds::{host_kind, kind_name};
 pub use logging::{LogLine, LogSource};
+pub use pool::InstanceQuota;
 pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};
 
 pub use imports::{MAX_HASH_VALUES, sha256_hex};

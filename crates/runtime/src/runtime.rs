@@ -9,6 +9,12 @@
 //! - **Epoch deadlines that yield.** A background thread bumps the engine's epoch every tick;
 //!   at each tick a running guest yields back to tokio (so a spinning plugin cannot starve
 //!   the host's other tasks) and is interrupted once its call deadline has passed.
+//! - **Shares, not a free-for-all** (see [`super::pool`]). A call waits, within its
+//!   `call_timeout`, for a slot of its caller's quota, of its plugin's share of the pool and
+//!   of the pool; then runs guest code only while it holds one of its plugin's running
+//!   permits, given back at every tick and while waiting for the partner. A plugin that
+//!   spins in every call it is given holds its share of instances and `cpu_share` cores, and
+//!   nothing more.
 //! - **A memory guard** refuses growth past the plugin's limit and remembers that it did, so
 //!   the resulting crash is reported as a memory-limit error, not as a mysterious trap.
 
@@ -19,7 +25,6 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
@@ -34,6 +39,7 @@ use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
 use super::logging::{CallLog, LogBudget, LogLine, LogSource};
+use super::pool::{InstanceQuota, Pool, Registration, RunSlot, Running, Share};
 use super::redact::Secrets;
 use super::types::{Manifest, PluginConfig};
 
@@ -56,7 +62,7 @@ struct RuntimeInner {
     linker: Linker<InstanceState>,
     cache: CompileCache,
     config: RuntimeConfig,
-    slots: Arc<Semaphore>,
+    pool: Pool,
     _ticker: EpochTicker,
 }
 
@@ -105,12 +111,16 @@ pub struct PluginOptions {
     /// The operator's settings, passed to `describe` (0.2.0 plugins derive their default hosts
     /// and authorize page from `base-url`).
     pub config: PluginConfig,
+    /// Most instances this plugin may hold at once (never more than the runtime's
+    /// `max_instances`). `None` (the default): an equal share of the runtime's
+    /// `max_instances` among the plugins loaded, at least 1.
+    pub max_instances: Option<u32>,
 }
 
 impl Default for PluginOptions {
     fn default() -> Self {
         let config = PluginConfig { base_url: None, client_id: None, client_secret: None, settings: Vec::new() };
-        Self { http: None, limits: None, capture_logs: false, config }
+        Self { http: None, limits: None, capture_logs: false, config, max_instances: None }
     }
 }
 
@@ -130,6 +140,15 @@ pub trait RequestHooks: Send + Sync {
     }
 }
 
+/// What a caller attaches to a plugin's calls: hooks around each outbound request, and a
+/// quota on the instances its calls may hold (see [`Plugin::with_hooks`] and
+/// [`Plugin::with_quota`]).
+#[derive(Clone, Default)]
+pub(crate) struct CallerHooks {
+    hooks: Option<Arc<dyn RequestHooks>>,
+    quota: Option<InstanceQuota>,
+}
+
 /// The state of one instance's store.
 pub(crate) struct InstanceState {
     wasi: WasiCtx,
@@ -144,6 +163,8 @@ pub(crate) struct InstanceState {
     /// The host's own gate refused a request of this call (the first reason): a failure the
     /// plugin then reports is the host's refusal, never the partner's.
     pub(crate) refused: Option<String>,
+    /// The call's hold on its plugin's running permit, given back while it waits.
+    pub(crate) run: Arc<RunSlot>,
 }
 
 impl WasiView for InstanceState {
@@ -211,7 +232,7 @@ impl PluginRuntime {
             engine,
             linker,
             cache,
-            slots: Arc::new(Semaphore::new(slots as usize)),
+            pool: Pool::new(slots),
             config,
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -259,10 +280,13 @@ impl PluginRuntime {
         let log_budget = Arc::new(LogBudget::new(limits.max_log_lines_per_second, limits.max_log_lines_per_call));
         let capture = options.capture_logs.then(|| Arc::new(Mutex::new(Vec::new())));
         let deny_all =
-            Arc::new(HttpGate::new(&HttpPolicy::default()).map_err(|err| LoadError::Engine(err.to_string()))?);
+            Arc::new(HttpGate::new(&HttpPolicy::default()).map_err(|err| LoadError::HttpPolicy(err.to_string()))?);
         let mut inner = PluginInner {
             name: Arc::from("(loading)"),
             pre,
+            _registration: self.inner.pool.register(),
+            share: Share::new(options.max_instances),
+            running: Running::new(self.inner.config.cpu_share()),
             runtime: self.inner.clone(),
             http: deny_all,
             limits,
@@ -274,7 +298,7 @@ impl PluginRuntime {
         let config = options.config.clone();
         let describe_secrets = inner.secrets.clone();
         let mut manifest = inner
-            .call(None, &describe_secrets, move |store, guest| {
+            .call(CallerHooks::default(), &describe_secrets, move |store, guest| {
                 Box::pin(async move {
                     match guest {
                         Guest::V0_1_0(guest) => guest.call_describe(store).await.map(Manifest::from),
@@ -288,10 +312,10 @@ impl PluginRuntime {
         let policy = options
             .http
             .unwrap_or_else(|| HttpPolicy { allowed_hosts: manifest.default_hosts.clone(), ..HttpPolicy::default() });
-        inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::Engine(err.to_string()))?);
+        inner.http = Arc::new(HttpGate::new(&policy).map_err(|err| LoadError::HttpPolicy(err.to_string()))?);
         inner.name = Arc::from(manifest.name.as_str());
         let about = Arc::new(About { contract_version: contract, imports });
-        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), about, hooks: None })
+        Ok(Plugin { inner: Arc::new(inner), manifest: Arc::new(manifest), about, hooks: CallerHooks::default() })
     }
 }
 
@@ -330,7 +354,7 @@ pub struct Plugin {
     pub(crate) inner: Arc<PluginInner>,
     manifest: Arc<Manifest>,
     about: Arc<About>,
-    pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
+    pub(crate) hooks: CallerHooks,
 }
 
 /// What the loader learned about the component itself.
@@ -344,6 +368,12 @@ pub(crate) struct PluginInner {
     /// The plugin's log lines over time, shared by all its calls.
     log_budget: Arc<LogBudget>,
     pre: Pre,
+    /// Counts this plugin in the runtime's shares while it is loaded.
+    _registration: Registration,
+    /// The instances this plugin holds, against its share.
+    share: Arc<Share>,
+    /// Its calls running guest code, against the runtime's `cpu_share`.
+    running: Arc<Running>,
     runtime: Arc<RuntimeInner>,
     http: Arc<HttpGate>,
     limits: SandboxLimits,
@@ -370,6 +400,11 @@ pub(crate) enum Guest<'a> {
 }
 
 impl PluginInner {
+    /// The operator's `max_instances` for this plugin, if set.
+    fn share_setting(&self) -> Option<u32> {
+        self.share.configured()
+    }
+
     /// The contract version of the component.
     pub(crate) fn version(&self) -> &'static str {
         match self.pre {
@@ -390,7 +425,7 @@ impl PluginInner {
     /// gate's refusal; the caller scrubs the result's texts (`Bound::bound`) with them.
     pub(crate) async fn call<R: Send>(
         &self,
-        hooks: Option<Arc<dyn RequestHooks>>,
+        hooks: CallerHooks,
         secrets: &Secrets,
         f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<R, PluginError> {
@@ -400,43 +435,56 @@ impl PluginInner {
     /// [`Self::call`], with the host gate's refusal (if any) beside the result.
     pub(crate) async fn call_checked<R: Send>(
         &self,
-        hooks: Option<Arc<dyn RequestHooks>>,
+        hooks: CallerHooks,
         secrets: &Secrets,
         f: impl for<'a> FnOnce(&'a mut Store<InstanceState>, Guest<'a>) -> BoxFuture<'a, wasmtime::Result<R>> + Send,
     ) -> Result<(R, Option<String>), PluginError> {
-        let _slot = self
-            .runtime
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| PluginError::Instantiate("the plugin runtime is shutting down".into()))?;
-        let mut store = self.new_store(hooks, Arc::new(secrets.clone()));
+        let started = Instant::now();
         let backstop = self.limits.max_call_duration;
         let run = async {
-            match &self.pre {
-                Pre::V0_1_0(pre) => {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    f(&mut store, Guest::V0_1_0(instance.audience_destination_plugin())).await
+            // Waiting for a slot is bounded by the plugin's `call_timeout`, so a full pool
+            // fails the call as busy instead of holding its caller indefinitely.
+            let _admitted = self
+                .runtime
+                .pool
+                .admit(&self.name, hooks.quota.as_ref(), &self.share, started, self.limits.call_timeout)
+                .await?;
+            // The plugin's own clock starts here; the time it queues for a running permit (now
+            // and at every tick) is taken off it, as waits in the host are.
+            let own_clock = Instant::now();
+            let run = RunSlot::new(self.running.clone());
+            run.acquire().await;
+            // Declared after the admission: the instance is freed before its slots are.
+            let mut store = self.new_store(hooks.hooks, run, own_clock, Arc::new(secrets.clone()));
+            let result = match &self.pre {
+                Pre::V0_1_0(pre) => match pre.instantiate_async(&mut store).await {
+                    Ok(instance) => f(&mut store, Guest::V0_1_0(instance.audience_destination_plugin())).await,
+                    Err(err) => Err(err),
+                },
+                Pre::Latest(pre) => match pre.instantiate_async(&mut store).await {
+                    Ok(instance) => f(&mut store, Guest::Latest(instance.audience_destination_plugin())).await,
+                    Err(err) => Err(err),
+                },
+            };
+            match result {
+                Ok(value) => {
+                    Ok((value, store.data_mut().refused.take().map(|why| secrets.scrubbed(&why).into_owned())))
                 }
-                Pre::Latest(pre) => {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    f(&mut store, Guest::Latest(instance.audience_destination_plugin())).await
-                }
+                Err(err) => Err(self.classify(&store, err).scrubbed(secrets)),
             }
         };
         // The plugin's own time is bounded by the epoch deadline (see `new_store`); this bounds
         // the call as a whole, waits included.
-        let outcome = tokio::time::timeout(backstop, run).await;
-        match outcome {
-            Err(_) => Err(PluginError::TooLong(backstop)),
-            Ok(Ok(value)) => {
-                Ok((value, store.data_mut().refused.take().map(|why| secrets.scrubbed(&why).into_owned())))
-            }
-            Ok(Err(err)) => Err(self.classify(&store, err).scrubbed(secrets)),
-        }
+        tokio::time::timeout(backstop, run).await.unwrap_or(Err(PluginError::TooLong(backstop)))
     }
 
-    fn new_store(&self, hooks: Option<Arc<dyn RequestHooks>>, secrets: Arc<Secrets>) -> Store<InstanceState> {
+    fn new_store(
+        &self,
+        hooks: Option<Arc<dyn RequestHooks>>,
+        run: Arc<RunSlot>,
+        started: Instant,
+        secrets: Arc<Secrets>,
+    ) -> Store<InstanceState> {
         let log = CallLog::new(
             self.name.clone(),
             self.limits.max_log_lines_per_call,
@@ -460,17 +508,31 @@ impl PluginInner {
             log,
             waited: Duration::ZERO,
             refused: None,
+            run,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.guard);
-        let started = Instant::now();
         let budget = self.limits.call_timeout;
         store.set_epoch_deadline(1);
         // Checked at every epoch tick while guest code runs: the call's time so far, less what
-        // it spent waiting in the host, is the plugin's own.
+        // it spent waiting in the host and queuing to run, is the plugin's own. Past its
+        // budget it is interrupted; else it gives back its running permit, yields to tokio,
+        // and queues behind the plugin's other calls for the next turn.
         store.epoch_deadline_callback(move |ctx| {
-            let own = started.elapsed().saturating_sub(ctx.data().waited);
-            if own >= budget { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            let state = ctx.data();
+            let own = started.elapsed().saturating_sub(state.waited).saturating_sub(state.run.queued());
+            if own >= budget {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.run.release();
+            let run = state.run.clone();
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    run.acquire().await;
+                }),
+            ))
         });
         store
     }
@@ -515,14 +577,50 @@ impl Plugin {
         &self.inner.limits
     }
 
-    /// This plugin with `hooks` called around each outbound request of its calls.
+    /// This plugin with `hooks` called around each outbound request of its calls (and the
+    /// quota it had, if any).
     pub fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Plugin {
         Plugin {
             inner: self.inner.clone(),
             manifest: self.manifest.clone(),
             about: self.about.clone(),
-            hooks: Some(hooks),
+            hooks: CallerHooks { hooks: Some(hooks), quota: self.hooks.quota.clone() },
         }
+    }
+
+    /// This plugin with its calls bounded by `quota` (and the hooks it had, if any): a call
+    /// waits, within its `call_timeout`, until the quota has a free instance, then fails as
+    /// [`PluginError::Busy`]. The engine gives each connection one, so that one connection's
+    /// calls cannot take all of the plugin's share.
+    pub fn with_quota(&self, quota: InstanceQuota) -> Plugin {
+        Plugin {
+            inner: self.inner.clone(),
+            manifest: self.manifest.clone(),
+            about: self.about.clone(),
+            hooks: CallerHooks { hooks: self.hooks.hooks.clone(), quota: Some(quota) },
+        }
+    }
+
+    /// Most instances this plugin may hold at once, as things stand: its own `max_instances`,
+    /// or its equal share of the runtime's (which shrinks as plugins load).
+    pub fn instance_share(&self) -> usize {
+        self.inner.runtime.pool.share(self.inner.share_setting())
+    }
+
+    /// Instances of this plugin alive right now, across all its calls.
+    pub fn instances_in_use(&self) -> usize {
+        self.inner.share.in_use()
+    }
+
+    /// Calls of this plugin running guest code right now (at most the runtime's
+    /// `cpu_share`); calls waiting for the partner or queuing for their turn are not counted.
+    pub fn running_now(&self) -> usize {
+        self.inner.running.now()
+    }
+
+    /// The most calls of this plugin that ever ran guest code at the same time.
+    pub fn running_peak(&self) -> usize {
+        self.inner.running.peak()
     }
 
     /// Whether the compile cache was used when this plugin was loaded.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use audience_runtime::types::{
     Audience, AudienceSize, AudienceState, BatchOutcome, DestinationError, RejectedUser, UnattributedRejection,
 };
-use audience_runtime::{CallError, PluginError};
+use audience_runtime::{CallError, InstanceLimit, PluginError};
 use audience_store::{AudienceConfig, Health, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserOutcome};
 
 use super::*;
@@ -55,9 +55,24 @@ fn every_plugin_failure() -> Vec<PluginError> {
             | PluginError::MemoryLimit { .. }
             | PluginError::Contract(_)
             | PluginError::Instantiate(_) => {}
+            // Not the plugin's failure: a row of its own (the runtime was busy).
+            PluginError::Busy { .. } => panic!("busy is not a plugin failure"),
         }
     }
     all
+}
+
+/// The runtime being busy, for each limit that can be full.
+fn every_busy() -> Vec<PluginError> {
+    [
+        InstanceLimit::Connection { limit: 3 },
+        InstanceLimit::Plugin { share: 64, configured: false },
+        InstanceLimit::Plugin { share: 8, configured: true },
+        InstanceLimit::Runtime { max_instances: 128 },
+    ]
+    .into_iter()
+    .map(|limit| PluginError::Busy { plugin: "pinterest".into(), limit, waited: Duration::from_secs(10) })
+    .collect()
 }
 
 /// One row of the documentation's table: the answers it stands for (with the size of the
@@ -232,6 +247,19 @@ fn rows() -> Vec<Row> {
             answer: "plugin failure (trap, timeout, too long, memory limit, contract, instantiate)",
             what_happens: "the users retry with backoff and jitter",
             cases: every_plugin_failure()
+                .into_iter()
+                .map(|err| {
+                    let expected = backoff(&err.to_string());
+                    (Err(CallError::Plugin(err)), 10, expected)
+                })
+                .collect(),
+        },
+        Row {
+            answer: "the runtime had no free instance in time (`busy`: a quota, the plugin's share or the pool was \
+                     full)",
+            what_happens: "the users retry with backoff and jitter; the connection is not paused and the partner is \
+                           not blamed: the host's capacity, not a partner's answer",
+            cases: every_busy()
                 .into_iter()
                 .map(|err| {
                     let expected = backoff(&err.to_string());

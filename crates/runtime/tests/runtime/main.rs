@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
+mod containment;
 mod pinterest_plugin;
 mod plugin_sandbox;
 mod support;

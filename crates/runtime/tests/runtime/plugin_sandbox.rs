@@ -67,7 +67,7 @@ async fn load_test_plugin(runtime: &PluginRuntime, options: PluginOptions) -> Pl
 
 fn allow_plain(server: &TestServer, limits: HttpLimits) -> PluginOptions {
     PluginOptions {
-        http: Some(HttpPolicy { allowed_hosts: vec![], plain_http_hosts: vec![server.host_port()], limits }),
+        http: Some(HttpPolicy { plain_http_hosts: vec![server.host_port()], limits, ..HttpPolicy::default() }),
         ..PluginOptions::default()
     }
 }

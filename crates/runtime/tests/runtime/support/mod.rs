@@ -46,6 +46,11 @@ impl TestServer {
         self.addr.to_string()
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// An http URL on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
