@@ -15,7 +15,7 @@ use audience_store::StoreError;
 
 use audience_engine::{EngineError, Problem};
 use audience_runtime::types::DestinationError;
-use audience_runtime::{CallError, describe_destination_error};
+use audience_runtime::{CallError, PluginError, describe_destination_error};
 
 /// Why a request failed, as answered to the caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ pub struct ErrorDetail {
     /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `invalid_state`, `invalid_cursor`, `oauth_failed`,
     /// `oauth_not_configured`, `destination_not_configured`, `partner_unauthorized`,
-    /// `plugin_failed`, `store_failed`, `not_ready`, `internal`; and from the HTTP edge,
+    /// `plugin_failed`, `host_busy` (503, with `Retry-After`), `store_failed`, `not_ready`, `internal`; and from the HTTP edge,
     /// `request_timeout` (408) and `headers_too_large` (431).
     pub code: String,
     /// What went wrong and what to do.
@@ -129,6 +129,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The host had no plugin instance free for the call in time (a connection's or a plugin's
+    /// share was full): 503 `host_busy`, answered with `Retry-After`.
+    fn busy(why: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "host_busy",
+            format!("{why}; nothing was accepted, try again in {BUSY_RETRY_AFTER_SECONDS} s"),
+        )
+    }
+}
+
+/// What a `host_busy` answer's `Retry-After` says, in seconds.
+const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.status.as_u16(), self.code, self.message)
@@ -145,9 +160,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = self.status.as_u16(), code = self.code, "request refused");
         }
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let busy = self.code == "host_busy";
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if unauthorized {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if busy {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -176,6 +195,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownDestination(_) => {
                 Self::new(StatusCode::CONFLICT, "destination_not_configured", err.to_string())
             }
+            EngineError::Plugin { source: PluginError::Busy { .. }, .. } => Self::busy(err.to_string()),
             EngineError::Plugin { .. } => Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", err.to_string()),
             EngineError::Unavailable(_) => Self::new(StatusCode::BAD_GATEWAY, "partner_unavailable", err.to_string()),
             EngineError::Store(store) => store.into(),
@@ -206,6 +226,7 @@ pub(crate) fn plugin_call_failed(destination: &str, err: CallError) -> ApiError 
             "plugin_failed",
             format!("{destination} refused the request: {}", describe_destination_error(&e)),
         ),
+        CallError::Plugin(e @ PluginError::Busy { .. }) => ApiError::busy(format!("the {destination} plugin: {e}")),
         CallError::Plugin(e) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "plugin_failed", format!("the {destination} plugin failed: {e}"))
         }
@@ -219,6 +240,38 @@ pub(crate) fn plugin_call_failed(destination: &str, err: CallError) -> ApiError 
         ),
         CallError::Unsupported { .. } => {
             ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_supported", format!("the {destination} plugin: {err}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test")]
+    use std::time::Duration;
+
+    use audience_runtime::InstanceLimit;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_host_answers_503_with_retry_after_and_other_plugin_failures_502() {
+        let busy = PluginError::Busy {
+            plugin: "pinterest".into(),
+            limit: InstanceLimit::Connection { limit: 20 },
+            waited: Duration::from_secs(10),
+        };
+        let cases = [
+            (EngineError::Plugin { destination: "pinterest".into(), source: busy.clone() }.into(), 503, Some("1")),
+            (plugin_call_failed("pinterest", CallError::Plugin(busy)), 503, Some("1")),
+            (plugin_call_failed("pinterest", CallError::Plugin(PluginError::Trap("boom".into()))), 502, None),
+        ];
+        for (error, status, retry_after) in cases {
+            let error: ApiError = error;
+            let message = error.message.clone();
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status, "{message}");
+            let header = response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(header.as_deref(), retry_after, "{message}");
         }
     }
 }

@@ -363,9 +363,11 @@ impl Lane {
     }
 }
 
-/// The plugin's own failure in a call's result, if it failed (not the partner's refusal).
+/// The plugin's own failure in a call's result, if it failed: not the partner's refusal, nor
+/// the host having no free instance for it (`busy`, the host's limit, not the plugin's fault).
 fn plugin_failure<T>(result: &Result<T, CallError>) -> Option<&audience_runtime::PluginError> {
     match result {
+        Err(CallError::Plugin(audience_runtime::PluginError::Busy { .. })) => None,
         Err(CallError::Plugin(err)) => Some(err),
         _ => None,
     }

@@ -16,7 +16,7 @@ use audience_runtime::types::{
     AudienceSpec, AudienceTarget, Batch, BatchOutcome, Credentials, Grant, Limits, PluginConfig, UpsertOutcome,
     WriteOutcome,
 };
-use audience_runtime::{CallError, Plugin, PluginError, RequestHooks};
+use audience_runtime::{CallError, InstanceQuota, Plugin, PluginError, RequestHooks};
 
 /// The operator's overrides of a plugin's declared limits. Unset fields keep the plugin's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,11 +45,22 @@ pub struct ManifestCaps {
     /// Requests in flight at once per connection, i.e. plugin instances one connection's
     /// deliveries may hold. Default 16.
     pub max_concurrent_requests: u32,
+    /// Plugin instances one connection's calls of every kind (deliveries, intake's
+    /// `prepare-users`, the API's account and audience calls) may hold at once; a call beyond
+    /// it waits, up to the plugin's `call_timeout`, then fails as busy (retried, or a 503 to an
+    /// API caller). Not a manifest figure: the host's bound on one tenant. Default 20 (the
+    /// concurrency cap plus room for intake and the API).
+    pub instances_per_connection: u32,
 }
 
 impl Default for ManifestCaps {
     fn default() -> Self {
-        Self { max_batch_size: 10_000, requests_per_second: 100.0, max_concurrent_requests: 16 }
+        Self {
+            max_batch_size: 10_000,
+            requests_per_second: 100.0,
+            max_concurrent_requests: 16,
+            instances_per_connection: 20,
+        }
     }
 }
 
@@ -124,7 +135,7 @@ impl Destination {
 /// hooks attached with [`DestinationCalls::with_hooks`] are called around every one of them.
 pub(crate) trait DestinationCalls: Send + Sync {
     /// The same destination with `hooks` called around each outbound request of its calls.
-    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Arc<dyn DestinationCalls>;
+    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>, quota: InstanceQuota) -> Arc<dyn DestinationCalls>;
 
     /// Exchange a grant (here: a refresh token) for credentials.
     fn authorize<'a>(&'a self, config: &'a PluginConfig, grant: Grant)
@@ -152,8 +163,8 @@ pub(crate) trait DestinationCalls: Send + Sync {
 }
 
 impl DestinationCalls for Plugin {
-    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Arc<dyn DestinationCalls> {
-        Arc::new(Plugin::with_hooks(self, hooks))
+    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>, quota: InstanceQuota) -> Arc<dyn DestinationCalls> {
+        Arc::new(Plugin::with_hooks(self, hooks).with_quota(quota))
     }
 
     fn authorize<'a>(

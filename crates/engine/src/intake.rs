@@ -97,7 +97,8 @@ impl Engine {
 
         let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();
         let started = Instant::now();
-        let prepared = destination.plugin.prepare_users(&fields, users).await;
+        let plugin = destination.plugin.with_quota(self.shared.quota_for(&sync.connection_id));
+        let prepared = plugin.prepare_users(&fields, users).await;
         self.shared.metrics.plugin_call(&sync.destination, "prepare-users", started.elapsed());
         let prepared = prepared.map_err(|source| {
             self.shared.metrics.plugin_failed(&sync.destination, "prepare-users", &source);

@@ -177,7 +177,7 @@ impl Lane {
             connection: connection.id.clone(),
             default_pause: shared.config.rate.default_pause,
         });
-        let calls = destination.calls.with_hooks(hooks.clone());
+        let calls = destination.calls.with_hooks(hooks.clone(), shared.quota_for(&connection.id));
         let state = LaneState {
             creds: decode_credentials(&connection.credentials).ok(),
             creds_version: connection.credentials_version,

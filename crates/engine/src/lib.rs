@@ -111,6 +111,9 @@ pub(crate) struct Shared {
     /// on its behalf (checking a sync's target, listing accounts, searching audiences): the
     /// partner counts requests per token, whoever sends them.
     pub(crate) limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+    /// Each connection's share of the plugin instances, shared by its lane, its intake and the
+    /// calls made for the API on its behalf (see `engine.caps.instances_per_connection`).
+    quotas: Mutex<HashMap<String, audience_runtime::InstanceQuota>>,
 }
 
 impl Shared {
@@ -120,6 +123,15 @@ impl Shared {
             .lock()
             .entry(connection_id.to_string())
             .or_insert_with(|| Arc::new(RateLimiter::new(rps, self.config.rate.guard)))
+            .clone()
+    }
+
+    /// The instances `connection_id`'s calls may hold at once.
+    pub(crate) fn quota_for(&self, connection_id: &str) -> audience_runtime::InstanceQuota {
+        self.quotas
+            .lock()
+            .entry(connection_id.to_string())
+            .or_insert_with(|| audience_runtime::InstanceQuota::new(self.config.caps.instances_per_connection as usize))
             .clone()
     }
 }
@@ -141,6 +153,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             audience_status: audience_status::AudienceStatusCache::default(),
             limiters: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(HashMap::new()),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -149,12 +162,10 @@ impl Engine {
     /// connection's lane when this host runs it, else by the connection's limiter alone): for
     /// calls made on a person's behalf, which share the token's rate with delivery.
     pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> audience_runtime::Plugin {
-        destination.plugin.with_hooks(lane::api_hooks(
-            &self.shared,
-            connection_id,
-            destination.name(),
-            destination.limits,
-        ))
+        destination
+            .plugin
+            .with_hooks(lane::api_hooks(&self.shared, connection_id, destination.name(), destination.limits))
+            .with_quota(self.shared.quota_for(connection_id))
     }
 
     /// Recover from a previous run (users that were in flight are pending again) and start a

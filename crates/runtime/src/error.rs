@@ -122,7 +122,8 @@ pub enum InstanceLimit {
     /// The caller's own quota ([`crate::InstanceQuota`]: the engine's, per connection).
     #[error(
         "this connection's quota of {limit} instances was in use by its other calls; lower the plugin's \
-         concurrency (plugins.NAME.limits.max_concurrent_requests) or raise the connection's quota"
+         concurrency (plugins.NAME.limits.max_concurrent_requests) or raise the connection's quota \
+         (engine.caps.instances_per_connection)"
     )]
     Connection {
         /// The quota.

@@ -179,7 +179,11 @@ fn request(call: Call, token: &str) -> Request {
 }
 
 impl DestinationCalls for FakePartner {
-    fn with_hooks(&self, hooks: Arc<dyn RequestHooks>) -> Arc<dyn DestinationCalls> {
+    fn with_hooks(
+        &self,
+        hooks: Arc<dyn RequestHooks>,
+        _quota: audience_runtime::InstanceQuota,
+    ) -> Arc<dyn DestinationCalls> {
         Arc::new(Self { inner: self.inner.clone(), hooks: Some(hooks) })
     }
 
