@@ -187,6 +187,40 @@ impl ApiClient {
         Ok((pair.access_token, sync["id"].as_str().context("the sync came without an id")?.to_string()))
     }
 
+    /// A connection to `destination` holding these tokens, and an add-sync by email of
+    /// `account` into a new audience called `audience`: the connection's and the sync's ids.
+    pub async fn connect_with_tokens_and_sync(
+        &self,
+        key: &str,
+        destination: &str,
+        (access, refresh): (&str, &str),
+        account: &str,
+        audience: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let connection = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/connections",
+                key,
+                Some(json!({"destination": destination, "name": format!("{destination} for {audience}"),
+                        "credentials": {"access_token": access, "refresh_token": refresh}})),
+            )
+            .await?;
+        let sync = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/syncs",
+                key,
+                Some(json!({"connection_id": connection["id"], "account_id": account,
+                        "audience_name": audience, "action": "add", "match_fields": ["email"]})),
+            )
+            .await?;
+        let id = |v: &Value, what: &str| {
+            v["id"].as_str().map(str::to_string).with_context(|| format!("the {what} came without an id"))
+        };
+        Ok((id(&connection, "connection")?, id(&sync, "sync")?))
+    }
+
     /// Users identified by these emails (each its own key) enter `sync`.
     pub async fn enter_emails(&self, key: &str, sync: &str, emails: &[String]) -> anyhow::Result<()> {
         let users: Vec<Value> =

@@ -100,25 +100,9 @@ async fn run_with(attack: Option<Attack>, users: usize) -> anyhow::Result<Value>
 
     if let Some(attack) = attack {
         let (access, refresh) = tokens(attack.name);
-        let connection = api
-            .call(
-                reqwest::Method::POST,
-                "/v1/connections",
-                &key,
-                Some(json!({"destination": attack.name, "name": attack.name,
-                        "credentials": {"access_token": access, "refresh_token": refresh}})),
-            )
-            .await?;
-        let sync = api
-            .call(
-                reqwest::Method::POST,
-                "/v1/syncs",
-                &key,
-                Some(json!({"connection_id": connection["id"], "account_id": "acct-1",
-                        "audience_name": "hostile", "action": "add", "match_fields": ["email"]})),
-            )
-            .await?;
-        let sync = sync["id"].as_str().context("the hostile sync came without an id")?;
+        let (_, sync) =
+            api.connect_with_tokens_and_sync(&key, attack.name, (&access, &refresh), "acct-1", "hostile").await?;
+        let sync = sync.as_str();
         for first in (0..HOSTILE_USERS).step_by(USERS_PER_CALL) {
             let emails: Vec<String> = (first..first + USERS_PER_CALL).map(|i| format!("h{i}@example.com")).collect();
             api.enter_emails(&key, sync, &emails).await?;

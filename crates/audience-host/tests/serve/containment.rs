@@ -16,7 +16,6 @@ use audience_host::config::{HostConfig, PluginSettings, SecretSource};
 use audience_lab::hostile::{ATTACKS, tokens};
 use audience_lab::process::ServeProcess;
 use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
-use serde_json::json;
 
 use crate::support::{ApiClient, OPERATOR_KEY, config, free_port};
 
@@ -91,28 +90,12 @@ async fn hostile_plugins_beside_pinterest_hurt_only_their_own_syncs() -> anyhow:
     for attack in ATTACKS {
         let name = attack.name;
         let (access, refresh) = tokens(name);
-        let connection = api
-            .call(
-                reqwest::Method::POST,
-                "/v1/connections",
-                &key,
-                Some(json!({"destination": name, "name": name,
-                        "credentials": {"access_token": access, "refresh_token": refresh}})),
-            )
+        let (connection, sync_id) = api
+            .connect_with_tokens_and_sync(&key, name, (&access, &refresh), "acct-1", &format!("{name} audience"))
             .await?;
-        let sync = api
-            .call(
-                reqwest::Method::POST,
-                "/v1/syncs",
-                &key,
-                Some(json!({"connection_id": connection["id"], "account_id": "acct-1",
-                        "audience_name": format!("{name} audience"), "action": "add", "match_fields": ["email"]})),
-            )
-            .await?;
-        let sync_id = sync["id"].as_str().expect("sync id").to_string();
         let emails: Vec<String> = (0..HOSTILE_USERS).map(|i| format!("{name}-{i}@example.com")).collect();
         api.enter_emails(&key, &sync_id, &emails).await?;
-        hostile.push((name, connection["id"].as_str().expect("connection id").to_string(), sync_id));
+        hostile.push((name, connection, sync_id));
     }
 
     // Pinterest's users enter while the attacks run.

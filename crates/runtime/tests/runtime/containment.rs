@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, creds, settings};
 use audience_plugin_artifacts as artifacts;
 use audience_runtime::http_types::HttpError;
 use audience_runtime::types::*;
@@ -20,25 +20,6 @@ use tokio::sync::{Semaphore, mpsc};
 
 fn runtime(max_instances: u32) -> PluginRuntime {
     PluginRuntime::new(RuntimeConfig { max_instances, ..RuntimeConfig::default() }).expect("runtime")
-}
-
-fn settings(pairs: &[(&str, &str)]) -> PluginConfig {
-    PluginConfig {
-        base_url: None,
-        client_id: None,
-        client_secret: None,
-        settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-    }
-}
-
-fn creds() -> Credentials {
-    Credentials {
-        access_token: "secret-token".into(),
-        refresh_token: None,
-        expires_at: None,
-        renewable_until: None,
-        scopes: vec![],
-    }
 }
 
 async fn add(plugin: &Plugin, config: &PluginConfig) -> Result<WriteOutcome, CallError> {

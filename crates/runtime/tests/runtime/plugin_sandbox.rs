@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, creds, settings};
 use audience_plugin_artifacts as artifacts;
 use audience_runtime::types::*;
 use audience_runtime::{
@@ -14,25 +14,6 @@ use audience_runtime::{
 
 fn runtime() -> PluginRuntime {
     PluginRuntime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() }).expect("runtime")
-}
-
-fn settings(pairs: &[(&str, &str)]) -> PluginConfig {
-    PluginConfig {
-        base_url: None,
-        client_id: None,
-        client_secret: None,
-        settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-    }
-}
-
-fn creds() -> Credentials {
-    Credentials {
-        access_token: "secret-token".into(),
-        refresh_token: None,
-        expires_at: None,
-        renewable_until: None,
-        scopes: vec![],
-    }
 }
 
 fn users(n: usize) -> Vec<PreparedUser> {

@@ -11,6 +11,27 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
 
+/// Plugin settings with these `settings` pairs and nothing else.
+pub fn settings(pairs: &[(&str, &str)]) -> audience_runtime::types::PluginConfig {
+    audience_runtime::types::PluginConfig {
+        base_url: None,
+        client_id: None,
+        client_secret: None,
+        settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+/// Credentials whose access token is `secret-token`.
+pub fn creds() -> audience_runtime::types::Credentials {
+    audience_runtime::types::Credentials {
+        access_token: "secret-token".into(),
+        refresh_token: None,
+        expires_at: None,
+        renewable_until: None,
+        scopes: vec![],
+    }
+}
+
 /// A local HTTP server with a few fixed behaviours, counting the requests it receives.
 pub struct TestServer {
     addr: std::net::SocketAddr,
