@@ -18,7 +18,8 @@
 //!   Control characters in a body's strings or a path id are refused once, in the extractors
 //!   (`extract.rs`), before anything reaches the store.
 //! - **The HTTP edge** ([`serve`]) bounds what a slow or idle client can hold: a header-read
-//!   timeout, an idle timeout and a cap on open connections ([`HttpSettings`]).
+//!   timeout, a body-read timeout, an idle timeout and a cap on open connections
+//!   ([`HttpSettings`]); [`bind`] listens with a backlog longer than tokio's.
 //! - **The OpenAPI document is generated from the handlers** (`utoipa` + `utoipa-axum`): a
 //!   route exists in the router only through its `#[utoipa::path]`, so the document cannot
 //!   drift from what is served.
@@ -59,7 +60,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use edge::{
-    HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS, HttpSettings, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, serve,
+    DEFAULT_LISTEN_BACKLOG, HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS, HttpSettings, MAX_REQUEST_HEAD_BYTES,
+    MAX_REQUEST_HEADERS, bind, serve,
 };
 pub use error::{ApiError, ErrorBody, ErrorDetail, ProblemView};
 pub use secrets::{API_KEY_PREFIX, OperatorKey, OperatorKeyError};
@@ -108,9 +110,10 @@ pub struct OauthOverride {
 /// );
 /// state.state_ttl = Duration::from_secs(300);
 ///
-/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// let settings = audience_api::HttpSettings::default();
+/// let listener = audience_api::bind("0.0.0.0:8080", settings.listen_backlog).await?;
 /// let stop = async { tokio::signal::ctrl_c().await.ok(); };
-/// audience_api::serve(listener, router(state), audience_api::HttpSettings::default(), stop).await;
+/// audience_api::serve(listener, router(state), settings, stop).await;
 /// # Ok(())
 /// # }
 /// ```
