@@ -98,7 +98,7 @@ pub(crate) struct AudiencePageView {
         (status = 400, description = "`invalid_cursor`: not a cursor this host gave out", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The partner refused the credentials", body = ErrorBody),
-        (status = 422, description = "An id holds a control character", body = ErrorBody),
+        (status = 422, description = "An id holds a control character, or the partner refused the account id", body = ErrorBody),
         (status = 501, description = "The plugin (contract 0.1.0) cannot search audiences", body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn search_audiences(
@@ -124,6 +124,16 @@ pub(crate) async fn search_audiences(
                 format!(
                     "cursor: not one this host gave out ({} refused it: {why}); pass the `next_cursor` of the \
                      previous page unchanged, with the same query",
+                    connection.destination
+                ),
+            ),
+            // Without a cursor, the account (a path id) is the caller's part of the request:
+            // a partner refusing it (Pinterest: "not a Pinterest ad account id") is the
+            // caller's to fix, not a partner failure.
+            CallError::Destination(DestinationError::InvalidRequest(why)) => ApiError::field(
+                "account",
+                format!(
+                    "{} refused ad account {account:?}: {why}; use an id from the accounts list",
                     connection.destination
                 ),
             ),

@@ -144,8 +144,10 @@ pub(crate) struct DestinationList {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartOauth {
     /// Destination name (see `GET /v1/destinations`).
+    #[schema(min_length = 1)]
     destination: String,
-    /// Name of the connection to create.
+    /// Name of the connection to create: 1 to 200 characters, not blank, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -189,10 +191,12 @@ pub(crate) struct CallbackDone {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CredentialsIn {
-    /// The bearer token for the partner's API.
+    /// The bearer token for the partner's API: visible ASCII, no spaces.
+    #[schema(min_length = 1, pattern = "^[!-~]+$")]
     access_token: String,
-    /// The token that renews it, if the partner issued one.
+    /// The token that renews it, if the partner issued one: visible ASCII, no spaces.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]*$")]
     refresh_token: Option<String>,
     /// When the access token expires (seconds since the Unix epoch).
     #[serde(default)]
@@ -206,9 +210,11 @@ pub(crate) struct CredentialsIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateConnection {
-    /// Destination name.
+    /// Destination name (see `GET /v1/destinations`).
+    #[schema(min_length = 1)]
     destination: String,
-    /// Name shown to people.
+    /// Name shown to people: 1 to 200 characters, not blank, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The credentials (stored encrypted, never shown again).
     credentials: CredentialsIn,

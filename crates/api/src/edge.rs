@@ -26,8 +26,17 @@
 //!   header and 414 for a URI of about 64 KiB: no code of ours runs for those requests, so
 //!   they cannot carry the JSON error shape.
 //!
-//! A request being answered has no deadline here: handlers bound their own work (the
-//! engine's intake, the runtime's plugin call limits).
+//! - **A body-read timeout** ([`HttpSettings::body_read_timeout`]): a request's body must
+//!   arrive within it, from the end of the head to the body's last byte. A client that sends
+//!   its headers and then trickles or stops its body gets a JSON `408 request_timeout` and the
+//!   connection is closed; the handler reading the body sees the read fail and returns.
+//! - **The listen backlog** ([`HttpSettings::listen_backlog`], [`bind`]): longer than tokio's
+//!   1,024, so that connections waiting at the cap (or a burst of connects) do not overflow
+//!   the kernel's accept queue, where Linux drops handshakes and leaves clients holding
+//!   connections the server never sees.
+//!
+//! Once its body is read, a request being answered has no deadline here: handlers bound
+//! their own work (the engine's intake, the runtime's plugin call limits).
 //!
 //! Graceful shutdown: when the `shutdown` future completes the listener is closed (new
 //! connections are refused), idle connections are closed, and each request in flight is
@@ -38,6 +47,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -92,6 +102,19 @@ pub struct HttpSettings {
     /// up to 64 KiB of header buffer while its headers arrive). The process's open-files
     /// limit must exceed it (`serve` raises the soft limit when it can, and warns otherwise).
     pub max_connections: usize,
+    /// A request's body must arrive within this, counted from the end of its head to its last
+    /// byte; otherwise the request is answered with a JSON 408 and the connection is closed.
+    /// Default 30 s: 16 MiB (the largest body) at about 4.5 Mbit/s. A client that sends its
+    /// headers and then trickles (or stops sending) its body holds a connection and a handler
+    /// only this long.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Length of the kernel's queue of connections not yet accepted (`listen(2)`'s backlog).
+    /// Connections beyond `max_connections` wait there. Default 4,096. Linux silently caps it
+    /// at `net.core.somaxconn` (4,096 since Linux 5.4, 128 before): raise that sysctl to use a
+    /// larger value. When the queue overflows, new clients' SYNs and handshakes are dropped
+    /// (they retry, and slow down).
+    pub listen_backlog: u32,
 }
 
 impl Default for HttpSettings {
@@ -100,13 +123,43 @@ impl Default for HttpSettings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 10_000,
+            body_read_timeout: Duration::from_secs(30),
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
+}
+
+/// Default length of the listen backlog ([`HttpSettings::listen_backlog`]): Linux's default
+/// `net.core.somaxconn` since 5.4, four times tokio's own default.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `addr` (`host:port`; each address it resolves to is tried in turn, as
+/// [`TcpListener::bind`] does) with a listen backlog of `backlog` connections.
+///
+/// Why not [`TcpListener::bind`]: its backlog is 1,024. When the kernel's accept queue is
+/// full, Linux drops the client's final handshake ACK (or, with SYN cookies, forgets the
+/// handshake): the client believes it is connected while the server never learns of the
+/// connection, so a client waiting for the server to speak first waits forever, and the
+/// header-read timeout cannot close what the server does not know.
+pub async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing")))
 }
 
 impl HttpSettings {
     /// Largest accepted `max_connections`.
     pub const MAX_CONNECTIONS: usize = 1_000_000;
+    /// Largest accepted `listen_backlog` (the kernel caps it lower anyway).
+    pub const MAX_LISTEN_BACKLOG: u32 = 1 << 20;
 
     /// Whether the settings can be served; the error names the setting to fix.
     pub fn check(&self) -> Result<(), String> {
@@ -118,6 +171,12 @@ impl HttpSettings {
         }
         if self.max_connections == 0 || self.max_connections > Self::MAX_CONNECTIONS {
             return Err(format!("http.max_connections must be from 1 to {}", Self::MAX_CONNECTIONS));
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err("http.body_read_timeout must be more than zero (e.g. \"30s\")".into());
+        }
+        if self.listen_backlog == 0 || self.listen_backlog > Self::MAX_LISTEN_BACKLOG {
+            return Err(format!("http.listen_backlog must be from 1 to {}", Self::MAX_LISTEN_BACKLOG));
         }
         Ok(())
     }
@@ -200,7 +259,7 @@ async fn connection(
 ) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { stream, activity: Arc::clone(&activity) });
-    let service = Edge { app, activity: Arc::clone(&activity) };
+    let service = Edge { app, activity: Arc::clone(&activity), body_read_timeout: settings.body_read_timeout };
     let mut builder = http1::Builder::new();
     builder
         // Our own header timer (below) replaces hyper's, which also cuts kept-alive
@@ -420,11 +479,13 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The router behind the edge: marks requests in flight and refuses oversized heads.
+/// The router behind the edge: marks requests in flight, refuses oversized heads and puts a
+/// deadline on request bodies.
 #[derive(Clone)]
 struct Edge {
     app: Router,
     activity: Arc<Activity>,
+    body_read_timeout: Duration,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Edge {
@@ -435,6 +496,11 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = self.activity.request_began();
         let mut app = self.app.clone();
+        let timeout = self.body_read_timeout;
+        // hyper calls this once the head is parsed: the body is due from now.
+        let expired = Arc::new(AtomicBool::new(false));
+        let request =
+            request.map(|body| Body::new(Deadlined::new(body, Instant::now() + timeout, Arc::clone(&expired))));
         Box::pin(async move {
             let response = match head_too_large(&request) {
                 Some(refusal) => refusal.into_response(),
@@ -443,6 +509,9 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
                     Err(never) => match never {},
                 },
             };
+            // Whatever the handler made of the failed read, the answer is the 408, and the
+            // connection closes: the rest of the body may still be on its way.
+            let response = if expired.load(Ordering::Acquire) { body_timeout(timeout) } else { response };
             Ok(response.map(|body| Tracked { body, _guard: guard }))
         })
     }
@@ -476,6 +545,85 @@ fn head_too_large<B>(request: &Request<B>) -> Option<ApiError> {
         ));
     }
     None
+}
+
+/// The answer to a request whose body did not arrive within `timeout`: a JSON 408 that closes
+/// the connection.
+fn body_timeout(timeout: Duration) -> Response<Body> {
+    tracing::debug!("answering 408 to a request whose body did not arrive in time");
+    let mut response = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} of the headers; the connection is closed. Send the \
+             whole body right after the headers",
+            humantime::format_duration(timeout)
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
+/// The body deadline passed before the body's last byte arrived.
+#[derive(Debug)]
+struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+/// A request body that fails with [`BodyTimedOut`] when its last byte has not arrived by
+/// `deadline`, and says so in `expired`. The timer starts at the first read that has to wait.
+struct Deadlined {
+    body: Incoming,
+    deadline: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Deadlined {
+    fn new(body: Incoming, deadline: Instant, expired: Arc<AtomicBool>) -> Self {
+        Self { body, deadline, timer: None, expired }
+    }
+}
+
+impl http_body::Body for Deadlined {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.expired.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.expired.store(true, Ordering::Release);
+                        Poll::Ready(Some(Err(Box::new(BodyTimedOut))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A response body that keeps its request marked in flight until it is done.

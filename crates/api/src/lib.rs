@@ -18,10 +18,13 @@
 //!   Control characters in a body's strings or a path id are refused once, in the extractors
 //!   (`extract.rs`), before anything reaches the store.
 //! - **The HTTP edge** ([`serve`]) bounds what a slow or idle client can hold: a header-read
-//!   timeout, an idle timeout and a cap on open connections ([`HttpSettings`]).
+//!   timeout, a body-read timeout, an idle timeout and a cap on open connections
+//!   ([`HttpSettings`]); [`bind`] listens with a backlog longer than tokio's.
 //! - **The OpenAPI document is generated from the handlers** (`utoipa` + `utoipa-axum`): a
 //!   route exists in the router only through its `#[utoipa::path]`, so the document cannot
-//!   drift from what is served.
+//!   drift from what is served. The statuses implied by a route's input (a key, a path id, a
+//!   body) are added to every operation by `contract.rs`, and the limits the server enforces
+//!   are in the schemas; CI runs schemathesis against a real host to hold the two together.
 //! - **`/metrics` needs the operator key.** The figures name every workspace's syncs, so they
 //!   are not public; Prometheus sends the key with `authorization: {credentials: ...}` in its
 //!   scrape config. `/healthz` (the process answers) and `/readyz` (the store answers) are
@@ -34,6 +37,7 @@
 
 mod audiences;
 mod connections;
+mod contract;
 mod edge;
 mod error;
 mod extract;
@@ -59,7 +63,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use edge::{
-    HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS, HttpSettings, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, serve,
+    DEFAULT_LISTEN_BACKLOG, HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS, HttpSettings, MAX_REQUEST_HEAD_BYTES,
+    MAX_REQUEST_HEADERS, bind, serve,
 };
 pub use error::{ApiError, ErrorBody, ErrorDetail, ProblemView};
 pub use secrets::{API_KEY_PREFIX, OperatorKey, OperatorKeyError};
@@ -108,9 +113,10 @@ pub struct OauthOverride {
 /// );
 /// state.state_ttl = Duration::from_secs(300);
 ///
-/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// let settings = audience_api::HttpSettings::default();
+/// let listener = audience_api::bind("0.0.0.0:8080", settings.listen_backlog).await?;
 /// let stop = async { tokio::signal::ctrl_c().await.ok(); };
-/// audience_api::serve(listener, router(state), audience_api::HttpSettings::default(), stop).await;
+/// audience_api::serve(listener, router(state), settings, stop).await;
 /// # Ok(())
 /// # }
 /// ```
@@ -172,8 +178,8 @@ impl std::fmt::Debug for ApiState {
                        keys and /metrics. Errors are `{\"error\": {\"code\", \"message\", \"problems\"?}}`. \
                        Control characters (NUL, line breaks...) are refused with 422 in every string of a body \
                        (line breaks and tabs are allowed in a sync's `description`) and in every path id. \
-                       Any route may also answer 408 `request_timeout` (the request head did not arrive in time) \
-                       or 431 `headers_too_large`; a request head hyper cannot parse at all (a malformed request \
+                       Any route may also answer 408 `request_timeout` (the request head did not arrive in time; \
+                       on routes with a body, also the body) or 431 `headers_too_large`; a request head hyper cannot parse at all (a malformed request \
                        line or header, a head over 64 KiB) gets hyper's 400, 414 or 431 with an empty body. \
                        Times are milliseconds since the Unix epoch."
     ),
@@ -226,14 +232,17 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
 
 /// The OpenAPI document of this API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut document = api_routes().into_openapi();
+    contract::complete(&mut document);
+    document
 }
 
 /// The API's router, with its state applied: serve it with [`serve`], which bounds what slow
 /// and idle clients can hold.
 pub fn router(state: ApiState) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    let (routes, document) = api_routes().split_for_parts();
+    let (routes, mut document) = api_routes().split_for_parts();
+    contract::complete(&mut document);
     let document = Arc::new(document.to_json().unwrap_or_else(|_| "{}".to_string()));
     routes
         .route(

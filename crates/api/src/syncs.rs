@@ -179,9 +179,11 @@ fn yes() -> bool {
 pub(crate) struct CreateSync {
     /// The connection to deliver with (`GET /v1/connections`).
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     connection_id: String,
     /// The partner ad account (`GET /v1/connections/{id}/accounts`).
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     account_id: String,
     /// The audience, by name: found, or created when `create_if_missing`.
     #[serde(default)]
@@ -199,9 +201,10 @@ pub(crate) struct CreateSync {
     /// `add` (default) or `remove`.
     #[serde(default)]
     action: SyncAction,
-    /// Identifier kinds to match on, in priority order ("email", "phone", "mobile-ad-id",
-    /// "idfa", "external-id"); see the destination's `identifiers`.
+    /// Identifier kinds to match on, in priority order, each once; the destination lists the
+    /// ones it supports in `identifiers` (`GET /v1/destinations`).
     #[serde(default)]
+    #[schema(required = true, value_type = Vec<IdentifierKind>, min_items = 1)]
     match_fields: Vec<String>,
 }
 
@@ -212,8 +215,11 @@ pub(crate) struct IdentifierIn {
     /// A kind's name: "email", "phone", "mobile-ad-id", "idfa", "external-id", "first-name",
     /// "last-name", "date-of-birth" (YYYY-MM-DD), "gender", "city", "region", "postal-code" or
     /// "country"; the destination lists the ones it matches on.
+    #[schema(value_type = IdentifierKind)]
     kind: String,
-    /// The value, as the caller has it (the plugin normalises and hashes it).
+    /// The value, as the caller has it (the plugin normalises and hashes it): not blank, at
+    /// most 1,024 bytes of UTF-8 (`engine.intake.max_value_bytes`), no control characters.
+    #[schema(min_length = 1, max_length = 1024)]
     value: String,
 }
 
@@ -221,9 +227,12 @@ pub(crate) struct IdentifierIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserIn {
-    /// The caller's stable id for the user.
+    /// The caller's stable id for the user: not blank, at most 256 bytes of UTF-8
+    /// (`engine.intake.max_key_bytes`), no control characters.
+    #[schema(min_length = 1, max_length = 256)]
     key: String,
     /// At least one identifier.
+    #[schema(min_items = 1)]
     identifiers: Vec<IdentifierIn>,
     /// Consent signals, for partners that take them (Google, for users in the EEA).
     #[serde(default)]
@@ -280,7 +289,8 @@ impl From<UserIn> for UserInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnterUsers {
-    /// The users.
+    /// The users: 1 to 10,000 (`engine.intake.max_users_per_call`).
+    #[schema(min_items = 1, max_items = 10000)]
     users: Vec<UserIn>,
 }
 

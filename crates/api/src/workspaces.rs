@@ -47,7 +47,8 @@ pub(crate) struct WorkspaceList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateWorkspace {
-    /// Name shown to people.
+    /// Name shown to people: 1 to 200 characters, not blank, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -103,7 +104,9 @@ pub(crate) struct KeyList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
-    /// Name shown in listings ("journey engine", "CI").
+    /// Name shown in listings ("journey engine", "CI"): 1 to 200 characters, not blank, no
+    /// control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 

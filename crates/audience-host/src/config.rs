@@ -319,6 +319,8 @@ mod tests {
         assert_eq!(defaults.header_read_timeout, std::time::Duration::from_secs(10));
         assert_eq!(defaults.idle_timeout, std::time::Duration::from_secs(75));
         assert_eq!(defaults.max_connections, 10_000);
+        assert_eq!(defaults.body_read_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(defaults.listen_backlog, 4096);
         let example = HostConfig::load(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/host.toml")))
             .expect("examples/host.toml is valid");
         assert_eq!(example.http, defaults, "the example shows the defaults");

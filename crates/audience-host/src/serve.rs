@@ -26,7 +26,7 @@ pub async fn run(path: Option<&Path>) -> anyhow::Result<()> {
     let operator_key = OperatorKey::new(&operator_key).context("the operator API key is not usable")?;
     let service = service::assemble(config).await?;
     service.engine.start().await.context("the engine could not start")?;
-    let listener = tokio::net::TcpListener::bind(&service.config.listen)
+    let listener = audience_api::bind(&service.config.listen, service.config.http.listen_backlog)
         .await
         .with_context(|| format!("cannot listen on {}", service.config.listen))?;
     tracing::info!(listen = %service.config.listen, destinations = ?service.engine.destinations().names(), "audience-host is serving");

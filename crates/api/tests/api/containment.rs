@@ -149,3 +149,17 @@ async fn a_cursor_this_host_did_not_give_out_is_the_callers_400() {
     }
     assert_eq!(s.get(&format!("/v1/connections/{connection}"), &key).await.body["health"], "ok");
 }
+
+/// Found by schemathesis: an audience search on an account id the partner refuses as malformed
+/// (Pinterest: not up to 18 digits) answered 502 `plugin_failed`, a server error for the
+/// caller's own input. It is a 422 naming `account`, and the connection stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_id_the_partner_refuses_is_the_callers_422_not_a_502() {
+    let s = server().await;
+    let (_, key) = s.workspace("Acme").await;
+    let connection = s.connection(&key).await;
+    let answer = s.get(&format!("/v1/connections/{connection}/accounts/__main__/audiences"), &key).await;
+    answer.refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "refused ad account \"__main__\"");
+    assert_eq!(fields(&answer), ["account"]);
+    assert_eq!(s.get(&format!("/v1/connections/{connection}"), &key).await.body["health"], "ok");
+}

@@ -696,3 +696,91 @@ async fn the_openapi_document_lists_every_route_and_probes_answer() {
     let anonymous = s.call(Method::GET, "/metrics", None, None).await;
     anonymous.refused(StatusCode::UNAUTHORIZED, "unauthorized", "Authorization");
 }
+
+/// The statuses an operation can answer because of its input are all in the document, so a
+/// client generated from it (or schemathesis in CI) meets no undocumented status: a bearer key
+/// (401, 403, 503), a path id (400, 404, 422), a JSON body (400, 408, 413, 415, 422). Every
+/// error answer is documented as the `ErrorBody` shape. And the document's security is what
+/// the server does: each keyed operation answers 401 without a key, each open one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_documents_the_statuses_its_input_can_cause_and_its_limits() {
+    let document = serde_json::to_value(audience_api::openapi()).unwrap();
+    let s = server().await;
+    let served = s.call(Method::GET, "/openapi.json", None, None).await.body;
+    assert_eq!(served, document, "/openapi.json serves audience_api::openapi()");
+
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let keyed = operation["security"]
+                .as_array()
+                .is_some_and(|requirements| requirements.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+            let path_id = operation["parameters"]
+                .as_array()
+                .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == "path"));
+            let body = operation.get("requestBody").is_some();
+            let mut expected = Vec::new();
+            if keyed {
+                expected.extend(["401", "403", "503"]);
+            }
+            if path_id {
+                expected.extend(["400", "404", "422"]);
+            }
+            if body {
+                expected.extend(["400", "408", "413", "415", "422"]);
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            for status in expected {
+                assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {status}: {response}");
+                }
+            }
+
+            // What the document says about keys is what the server does.
+            let url = path.replace(['{', '}'], "");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let anonymous = s.call(method.clone(), &url, None, body.then(|| json!({}))).await;
+            if keyed {
+                anonymous.refused(StatusCode::UNAUTHORIZED, "unauthorized", "");
+            } else {
+                assert_ne!(
+                    anonymous.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} is documented open: {anonymous:?}"
+                );
+            }
+        }
+    }
+    assert!(operations >= 27, "{operations} operations");
+
+    // The limits the server enforces are in the schemas.
+    let schemas = &document["components"]["schemas"];
+    let users = &schemas["EnterUsers"]["properties"]["users"];
+    assert_eq!((users["minItems"].as_u64(), users["maxItems"].as_u64()), (Some(1), Some(10_000)), "{users}");
+    let user = &schemas["UserIn"]["properties"];
+    assert_eq!((user["key"]["minLength"].as_u64(), user["key"]["maxLength"].as_u64()), (Some(1), Some(256)));
+    assert_eq!(user["identifiers"]["minItems"].as_u64(), Some(1));
+    let identifier = &schemas["IdentifierIn"]["properties"];
+    assert_eq!(identifier["kind"]["$ref"], "#/components/schemas/IdentifierKind", "{identifier}");
+    assert_eq!(identifier["value"]["maxLength"].as_u64(), Some(1024));
+    let kinds: Vec<&str> =
+        schemas["IdentifierKind"]["enum"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    let all: Vec<&str> = audience_store::IdentifierKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(kinds, all);
+    for schema in ["CreateWorkspace", "CreateKey", "StartOauth", "CreateConnection"] {
+        let name = &schemas[schema]["properties"]["name"];
+        assert_eq!((name["minLength"].as_u64(), name["maxLength"].as_u64()), (Some(1), Some(200)), "{schema}: {name}");
+        assert!(schemas[schema]["required"].as_array().unwrap().contains(&json!("name")), "{schema}");
+    }
+    let sync = &schemas["CreateSync"];
+    for field in ["connection_id", "account_id", "match_fields"] {
+        assert!(sync["required"].as_array().unwrap().contains(&json!(field)), "CreateSync.{field}: {sync}");
+    }
+    assert_eq!(sync["properties"]["match_fields"]["items"]["$ref"], "#/components/schemas/IdentifierKind");
+}
