@@ -22,9 +22,9 @@
 //! - **Request heads** of more than [`MAX_REQUEST_HEAD_BYTES`] or [`MAX_REQUEST_HEADERS`]
 //!   headers get a JSON `431 headers_too_large` from this loop. Beyond hyper's own backstop
 //!   ([`HYPER_MAX_HEAD_BYTES`], [`HYPER_MAX_HEADERS`]) the head is never parsed, and hyper
-//!   answers 431 itself with an empty body, as it does 400 for a malformed request line or
-//!   header and 414 for a URI of about 64 KiB: no code of ours runs for those requests, so
-//!   they cannot carry the JSON error shape.
+//!   answers 431 itself, as it does 400 for a malformed request line or header and 414 for a
+//!   URI of about 64 KiB. No handler runs for those; hyper's bare answer is recognised on its
+//!   way to the socket and written in the JSON error shape instead ([`refusal`]).
 //!
 //! - **A body-read timeout** ([`HttpSettings::body_read_timeout`]): a request's body must
 //!   arrive within it, from the end of the head to the body's last byte. A client that sends
@@ -68,6 +68,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::error::ApiError;
+
+mod refusal;
 
 /// Largest request line plus headers this loop answers; larger ones get a JSON 431. Real
 /// callers send well under 1 KiB (a bearer key, a content type); 32 KiB leaves room for
@@ -258,7 +260,7 @@ async fn connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched { stream, activity: Arc::clone(&activity) });
+    let io = TokioIo::new(Watched { stream, activity: Arc::clone(&activity), refusal: Refusal::Watching });
     let service = Edge { app, activity: Arc::clone(&activity), body_read_timeout: settings.body_read_timeout };
     let mut builder = http1::Builder::new();
     builder
@@ -322,14 +324,7 @@ async fn request_timeout(mut stream: TcpStream, timeout: Duration) {
             humantime::format_duration(timeout)
         ),
     );
-    let body = serde_json::to_vec(&error.body()).unwrap_or_default();
-    let mut answer = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: \
-         close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    answer.extend_from_slice(&body);
+    let answer = refusal::raw_answer(&error);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(&answer).await?;
         stream.shutdown().await
@@ -397,6 +392,11 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
+    /// Whether a request of this connection is being answered.
+    fn answering(&self) -> bool {
+        matches!(*self.phase.lock(), Phase::Busy { .. })
+    }
+
     fn request_ended(&self) {
         let phase = *self.phase.lock();
         match phase {
@@ -435,10 +435,64 @@ impl Drop for InFlight {
     }
 }
 
-/// The connection's socket, noting when bytes arrive.
+/// The connection's socket, noting when bytes arrive and giving hyper's own refusals the JSON
+/// shape on their way out.
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    refusal: Refusal,
+}
+
+/// Where a connection is with hyper's own refusal ([`refusal::json_refusal`]).
+enum Refusal {
+    /// Nothing recognised yet.
+    Watching,
+    /// hyper wrote a bare refusal of `replaces` bytes; `answer` goes to the socket instead.
+    Writing { answer: Vec<u8>, written: usize, replaces: usize },
+    /// The JSON answer was written; hyper closes the connection next.
+    Written,
+}
+
+impl Watched {
+    /// Whether `bufs`, about to be written while no request is being answered, are hyper's
+    /// own refusal of a head it could not parse; if so the JSON answer is written from now on.
+    fn recognise(&mut self, bufs: &[io::IoSlice<'_>]) -> bool {
+        if !matches!(self.refusal, Refusal::Watching) || self.activity.answering() {
+            return false;
+        }
+        // hyper's refusals are one short head; anything else is passed on unread.
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if !first.is_some_and(|b| b.starts_with(b"HTTP/1.1 4") || b.starts_with(b"HTTP/1.1 5")) {
+            return false;
+        }
+        let written: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        match refusal::json_refusal(&written) {
+            Some(answer) => {
+                tracing::debug!("answering a request hyper could not parse in the JSON error shape");
+                self.refusal = Refusal::Writing { answer, written: 0, replaces: written.len() };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes the JSON answer in place of hyper's refusal; ready with the length hyper wrote.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Refusal::Writing { answer, written, replaces } = &mut self.refusal else {
+            return Poll::Ready(Ok(0));
+        };
+        while *written < answer.len() {
+            match Pin::new(&mut self.stream).poll_write(cx, &answer[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let replaces = *replaces;
+        self.refusal = Refusal::Written;
+        Poll::Ready(Ok(replaces))
+    }
 }
 
 impl AsyncRead for Watched {
@@ -455,7 +509,11 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        if matches!(this.refusal, Refusal::Writing { .. }) || this.recognise(&[io::IoSlice::new(buf)]) {
+            return this.poll_refusal(cx);
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -463,7 +521,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if matches!(this.refusal, Refusal::Writing { .. }) || this.recognise(bufs) {
+            return this.poll_refusal(cx);
+        }
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

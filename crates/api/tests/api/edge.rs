@@ -310,10 +310,10 @@ async fn stopping_refuses_new_connections_and_waits_for_the_request_in_flight() 
 }
 
 /// Oversized heads get the API's JSON 431 from the loop; what hyper refuses before any code
-/// of ours runs (a head over its own limit, a malformed request line) keeps hyper's empty
-/// answer, as the docs say.
+/// of ours runs (a head over its own limit, a malformed request line or header, a huge URI)
+/// gets the same JSON error shape with hyper's status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_heads_get_a_json_431_and_what_hyper_refuses_itself_is_empty() {
+async fn oversized_or_malformed_heads_get_json_errors_even_when_hyper_refuses_them_itself() {
     let edge = Edge::start(HttpSettings::default(), healthz()).await;
     let send = |request: Vec<u8>| {
         let addr = edge.addr;
@@ -337,11 +337,27 @@ async fn oversized_heads_get_a_json_431_and_what_hyper_refuses_itself_is_empty()
     let many = send(request(&many)).await;
     assert_eq!((many.status, many.json()["error"]["code"].as_str()), (431, Some("headers_too_large")));
 
-    // Beyond hyper's own limit and for heads it cannot parse, hyper answers, without a body.
+    // Beyond hyper's own limit and for heads it cannot parse, hyper refuses; the answer still
+    // has the API's shape.
     let huge = send(request(&format!("X-Huge: {}\r\n", "h".repeat(HYPER_MAX_HEAD_BYTES)))).await;
-    assert_eq!((huge.status, huge.body.as_str()), (431, ""), "{huge:?}");
-    let malformed = send(b"NOT AN HTTP REQUEST\r\n\r\n".to_vec()).await;
-    assert_eq!((malformed.status, malformed.body.as_str()), (400, ""), "{malformed:?}");
+    assert_eq!((huge.status, huge.json()["error"]["code"].as_str()), (431, Some("headers_too_large")), "{huge:?}");
+    for garbage in [
+        &b"NOT AN HTTP REQUEST\r\n\r\n"[..],
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nBad Header\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHo st: test\r\n\r\n",
+    ] {
+        let malformed = send(garbage.to_vec()).await;
+        assert_eq!(
+            (malformed.status, malformed.json()["error"]["code"].as_str()),
+            (400, Some("malformed_request")),
+            "{malformed:?}"
+        );
+    }
+    let long_uri =
+        send(format!("GET /{} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", "u".repeat(70_000)).into_bytes())
+            .await;
+    assert!(matches!(long_uri.status, 414 | 431), "{long_uri:?}");
+    assert!(long_uri.json()["error"]["code"].is_string(), "{long_uri:?}");
 
     // Ordinary requests are untouched.
     assert_eq!(send(request("")).await.body, "ok");
