@@ -766,6 +766,29 @@ mod tests {
     }
 
     #[test]
+    fn a_body_over_the_cap_is_refused_with_its_size_when_known() {
+        let gate = HttpGate::new(&HttpPolicy {
+            limits: HttpLimits { max_request_bytes: 10, ..HttpLimits::default() },
+            ..HttpPolicy::default()
+        })
+        .unwrap();
+        // (size, exact, the refusal; None: within the cap)
+        let table = [
+            (10, true, None),
+            (0, false, None),
+            (11, true, Some("request body of 11 bytes exceeds the 10-byte cap")),
+            (4096, false, Some("request body of more than 10 bytes exceeds the 10-byte cap")),
+        ];
+        for (size, exact, expected) in table {
+            let got = gate.body_refusal(size, exact).map(|refused| match refused {
+                HttpError::Denied(why) => why,
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(got.as_deref(), expected, "{size} {exact}");
+        }
+    }
+
+    #[test]
     fn the_checks_refuse_before_anything_is_built_to_send() {
         let gate = HttpGate::new(&HttpPolicy {
             plain_http_hosts: vec!["127.0.0.1:9000".into()],
