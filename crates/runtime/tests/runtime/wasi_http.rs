@@ -241,6 +241,17 @@ async fn a_response_body_over_the_cap_fails_alike_whether_announced_or_streamed(
 }
 
 #[tokio::test]
+async fn a_partner_slower_than_the_hosts_timeout_times_out_alike() {
+    let limits = HttpLimits { timeout: Duration::from_millis(300), ..HttpLimits::default() };
+    let seen = each_path(limits, 3, |server| settings(&[("behaviour", "fetch"), ("url", &server.url("/slow"))])).await;
+    let (_, custom) = &seen[0];
+    assert_eq!(custom.error, r#"Destination(DestinationError::Transient("timeout"))"#, "{custom:?}");
+    assert_eq!(custom.events, ["slot 1", "HttpError::Timeout"]);
+    assert!(custom.refusals.is_empty(), "{custom:?}");
+    assert_eq!(seen[1].1, seen[0].1, "wasi:http times out exactly as http-client");
+}
+
+#[tokio::test]
 async fn a_burst_over_the_rate_is_paced_by_the_limiter_alike() {
     const CALLS: u32 = 4;
     let runtime = runtime();
