@@ -44,7 +44,8 @@ fn inspect_shows_the_manifest_and_contract_of_each_component_and_refuses_a_non_c
         let good = dir.path().join(name);
         std::fs::write(&good, bytes).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
-            .args(["plugin", "inspect", "--json"])
+            .args(["plugin", "inspect", "--json", "--cache-dir"])
+            .arg(dir.path().join("cache"))
             .arg(&good)
             .output()
             .unwrap();
@@ -57,8 +58,11 @@ fn inspect_shows_the_manifest_and_contract_of_each_component_and_refuses_a_non_c
 
     let bad = dir.path().join("module.wasm");
     std::fs::write(&bad, b"\0asm\x01\0\0\0").unwrap();
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_audience-host")).args(["plugin", "inspect"]).arg(&bad).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
+        .args(["plugin", "inspect", "--no-cache"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("core WebAssembly module"));
 }
@@ -70,7 +74,8 @@ fn plugin_test_passes_each_shipped_component_of_either_contract() {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_audience-host"))
-            .args(["plugin", "test", "--json"])
+            .args(["plugin", "test", "--json", "--cache-dir"])
+            .arg(dir.path().join("cache"))
             .arg(&path)
             .output()
             .unwrap();
