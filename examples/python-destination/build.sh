@@ -8,12 +8,13 @@
 # Environment (all optional):
 #   KIT_WORK   where the venv and the generated bindings go (default: .kit/ beside this file)
 #   KIT_OUT    the component to write (default: python-destination.wasm beside this file)
+#   KIT_WIT    the WIT directory of the contract (default: ../../wit/v0.2.0 from here)
 #   PYTHON     the Python that creates the venv (default: python3; 3.10 or newer)
 #
 # Needs network access to PyPI the first time (componentize-py, pinned in requirements.txt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-wit="$here/../../wit/v0.2.0"
+wit=${KIT_WIT:-$here/../../wit/v0.2.0}
 world=destination
 work=${KIT_WORK:-$here/.kit}
 out=${KIT_OUT:-$here/python-destination.wasm}
