@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import { MAX_QUOTED_CHARS, isSha256Hex, normalize, normalizeDeviceId, normalizeEmail } from '../src/identity.js';
 import { isValidKindName, isWellKnown, WELL_KNOWN } from '../src/kinds.js';
-import { excerpt, trimWhiteSpace } from '../src/text.js';
+import { excerpt, isWhiteSpaceCode, trimWhiteSpace } from '../src/text.js';
 import { sha256HexNormalized } from '../src/testing.js';
 
 // hashlib.sha256(b"alice@example.com").hexdigest(), as in the Rust SDK's tests.
@@ -87,4 +87,23 @@ test('kinds and text helpers', () => {
   assert.equal(excerpt('abc', 3), 'abc');
   assert.equal(trimWhiteSpace('\u0085 x \u00a0'), 'x');
   assert.equal(trimWhiteSpace('\ufeffx'), '\ufeffx');
+});
+
+test('the fast white-space test agrees with Unicode White_Space over the whole BMP', () => {
+  const differing = [];
+  for (let code = 0; code < 0x10000; code += 1) {
+    if (isWhiteSpaceCode(code) !== /\p{White_Space}/u.test(String.fromCharCode(code))) differing.push(code.toString(16));
+  }
+  assert.deepEqual(differing, []);
+  // astral characters are never White_Space, and trimming keeps surrogate pairs whole
+  assert.equal(trimWhiteSpace(' 😀 '), '😀');
+});
+
+test('e-mail addresses with any White_Space or control character inside are refused', () => {
+  const differing = [];
+  for (let code = 0; code < 0x10000; code += 1) {
+    const char = String.fromCharCode(code);
+    if (/[\p{White_Space}\p{Cc}]/u.test(char) !== !normalizeEmail(`a${char}b@example.com`).ok && !/[@.A-Za-z]/.test(char)) differing.push(code.toString(16));
+  }
+  assert.deepEqual(differing, []);
 });
