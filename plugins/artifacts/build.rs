@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
     ("WEBHOOK", "webhook-destination", "examples/webhook-destination"),
     ("BROKEN", "broken-destination", "tests/plugins/broken-destination"),
+    ("WASI_HTTP", "wasi-http-destination", "tests/plugins/wasi-http-destination"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

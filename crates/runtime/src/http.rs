@@ -1,4 +1,6 @@
-//! The `http-client` import: the only way a plugin reaches the network.
+//! The HTTP gate: the one place that decides whether a plugin's request may leave, for both
+//! ways a plugin reaches the network (the contract's `http-client` import and the standard
+//! `wasi:http/outgoing-handler`, see [`super::outbound`]).
 //!
 //! Every request is checked before anything is sent, and before it takes a slot of the
 //! engine's rate limiter ([`HttpGate::check`], then [`HttpGate::send_checked`]): the URL's host
@@ -301,9 +303,42 @@ pub enum GateError {
 /// The checked outbound HTTP client of one plugin.
 #[derive(Debug, Clone)]
 pub struct HttpGate {
+    /// Follows redirects, each to a host that passes the same checks (`http-client`).
     client: reqwest::Client,
+    /// Follows none: the guest sees the redirect and asks again through the gate
+    /// (`wasi:http`, whose clients follow redirects themselves).
+    direct: reqwest::Client,
     rules: Rules,
     limits: HttpLimits,
+}
+
+/// Who follows a redirect the partner answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redirects {
+    /// The gate, to allowed hosts only, at most `max_redirects` times (`http-client`).
+    Follow,
+    /// The guest: the 3xx answer is handed back (`wasi:http`); a request for its `Location`
+    /// is a new request that passes the gate again.
+    Return,
+}
+
+/// A partner's answer, read within the response cap.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl From<Answer> for Response {
+    fn from(answer: Answer) -> Self {
+        let headers = answer
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        Response { status: answer.status, headers, body: answer.body }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -384,32 +419,54 @@ impl HttpGate {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
-            .redirect(redirect)
-            // Resolution happens here, by the checked resolver: no proxy may do it instead.
-            .no_proxy()
-            .dns_resolver(Arc::new(CheckedResolver { addresses }))
-            .timeout(policy.limits.timeout)
-            .connect_timeout(policy.limits.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("audience-host/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { client, rules, limits: policy.limits.clone() })
+        let builder = |redirect| {
+            reqwest::Client::builder()
+                .redirect(redirect)
+                // Resolution happens here, by the checked resolver: no proxy may do it instead.
+                .no_proxy()
+                .dns_resolver(Arc::new(CheckedResolver { addresses: addresses.clone() }))
+                .timeout(policy.limits.timeout)
+                .connect_timeout(policy.limits.timeout.min(Duration::from_secs(10)))
+                .user_agent(concat!("audience-host/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        let client = builder(redirect)?;
+        let direct = builder(reqwest::redirect::Policy::none())?;
+        Ok(Self { client, direct, rules, limits: policy.limits.clone() })
+    }
+
+    /// The size and time limits this gate applies.
+    pub(crate) fn limits(&self) -> &HttpLimits {
+        &self.limits
+    }
+
+    /// Check a URL against the allow-list alone: a refusal is [`HttpError::Denied`] with the
+    /// reason. (`wasi:http` asks before reading the request's body.)
+    pub(crate) fn check_url(&self, url: &str) -> Result<Url, HttpError> {
+        let url = Url::parse(url).map_err(|err| HttpError::Denied(format!("invalid URL: {err}")))?;
+        match self.rules.refusal(&url) {
+            Some(why) => Err(HttpError::Denied(why)),
+            None => Ok(url),
+        }
+    }
+
+    /// The refusal of a request body of `size` bytes (`"more than N"` when it was cut short
+    /// while read), or `None` when it is within the cap.
+    pub(crate) fn body_refusal(&self, size: usize, exact: bool) -> Option<HttpError> {
+        let cap = self.limits.max_request_bytes;
+        (size > cap).then(|| {
+            let size = if exact { size.to_string() } else { format!("more than {cap}") };
+            HttpError::Denied(format!("request body of {size} bytes exceeds the {cap}-byte cap"))
+        })
     }
 
     /// Check one request of a plugin without sending it: the URL against the allow-list, the
     /// body against its cap, the method and the headers. A refusal is
     /// [`HttpError::Denied`] with the reason.
     pub(crate) fn check(&self, req: Request) -> Result<Checked, HttpError> {
-        let url = Url::parse(&req.url).map_err(|err| HttpError::Denied(format!("invalid URL: {err}")))?;
-        if let Some(why) = self.rules.refusal(&url) {
-            return Err(HttpError::Denied(why));
-        }
-        if req.body.len() > self.limits.max_request_bytes {
-            return Err(HttpError::Denied(format!(
-                "request body of {} bytes exceeds the {}-byte cap",
-                req.body.len(),
-                self.limits.max_request_bytes
-            )));
+        let url = self.check_url(&req.url)?;
+        if let Some(refused) = self.body_refusal(req.body.len(), true) {
+            return Err(refused);
         }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| HttpError::Denied(format!("invalid HTTP method {:?}", req.method)))?;
@@ -426,22 +483,22 @@ impl HttpGate {
     }
 
     /// Send a request [`Self::check`] passed, and read the answer within the caps.
-    pub(crate) async fn send_checked(&self, checked: Checked) -> Result<Response, HttpError> {
-        let response = self.client.execute(checked.request).await.map_err(transport_error)?;
+    pub(crate) async fn send_checked(&self, checked: Checked, redirects: Redirects) -> Result<Answer, HttpError> {
+        let client = match redirects {
+            Redirects::Follow => &self.client,
+            Redirects::Return => &self.direct,
+        };
+        let response = client.execute(checked.request).await.map_err(transport_error)?;
         self.read(response).await
     }
 
-    async fn read(&self, response: reqwest::Response) -> Result<Response, HttpError> {
+    async fn read(&self, response: reqwest::Response) -> Result<Answer, HttpError> {
         let cap = self.limits.max_response_bytes;
         if response.content_length().is_some_and(|len| len > cap as u64) {
             return Err(HttpError::TooLarge);
         }
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect();
+        let headers = response.headers().clone();
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -451,7 +508,7 @@ impl HttpGate {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response { status, headers, body })
+        Ok(Answer { status, headers, body })
     }
 }
 

@@ -4,81 +4,35 @@
 //! their arguments and answers (see `bindings::since_v0_1_0`) and call the same code, so the
 //! policy (allow-list, rate limiter, log budget) cannot differ between versions.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
 use super::bindings::latest::audience::destination::{hashing, http_client, log, pacing, types};
 use super::bindings::since_v0_1_0::audience::destination as v0_1_0;
-use super::http::{Checked, HttpGate};
+use super::http::Redirects;
 use super::logging::LogSource;
-use super::runtime::{InstanceState, RequestHooks};
+use super::runtime::InstanceState;
 
 /// The most values one `sha256-hex` call hashes: a batch is at most 10,000 users with a few
 /// identifiers each. A plugin asking for more traps (a contract violation, not a slow host).
 pub const MAX_HASH_VALUES: usize = 200_000;
 
 impl InstanceState {
-    /// Send one request through the gate, paced and measured by the engine's hooks.
+    /// Send one request through the gate, paced and measured by the engine's hooks (see
+    /// [`super::outbound`]).
     ///
-    /// The gate's checks come first: a request it refuses never reaches the hooks'
-    /// `before_send`, so it takes no slot of the connection's rate limiter (`after_send` still
-    /// hears of it, to count it). While the request waits for the limiter and the partner,
-    /// the call gives back its running permit (its plugin's other calls may run meanwhile) and
-    /// queues for it again before the plugin's code resumes.
+    /// While the request waits for the limiter and the partner, the call gives back its
+    /// running permit (its plugin's other calls may run meanwhile) and queues for it again
+    /// before the plugin's code resumes.
     async fn send_request(
         &mut self,
         req: http_client::Request,
     ) -> Result<http_client::Response, http_client::HttpError> {
-        let checked = match self.http.check(req) {
-            Ok(checked) => checked,
-            Err(refused) => {
-                if let Some(hooks) = &self.hooks {
-                    hooks.after_send(Err(&refused), Duration::ZERO);
-                }
-                self.note_refusal(&refused);
-                return Err(refused);
-            }
-        };
-        let entered = Instant::now();
-        self.run.release();
-        let result = paced_send(self.hooks.clone(), self.http.clone(), checked).await;
-        // Measured before queuing to run again: that queue is counted by the run slot.
-        self.waited += entered.elapsed();
-        self.run.acquire().await;
-        if let Err(err) = &result {
-            self.note_refusal(err);
-        }
-        result
+        let checked = self.outbound.check(req)?;
+        let outbound = self.outbound.clone();
+        self.waiting(async move |_| outbound.send(checked, Redirects::Follow).await).await.map(Into::into)
     }
-
-    /// Log and remember the host's refusal, if `err` is one.
-    fn note_refusal(&mut self, err: &http_client::HttpError) {
-        if let http_client::HttpError::Denied(why) = err {
-            self.log.write(LogSource::Log, log::Level::Warn, &format!("host refused an outbound request: {why}"));
-            self.refused.get_or_insert_with(|| why.clone());
-        }
-    }
-}
-
-/// `before_send`, the request, `after_send`.
-async fn paced_send(
-    hooks: Option<Arc<dyn RequestHooks>>,
-    http: Arc<HttpGate>,
-    checked: Checked,
-) -> Result<http_client::Response, http_client::HttpError> {
-    if let Some(hooks) = &hooks
-        && let Err(why) = hooks.before_send().await
-    {
-        return Err(http_client::HttpError::Connection(why));
-    }
-    let started = Instant::now();
-    let result = http.send_checked(checked).await;
-    if let Some(hooks) = &hooks {
-        hooks.after_send(result.as_ref().map(|r| r.status), started.elapsed());
-    }
-    result
 }
 
 impl http_client::Host for InstanceState {
@@ -112,7 +66,7 @@ impl hashing::Host for InstanceState {
 
 impl pacing::Host for InstanceState {
     async fn report_budget(&mut self, reading: pacing::Budget) -> wasmtime::Result<()> {
-        if let Some(hooks) = &self.hooks {
+        if let Some(hooks) = self.outbound.hooks() {
             let used = if reading.used_percent.is_finite() { reading.used_percent.clamp(0.0, 100.0) } else { 0.0 };
             hooks.report_budget(used, reading.regain_after_ms.map(Duration::from_millis));
         }

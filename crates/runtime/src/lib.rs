@@ -4,7 +4,8 @@
 //! loops, exhausts memory, panics, or tries to reach a host it was not allowed can only fail
 //! its own call: each call runs in a fresh instance with a deadline and a memory cap, WASI is
 //! granted nothing (no files, environment, sockets or stdin), and the network is reachable
-//! only through the host's checked `http-client` import.
+//! only through the host's HTTP gate, whichever import a request comes through (the
+//! contract's `http-client`, or the standard `wasi:http/outgoing-handler`).
 //!
 //! Start with [`PluginRuntime::new`], then [`PluginRuntime::load`] or
 //! [`PluginRuntime::load_file`]; call the returned [`Plugin`]'s typed async methods.
@@ -23,9 +24,12 @@ mod http;
 mod imports;
 mod kinds;
 mod logging;
+mod outbound;
 mod pool;
 pub mod redact;
 mod runtime;
+mod waiting;
+mod wasi_http;
 
 pub use bindings::SUPPORTED_VERSIONS;
 /// The contract versions side by side: each version's bindings and its minimum host version.
@@ -37,7 +41,7 @@ pub use error::{CallError, InstanceLimit, LoadError, PluginError, describe_desti
 pub use kinds::{host_kind, kind_name};
 pub use logging::{LogLine, LogSource};
 pub use pool::InstanceQuota;
-pub use runtime::{Plugin, PluginOptions, PluginRuntime, RequestHooks};
+pub use runtime::{MAX_MEMORY_LIMIT, Plugin, PluginOptions, PluginRuntime, RequestHooks};
 
 pub use imports::{MAX_HASH_VALUES, sha256_hex};
 

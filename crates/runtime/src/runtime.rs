@@ -31,6 +31,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::bindings::latest::audience::destination::http_client;
 use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS, latest, since_v0_1_0};
@@ -39,17 +40,19 @@ use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
 use super::logging::{CallLog, LogBudget, LogLine, LogSource};
+use super::outbound::Outbound;
 use super::pool::{InstanceQuota, Pool, Registration, RunSlot, Running, Share};
 use super::redact::Secrets;
 use super::types::{Manifest, PluginConfig};
+use super::wasi_http::WasiGate;
 
 /// How often the epoch advances: the granularity of deadlines and of cooperative yields.
 const TICK: Duration = Duration::from_millis(5);
 /// Bytes of each pooled memory (and table) slot reset in place rather than returned to the
 /// kernel when an instance is freed: at most this much stays resident per slot.
 const KEEP_RESIDENT: usize = 1 << 20;
-/// The largest memory any plugin may be configured to use.
-const MAX_MEMORY_LIMIT: usize = 1 << 30;
+/// The largest memory any plugin may be configured to use (the pooling allocator's slot size).
+pub const MAX_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Loads destination components and runs their calls in the sandbox. Cheap to clone.
 #[derive(Clone)]
@@ -152,17 +155,19 @@ pub(crate) struct CallerHooks {
 /// The state of one instance's store.
 pub(crate) struct InstanceState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     guard: MemoryGuard,
-    pub(crate) http: Arc<HttpGate>,
-    pub(crate) hooks: Option<Arc<dyn RequestHooks>>,
+    /// The call's network side, shared by `http-client` and `wasi:http`: the gate, the
+    /// caller's hooks, and the gate's first refusal during the call (a failure the plugin then
+    /// reports is the host's refusal, never the partner's).
+    pub(crate) outbound: Outbound,
+    /// `wasi:http`'s state, and its hooks into [`Self::outbound`].
+    pub(crate) wasi_http: WasiHttpCtx,
+    pub(crate) wasi_gate: WasiGate,
     pub(crate) log: CallLog,
-    /// Time this call spent waiting in host imports (rate limiter, pauses, the partner): not
-    /// charged to the plugin's `call_timeout`.
+    /// Time this call spent waiting in the host (rate limiter, pauses, the partner, `poll`):
+    /// not charged to the plugin's `call_timeout`.
     pub(crate) waited: Duration,
-    /// The host's own gate refused a request of this call (the first reason): a failure the
-    /// plugin then reports is the host's refusal, never the partner's.
-    pub(crate) refused: Option<String>,
     /// The call's hold on its plugin's running permit, given back while it waits.
     pub(crate) run: Arc<RunSlot>,
 }
@@ -222,6 +227,11 @@ impl PluginRuntime {
         let engine = Engine::new(&wasm).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        // `wasi:http` for plugins whose HTTP client speaks it, through the same gate as
+        // `http-client` (see `wasi_http`), and `poll` that waits as `http-client` does.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
+        super::waiting::shadow_poll(&mut linker).map_err(|err| LoadError::Engine(format!("{err:#}")))?;
         since_v0_1_0::Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
             .map_err(|err| LoadError::Engine(format!("{err:#}")))?;
         latest::Destination::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |state| state)
@@ -236,6 +246,11 @@ impl PluginRuntime {
             config,
         };
         Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The limits of plugins loaded without their own (`[runtime.limits]`).
+    pub fn default_limits(&self) -> &SandboxLimits {
+        &self.inner.config.limits
     }
 
     /// The underlying wasmtime engine.
@@ -468,7 +483,7 @@ impl PluginInner {
             };
             match result {
                 Ok(value) => {
-                    Ok((value, store.data_mut().refused.take().map(|why| secrets.scrubbed(&why).into_owned())))
+                    Ok((value, store.data().outbound.take_refusal().map(|why| secrets.scrubbed(&why).into_owned())))
                 }
                 Err(err) => Err(self.classify(&store, err).scrubbed(secrets)),
             }
@@ -499,15 +514,16 @@ impl PluginInner {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let outbound = Outbound::new(self.http.clone(), hooks, log.clone());
         let state = InstanceState {
             wasi,
             table: ResourceTable::new(),
             guard: MemoryGuard { limit: self.limits.memory_limit, exceeded: false },
-            http: self.http.clone(),
-            hooks,
+            wasi_gate: WasiGate::new(outbound.clone()),
+            wasi_http: WasiHttpCtx::new(),
+            outbound,
             log,
             waited: Duration::ZERO,
-            refused: None,
             run,
         };
         let mut store = Store::new(&self.runtime.engine, state);

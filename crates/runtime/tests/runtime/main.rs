@@ -7,3 +7,4 @@ mod pinterest_plugin;
 mod plugin_sandbox;
 mod support;
 mod versions;
+mod wasi_http;
