@@ -10,6 +10,7 @@
 //! | `latency`    | time from entry to arrival at the partner under low load (p50, p99)      |
 //! | `memory`     | resident memory with millions of users pending                           |
 //! | `hosts`      | delivered users/s with 1, 2, 3 host processes sharing one PostgreSQL database (`--postgres`) |
+//! | `kits`       | per destination kit (the Rust template, and `--component NAME=PATH`): component size, load time, `prepare-users` and `add-users` users/s and CPU per user, memory (see [`crate::kits`]) |
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -41,6 +42,9 @@ pub enum Scenario {
     /// Pinterest's delivered users/s, intake latency, the host's memory and log volume,
     /// alone and beside each hostile plugin, in `serve` processes.
     Containment,
+    /// What a destination costs per kit: component size, load time, intake and delivery
+    /// users/s and CPU per user, memory; the Rust template and each `--component`.
+    Kits,
 }
 
 /// Options of `bench`.
@@ -66,6 +70,10 @@ pub struct BenchArgs {
     /// Most host processes for `hosts` (runs 1, 2, ... up to this many).
     #[arg(long, default_value_t = 3)]
     pub max_hosts: usize,
+    /// A component for `kits`, `NAME=PATH` (repeatable), measured after the Rust template
+    /// (`rust=PATH` replaces the template).
+    #[arg(long = "component", value_name = "NAME=PATH", value_parser = crate::kits::parse_component)]
+    pub components: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Run a scenario and print its figures.
@@ -76,6 +84,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
         Scenario::RateLimit => rate_limit(args.seconds.unwrap_or(30)).await?,
         Scenario::Latency => latency(args.seconds.unwrap_or(20)).await?,
         Scenario::Memory => memory(args.users.unwrap_or(10_000_000)).await?,
+        Scenario::Kits => {
+            let result = crate::kits::run(&args.components, args.users.unwrap_or(20_000)).await?;
+            // The table reads better than indented JSON.
+            if !args.json {
+                print!("{}", result["table"].as_str().unwrap_or_default());
+                return Ok(result);
+            }
+            result
+        }
         Scenario::Hosts | Scenario::Containment => {
             anyhow::bail!(
                 "bench hosts and containment run `serve` processes: run them through the audience-host binary"

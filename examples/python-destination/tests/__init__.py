@@ -1,0 +1,1 @@
+"""Unit tests of the Python kit, under plain CPython: `./build.sh test`."""
