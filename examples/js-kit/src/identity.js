@@ -85,7 +85,7 @@ export function normalizeDeviceId(raw) {
  * @returns {boolean}
  */
 export function isSha256Hex(value) {
-  return /^[0-9a-fA-F]{64}$/.test(value);
+  return value.length === 64 && /^[0-9a-fA-F]{64}$/.test(value);
 }
 
 /**
