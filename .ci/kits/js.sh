@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-host=${AUDIENCE_HOST_BINARY:-target/debug/audience-host}
+host=${KIT_HOST_BINARY:-target/debug/audience-host}
 if [ ! -x "$host" ]; then
     echo "js kit: $host is missing: run \`cargo build --workspace\` (or \`cargo test --workspace\`) first" >&2
     exit 1
