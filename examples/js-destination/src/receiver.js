@@ -27,7 +27,8 @@ export const BUDGET_REGAIN_HEADER = 'x-budget-regain-ms';
  * @param {HttpResponse} response
  */
 function reportBudget(host, response) {
-  const used = Number.parseFloat(response.header(BUDGET_USED_HEADER)?.trim() ?? '');
+  const text = response.header(BUDGET_USED_HEADER)?.trim() ?? '';
+  const used = text === '' ? Number.NaN : Number(text);
   if (!Number.isFinite(used)) return;
   const regain = response.header(BUDGET_REGAIN_HEADER)?.trim() ?? '';
   host.reportBudget({

@@ -65,10 +65,12 @@ test("the receiver's budget headers are reported to the host", async () => {
     answer(204, { headers: { [BUDGET_USED_HEADER]: '91.5', [BUDGET_REGAIN_HEADER]: '4000' } }),
     answer(429, { headers: { [BUDGET_USED_HEADER]: '100' } }),
     answer(204, { headers: { [BUDGET_USED_HEADER]: 'lots' } }),
+    answer(204, { headers: { [BUDGET_USED_HEADER]: '91.5%' } }),
+    answer(204, { headers: { [BUDGET_USED_HEADER]: ' ' } }),
   ]);
   await add(host, batch(1));
   assert.deepEqual(await failure(add(host, batch(1))), { tag: 'rate-limited', val: undefined });
-  await add(host, batch(1));
+  for (let i = 0; i < 3; i += 1) await add(host, batch(1));
   assert.deepEqual(host.budgets, [{ usedPercent: 91.5, regainAfterMs: 4000n }, { usedPercent: 100, regainAfterMs: undefined }]);
 });
 
