@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { MAX_QUOTED_CHARS, isSha256Hex, normalize, normalizeDeviceId, normalizeEmail } from '../src/identity.js';
+import { MAX_QUOTED_CHARS, checkEmail, isSha256Hex, normalize, normalizeDeviceId, normalizeEmail } from '../src/identity.js';
 import { isValidKindName, isWellKnown, WELL_KNOWN } from '../src/kinds.js';
 import { excerpt, isWhiteSpaceCode, trimWhiteSpace } from '../src/text.js';
 import { sha256HexNormalized } from '../src/testing.js';
@@ -106,4 +106,26 @@ test('e-mail addresses with any White_Space or control character inside are refu
     if (/[\p{White_Space}\p{Cc}]/u.test(char) !== !normalizeEmail(`a${char}b@example.com`).ok && !/[@.A-Za-z]/.test(char)) differing.push(code.toString(16));
   }
   assert.deepEqual(differing, []);
+});
+
+test('the one-test path for plain addresses decides exactly as the step-by-step checks', () => {
+  // Every string of up to 4 characters from the characters that matter, alone and placed around
+  // '@' and '.', plus lengths at the limit and non-ASCII domains.
+  const alphabet = ['a', 'Z', '@', '.', ' ', '\u0000', '-', 'é', '\u3000'];
+  /** @type {string[]} */
+  let strings = [''];
+  const all = [''];
+  for (let length = 1; length <= 4; length += 1) {
+    strings = strings.flatMap((s) => alphabet.map((c) => s + c));
+    all.push(...strings);
+  }
+  const shapes = all.flatMap((s) => [s, `${s}@x.io`, `a@${s}`, `a@b.${s}`, `${s}@${s}.${s}`]);
+  shapes.push(`${'a'.repeat(248)}@b.com`, `${'a'.repeat(249)}@b.com`, 'ü@b.com', 'a@ü.com', 'a@b.üü', 'a@b.c😀', 'a@b.😀');
+  let accepted = 0;
+  for (const raw of shapes) {
+    const got = normalizeEmail(raw);
+    assert.deepEqual(got, checkEmail(trimWhiteSpace(raw).toLowerCase()), JSON.stringify(raw));
+    if (got.ok) accepted += 1;
+  }
+  assert.ok(shapes.length > 30_000 && accepted > 100, `${shapes.length} shapes, ${accepted} accepted`);
 });
