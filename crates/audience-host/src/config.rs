@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use audience_api::HttpSettings;
 use audience_engine::{EngineConfig, LimitOverrides};
-use audience_runtime::{HttpLimits, RuntimeConfig};
+use audience_runtime::{HttpLimits, MAX_MEMORY_LIMIT, RuntimeConfig, SandboxLimits};
 
 /// The whole configuration of `audience-host serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +130,15 @@ pub struct PluginSettings {
     /// Most plugin instances this plugin may hold at once; unset = an equal share of
     /// `runtime.max_instances` among the loaded plugins.
     pub max_instances: Option<u32>,
+    /// This plugin's memory cap per instance, in bytes; unset = `runtime.limits.memory_limit`.
+    pub memory_limit: Option<usize>,
+    /// This plugin's own code time per call; unset = `runtime.limits.call_timeout`.
+    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Duration>,
+    /// This plugin's whole-call backstop, waits included; unset =
+    /// `runtime.limits.max_call_duration`.
+    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub max_call_duration: Option<Duration>,
     /// Limits on each outbound request.
     pub http: HttpLimits,
     /// Overrides of the plugin's declared limits (batch size, requests/s, concurrency).
@@ -137,7 +147,44 @@ pub struct PluginSettings {
     pub settings: BTreeMap<String, String>,
 }
 
+/// The smallest memory cap a plugin may be given: below it no component instantiates.
+pub const MIN_MEMORY_LIMIT: usize = 1 << 20;
+
 impl PluginSettings {
+    /// The sandbox limits of the plugin `[plugins.NAME]`: `defaults` (`[runtime.limits]`) with
+    /// this section's `memory_limit`, `call_timeout` and `max_call_duration`, or `None` when it
+    /// sets none of them. A value the runtime could not honour is an error naming the key.
+    pub fn sandbox_limits(&self, name: &str, defaults: &SandboxLimits) -> Result<Option<SandboxLimits>, ConfigError> {
+        if self.memory_limit.is_none() && self.call_timeout.is_none() && self.max_call_duration.is_none() {
+            return Ok(None);
+        }
+        let limits = SandboxLimits {
+            memory_limit: self.memory_limit.unwrap_or(defaults.memory_limit),
+            call_timeout: self.call_timeout.unwrap_or(defaults.call_timeout),
+            max_call_duration: self.max_call_duration.unwrap_or(defaults.max_call_duration),
+            ..defaults.clone()
+        };
+        let invalid = |why: String| Err(ConfigError::Invalid(format!("[plugins.{name}] {why}")));
+        if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&limits.memory_limit) {
+            return invalid(format!(
+                "memory_limit = {} is outside {MIN_MEMORY_LIMIT}..={MAX_MEMORY_LIMIT} bytes (1 MiB to 1 GiB)",
+                limits.memory_limit
+            ));
+        }
+        if limits.call_timeout.is_zero() {
+            return invalid("call_timeout is 0: give the plugin's code some time, e.g. \"10s\"".into());
+        }
+        if limits.max_call_duration < limits.call_timeout {
+            return invalid(format!(
+                "max_call_duration ({}) is shorter than call_timeout ({}): a call could never use its own time; \
+                 raise max_call_duration (it counts waits too) or lower call_timeout",
+                humantime::format_duration(limits.max_call_duration),
+                humantime::format_duration(limits.call_timeout)
+            ));
+        }
+        Ok(Some(limits))
+    }
+
     /// The settings of `component` with the partner's API at `base_url` (a sandbox, say):
     /// requests go there, and over plain http when the URL says `http://`. The OAuth client is
     /// `client_id` with its secret from `client_secret`.
@@ -332,6 +379,63 @@ mod tests {
         assert_eq!((config.http.max_connections, config.http.idle_timeout), (500, defaults.idle_timeout));
         std::fs::write(&path, "[http]\nheader_timeout = \"2s\"\n").unwrap();
         assert!(HostConfig::load(Some(&path)).unwrap_err().to_string().contains("header_timeout"));
+    }
+
+    #[test]
+    fn a_plugin_overrides_the_runtime_limits_it_names_and_keeps_the_rest() {
+        let defaults = SandboxLimits::default();
+        let secs = Duration::from_secs;
+        // (memory_limit, call_timeout, max_call_duration) set in the section; Ok(None): no
+        // override; Ok(Some(memory, call, whole)); Err(part of the message)
+        type Expected = Result<Option<(usize, Duration, Duration)>, &'static str>;
+        type Set = (Option<usize>, Option<Duration>, Option<Duration>);
+        let table: [(Set, Expected); 8] = [
+            ((None, None, None), Ok(None)),
+            ((Some(256 << 20), None, None), Ok(Some((256 << 20, secs(10), secs(300))))),
+            ((None, Some(secs(30)), None), Ok(Some((64 << 20, secs(30), secs(300))))),
+            ((None, Some(secs(30)), Some(secs(600))), Ok(Some((64 << 20, secs(30), secs(600))))),
+            ((Some(1 << 31), None, None), Err("memory_limit = 2147483648 is outside")),
+            ((Some(1000), None, None), Err("memory_limit = 1000 is outside")),
+            ((None, Some(Duration::ZERO), None), Err("call_timeout is 0")),
+            ((None, None, Some(secs(5))), Err("max_call_duration (5s) is shorter than call_timeout (10s)")),
+        ];
+        for ((memory_limit, call_timeout, max_call_duration), expected) in table {
+            let settings =
+                PluginSettings { memory_limit, call_timeout, max_call_duration, ..PluginSettings::default() };
+            let got = settings.sandbox_limits("meta", &defaults);
+            match (got, expected) {
+                (Ok(None), Ok(None)) => {}
+                (Ok(Some(limits)), Ok(Some((memory, call, whole)))) => {
+                    assert_eq!(
+                        (limits.memory_limit, limits.call_timeout, limits.max_call_duration),
+                        (memory, call, whole)
+                    );
+                    assert_eq!(limits.max_log_lines_per_call, defaults.max_log_lines_per_call, "the rest is kept");
+                }
+                (Err(err), Err(part)) => {
+                    let message = err.to_string();
+                    assert!(message.contains("[plugins.meta]") && message.contains(part), "{message}");
+                }
+                (got, expected) => panic!("{settings:?}: {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn per_plugin_limits_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            "[plugins.meta]\ncomponent = \"builtin:meta\"\nmemory_limit = 134217728\ncall_timeout = \"20s\"\n",
+        )
+        .unwrap();
+        let config = HostConfig::load(Some(&path)).unwrap();
+        let meta = &config.plugins["meta"];
+        assert_eq!((meta.memory_limit, meta.call_timeout), (Some(128 << 20), Some(Duration::from_secs(20))));
+        assert_eq!(meta.max_call_duration, None);
+        std::fs::write(&path, "[plugins.meta]\ncomponent = \"builtin:meta\"\ncall_timeout = \"soon\"\n").unwrap();
+        assert!(HostConfig::load(Some(&path)).unwrap_err().to_string().contains("call_timeout"));
     }
 
     #[test]

@@ -51,9 +51,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             cli::sandbox(partner).await?;
             Ok(true)
         }
-        Command::Plugin { action: PluginAction::Inspect { component, json } } => {
-            cli::inspect::run(&component, json).await
+        Command::Plugin { action: PluginAction::Inspect { component, json, cache } } => {
+            cli::inspect::run(&component, json, &cache).await
         }
-        Command::Plugin { action: PluginAction::Test(args) } => audience_conformance::cli_run(&args).await,
+        Command::Plugin { action: PluginAction::Test { args, cache } } => cli::plugin_test(&args, &cache).await,
     }
 }

@@ -115,6 +115,8 @@ pub async fn load_plugin(
         http,
         config: config.clone(),
         max_instances: settings.max_instances,
+        // `[plugins.NAME]`'s memory_limit / call_timeout / max_call_duration over `[runtime.limits]`.
+        limits: settings.sandbox_limits(name, runtime.default_limits())?,
         ..PluginOptions::default()
     };
     let plugin = if settings.component == BUILTIN_PINTEREST {

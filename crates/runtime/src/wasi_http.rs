@@ -183,7 +183,8 @@ mod tests {
     #[tokio::test]
     async fn a_request_body_is_read_whole_within_its_cap_and_refused_past_it() {
         // (chunks, cap, Ok(body) or Err(bytes seen when refused))
-        let table: [(&[&'static [u8]], usize, Result<&[u8], usize>); 4] = [
+        type Case = (&'static [&'static [u8]], usize, Result<&'static [u8], usize>);
+        let table: [Case; 4] = [
             (&[b"abc", b"de"], 5, Ok(b"abcde")),
             (&[], 0, Ok(b"")),
             (&[b"abc", b"def"], 5, Err(6)),

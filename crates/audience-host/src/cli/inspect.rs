@@ -1,15 +1,30 @@
 //! `audience-host plugin inspect`: what a component says about itself, or why it cannot load.
+//! The compiled component is kept in the compile cache (see [`super::compile_cache`]), so
+//! inspecting it again does not compile it again.
 
 use std::path::Path;
 
 use serde_json::json;
 
 use audience_runtime::types::{AudienceKeys, Features};
-use audience_runtime::{PluginOptions, PluginRuntime, RuntimeConfig};
+use audience_runtime::{CacheOutcome, PluginOptions, PluginRuntime, RuntimeConfig};
+
+use super::compile_cache::CacheArgs;
+
+/// What the compile cache did, in a word.
+fn cache_word(outcome: CacheOutcome) -> &'static str {
+    match outcome {
+        CacheOutcome::Disabled => "off",
+        CacheOutcome::Hit => "hit",
+        CacheOutcome::Miss => "miss",
+        CacheOutcome::Rebuilt => "rebuilt",
+    }
+}
 
 /// Inspect `component`; returns whether it loaded.
-pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
-    let runtime = PluginRuntime::new(RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() })?;
+pub async fn run(component: &Path, json: bool, cache: &CacheArgs) -> anyhow::Result<bool> {
+    let cache_dir = cache.dir()?;
+    let runtime = PluginRuntime::new(RuntimeConfig { max_instances: 4, cache_dir, ..RuntimeConfig::default() })?;
     let plugin = match runtime.load_file(component, PluginOptions::default()).await {
         Ok(plugin) => plugin,
         Err(err) => {
@@ -70,6 +85,7 @@ pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
                 "default_hosts": m.default_hosts,
             },
             "imports": plugin.imports(),
+            "compile_cache": cache_word(plugin.cache_outcome()),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(true);
@@ -96,5 +112,6 @@ pub async fn run(component: &Path, json: bool) -> anyhow::Result<bool> {
     }
     println!("  default hosts  {}", m.default_hosts.join(", "));
     println!("  imports        {}", plugin.imports().join("\n                 "));
+    println!("  compile cache  {}", cache_word(plugin.cache_outcome()));
     Ok(true)
 }

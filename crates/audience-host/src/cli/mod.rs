@@ -4,6 +4,7 @@
 mod bench_containment;
 #[cfg(feature = "lab")]
 mod bench_hosts;
+pub mod compile_cache;
 pub mod inspect;
 
 use std::path::PathBuf;
@@ -120,10 +121,36 @@ pub enum PluginAction {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Where the compiled component is cached.
+        #[command(flatten)]
+        cache: compile_cache::CacheArgs,
     },
     /// Run the conformance suite on a component against a scripted partner stand-in; exits
     /// non-zero when any check fails.
-    Test(audience_conformance::PluginTestArgs),
+    Test {
+        /// What to test, and how.
+        #[command(flatten)]
+        args: audience_conformance::PluginTestArgs,
+        /// Where the compiled component is cached.
+        #[command(flatten)]
+        cache: compile_cache::CacheArgs,
+    },
+}
+
+/// `plugin test`: the conformance suite, with the component compiled once into the cache.
+pub async fn plugin_test(
+    args: &audience_conformance::PluginTestArgs,
+    cache: &compile_cache::CacheArgs,
+) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    let mut options = args.options();
+    options.cache_dir = cache.dir()?;
+    if let Some(path) = &args.answers {
+        let text = tokio::fs::read_to_string(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+        options.answers = audience_conformance::parse_routes(&text)
+            .with_context(|| format!("{} is not a list of answers", path.display()))?;
+    }
+    audience_conformance::cli_main(&args.component, args.json, options).await
 }
 
 /// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` and `containment`

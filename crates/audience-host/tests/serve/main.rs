@@ -8,4 +8,5 @@ mod containment;
 mod crash;
 mod demo;
 mod multi_host;
+mod plugin_tools;
 mod support;

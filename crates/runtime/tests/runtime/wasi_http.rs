@@ -16,7 +16,7 @@ use audience_plugin_artifacts as artifacts;
 use audience_runtime::http_types::HttpError;
 use audience_runtime::types::*;
 use audience_runtime::{
-    CallError, HttpLimits, HttpPolicy, Plugin, PluginOptions, PluginRuntime, RequestHooks, RuntimeConfig,
+    CallError, HttpLimits, HttpPolicy, Plugin, PluginOptions, PluginRuntime, RequestHooks, RuntimeConfig, SandboxLimits,
 };
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -283,4 +283,33 @@ async fn a_burst_over_the_rate_is_paced_by_the_limiter_alike() {
     sorted[2..].sort();
     assert_eq!(custom, sorted, "http-client: each request took its own slot, in turn");
     assert_eq!(wasi, custom, "wasi:http is paced exactly as http-client");
+}
+
+#[tokio::test]
+async fn a_call_waiting_for_the_partner_is_not_charged_for_it_and_lets_its_plugins_other_calls_run() {
+    // One call of a plugin may run code at a time, for 300 ms of its own; the request waits
+    // in the limiter three times that long.
+    let config = RuntimeConfig { max_instances: 16, max_running_per_plugin: Some(1), ..RuntimeConfig::default() };
+    let runtime = PluginRuntime::new(config).expect("runtime");
+    let server = TestServer::start().await;
+    let limits = SandboxLimits { call_timeout: Duration::from_millis(300), ..SandboxLimits::default() };
+    for (path, bytes) in PATHS {
+        let hooks = Recorder::new(0);
+        let policy = HttpPolicy { plain_http_hosts: vec![server.host_port()], ..HttpPolicy::default() };
+        let options = PluginOptions { http: Some(policy), limits: Some(limits.clone()), ..PluginOptions::default() };
+        let plugin = runtime.load(bytes, options).await.expect("loads").with_hooks(hooks.clone());
+        let waiting = {
+            let plugin = plugin.clone();
+            let config = settings(&[("url", &server.url("/ok"))]);
+            tokio::spawn(async move { add(&plugin, &config, 3).await })
+        };
+        hooks.waiting(1).await;
+        // The waiting call gave back the plugin's only running permit: another call runs.
+        let other = tokio::time::timeout(Duration::from_secs(30), add(&plugin, &settings(&[]), 3)).await;
+        assert!(matches!(other, Ok(Ok(_))), "{path}: the other call ran meanwhile: {other:?}");
+        tokio::time::sleep(limits.call_timeout * 3).await;
+        hooks.grant(1);
+        let result = waiting.await.unwrap();
+        assert!(result.is_ok(), "{path}: the wait was not charged to call_timeout: {result:?}");
+    }
 }
