@@ -31,6 +31,7 @@
 //! user instead, with the last failure as the reason.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use audience_runtime::types::{BatchOutcome, DestinationError};
@@ -57,9 +58,10 @@ pub(crate) enum Fate {
     /// errored with the reason given here (key, reason).
     Delivered {
         /// The users refused individually, with the reason recorded for each.
-        refused: Vec<(String, String)>,
-        /// One reason per row the partner dropped without naming its user.
-        dropped: Vec<String>,
+        refused: Vec<(String, Arc<str>)>,
+        /// One reason per row the partner dropped without naming its user (the rows of one
+        /// report share one copy).
+        dropped: Vec<Arc<str>>,
     },
     /// The partner refused the request as sent: send each half of it on its own.
     Split {
@@ -68,13 +70,14 @@ pub(crate) enum Fate {
     },
     /// Every user is errored with this reason.
     Errored {
-        /// The reason recorded for each.
-        reason: String,
+        /// The reason recorded for each (one copy, shared).
+        reason: Arc<str>,
     },
     /// Every user is tried again: at `at` (ms), or after the backoff when `None`.
     Retry {
-        /// The failure, recorded with the retry (and in the reason if the window runs out).
-        error: String,
+        /// The failure, recorded with the retry (and in the reason if the window runs out); one
+        /// copy, shared by the users.
+        error: Arc<str>,
         /// When to try again; `None`: after the backoff for the user's attempts.
         at: Option<i64>,
     },
@@ -123,7 +126,7 @@ pub(crate) fn classify(
             let refused = outcome
                 .rejected
                 .iter()
-                .map(|r| (r.key.clone(), format!("refused by the partner: {}", r.reason)))
+                .map(|r| (r.key.clone(), Arc::from(format!("refused by the partner: {}", r.reason))))
                 .collect();
             let dropped = outcome
                 .unattributed
@@ -134,10 +137,10 @@ pub(crate) fn classify(
                     } else {
                         format!(" (examples: {})", d.samples.join(", "))
                     };
-                    let reason = format!(
+                    let reason: Arc<str> = Arc::from(format!(
                         "dropped by the partner without naming the user, {} of this batch's rows: {}{samples}",
                         d.count, d.reason
-                    );
+                    ));
                     std::iter::repeat_n(reason, d.count as usize)
                 })
                 .take(group_len)
@@ -150,8 +153,8 @@ pub(crate) fn classify(
         }
         Err(err) => err,
     };
-    let error = err.to_string();
-    let retry = |at| Fate::Retry { error: error.clone(), at };
+    let error: Arc<str> = Arc::from(err.to_string());
+    let retry = |at| Fate::Retry { error: Arc::clone(&error), at };
     let (users, connection, sync) = match err {
         CallError::Destination(DestinationError::RateLimited(ms)) => {
             let pause = ms.map_or(default_pause, |ms| Duration::from_millis(ms.into()));
@@ -172,7 +175,7 @@ pub(crate) fn classify(
             (Fate::Split { why: why.clone() }, ConnectionEffect::None, SyncEffect::None)
         }
         CallError::Destination(DestinationError::InvalidRequest(why)) => (
-            Fate::Errored { reason: format!("refused by the partner: {why}") },
+            Fate::Errored { reason: Arc::from(format!("refused by the partner: {why}")) },
             ConnectionEffect::None,
             SyncEffect::None,
         ),
@@ -193,7 +196,7 @@ pub(crate) fn classify(
 pub(crate) fn classify_lookup(err: &CallError, now_ms: i64, default_pause: Duration) -> Decision {
     match err {
         CallError::Destination(DestinationError::InvalidRequest(why)) => Decision {
-            users: Fate::Retry { error: err.to_string(), at: None },
+            users: Fate::Retry { error: Arc::from(err.to_string()), at: None },
             connection: ConnectionEffect::None,
             sync: SyncEffect::Broken { reason: format!("the partner refused the sync's audience settings: {why}") },
         },
@@ -215,12 +218,12 @@ pub(crate) fn without_credentials() -> Decision {
 pub(crate) enum Verdict {
     /// The partner has it.
     Synced,
-    /// Refused for good, with this reason.
-    Rejected(String),
+    /// Refused for good, with this reason (shared with the batch's other users).
+    Rejected(Arc<str>),
     /// Try again: at the given time (ms), or after the backoff when `None`.
     Failed {
-        /// The failure.
-        error: String,
+        /// The failure (shared with the batch's other users).
+        error: Arc<str>,
         /// When the partner asked to try again.
         retry_at: Option<i64>,
     },
@@ -231,12 +234,12 @@ pub(crate) enum Verdict {
 pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> {
     match fate {
         Fate::Delivered { refused, mut dropped } => {
-            let refused: HashMap<String, String> = refused.into_iter().collect();
+            let refused: HashMap<String, Arc<str>> = refused.into_iter().collect();
             let mut verdicts: Vec<(String, Verdict)> = keys
                 .into_iter()
                 .map(|key| {
                     let verdict = match refused.get(&key) {
-                        Some(reason) => Verdict::Rejected(reason.clone()),
+                        Some(reason) => Verdict::Rejected(Arc::clone(reason)),
                         None => Verdict::Synced,
                     };
                     (key, verdict)
@@ -257,9 +260,10 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
             verdicts
         }
         Fate::Split { .. } => Vec::new(),
-        Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(reason.clone()))).collect(),
+        // One reason for the whole request: every user holds the same copy.
+        Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(Arc::clone(&reason)))).collect(),
         Fate::Retry { error, at } => {
-            keys.into_iter().map(|k| (k, Verdict::Failed { error: error.clone(), retry_at: at })).collect()
+            keys.into_iter().map(|k| (k, Verdict::Failed { error: Arc::clone(&error), retry_at: at })).collect()
         }
     }
 }
@@ -273,14 +277,14 @@ pub(crate) fn retry_or_give_up(
     entered_at: i64,
     attempts: u32,
     retry_at: Option<i64>,
-    error: String,
+    error: Arc<str>,
     policy: &RetryPolicy,
     random_unit: f64,
 ) -> UserOutcome {
     let not_before = retry_at
         .unwrap_or_else(|| now_ms.saturating_add(millis(policy.backoff(attempts.saturating_add(1), random_unit))));
     if not_before > entered_at.saturating_add(millis(policy.window)) {
-        UserOutcome::Errored(format!("{}; last error: {error}", out_of_window(policy)))
+        UserOutcome::Errored(Arc::from(format!("{}; last error: {error}", out_of_window(policy))))
     } else {
         UserOutcome::Retry { not_before_ms: not_before, error }
     }

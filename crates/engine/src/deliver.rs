@@ -72,9 +72,10 @@ impl Lane {
         for queued in batch {
             match super::payload::decode(&queued.payload) {
                 Ok(user) => users.push(user),
-                Err(err) => {
-                    results.push(UserResult { key: queued.key.clone(), outcome: UserOutcome::Errored(err.to_string()) })
-                }
+                Err(err) => results.push(UserResult {
+                    key: queued.key.clone(),
+                    outcome: UserOutcome::Errored(err.to_string().into()),
+                }),
             }
         }
         let attempt = batch.iter().map(|q| q.attempts).max().unwrap_or(0).saturating_add(1);

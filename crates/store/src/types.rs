@@ -1,5 +1,7 @@
 //! The records the store keeps. Times are milliseconds since the Unix epoch.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 pub use audience_model::{IdentifierKind, SyncAction};
@@ -213,14 +215,15 @@ pub struct QueuedUser {
 pub enum UserOutcome {
     /// The partner has it.
     Synced,
-    /// Refused for good, or out of retry window: the reason.
-    Errored(String),
+    /// Refused for good, or out of retry window: the reason. Shared (`Arc`), because one
+    /// reason often stands for a whole batch: the users of a batch hold one copy of it.
+    Errored(Arc<str>),
     /// Try again no earlier than `not_before_ms`; `error` is the failure seen.
     Retry {
         /// Earliest next attempt (ms); also the user's new due time.
         not_before_ms: i64,
-        /// What failed.
-        error: String,
+        /// What failed (shared by the users of a batch, as above).
+        error: Arc<str>,
     },
 }
 

@@ -33,7 +33,7 @@ fn decision(users: Fate, connection: ConnectionEffect, sync: SyncEffect) -> Deci
 }
 
 fn retry(error: &str, at: Option<i64>) -> Fate {
-    Fate::Retry { error: error.to_string(), at }
+    Fate::Retry { error: error.into(), at }
 }
 
 /// Every plugin failure; the match fails to compile when the runtime adds one, so the table's
@@ -84,7 +84,8 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let delivered = |refused: Vec<(String, String)>| {
+    let delivered = |refused: Vec<(String, &str)>| {
+        let refused = refused.into_iter().map(|(key, reason)| (key, reason.into())).collect();
         decision(Fate::Delivered { refused, dropped: vec![] }, ConnectionEffect::CredentialsWork, SyncEffect::Works)
     };
     let mut dropped = outcome(&[("u1", "bad hash")]);
@@ -129,7 +130,7 @@ fn rows() -> Vec<Row> {
                 decision(
                     Fate::Delivered {
                         refused: vec![("u1".into(), "refused by the partner: bad hash".into())],
-                        dropped: vec![dropped_reason.to_string(), dropped_reason.to_string()],
+                        dropped: vec![dropped_reason.into(), dropped_reason.into()],
                     },
                     ConnectionEffect::CredentialsWork,
                     SyncEffect::Works,
@@ -444,12 +445,40 @@ fn each_user_gets_the_verdict_of_the_request_that_carried_it() {
     assert_eq!(verdicts(keys(), stray), vec![("a".into(), Verdict::Synced), ("b".into(), Verdict::Synced)]);
 }
 
+/// A partner's error for a whole request (up to 10,000 users, up to 1 KiB after the runtime's
+/// cut) is held once, not once per user: every verdict and every outcome shares that copy.
+#[test]
+fn one_error_for_a_whole_request_is_one_copy_however_many_users_it_carried() {
+    let keys: Vec<String> = (0..1_900).map(|i| format!("u{i}")).collect();
+    let error = Arc::<str>::from("E".repeat(1024));
+    let shared = |reason: &Arc<str>| Arc::ptr_eq(reason, &error);
+    for fate in [Fate::Retry { error: Arc::clone(&error), at: None }, Fate::Errored { reason: Arc::clone(&error) }] {
+        let verdicts = verdicts(keys.clone(), fate);
+        assert_eq!(verdicts.len(), keys.len());
+        for (_, verdict) in verdicts {
+            match verdict {
+                Verdict::Failed { error, .. } => {
+                    assert!(shared(&error));
+                    match retry_or_give_up(NOW, NOW, 0, None, error, &RetryPolicy::default(), 0.5) {
+                        UserOutcome::Retry { error, .. } => assert!(shared(&error)),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Verdict::Rejected(reason) => assert!(shared(&reason)),
+                Verdict::Synced => panic!("a failed request synced a user"),
+            }
+        }
+    }
+    // The users only ever referred to the one string: with them gone, the test's is the last.
+    assert_eq!(Arc::strong_count(&error), 1);
+}
+
 #[test]
 fn a_failed_user_retries_with_backoff_within_its_window_or_is_errored() {
     let policy = RetryPolicy::default();
     let window = 13 * HOUR_MS;
     let given_up = |error: &str| {
-        UserOutcome::Errored(format!("not delivered within the retry window of 13h; last error: {error}"))
+        UserOutcome::Errored(format!("not delivered within the retry window of 13h; last error: {error}").into())
     };
     let at = |ms: i64| UserOutcome::Retry { not_before_ms: ms, error: "boom".into() };
     // (what, now, entered_at, attempts so far, partner's retry time, random unit, expected)
