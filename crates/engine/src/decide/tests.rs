@@ -117,7 +117,7 @@ fn rows() -> Vec<Row> {
             cases: vec![(
                 Ok(outcome(&[("u2", "malformed email hash")])),
                 3,
-                delivered(vec![("u2".into(), "refused by the partner: malformed email hash".into())]),
+                delivered(vec![("u2".into(), "refused by the partner: malformed email hash")]),
             )],
         },
         Row {
