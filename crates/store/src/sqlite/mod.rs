@@ -17,12 +17,12 @@
 
 mod access;
 mod catalog;
+mod folder;
 mod lanes;
 mod queue;
 mod schema;
 mod writer;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,6 +80,8 @@ use audience_model::now_ms;
 /// handle lets the writer finish what is queued and close the file.
 pub struct SqliteStore {
     path: PathBuf,
+    /// The database's folder, opened once (see `folder`).
+    _folder: folder::StoreFolder,
     key: Arc<CredentialKey>,
     writer: Writer,
     readers: Arc<Readers>,
@@ -96,16 +98,10 @@ impl SqliteStore {
     /// schema up to date. `key` encrypts connection credentials; opening with another key
     /// works, but reading credentials then fails with [`StoreError::Decrypt`].
     pub fn open(path: impl AsRef<Path>, key: CredentialKey) -> StoreResult<SqliteStore> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Database(format!("creating the store's directory {}: {e}", parent.display()))
-            })?;
-        }
+        let folder = folder::StoreFolder::open(path.as_ref())?;
+        let path = folder.path().to_path_buf();
         let opening = format!("opening the store at {}", path.display());
-        let mut conn = Connection::open(&path).ctx(&opening)?;
+        let mut conn = Connection::open_with_flags(&path, OpenFlags::default() | folder::OPEN_FLAGS).ctx(&opening)?;
         configure(&conn, WRITER_CACHE_KIB).ctx(&opening)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).ctx(&opening)?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -121,7 +117,7 @@ impl SqliteStore {
         let readers = Arc::new(Readers { path: path.clone(), idle: Mutex::new(Vec::new()) });
         // Fail at open, not at the first read, when readers cannot open the file.
         readers.release(readers.acquire()?);
-        Ok(SqliteStore { writer: Writer::start(conn)?, readers, key: Arc::new(key), path })
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers, key: Arc::new(key), path, _folder: folder })
     }
 
     /// The database file.
@@ -175,7 +171,7 @@ impl Readers {
         }
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | folder::OPEN_FLAGS,
         )
         .ctx("opening a read connection")?;
         configure(&conn, READER_CACHE_KIB).ctx("configuring a read connection")?;
