@@ -262,10 +262,12 @@ pub async fn cli_main(path: &Path, json: bool, options: ConformanceOptions) -> a
     Ok(report.passed())
 }
 
-/// [`cli_main`] with parsed [`PluginTestArgs`] (reading the `--answers` file, if any).
-pub async fn cli_run(args: &PluginTestArgs) -> anyhow::Result<bool> {
+/// [`cli_main`] with parsed [`PluginTestArgs`] (reading the `--answers` file, if any), the
+/// component compiled into `cache_dir` (`None`: a temporary cache for this run).
+pub async fn cli_run(args: &PluginTestArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<bool> {
     use anyhow::Context as _;
     let mut options = args.options();
+    options.cache_dir = cache_dir;
     if let Some(path) = &args.answers {
         let text = tokio::fs::read_to_string(path).await.with_context(|| format!("cannot read {}", path.display()))?;
         options.answers =

@@ -142,15 +142,7 @@ pub async fn plugin_test(
     args: &audience_conformance::PluginTestArgs,
     cache: &compile_cache::CacheArgs,
 ) -> anyhow::Result<bool> {
-    use anyhow::Context as _;
-    let mut options = args.options();
-    options.cache_dir = cache.dir()?;
-    if let Some(path) = &args.answers {
-        let text = tokio::fs::read_to_string(path).await.with_context(|| format!("cannot read {}", path.display()))?;
-        options.answers = audience_conformance::parse_routes(&text)
-            .with_context(|| format!("{} is not a list of answers", path.display()))?;
-    }
-    audience_conformance::cli_main(&args.component, args.json, options).await
+    audience_conformance::cli_run(args, cache.dir()?).await
 }
 
 /// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` and `containment`
