@@ -332,13 +332,16 @@ pub(crate) struct Answer {
 
 impl From<Answer> for Response {
     fn from(answer: Answer) -> Self {
-        let headers = answer
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect();
-        Response { status: answer.status, headers, body: answer.body }
+        Response { status: answer.status, headers: header_pairs(&answer.headers), body: answer.body }
     }
+}
+
+/// `headers` as the contract's (name, value) pairs; a value that is not UTF-8 is read lossily.
+pub(crate) fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ use http_body_util::{BodyExt as _, Full};
 use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::bindings::latest::audience::destination::http_client::{HttpError, Request};
-use super::http::Redirects;
+use super::http::{Redirects, header_pairs};
 use super::outbound::Outbound;
 use super::runtime::InstanceState;
 
@@ -104,11 +104,7 @@ async fn send(outbound: &Outbound, request: http::Request<WasiBody>) -> Result<h
         // `content-length`): nothing was sent, and the guest hears what it did.
         Err(BodyRead::Failed(err)) => return Err(err),
     };
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let req = Request { method: parts.method.as_str().to_string(), url, headers, body };
     let checked = outbound.check(req).map_err(|refused| error_code(&refused))?;
     let answer = outbound.send(checked, Redirects::Return).await.map_err(|err| error_code(&err))?;
