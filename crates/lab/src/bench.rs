@@ -129,7 +129,8 @@ async fn enter_all(lab: &Lab, sync: &SyncRecord, prefix: &str, n: usize, call: u
     Ok(started.elapsed())
 }
 
-fn per_second(n: usize, elapsed: Duration) -> f64 {
+/// `n` in `elapsed`, per second, rounded.
+pub(crate) fn per_second(n: usize, elapsed: Duration) -> f64 {
     (n as f64 / elapsed.as_secs_f64().max(1e-9)).round()
 }
 

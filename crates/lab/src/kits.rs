@@ -37,6 +37,8 @@ use audience_runtime::{CacheOutcome, HttpPolicy, Plugin, PluginOptions, PluginRu
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::bench::per_second;
+
 /// Users per `prepare-users` call in the intake run.
 pub const INTAKE_CALL: usize = 1_000;
 /// Users in the one `prepare-users` call of the memory check: the most one API call enters.
@@ -323,10 +325,6 @@ where
 
 fn millis(elapsed: Duration) -> f64 {
     (elapsed.as_secs_f64() * 10_000.0).round() / 10.0
-}
-
-fn per_second(n: usize, elapsed: Duration) -> f64 {
-    (n as f64 / elapsed.as_secs_f64().max(1e-9)).round()
 }
 
 fn micros_per(cpu: Duration, n: usize) -> f64 {
