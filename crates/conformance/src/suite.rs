@@ -315,6 +315,7 @@ pub fn variant_name(err: &DestinationError) -> String {
         DestinationError::InvalidRequest(_) => "invalid-request".into(),
         DestinationError::ActionRequired(_) => "action-required".into(),
         DestinationError::Transient(_) => "transient".into(),
+        DestinationError::RejectedUsers(users) => format!("rejected-users ({})", users.len()),
     }
 }
 
@@ -326,6 +327,7 @@ fn error_message(err: &DestinationError) -> &str {
         | DestinationError::InvalidRequest(m)
         | DestinationError::ActionRequired(m)
         | DestinationError::Transient(m) => m,
+        DestinationError::RejectedUsers(_) => "",
     }
 }
 

@@ -20,6 +20,7 @@
 //! | `action-required` | the sync is marked broken with the partner's words (a person must act: accept terms, appeal a flag); the users retry with backoff |
 //! | `invalid-request`, several users | the batch is split in halves, each sent on its own, until the users at fault are isolated |
 //! | `invalid-request`, one user | the user is errored: refused by the partner |
+//! | `rejected-users` (the request refused whole because of the users it names) | the named users are errored with the partner's reasons; the others are sent again at once, unsplit and without waiting (named users not in the request are ignored; when it names none of the request's users it counts as `invalid-request`) |
 //! | `transient` | the users retry with backoff and jitter |
 //! | plugin failure (trap, timeout, too long, memory limit, contract, instantiate) | the users retry with backoff and jitter |
 //! | the runtime had no free instance in time (`busy`: a quota, the plugin's share or the pool was full) | the users retry with backoff and jitter; the connection is not paused and the partner is not blamed: the host's capacity, not a partner's answer |
@@ -67,6 +68,12 @@ pub(crate) enum Fate {
     Split {
         /// The partner's reason.
         why: String,
+    },
+    /// The partner refused the request whole because of these users (key, reason): they are
+    /// errored, the others are sent again at once ([`resend`] tells them apart).
+    Resend {
+        /// The users the partner named, with the reason recorded for each.
+        refused: Vec<(String, Arc<str>)>,
     },
     /// Every user is errored with this reason.
     Errored {
@@ -171,6 +178,13 @@ pub(crate) fn classify(
             let reason = format!("the partner needs someone to act: {why}");
             (retry(None), ConnectionEffect::None, SyncEffect::Broken { reason })
         }
+        CallError::Destination(DestinationError::RejectedUsers(users)) => {
+            let refused = users
+                .iter()
+                .map(|r| (r.key.clone(), Arc::from(format!("refused by the partner: {}", r.reason))))
+                .collect();
+            (Fate::Resend { refused }, ConnectionEffect::None, SyncEffect::None)
+        }
         CallError::Destination(DestinationError::InvalidRequest(why)) if group_len > 1 => {
             (Fate::Split { why: why.clone() }, ConnectionEffect::None, SyncEffect::None)
         }
@@ -195,12 +209,53 @@ pub(crate) fn classify(
 /// marked broken instead and the users wait out the backoff together.
 pub(crate) fn classify_lookup(err: &CallError, now_ms: i64, default_pause: Duration) -> Decision {
     match err {
-        CallError::Destination(DestinationError::InvalidRequest(why)) => Decision {
+        CallError::Destination(DestinationError::InvalidRequest(_) | DestinationError::RejectedUsers(_)) => Decision {
             users: Fate::Retry { error: Arc::from(err.to_string()), at: None },
             connection: ConnectionEffect::None,
-            sync: SyncEffect::Broken { reason: format!("the partner refused the sync's audience settings: {why}") },
+            sync: SyncEffect::Broken {
+                reason: format!("the partner refused the sync's audience settings: {}", audience_refusal(err)),
+            },
         },
         other => classify(Err(other), 1, now_ms, default_pause),
+    }
+}
+
+/// The partner's words when it refused an audience look-up.
+fn audience_refusal(err: &CallError) -> String {
+    match err {
+        CallError::Destination(DestinationError::InvalidRequest(why)) => why.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A request the partner refused whole because of the users it named (`refused`): the verdicts
+/// of the named users of `keys` (errored), and the keys of the others, to be sent again. `None`
+/// when it named none of `keys`: nothing would change by sending them again, so the answer
+/// counts as `invalid-request` ([`named_none`]).
+pub(crate) fn resend(
+    keys: &[String],
+    refused: Vec<(String, Arc<str>)>,
+) -> Option<(Vec<(String, Verdict)>, Vec<String>)> {
+    let refused: HashMap<String, Arc<str>> = refused.into_iter().collect();
+    let mut named = Vec::new();
+    let mut rest = Vec::new();
+    for key in keys {
+        match refused.get(key) {
+            Some(reason) => named.push((key.clone(), Verdict::Rejected(Arc::clone(reason)))),
+            None => rest.push(key.clone()),
+        }
+    }
+    (!named.is_empty()).then_some((named, rest))
+}
+
+/// The fate of a request of `group_len` users refused whole with `rejected-users` naming none of
+/// them: as `invalid-request` (split, or errored when alone).
+pub(crate) fn named_none(group_len: usize) -> Fate {
+    let why = "the partner refused the request because of users it named, but none of them was in the request";
+    if group_len > 1 {
+        Fate::Split { why: why.to_string() }
+    } else {
+        Fate::Errored { reason: Arc::from(format!("refused by the partner: {why}")) }
     }
 }
 
@@ -260,6 +315,8 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
             verdicts
         }
         Fate::Split { .. } => Vec::new(),
+        // Only the named users have a verdict yet; the lane sends the others again.
+        Fate::Resend { refused } => resend(&keys, refused).map(|(named, _)| named).unwrap_or_default(),
         // One reason for the whole request: every user holds the same copy.
         Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(Arc::clone(&reason)))).collect(),
         Fate::Retry { error, at } => {
@@ -329,6 +386,11 @@ impl<T> Isolation<T> {
             }
         }
         None
+    }
+
+    /// Send `group` next, before the groups still waiting.
+    pub(crate) fn push(&mut self, group: Vec<T>) {
+        self.groups.push(group);
     }
 
     /// The partner refused `group` as sent: its halves are sent next.

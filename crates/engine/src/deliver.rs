@@ -98,7 +98,8 @@ impl Lane {
         results
     }
 
-    /// Write users; on `invalid-request`, split in halves until the users at fault are alone.
+    /// Write users; on `invalid-request`, split in halves until the users at fault are alone; on
+    /// `rejected-users`, error the users named and send the others again at once.
     async fn write_isolating(
         &self,
         sync: &SyncRecord,
@@ -114,6 +115,21 @@ impl Lane {
                     tracing::debug!(sync = %sync.id, reason = %loggable(&why), "splitting a refused batch to isolate the users at fault");
                     isolation.split(group);
                 }
+                Fate::Resend { refused } => match decide::resend(&keys, refused) {
+                    Some((named, _)) => {
+                        tracing::debug!(sync = %sync.id, refused = named.len(), "the partner refused a request because of named users; sending the others again");
+                        let named_keys: std::collections::HashSet<&str> =
+                            named.iter().map(|(k, _)| k.as_str()).collect();
+                        let rest: Vec<PreparedUser> =
+                            group.into_iter().filter(|u| !named_keys.contains(u.key.as_str())).collect();
+                        verdicts.extend(named);
+                        isolation.push(rest);
+                    }
+                    None => match decide::named_none(keys.len()) {
+                        Fate::Split { .. } => isolation.split(group),
+                        fate => verdicts.extend(decide::verdicts(keys, fate)),
+                    },
+                },
                 fate => verdicts.extend(decide::verdicts(keys, fate)),
             }
         }

@@ -70,6 +70,11 @@ impl Bound for DestinationError {
             | DestinationError::InvalidRequest(why)
             | DestinationError::ActionRequired(why)
             | DestinationError::Transient(why) => f(why),
+            DestinationError::RejectedUsers(users) => {
+                for user in users {
+                    f(&mut user.reason);
+                }
+            }
         }
     }
 }

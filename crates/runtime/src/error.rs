@@ -191,6 +191,9 @@ pub fn describe_destination_error(err: &DestinationError) -> String {
         DestinationError::InvalidRequest(why) => format!("invalid request: {why}"),
         DestinationError::ActionRequired(why) => format!("action required: {why}"),
         DestinationError::Transient(why) => format!("transient failure: {why}"),
+        DestinationError::RejectedUsers(users) => {
+            format!("the partner refused the whole request because of {} user(s)", users.len())
+        }
     }
 }
 

@@ -36,7 +36,21 @@ export function isDestinationError(value) {
   if (tag === 'rate-limited') {
     return val === undefined || (Number.isInteger(val) && /** @type {number} */ (val) >= 0 && /** @type {number} */ (val) <= U32_MAX);
   }
+  if (tag === 'rejected-users') {
+    return Array.isArray(val) && val.every(isRejectedUser);
+  }
   return typeof tag === 'string' && TEXT_TAGS.has(tag) && typeof val === 'string';
+}
+
+/**
+ * Whether `value` is a `rejected-user` record (`{ key, reason }`, both strings).
+ *
+ * @param {unknown} value
+ */
+function isRejectedUser(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const { key, reason } = /** @type {{ key?: unknown, reason?: unknown }} */ (value);
+  return typeof key === 'string' && typeof reason === 'string';
 }
 
 /**
@@ -53,6 +67,9 @@ export function isHttpError(value) {
 function describeError(error) {
   if (error.tag === 'rate-limited') {
     return error.val === undefined ? 'rate-limited' : `rate-limited: retry after ${error.val} ms`;
+  }
+  if (error.tag === 'rejected-users') {
+    return `rejected-users: ${error.val.length} user(s) refused the whole request`;
   }
   return `${error.tag}: ${error.val}`;
 }
@@ -121,6 +138,17 @@ export function invalidRequest(message) {
  */
 export function actionRequired(message) {
   return new DestinationFailure({ tag: 'action-required', val: message });
+}
+
+/**
+ * The partner refused the whole request because of these users and processed none of it: the
+ * host errors them with their reasons and resends the rest of the batch at once, without
+ * splitting it. Only from `addUsers` / `removeUsers`.
+ *
+ * @param {{ key: string, reason: string }[]} users
+ */
+export function rejectedUsers(users) {
+  return new DestinationFailure({ tag: 'rejected-users', val: users.map(({ key, reason }) => ({ key, reason })) });
 }
 
 /**

@@ -8,7 +8,7 @@ export { MAX_EMAIL_LEN, MAX_QUOTED_CHARS, isSha256Hex, normalize, normalizeDevic
 export { HOST_HASH_CHUNK, HashQueue, hashAll, hashedDeviceIds, hashedEmails, hashedManyWith } from './hashing.js';
 export {
   DestinationFailure, U32_MAX, actionRequired, httpFailure, invalidRequest, isDestinationError, isHttpError,
-  notFound, rateLimited, toDestinationError, transient, unauthorized,
+  notFound, rateLimited, rejectedUsers, toDestinationError, transient, unauthorized,
 } from './errors.js';
 export {
   HttpResponse, MAX_MESSAGE_CHARS, buildRequest, encodeQueryComponent, partnerMessage, retryAfterMs, send, statusError,

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  DestinationFailure, U32_MAX, httpFailure, isDestinationError, notFound, rateLimited, toDestinationError, transient,
+  DestinationFailure, U32_MAX, httpFailure, isDestinationError, notFound, rateLimited, rejectedUsers, toDestinationError, transient,
 } from '../src/errors.js';
 import { noAnswer } from '../src/testing.js';
 
@@ -29,6 +29,12 @@ test('a failure is an Error with a readable message and the variant as payload',
   assert.throws(() => new DestinationFailure(/** @type {any} */ ({ tag: 'gone', val: 'x' })), /not a destination-error/);
 });
 
+test('rejectedUsers carries exactly the key and reason of each user', () => {
+  const failure = rejectedUsers([{ key: 'u1', reason: 'INVALID_SHA256_FORMAT', extra: 1 }]);
+  assert.deepEqual(failure.payload, { tag: 'rejected-users', val: [{ key: 'u1', reason: 'INVALID_SHA256_FORMAT' }] });
+  assert.equal(failure.message, 'rejected-users: 1 user(s) refused the whole request');
+});
+
 test('rate-limited waits are whole milliseconds within u32', () => {
   const cases = [[undefined, undefined], [1.6, 2], [-5, 0], [2 ** 40, U32_MAX], [7000, 7000]];
   for (const [given, expected] of cases) {
@@ -46,6 +52,10 @@ test('isDestinationError accepts exactly the WIT variant shapes', () => {
     [{ tag: 'transient', val: 'x' }, true],
     [{ tag: 'action-required', val: 'accept the terms' }, true],
     [{ tag: 'transient' }, false],
+    [{ tag: 'rejected-users', val: [{ key: 'u1', reason: 'INVALID_SHA256_FORMAT' }] }, true],
+    [{ tag: 'rejected-users', val: [] }, true],
+    [{ tag: 'rejected-users', val: [{ key: 'u1' }] }, false],
+    [{ tag: 'rejected-users', val: 'u1' }, false],
     [{ tag: 'timeout' }, false],
     [new Error('x'), false],
     [null, false],

@@ -82,6 +82,12 @@ fn redact_error(error: DestinationError, secrets: &[String]) -> DestinationError
         E::InvalidRequest(m) => E::InvalidRequest(redact(&m, secrets)),
         E::ActionRequired(m) => E::ActionRequired(redact(&m, secrets)),
         E::Transient(m) => E::Transient(redact(&m, secrets)),
+        E::RejectedUsers(mut users) => {
+            for user in &mut users {
+                user.reason = redact(&user.reason, secrets);
+            }
+            E::RejectedUsers(users)
+        }
     }
 }
 
@@ -187,6 +193,7 @@ pub fn message_of(err: &DestinationError) -> String {
         | DestinationError::InvalidRequest(m)
         | DestinationError::ActionRequired(m)
         | DestinationError::Transient(m) => m.clone(),
+        DestinationError::RejectedUsers(users) => format!("{} user(s) refused the whole request", users.len()),
     }
 }
 

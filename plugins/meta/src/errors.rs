@@ -275,6 +275,7 @@ mod tests {
             DestinationError::InvalidRequest(_) => "invalid-request",
             DestinationError::ActionRequired(_) => "action-required",
             DestinationError::Transient(_) => "transient",
+            DestinationError::RejectedUsers(_) => "rejected-users",
         }
     }
 
@@ -286,6 +287,7 @@ mod tests {
             | DestinationError::InvalidRequest(m)
             | DestinationError::ActionRequired(m)
             | DestinationError::Transient(m) => m,
+            DestinationError::RejectedUsers(_) => "",
         }
     }
 

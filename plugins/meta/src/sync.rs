@@ -340,6 +340,7 @@ mod tests {
                 DestinationError::NotFound(_) => "not-found",
                 DestinationError::InvalidRequest(_) => "invalid-request",
                 DestinationError::Transient(_) => "transient",
+                DestinationError::RejectedUsers(_) => "rejected-users",
             };
             assert_eq!(variant, expected);
             assert_no_secrets_logged(&host);

@@ -202,5 +202,6 @@ fn error_text(err: &DestinationError) -> String {
         | DestinationError::InvalidRequest(m)
         | DestinationError::ActionRequired(m)
         | DestinationError::Transient(m) => m.clone(),
+        DestinationError::RejectedUsers(users) => format!("{} user(s) refused the whole request", users.len()),
     }
 }

@@ -341,6 +341,7 @@ mod tests {
                 Some(DestinationError::NotFound(_)) => "not-found",
                 Some(DestinationError::ActionRequired(_)) => "action-required",
                 Some(DestinationError::Transient(_)) => "transient",
+                Some(DestinationError::RejectedUsers(_)) => "rejected-users",
                 None => "ok",
             };
             assert_eq!(variant, expected);

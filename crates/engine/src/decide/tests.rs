@@ -236,6 +236,29 @@ fn rows() -> Vec<Row> {
             )],
         },
         Row {
+            answer: "`rejected-users` (the request refused whole because of the users it names)",
+            what_happens: "the named users are errored with the partner's reasons; the others are sent again at \
+                           once, unsplit and without waiting (named users not in the request are ignored; when it \
+                           names none of the request's users it counts as `invalid-request`)",
+            cases: vec![(
+                partner(DestinationError::RejectedUsers(vec![RejectedUser {
+                    key: "u-3".into(),
+                    reason: "INVALID_SHA256_FORMAT at audience_members[3]".into(),
+                }])),
+                10,
+                decision(
+                    Fate::Resend {
+                        refused: vec![(
+                            "u-3".into(),
+                            "refused by the partner: INVALID_SHA256_FORMAT at audience_members[3]".into(),
+                        )],
+                    },
+                    ConnectionEffect::None,
+                    SyncEffect::None,
+                ),
+            )],
+        },
+        Row {
             answer: "`transient`",
             what_happens: "the users retry with backoff and jitter",
             cases: vec![(
@@ -382,12 +405,13 @@ fn every_destination_error_has_a_row() {
                     DestinationError::InvalidRequest(_) => "invalid-request",
                     DestinationError::ActionRequired(_) => "action-required",
                     DestinationError::Transient(_) => "transient",
+                    DestinationError::RejectedUsers(_) => "rejected-users",
                 };
                 answers.insert(name);
             }
         }
     }
-    assert_eq!(answers.len(), 6, "{answers:?}");
+    assert_eq!(answers.len(), 7, "{answers:?}");
 }
 
 #[test]
@@ -799,4 +823,38 @@ fn a_partner_budget_running_low_widens_the_spacing_and_at_100_pauses() {
             (g, e) => assert_eq!(g, e, "{used}%"),
         }
     }
+}
+
+#[test]
+fn a_request_refused_for_named_users_errors_them_and_resends_the_rest_whole() {
+    let keys: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    // (users named, named users' verdicts, users sent again)
+    let cases: Vec<(Vec<&str>, Vec<&str>, Option<Vec<&str>>)> = vec![
+        (vec!["b"], vec!["b"], Some(vec!["a", "c", "d"])),
+        (vec!["d", "a"], vec!["a", "d"], Some(vec!["b", "c"])),
+        (vec!["a", "b", "c", "d"], vec!["a", "b", "c", "d"], Some(vec![])),
+        (vec!["b", "z"], vec!["b"], Some(vec!["a", "c", "d"])),
+        (vec!["z"], vec![], None),
+        (vec![], vec![], None),
+    ];
+    for (named, errored, again) in cases {
+        let refused =
+            named.iter().map(|k| (k.to_string(), Arc::from(format!("refused by the partner: bad {k}")))).collect();
+        let got = resend(&keys, refused);
+        match (got, again) {
+            (None, None) => {}
+            (Some((verdicts, rest)), Some(again)) => {
+                let keys: Vec<&str> = verdicts.iter().map(|(k, _)| k.as_str()).collect();
+                assert_eq!(keys, errored, "{named:?}");
+                for (key, verdict) in &verdicts {
+                    assert_eq!(*verdict, Verdict::Rejected(Arc::from(format!("refused by the partner: bad {key}"))));
+                }
+                assert_eq!(rest, again, "{named:?}");
+            }
+            (got, again) => panic!("{named:?}: got {got:?}, expected to send again {again:?}"),
+        }
+    }
+    // Naming none of the request's users is a refusal of the request as sent.
+    assert!(matches!(named_none(4), Fate::Split { .. }));
+    assert!(matches!(named_none(1), Fate::Errored { reason } if reason.contains("none of them was in the request")));
 }

@@ -167,7 +167,7 @@ fn status_of<T>(result: &Result<T, CallError>) -> u16 {
         Err(CallError::Destination(DestinationError::RateLimited(_))) => 429,
         Err(CallError::Destination(DestinationError::Unauthorized(_))) => 401,
         Err(CallError::Destination(DestinationError::NotFound(_))) => 404,
-        Err(CallError::Destination(DestinationError::InvalidRequest(_))) => 400,
+        Err(CallError::Destination(DestinationError::InvalidRequest(_) | DestinationError::RejectedUsers(_))) => 400,
         Err(CallError::Destination(DestinationError::ActionRequired(_))) => 403,
         Err(CallError::Destination(DestinationError::Transient(_))) => 503,
         Err(CallError::Plugin(_) | CallError::HostRefused(_) | CallError::Unsupported { .. }) => 200,

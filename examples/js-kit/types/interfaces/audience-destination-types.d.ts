@@ -659,7 +659,7 @@ declare module 'audience:destination/types@0.2.0' {
   /**
    * Why a call to the partner failed. The host's retry policy is driven by the variant.
    */
-  export type DestinationError = DestinationErrorRateLimited | DestinationErrorUnauthorized | DestinationErrorNotFound | DestinationErrorInvalidRequest | DestinationErrorActionRequired | DestinationErrorTransient;
+  export type DestinationError = DestinationErrorRateLimited | DestinationErrorUnauthorized | DestinationErrorNotFound | DestinationErrorInvalidRequest | DestinationErrorActionRequired | DestinationErrorTransient | DestinationErrorRejectedUsers;
   /**
    * The partner is throttling this token. Retry later; the value is the wait in
    * milliseconds when the partner said (`Retry-After`, Meta's regain time), else none
@@ -708,6 +708,18 @@ declare module 'audience:destination/types@0.2.0' {
   export interface DestinationErrorTransient {
     tag: 'transient',
     val: string,
+  }
+  /**
+   * The partner refused the whole request because of these users and processed none of
+   * it (Google's Data Manager fails a request when any record fails validation and names
+   * the records in its 400). The host errors these users with their reasons and sends
+   * the rest of the batch again at once, without splitting it and without waiting.
+   * Only for `add-users` / `remove-users`; from any other call the host treats it as
+   * `invalid-request`.
+   */
+  export interface DestinationErrorRejectedUsers {
+    tag: 'rejected-users',
+    val: Array<RejectedUser>,
   }
   /**
    * How a submitted batch is doing.
