@@ -142,7 +142,7 @@ impl GoogleError {
             status,
             message: message.into(),
             reason: reason.to_owned(),
-            body: Body::Rpc { domain, metadata: Map::new(), violations: Vec::new(), retry: None },
+            body: Box::new(Body::Rpc { domain, metadata: Map::new(), violations: Vec::new(), retry: None }),
         }
     }
 
@@ -158,12 +158,12 @@ impl GoogleError {
                 _ => message.to_owned(),
             },
             reason: code.to_owned(),
-            body: Body::Ads { version, errors: vec![entry] },
+            body: Box::new(Body::Ads { version, errors: vec![entry] }),
         }
     }
 
     fn meta(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if let Body::Rpc { metadata, .. } = &mut self.body {
+        if let Body::Rpc { metadata, .. } = &mut *self.body {
             metadata.insert(key.to_owned(), value.into());
         }
         self
@@ -174,7 +174,7 @@ impl GoogleError {
     pub fn invalid(violations: Vec<FieldViolation>) -> Self {
         let reason = violations.first().map_or("INVALID_ARGUMENT", |v| v.reason);
         let mut error = Self::rpc("INVALID_ARGUMENT", reason, DM_DOMAIN, "There was a problem with the request.");
-        if let Body::Rpc { violations: slot, .. } = &mut error.body {
+        if let Body::Rpc { violations: slot, .. } = &mut *error.body {
             *slot = violations;
         }
         error
@@ -289,7 +289,7 @@ impl GoogleError {
         .meta("quota_location", "global")
         .meta("consumer", format!("projects/{project}"))
         .meta("service", DM_SERVICE);
-        if let Body::Rpc { retry: slot, .. } = &mut error.body {
+        if let Body::Rpc { retry: slot, .. } = &mut *error.body {
             *slot = retry;
         }
         error
@@ -357,14 +357,9 @@ impl GoogleError {
         }
     }
 
-    /// Whether this is a quota refusal.
-    pub fn is_quota(&self) -> bool {
-        self.http == StatusCode::TOO_MANY_REQUESTS
-    }
-
     /// The answer, naming `request_id` in the body and the `request-id` header.
     pub fn into_response_with(self, request_id: &str) -> Response {
-        let details = match self.body {
+        let details = match *self.body {
             Body::Rpc { domain, mut metadata, violations, retry } => {
                 metadata.insert("requestId".to_owned(), json!(request_id));
                 let mut details = vec![

@@ -84,8 +84,6 @@ const CONSENT_VALUES: &[&str] = &["CONSENT_GRANTED", "CONSENT_DENIED", "CONSENT_
 pub(crate) struct Accepted {
     /// `None` for validateOnly.
     pub request: Option<IngestionRequest>,
-    /// Members in the body.
-    pub members: usize,
 }
 
 /// The hash encoding of a request.
@@ -95,13 +93,12 @@ enum Encoding {
     Base64,
 }
 
-struct Check<'a> {
+struct Check {
     violations: Vec<FieldViolation>,
     encoding: Option<Encoding>,
-    _world: &'a GoogleState,
 }
 
-impl Check<'_> {
+impl Check {
     fn push(&mut self, field: impl Into<String>, reason: &'static str, description: impl Into<String>) {
         self.violations.push(FieldViolation::new(field, reason, description));
     }
@@ -357,7 +354,7 @@ pub(crate) fn parse_rfc3339(raw: &str) -> Option<Duration> {
 }
 
 fn account_of(
-    check: &mut Check<'_>,
+    check: &mut Check,
     destination: &Map<String, Value>,
     name: &str,
     at: &str,
@@ -442,7 +439,7 @@ pub(crate) fn validate(
             format!("At most {MAX_DESTINATIONS} destinations per request."),
         ));
     }
-    let mut check = Check { violations: Vec::new(), encoding: None, _world: world };
+    let mut check = Check { violations: Vec::new(), encoding: None };
     let validate_only = get(object, "validateOnly").and_then(Value::as_bool).unwrap_or(false);
 
     // The data kind, decided before the destinations so list key types can be compared.
@@ -570,7 +567,9 @@ pub(crate) fn validate(
                 continue;
             }
             _ => {
-                denied_login.get_or_insert(login_id);
+                if denied_login.is_none() {
+                    denied_login = Some(login_id);
+                }
                 continue;
             }
         }
@@ -731,9 +730,8 @@ pub(crate) fn validate(
             "The caller does not have permission to act as login account {login}."
         )));
     }
-    let members = members_raw.len();
     if validate_only {
-        return Ok(Accepted { request: None, members });
+        return Ok(Accepted { request: None });
     }
     let received = world.clock.now();
     let request = IngestionRequest {
@@ -746,7 +744,7 @@ pub(crate) fn validate(
         remove_before,
         outcomes: None,
     };
-    Ok(Accepted { request: Some(request), members })
+    Ok(Accepted { request: Some(request) })
 }
 
 fn strip_nulls(value: Value) -> Value {
