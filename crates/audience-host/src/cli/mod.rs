@@ -122,9 +122,12 @@ pub async fn sandbox(partner: SandboxPartner) -> anyhow::Result<()> {
         SandboxPartner::Google { port, processing_seconds, quota_per_minute } => {
             let defaults = audience_sandbox::GoogleConfig::default();
             let mut quotas = defaults.quotas;
-            for quota in
-                [&mut quotas.ingestion_mutate, &mut quotas.ingestion_read, &mut quotas.management_mutate, &mut quotas.management_read]
-            {
+            for quota in [
+                &mut quotas.ingestion_mutate,
+                &mut quotas.ingestion_read,
+                &mut quotas.management_mutate,
+                &mut quotas.management_read,
+            ] {
                 quota.per_minute = quota_per_minute;
             }
             let config = audience_sandbox::GoogleConfig {

@@ -186,19 +186,21 @@ pub(crate) fn search(
     }
     let page_size = config.ads_page_size.max(1);
     let end = (offset + page_size).min(matched.len());
-    let results: Vec<Value> =
-        matched.get(offset..end).unwrap_or_default().iter().map(|r| render(&query.resource, &query.fields, r)).collect();
-    let mask: Vec<String> = query
-        .fields
+    let results: Vec<Value> = matched
+        .get(offset..end)
+        .unwrap_or_default()
         .iter()
-        .map(|f| f.split('.').map(camel).collect::<Vec<_>>().join("."))
+        .map(|r| render(&query.resource, &query.fields, r))
         .collect();
+    let mask: Vec<String> =
+        query.fields.iter().map(|f| f.split('.').map(camel).collect::<Vec<_>>().join(".")).collect();
     let mut answer = Map::new();
     answer.insert("results".to_owned(), json!(results));
     answer.insert("fieldMask".to_owned(), json!(mask.join(",")));
     if end < matched.len() {
         let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
-        let record = AdsPageToken { query: normalized, customer, offset: end, expires_at: now + config.ads_page_token_ttl };
+        let record =
+            AdsPageToken { query: normalized, customer, offset: end, expires_at: now + config.ads_page_token_ttl };
         world.ads_page_tokens.insert(token.clone(), record);
         answer.insert("nextPageToken".to_owned(), json!(token));
     }

@@ -91,10 +91,16 @@ const ROUTES: &[(&str, &str)] = &[
         "POST /_sandbox/faults",
         r#"{"error_rate":0.1,"latency_ms":50,"fail_next":3,"fault":"internal|unavailable|deadline_exceeded|token_expired|quota_exhausted"}"#,
     ),
-    ("POST /_sandbox/tokens", r#"issue tokens: {"scopes":[..],"client_id":".."} (default: both scopes, default client)"#),
+    (
+        "POST /_sandbox/tokens",
+        r#"issue tokens: {"scopes":[..],"client_id":".."} (default: both scopes, default client)"#,
+    ),
     ("POST /_sandbox/tokens/revoke", r#"{"token":".."}: revokes its grant"#),
     ("POST /_sandbox/tokens/expire", r#"{"token":".."} or {"all":true}: access tokens expire now"#),
-    ("POST /_sandbox/clients", r#"register an OAuth client (a Cloud project): {"client_id":"..","client_secret":".."}"#),
+    (
+        "POST /_sandbox/clients",
+        r#"register an OAuth client (a Cloud project): {"client_id":"..","client_secret":".."}"#,
+    ),
     ("POST /_sandbox/clock/advance", r#"{"seconds":1800}: processing, tokens, quotas see the time pass"#),
     ("POST /_sandbox/services", r#"{"service":"datamanager|googleads","enabled":false}: SERVICE_DISABLED"#),
     ("GET /_sandbox/user_lists/{id}/members", "exactly who is in a user list now"),
@@ -194,7 +200,9 @@ async fn revoke(State(shared): Ctx, bytes: Bytes) -> Response {
         Ok(TokenBody { token: Some(token), .. }) if handle(&shared).revoke_token(&token) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        Ok(TokenBody { token: Some(_), .. }) => ControlError(StatusCode::NOT_FOUND, "no such token".to_owned()).into_response(),
+        Ok(TokenBody { token: Some(_), .. }) => {
+            ControlError(StatusCode::NOT_FOUND, "no such token".to_owned()).into_response()
+        }
         Ok(_) => bad("give `token`"),
         Err(e) => e.into_response(),
     }
@@ -209,7 +217,9 @@ async fn expire(State(shared): Ctx, bytes: Bytes) -> Response {
         Ok(TokenBody { token: Some(token), .. }) if handle(&shared).expire_access_token(&token) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        Ok(TokenBody { token: Some(_), .. }) => ControlError(StatusCode::NOT_FOUND, "no such token".to_owned()).into_response(),
+        Ok(TokenBody { token: Some(_), .. }) => {
+            ControlError(StatusCode::NOT_FOUND, "no such token".to_owned()).into_response()
+        }
         Ok(_) => bad("give `token` or `all: true`"),
         Err(e) => e.into_response(),
     }

@@ -102,7 +102,7 @@ pub(crate) struct GoogleError {
     pub message: String,
     /// The `ErrorInfo` reason, or the Ads error code: what the request log records.
     pub reason: String,
-    body: Body,
+    body: Box<Body>,
 }
 
 /// The HTTP status of a canonical code.
@@ -296,7 +296,13 @@ impl GoogleError {
     }
 
     /// A Google Ads API error with one `GoogleAdsFailure` entry.
-    pub fn ads_error(version: u32, status: &'static str, category: &'static str, code: &'static str, message: &str) -> Self {
+    pub fn ads_error(
+        version: u32,
+        status: &'static str,
+        category: &'static str,
+        code: &'static str,
+        message: &str,
+    ) -> Self {
         Self::ads(status, version, category, code, message)
     }
 
@@ -390,10 +396,8 @@ impl GoogleError {
                 details
             }
             Body::Ads { version, errors } => {
-                let errors: Vec<Value> = errors
-                    .iter()
-                    .map(|e| json!({"errorCode": {e.category: e.code}, "message": e.message}))
-                    .collect();
+                let errors: Vec<Value> =
+                    errors.iter().map(|e| json!({"errorCode": {e.category: e.code}, "message": e.message})).collect();
                 vec![json!({
                     "@type": format!("type.googleapis.com/google.ads.googleads.v{version}.errors.GoogleAdsFailure"),
                     "errors": errors,

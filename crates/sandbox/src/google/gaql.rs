@@ -112,9 +112,16 @@ pub(crate) fn resource_fields(resource: &str) -> Option<&'static [&'static str]>
             "client_customer",
             "resource_name",
         ]),
-        "customer" => {
-            Some(&["id", "descriptive_name", "manager", "status", "currency_code", "test_account", "time_zone", "resource_name"])
-        }
+        "customer" => Some(&[
+            "id",
+            "descriptive_name",
+            "manager",
+            "status",
+            "currency_code",
+            "test_account",
+            "time_zone",
+            "resource_name",
+        ]),
         _ => None,
     }
 }
@@ -480,9 +487,8 @@ mod tests {
 
     #[test]
     fn order_and_limit_apply() {
-        let query = parse(
-            "select customer_client.level from customer_client order by customer_client.level desc limit 2",
-        );
+        let query =
+            parse("select customer_client.level from customer_client order by customer_client.level desc limit 2");
         let query = query.unwrap_or_else(|e| panic!("{e:?}"));
         let mut rows = vec![row(0, true, "ENABLED"), row(2, false, "ENABLED"), row(1, false, "ENABLED")];
         query.sort(&mut rows);
@@ -498,15 +504,15 @@ mod tests {
         assert_eq!(code("SELECT user_list.id FROM user_list"), Some("PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE"));
         assert_eq!(code("SELECT x.id FROM nowhere"), Some("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE"));
         assert_eq!(code("SELECT customer_client.nope FROM customer_client"), Some("UNRECOGNIZED_FIELD"));
-        assert_eq!(
-            code("SELECT customer.id FROM customer_client"),
-            Some("PROHIBITED_RESOURCE_TYPE_IN_SELECT_CLAUSE")
-        );
+        assert_eq!(code("SELECT customer.id FROM customer_client"), Some("PROHIBITED_RESOURCE_TYPE_IN_SELECT_CLAUSE"));
         assert_eq!(
             code("SELECT customer_client.id FROM customer_client WHERE customer_client.level LIKE 1"),
             Some("BAD_OPERATOR")
         );
-        assert_eq!(code("SELECT customer_client.id FROM customer_client WHERE customer_client.id = 'x"), Some("STRING_NOT_TERMINATED"));
+        assert_eq!(
+            code("SELECT customer_client.id FROM customer_client WHERE customer_client.id = 'x"),
+            Some("STRING_NOT_TERMINATED")
+        );
         assert_eq!(code("SELECT customer_client.id FROM customer_client LIMIT 0"), Some("LIMIT_VALUE_TOO_LOW"));
         assert_eq!(code("SELECT customer_client.id FROM customer_client extra"), Some("UNEXPECTED_INPUT"));
         let bad_value = parse("SELECT customer_client.id FROM customer_client WHERE customer_client.level = 'x'");

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::google::config::{ForcedGoogleErrors, GoogleFault, GoogleFaults};
+use crate::google::errors::Api;
 use crate::google::log::{self, GoogleRequestRecord};
 use crate::google::members::{GoogleMember, Members};
 use crate::google::oauth::{self, GoogleTokens};
 use crate::google::quota::{BucketStats, QuotaBucket};
 use crate::google::server::service_of;
-use crate::google::errors::Api;
 use crate::google::state::{GoogleShared, UploadKeyType, UserList, parse_customer_id};
 use crate::google::summary::{self, GoogleSummary, UserListSummary};
 use crate::google::user_lists::MAX_DURATION_DAYS;
@@ -193,8 +193,8 @@ impl GoogleHandle {
     pub fn add_manager(&self, name: &str, clients: usize) -> (String, Vec<String>) {
         let mut world = self.shared.lock();
         let manager = world.add_customer(name, true, None);
-        let clients =
-            (0..clients).map(|i| world.add_customer(&format!("{name} client {}", i + 1), false, Some(manager)).to_string());
+        let clients = (0..clients)
+            .map(|i| world.add_customer(&format!("{name} client {}", i + 1), false, Some(manager)).to_string());
         (manager.to_string(), clients.collect())
     }
 
@@ -232,7 +232,8 @@ impl GoogleHandle {
         let mut world = self.shared.lock();
         world.customers.get(&account)?;
         let id = world.next_user_list_id();
-        let mobile = (key_type == UploadKeyType::MobileId).then(|| ("ANDROID".to_owned(), "com.example.app".to_owned()));
+        let mobile =
+            (key_type == UploadKeyType::MobileId).then(|| ("ANDROID".to_owned(), "com.example.app".to_owned()));
         world.user_lists.insert(
             id,
             UserList {
@@ -259,7 +260,11 @@ impl GoogleHandle {
     pub fn find_user_list(&self, account: &str, display_name: &str) -> Option<String> {
         let account = parse_customer_id(account)?;
         let world = self.shared.lock();
-        world.user_lists.values().find(|l| l.account == account && l.display_name == display_name).map(|l| l.id.to_string())
+        world
+            .user_lists
+            .values()
+            .find(|l| l.account == account && l.display_name == display_name)
+            .map(|l| l.id.to_string())
     }
 
     /// The account's lists, oldest first (due processing applied).

@@ -62,7 +62,8 @@ const INGEST_FIELDS: &[&str] =
     &["destinations", "audienceMembers", "consent", "validateOnly", "encoding", "encryptionInfo", "termsOfService"];
 const REMOVE_FIELDS: &[&str] = &["destinations", "audienceMembers", "validateOnly", "encoding", "encryptionInfo"];
 const REMOVE_ALL_FIELDS: &[&str] = &["destinations", "removeAsOfTime", "validateOnly"];
-const DESTINATION_FIELDS: &[&str] = &["reference", "operatingAccount", "loginAccount", "linkedAccount", "productDestinationId"];
+const DESTINATION_FIELDS: &[&str] =
+    &["reference", "operatingAccount", "loginAccount", "linkedAccount", "productDestinationId"];
 const ACCOUNT_FIELDS: &[&str] = &["accountType", "accountId"];
 const MEMBER_FIELDS: &[&str] = &[
     "destinationReferences",
@@ -284,7 +285,11 @@ impl Check {
         if ids.is_empty() {
             self.push(&list_at, "REQUIRED_FIELD_MISSING", "mobileData needs at least one mobile id.");
         } else if ids.len() > MAX_IDENTIFIERS {
-            self.push(&list_at, "TOO_MANY_USER_IDENTIFIERS", format!("At most {MAX_IDENTIFIERS} mobile ids per member."));
+            self.push(
+                &list_at,
+                "TOO_MANY_USER_IDENTIFIERS",
+                format!("At most {MAX_IDENTIFIERS} mobile ids per member."),
+            );
         } else {
             for (j, id) in ids.iter().enumerate() {
                 match id.as_str().filter(|s| is_uuid(s)) {
@@ -387,7 +392,8 @@ fn account_of(
             return None;
         }
     }
-    let id = get(account, "accountId").and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())));
+    let id = get(account, "accountId")
+        .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())));
     match id.as_deref().and_then(parse_customer_id) {
         Some(id) => Some(id),
         None => {
@@ -523,7 +529,11 @@ pub(crate) fn validate(
         if let Some(reference) = &reference
             && !references.insert(reference.clone())
         {
-            check.push(fields::path(&at, "reference"), "DUPLICATE_DESTINATION_REFERENCE", "Destination references must be unique.");
+            check.push(
+                fields::path(&at, "reference"),
+                "DUPLICATE_DESTINATION_REFERENCE",
+                "Destination references must be unique.",
+            );
         }
         if get(destination, "linkedAccount").is_some_and(|v| !v.is_null()) {
             check.push(
@@ -537,7 +547,11 @@ pub(crate) fn validate(
         let list_field = fields::path(&at, "productDestinationId");
         let list_id = match text(destination, "productDestinationId") {
             None | Some("") => {
-                check.push(&list_field, "REQUIRED_FIELD_MISSING", "productDestinationId (the user list id) is required.");
+                check.push(
+                    &list_field,
+                    "REQUIRED_FIELD_MISSING",
+                    "productDestinationId (the user list id) is required.",
+                );
                 None
             }
             Some(raw) => match parse_customer_id(raw) {
@@ -610,9 +624,15 @@ pub(crate) fn validate(
     if operation == Operation::RemoveAll {
         if let Some(raw) = get(object, "removeAsOfTime").filter(|v| !v.is_null()) {
             match raw.as_str().and_then(parse_rfc3339) {
-                None => check.push("remove_as_of_time", "INVALID_FORMAT", "removeAsOfTime must be an RFC 3339 timestamp."),
+                None => {
+                    check.push("remove_as_of_time", "INVALID_FORMAT", "removeAsOfTime must be an RFC 3339 timestamp.")
+                }
                 Some(unix) if unix > world.clock.unix() => {
-                    check.push("remove_as_of_time", "INVALID_REMOVE_AS_OF_TIME", "removeAsOfTime cannot be in the future.");
+                    check.push(
+                        "remove_as_of_time",
+                        "INVALID_REMOVE_AS_OF_TIME",
+                        "removeAsOfTime cannot be in the future.",
+                    );
                 }
                 Some(unix) => remove_before = Some(world.clock.instant_of(unix)),
             }
@@ -627,11 +647,17 @@ pub(crate) fn validate(
         Some(other) if other != "ENCODING_UNSPECIFIED" => {
             check.push("encoding", "INVALID_ENUM_VALUE", format!("encoding must be HEX or BASE64, not {other}."));
         }
-        _ if user_data => check.push("encoding", "REQUIRED_FIELD_MISSING", "encoding (HEX or BASE64) is required with user data."),
+        _ if user_data => {
+            check.push("encoding", "REQUIRED_FIELD_MISSING", "encoding (HEX or BASE64) is required with user data.")
+        }
         _ => {}
     }
     if get(object, "encryptionInfo").is_some_and(|v| !v.is_null()) {
-        check.push("encryption_info", "INVALID_ARGUMENT", "The sandbox does not decrypt: send hashed data without encryptionInfo.");
+        check.push(
+            "encryption_info",
+            "INVALID_ARGUMENT",
+            "The sandbox does not decrypt: send hashed data without encryptionInfo.",
+        );
     }
     let request_consent = check.consent(get(object, "consent"), "consent");
     if operation == Operation::Ingest && matches!(kind, Some(DataKind::User { .. } | DataKind::Mobile)) {
@@ -697,7 +723,9 @@ pub(crate) fn validate(
                     }
                 })
             }
-            Some(DataKind::Mobile) => get(member, "mobileData").map(|m| check.mobile_data(m, &fields::path(&at, "mobileData"))),
+            Some(DataKind::Mobile) => {
+                get(member, "mobileData").map(|m| check.mobile_data(m, &fields::path(&at, "mobileData")))
+            }
             Some(DataKind::UserId) => {
                 let field = fields::path(&at, "userIdData");
                 let user_id = get(member, "userIdData").and_then(Value::as_object);
@@ -707,7 +735,11 @@ pub(crate) fn validate(
                 match user_id.and_then(|u| text(u, "userId")).filter(|u| !u.is_empty()) {
                     Some(id) => Some(vec![format!("user_id:{id}")]),
                     None => {
-                        check.push(fields::path(&field, "userId"), "REQUIRED_FIELD_MISSING", "userIdData.userId is required.");
+                        check.push(
+                            fields::path(&field, "userId"),
+                            "REQUIRED_FIELD_MISSING",
+                            "userIdData.userId is required.",
+                        );
                         None
                     }
                 }

@@ -88,7 +88,12 @@ pub(crate) fn count_reason(log: &[GoogleRequestRecord], reason: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn record(ms: u64, bucket: Option<QuotaBucket>, members: Option<usize>, reason: Option<&str>) -> GoogleRequestRecord {
+    fn record(
+        ms: u64,
+        bucket: Option<QuotaBucket>,
+        members: Option<usize>,
+        reason: Option<&str>,
+    ) -> GoogleRequestRecord {
         GoogleRequestRecord {
             at: Duration::from_millis(ms),
             api: GoogleApiKind::DataManager,

@@ -73,7 +73,8 @@ impl Members {
         for identifier in identifiers {
             *self.ingested.entry(identifier.clone()).or_default() += 1;
         }
-        let mut merged = Member { identifiers: identifiers.iter().cloned().collect(), last_added: sent, times_ingested: 1 };
+        let mut merged =
+            Member { identifiers: identifiers.iter().cloned().collect(), last_added: sent, times_ingested: 1 };
         for id in self.sharing(identifiers) {
             if let Some(old) = self.take(id) {
                 merged.identifiers.extend(old.identifiers);

@@ -145,7 +145,9 @@ pub use config::{ForcedGoogleErrors, GoogleConfig, GoogleFault, GoogleFaults, Qu
 pub use handle::{GoogleHandle, GoogleService};
 pub use log::{GoogleApiKind, GoogleFaultKind, GoogleRequestRecord};
 pub use members::GoogleMember;
-pub use oauth::{ADWORDS_SCOPE, DATAMANAGER_SCOPE, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PROJECT, GoogleTokens};
+pub use oauth::{
+    ADWORDS_SCOPE, DATAMANAGER_SCOPE, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PROJECT, GoogleTokens,
+};
 pub use quota::{BucketStats, QuotaBucket};
 pub use server::{GoogleSandbox, run_standalone_google, start_google};
 pub use state::UploadKeyType;

@@ -358,7 +358,10 @@ pub(crate) fn authorize(
         return Err(page(StatusCode::UNAUTHORIZED, "Error 401: invalid_client. The OAuth client was not found."));
     }
     let Some(redirect_uri) = params.get("redirect_uri").filter(|r| !r.is_empty()) else {
-        return Err(page(StatusCode::BAD_REQUEST, "Error 400: invalid_request. Missing required parameter: redirect_uri"));
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Error 400: invalid_request. Missing required parameter: redirect_uri",
+        ));
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
         return Err(page(
@@ -371,7 +374,10 @@ pub(crate) fn authorize(
         return Err(page(StatusCode::BAD_REQUEST, "Error 400: invalid_request. Missing required parameter: scope"));
     }
     if let Some(unknown) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
-        return Err(page(StatusCode::BAD_REQUEST, &format!("Error 400: invalid_scope. Some requested scopes were invalid: {unknown}")));
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            &format!("Error 400: invalid_scope. Some requested scopes were invalid: {unknown}"),
+        ));
     }
     let offline = params.get("access_type").map(String::as_str) == Some("offline");
     let code = world.oauth.issue_code(

@@ -143,7 +143,11 @@ impl QuotaBook {
             counter.day_count = 0;
         }
         let refusal = if counter.day_count >= quota.per_day {
-            Some(Refusal { limit_name: bucket.day_limit_name(), limit_value: quota.per_day, retry_after: until_next_day(unix) })
+            Some(Refusal {
+                limit_name: bucket.day_limit_name(),
+                limit_value: quota.per_day,
+                retry_after: until_next_day(unix),
+            })
         } else if counter.minute.len() as u64 >= quota.per_minute {
             let oldest = counter.minute.front().copied().unwrap_or(now);
             let retry_after = (oldest + MINUTE).saturating_duration_since(now);

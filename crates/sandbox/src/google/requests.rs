@@ -36,7 +36,9 @@ pub(crate) enum Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DataKind {
     /// `userData`, bare or inside `compositeData` (`composite`).
-    User { composite: bool },
+    User {
+        composite: bool,
+    },
     Mobile,
     UserId,
 }
@@ -234,11 +236,8 @@ fn destination_status(request: &IngestionRequest, index: usize, outcome: Option<
     };
     entry.insert("requestStatus".to_owned(), json!(outcome.status));
     if !outcome.errors.is_empty() {
-        let counts: Vec<Value> = outcome
-            .errors
-            .iter()
-            .map(|(reason, n)| json!({"recordCount": n.to_string(), "reason": reason}))
-            .collect();
+        let counts: Vec<Value> =
+            outcome.errors.iter().map(|(reason, n)| json!({"recordCount": n.to_string(), "reason": reason})).collect();
         entry.insert("errorInfo".to_owned(), json!({ "errorCounts": counts }));
     }
     let records = outcome.records.to_string();
@@ -259,7 +258,11 @@ fn destination_status(request: &IngestionRequest, index: usize, outcome: Option<
         }
         (Operation::Ingest, Some(DataKind::User { composite: true })) => {
             let mut types = Vec::new();
-            for (name, count) in [("EMAIL", outcome.counts.email), ("PHONE_NUMBER", outcome.counts.phone), ("ADDRESS", outcome.counts.address)] {
+            for (name, count) in [
+                ("EMAIL", outcome.counts.email),
+                ("PHONE_NUMBER", outcome.counts.phone),
+                ("ADDRESS", outcome.counts.address),
+            ] {
                 if count > 0 {
                     types.push(json!({"type": name, "count": count.to_string()}));
                 }

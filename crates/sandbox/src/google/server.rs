@@ -149,7 +149,9 @@ impl Route {
     fn bucket(&self, method: &Method) -> Option<QuotaBucket> {
         match self {
             Route::ListAccessible | Route::Search { .. } => None,
-            Route::UserLists { .. } | Route::UserList { .. } if *method == Method::GET => Some(QuotaBucket::ManagementRead),
+            Route::UserLists { .. } | Route::UserList { .. } if *method == Method::GET => {
+                Some(QuotaBucket::ManagementRead)
+            }
             Route::UserLists { .. } | Route::UserList { .. } => Some(QuotaBucket::ManagementMutate),
             Route::Ingestion(_) => Some(QuotaBucket::IngestionMutate),
             Route::Status => Some(QuotaBucket::IngestionRead),
@@ -342,19 +344,26 @@ fn run(
                 }
             })
         }
-        Route::UserList { account_type, account, id } => user_lists::path_account(account_type, account).and_then(|account| {
-            user_lists::check_access(world, call.headers, account)?;
-            match *method {
-                Method::GET => user_lists::read(world, account, id),
-                Method::DELETE => user_lists::delete(world, account, id),
-                _ => {
-                    let mask = call.query.get("updateMask").or_else(|| call.query.get("update_mask"));
-                    user_lists::update(world, account, id, &call.body, mask.map(String::as_str), validate_only)
+        Route::UserList { account_type, account, id } => {
+            user_lists::path_account(account_type, account).and_then(|account| {
+                user_lists::check_access(world, call.headers, account)?;
+                match *method {
+                    Method::GET => user_lists::read(world, account, id),
+                    Method::DELETE => user_lists::delete(world, account, id),
+                    _ => {
+                        let mask = call.query.get("updateMask").or_else(|| call.query.get("update_mask"));
+                        user_lists::update(world, account, id, &call.body, mask.map(String::as_str), validate_only)
+                    }
                 }
-            }
-        }),
+            })
+        }
         Route::Ingestion(operation) => {
-            members = call.body.get("audienceMembers").or_else(|| call.body.get("audience_members")).and_then(Value::as_array).map(Vec::len);
+            members = call
+                .body
+                .get("audienceMembers")
+                .or_else(|| call.body.get("audience_members"))
+                .and_then(Value::as_array)
+                .map(Vec::len);
             ingest::validate(config, world, access, *operation, &call.body).map(|accepted| {
                 if let Some(request) = accepted.request {
                     world.requests.insert(call.request_id.clone(), request);
@@ -530,7 +539,10 @@ mod tests {
     fn paths_route_to_their_calls_and_buckets() {
         let config = GoogleConfig::default();
         let routed = |method: Method, path: &str| route(&config, &method, path).ok().map(|(_, r)| r);
-        assert_eq!(routed(Method::GET, "/googleads/v25/customers:listAccessibleCustomers"), Some(Route::ListAccessible));
+        assert_eq!(
+            routed(Method::GET, "/googleads/v25/customers:listAccessibleCustomers"),
+            Some(Route::ListAccessible)
+        );
         assert_eq!(routed(Method::GET, "/googleads/v21/customers:listAccessibleCustomers"), None);
         assert_eq!(routed(Method::GET, "/googleads/v27/customers:listAccessibleCustomers"), None);
         assert_eq!(

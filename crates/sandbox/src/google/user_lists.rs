@@ -26,7 +26,6 @@ use axum::http::HeaderMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value, json};
 
-use crate::google::config::GoogleConfig;
 use crate::google::errors::{FieldViolation, GoogleError};
 use crate::google::fields::{self, get, text};
 use crate::google::members::Members;
@@ -79,7 +78,10 @@ pub(crate) fn check_access(world: &GoogleState, headers: &HeaderMap, account: u6
 /// The JSON of a user list.
 pub(crate) fn render(list: &UserList) -> Value {
     let mut object = Map::new();
-    object.insert("name".to_owned(), json!(format!("accountTypes/GOOGLE_ADS/accounts/{}/userLists/{}", list.account, list.id)));
+    object.insert(
+        "name".to_owned(),
+        json!(format!("accountTypes/GOOGLE_ADS/accounts/{}/userLists/{}", list.account, list.id)),
+    );
     object.insert("id".to_owned(), json!(list.id.to_string()));
     object.insert("readOnly".to_owned(), json!(false));
     object.insert("displayName".to_owned(), json!(list.display_name));
@@ -131,11 +133,12 @@ pub(crate) fn render(list: &UserList) -> Value {
 /// `"<n>s"` -> whole days, or the violation.
 fn parse_duration(raw: &Value, field: &str) -> Result<u64, FieldViolation> {
     let invalid = |why: &str| FieldViolation::new(field, "INVALID_ARGUMENT", why);
-    let text = raw.as_str().ok_or_else(|| invalid("membershipDuration must be a duration string like \"2592000s\"."))?;
+    let text =
+        raw.as_str().ok_or_else(|| invalid("membershipDuration must be a duration string like \"2592000s\"."))?;
     let seconds = text.strip_suffix('s').ok_or_else(|| invalid("A duration ends with 's'."))?;
     let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
     let whole: u64 = whole.parse().map_err(|_| invalid("The duration is not a number of seconds."))?;
-    if !fraction.bytes().all(|b| b == b'0') || whole % DAY_SECS != 0 || whole == 0 {
+    if !fraction.bytes().all(|b| b == b'0') || !whole.is_multiple_of(DAY_SECS) || whole == 0 {
         return Err(invalid("Valid durations are exact multiples of 24 hours (86400 seconds)."));
     }
     let days = whole / DAY_SECS;
@@ -184,7 +187,8 @@ fn check_status(value: Option<&str>, field: &str, out: &mut Vec<FieldViolation>)
 }
 
 fn check_name_unique(world: &GoogleState, account: u64, name: &str, except: Option<u64>) -> Result<(), GoogleError> {
-    let taken = world.user_lists.values().any(|l| l.account == account && l.display_name == name && Some(l.id) != except);
+    let taken =
+        world.user_lists.values().any(|l| l.account == account && l.display_name == name && Some(l.id) != except);
     if taken {
         return Err(GoogleError::invalid_field(
             "user_list.display_name",
@@ -196,14 +200,23 @@ fn check_name_unique(world: &GoogleState, account: u64, name: &str, except: Opti
 }
 
 /// `POST .../userLists`.
-pub(crate) fn create(world: &mut GoogleState, account: u64, body: &Value, validate_only: bool) -> Result<Value, GoogleError> {
+pub(crate) fn create(
+    world: &mut GoogleState,
+    account: u64,
+    body: &Value,
+    validate_only: bool,
+) -> Result<Value, GoogleError> {
     let empty = Map::new();
     let object = body.as_object().unwrap_or(&empty);
     let mut violations = Vec::new();
     fields::unknown(object, LIST_FIELDS, "user_list", &mut violations);
     let name = text(object, "displayName").map(str::trim).filter(|n| !n.is_empty());
     if name.is_none() {
-        violations.push(FieldViolation::new("user_list.display_name", "REQUIRED_FIELD_MISSING", "displayName is required."));
+        violations.push(FieldViolation::new(
+            "user_list.display_name",
+            "REQUIRED_FIELD_MISSING",
+            "displayName is required.",
+        ));
     }
     check_status(text(object, "membershipStatus"), "user_list.membership_status", &mut violations);
     let days = match get(object, "membershipDuration") {
@@ -226,8 +239,12 @@ pub(crate) fn create(world: &mut GoogleState, account: u64, body: &Value, valida
         Some(info) => {
             fields::unknown(info, INFO_FIELDS, "user_list.ingested_user_list_info", &mut violations);
             let field = "user_list.ingested_user_list_info.upload_key_types";
-            let types: Vec<&str> =
-                get(info, "uploadKeyTypes").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let types: Vec<&str> = get(info, "uploadKeyTypes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             match types.as_slice() {
                 [one] => match UploadKeyType::parse(one) {
                     Some(parsed) => key_type = Some(parsed),
@@ -310,13 +327,13 @@ pub(crate) fn create(world: &mut GoogleState, account: u64, body: &Value, valida
 
 /// The list `id_raw` of `account`, or 403 PERMISSION_DENIED.
 pub(crate) fn find(world: &GoogleState, account: u64, id_raw: &str) -> Result<u64, GoogleError> {
-    parse_customer_id(id_raw)
-        .filter(|id| world.user_lists.get(id).is_some_and(|l| l.account == account))
-        .ok_or_else(|| {
+    parse_customer_id(id_raw).filter(|id| world.user_lists.get(id).is_some_and(|l| l.account == account)).ok_or_else(
+        || {
             GoogleError::permission_denied(format!(
                 "The caller does not have permission, or user list {id_raw} does not exist in account {account}."
             ))
-        })
+        },
+    )
 }
 
 /// `GET .../userLists/{id}`.
@@ -350,7 +367,8 @@ pub(crate) fn update(
         Some(mask) => mask.split(',').map(str::trim).filter(|p| !p.is_empty()).map(fields::snake).collect(),
         None => object.keys().map(|k| fields::snake(k)).collect(),
     };
-    const MUTABLE: &[&str] = &["display_name", "description", "membership_status", "membership_duration", "integration_code"];
+    const MUTABLE: &[&str] =
+        &["display_name", "description", "membership_status", "membership_duration", "integration_code"];
     for path in &paths {
         if path.starts_with("ingested_user_list_info") {
             violations.push(FieldViolation::new(
@@ -359,13 +377,21 @@ pub(crate) fn update(
                 "The upload key types and their info are immutable.",
             ));
         } else if !MUTABLE.contains(&path.as_str()) && mask.is_some() {
-            violations.push(FieldViolation::new("update_mask", "INVALID_ARGUMENT", format!("Field {path} cannot be updated.")));
+            violations.push(FieldViolation::new(
+                "update_mask",
+                "INVALID_ARGUMENT",
+                format!("Field {path} cannot be updated."),
+            ));
         }
     }
     let wants = |field: &str| paths.iter().any(|p| p == field);
     let name = text(object, "displayName").map(str::trim).filter(|n| !n.is_empty());
     if wants("display_name") && name.is_none() {
-        violations.push(FieldViolation::new("user_list.display_name", "REQUIRED_FIELD_MISSING", "displayName cannot be empty."));
+        violations.push(FieldViolation::new(
+            "user_list.display_name",
+            "REQUIRED_FIELD_MISSING",
+            "displayName cannot be empty.",
+        ));
     }
     if wants("membership_status") {
         check_status(text(object, "membershipStatus"), "user_list.membership_status", &mut violations);
@@ -513,7 +539,11 @@ fn passes(list: &UserList, terms: &[Term]) -> bool {
 }
 
 /// `GET .../userLists?pageSize=&pageToken=&filter=`.
-pub(crate) fn list(world: &mut GoogleState, account: u64, query: &HashMap<String, String>) -> Result<Value, GoogleError> {
+pub(crate) fn list(
+    world: &mut GoogleState,
+    account: u64,
+    query: &HashMap<String, String>,
+) -> Result<Value, GoogleError> {
     let page_size = match query.get("pageSize").or_else(|| query.get("page_size")).map(|s| s.trim().parse::<i64>()) {
         None => DEFAULT_PAGE_SIZE,
         Some(Ok(n)) if n < 0 => {
@@ -535,7 +565,11 @@ pub(crate) fn list(world: &mut GoogleState, account: u64, query: &HashMap<String
             .filter(|t| t.account == account && t.filter == filter)
             .map(|t| t.offset)
             .ok_or_else(|| {
-                GoogleError::invalid_field("page_token", "INVALID_ARGUMENT", "The page token is invalid for this request.")
+                GoogleError::invalid_field(
+                    "page_token",
+                    "INVALID_ARGUMENT",
+                    "The page token is invalid for this request.",
+                )
             })?,
     };
     let matched: Vec<&UserList> =
@@ -565,7 +599,10 @@ mod tests {
         assert_eq!(parse_duration(&json!("2592000s"), field), Ok(30));
         assert_eq!(parse_duration(&json!("46656000s"), field), Ok(540));
         assert_eq!(parse_duration(&json!("46656000.000s"), field), Ok(540));
-        assert_eq!(parse_duration(&json!("46742400s"), field).err().map(|v| v.reason), Some("MEMBERSHIP_DURATION_TOO_LONG"));
+        assert_eq!(
+            parse_duration(&json!("46742400s"), field).err().map(|v| v.reason),
+            Some("MEMBERSHIP_DURATION_TOO_LONG")
+        );
         assert_eq!(parse_duration(&json!("90000s"), field).err().map(|v| v.reason), Some("INVALID_ARGUMENT"));
         assert_eq!(parse_duration(&json!(86400), field).err().map(|v| v.reason), Some("INVALID_ARGUMENT"));
     }

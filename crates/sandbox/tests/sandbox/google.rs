@@ -52,7 +52,13 @@ fn error_info(body: &Value) -> Value {
 }
 
 fn detail(body: &Value, kind: &str) -> Value {
-    body["error"]["details"].as_array().into_iter().flatten().find(|d| d["@type"] == kind).cloned().unwrap_or(Value::Null)
+    body["error"]["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["@type"] == kind)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// The field violations of a 400, as `(field, reason)`.
@@ -101,7 +107,8 @@ impl Google {
             "membershipDuration": "2592000s",
             "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID"], "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}},
         });
-        let (status, list, _) = send(self.http.post(self.lists_url(account)).bearer_auth(&self.token).json(&body)).await;
+        let (status, list, _) =
+            send(self.http.post(self.lists_url(account)).bearer_auth(&self.token).json(&body)).await;
         assert_eq!(status, StatusCode::OK, "{list}");
         list["id"].as_str().expect("list id").to_owned()
     }
@@ -128,12 +135,14 @@ impl Google {
 
     async fn status(&self, request_id: &str) -> (StatusCode, Value) {
         let url = self.dm("/requestStatus:retrieve");
-        let (status, body, _) = send(self.http.get(url).query(&[("requestId", request_id)]).bearer_auth(&self.token)).await;
+        let (status, body, _) =
+            send(self.http.get(url).query(&[("requestId", request_id)]).bearer_auth(&self.token)).await;
         (status, body)
     }
 
     async fn search(&self, customer: &str, login: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut request = self.http.post(self.ads(&format!("/customers/{customer}/googleAds:search"))).bearer_auth(&self.token);
+        let mut request =
+            self.http.post(self.ads(&format!("/customers/{customer}/googleAds:search"))).bearer_auth(&self.token);
         if let Some(login) = login {
             request = request.header("login-customer-id", login);
         }
@@ -210,7 +219,8 @@ async fn oauth_code_flow_refresh_revoke_and_invalid_grant() {
     assert_eq!(status, StatusCode::OK);
 
     // Revoking the refresh token kills the grant: invalid_grant, and its access tokens get 401.
-    let (status, _, _) = send(env.http.post(format!("{}/revoke", env.handle.oauth2_url())).query(&[("token", &refresh)])).await;
+    let (status, _, _) =
+        send(env.http.post(format!("{}/revoke", env.handle.oauth2_url())).query(&[("token", &refresh)])).await;
     assert_eq!(status, StatusCode::OK);
     let (status, dead, _) = send(refresh_with(&refresh)).await;
     assert_eq!((status, dead["error"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_grant")));
@@ -228,7 +238,8 @@ async fn oauth_code_flow_refresh_revoke_and_invalid_grant() {
 
 #[tokio::test]
 async fn refresh_tokens_of_a_testing_app_die_after_seven_days() {
-    let config = GoogleConfig { refresh_token_ttl: Some(Duration::from_secs(7 * 24 * 3600)), ..GoogleConfig::default() };
+    let config =
+        GoogleConfig { refresh_token_ttl: Some(Duration::from_secs(7 * 24 * 3600)), ..GoogleConfig::default() };
     let env = start(config).await;
     let refresh = env.handle.issue_tokens(&[DATAMANAGER]).refresh_token.expect("a refresh token");
     let token_url = format!("{}/token", env.handle.oauth2_url());
@@ -283,8 +294,7 @@ async fn accounts_are_discovered_through_managers_in_fixed_pages() {
     let (status, accessible, _) =
         send(env.http.get(env.ads("/customers:listAccessibleCustomers")).bearer_auth(&env.token)).await;
     assert_eq!(status, StatusCode::OK, "{accessible}");
-    let names: Vec<String> =
-        env.handle.accessible_customer_ids().iter().map(|id| format!("customers/{id}")).collect();
+    let names: Vec<String> = env.handle.accessible_customer_ids().iter().map(|id| format!("customers/{id}")).collect();
     assert_eq!(accessible["resourceNames"], json!(names));
     assert_eq!(names.len(), 3, "two plain accounts and a manager; never the manager's clients");
 
@@ -308,7 +318,9 @@ async fn accounts_are_discovered_through_managers_in_fixed_pages() {
     assert_eq!((rows.len(), pages), (5, 3), "the manager, three clients and the sub-manager; not level 2");
     assert_eq!(rows[0]["customerClient"]["level"], "0");
     assert_eq!(rows[0]["customerClient"]["id"], manager);
-    assert!(rows.iter().all(|r| r["customerClient"]["resourceName"].as_str().is_some_and(|n| n.starts_with("customers/"))));
+    assert!(
+        rows.iter().all(|r| r["customerClient"]["resourceName"].as_str().is_some_and(|n| n.starts_with("customers/")))
+    );
 
     // A client needs its manager in login-customer-id.
     let (status, denied) = env.search(&client, None, &json!({"query": query})).await;
@@ -334,7 +346,8 @@ async fn accounts_are_discovered_through_managers_in_fixed_pages() {
         send(env.http.post(&url).bearer_auth(&fresh).json(&json!({"query": query, "pageToken": token}))).await;
     assert_eq!(ads_code(&expired).1, "EXPIRED_PAGE_TOKEN");
     let (_, refused, _) =
-        send(env.http.post(&url).bearer_auth(&fresh).json(&json!({"query": "SELECT user_list.id FROM user_list"}))).await;
+        send(env.http.post(&url).bearer_auth(&fresh).json(&json!({"query": "SELECT user_list.id FROM user_list"})))
+            .await;
     assert_eq!(ads_code(&refused), ("queryError".to_owned(), "PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE".to_owned()));
     let old = format!("{}/v21/customers:listAccessibleCustomers", env.handle.googleads_url());
     let (status, _, _) = send(env.http.get(old).bearer_auth(&fresh)).await;
@@ -359,31 +372,43 @@ async fn user_lists_follow_googles_create_rules_filters_and_access() {
     let (status, dup, _) = send(post(json!({"displayName": "Newsletter", "ingestedUserListInfo": info}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_info(&dup)["reason"], "DISPLAY_NAME_ALREADY_USED");
-    let (_, two, _) =
-        send(post(json!({"displayName": "Two", "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID", "USER_ID"]}}))).await;
-    assert_eq!(violations(&two), vec![("user_list.ingested_user_list_info.upload_key_types".to_owned(), "INVALID_ARGUMENT".to_owned())]);
+    let (_, two, _) = send(post(
+        json!({"displayName": "Two", "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID", "USER_ID"]}}),
+    ))
+    .await;
+    assert_eq!(
+        violations(&two),
+        vec![("user_list.ingested_user_list_info.upload_key_types".to_owned(), "INVALID_ARGUMENT".to_owned())]
+    );
     let (_, long, _) =
-        send(post(json!({"displayName": "Long", "membershipDuration": "46742400s", "ingestedUserListInfo": info}))).await;
+        send(post(json!({"displayName": "Long", "membershipDuration": "46742400s", "ingestedUserListInfo": info})))
+            .await;
     assert_eq!(error_info(&long)["reason"], "MEMBERSHIP_DURATION_TOO_LONG");
     let (_, partial, _) =
         send(post(json!({"displayName": "Odd", "membershipDuration": "90000s", "ingestedUserListInfo": info}))).await;
     assert_eq!(partial["error"]["status"], "INVALID_ARGUMENT");
-    let (status, checked, _) =
-        send(env.http.post(format!("{url}?validateOnly=true")).bearer_auth(&env.token).json(&json!({"displayName": "Dry", "ingestedUserListInfo": info})))
-            .await;
+    let (status, checked, _) = send(
+        env.http
+            .post(format!("{url}?validateOnly=true"))
+            .bearer_auth(&env.token)
+            .json(&json!({"displayName": "Dry", "ingestedUserListInfo": info})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{checked}");
     assert!(env.handle.find_user_list(&account, "Dry").is_none());
 
     env.create_list(&account, "Second").await;
     env.create_list(&account, "Third").await;
-    let (status, filtered, _) = send(env.http.get(&url).query(&[("filter", r#"display_name = "Second""#)]).bearer_auth(&env.token)).await;
+    let (status, filtered, _) =
+        send(env.http.get(&url).query(&[("filter", r#"display_name = "Second""#)]).bearer_auth(&env.token)).await;
     assert_eq!(status, StatusCode::OK, "{filtered}");
     assert_eq!(filtered["userLists"].as_array().map(Vec::len), Some(1));
     assert_eq!(filtered["userLists"][0]["displayName"], "Second");
     let (_, page, _) = send(env.http.get(&url).query(&[("pageSize", "2")]).bearer_auth(&env.token)).await;
     assert_eq!(page["userLists"].as_array().map(Vec::len), Some(2));
     let token = page["nextPageToken"].as_str().expect("a second page").to_owned();
-    let (_, last, _) = send(env.http.get(&url).query(&[("pageSize", "2"), ("pageToken", &token)]).bearer_auth(&env.token)).await;
+    let (_, last, _) =
+        send(env.http.get(&url).query(&[("pageSize", "2"), ("pageToken", &token)]).bearer_auth(&env.token)).await;
     assert_eq!(last["userLists"].as_array().map(Vec::len), Some(1));
     assert!(last.get("nextPageToken").is_none());
 
@@ -408,7 +433,9 @@ async fn ingested_members_apply_when_processing_ends_and_sizes_lag() {
     let env = start(GoogleConfig::default()).await;
     let account = env.account();
     let list = env.create_list(&account, "Buyers").await;
-    let members = vec![contact(&[&hashed(1)]), contact(&[&hashed(2), PHONE_HEX]), contact(&[&hashed(3).to_uppercase()])];
+    let with_phone =
+        json!({"userData": {"userIdentifiers": [{"emailAddress": hashed(2)}, {"phoneNumber": PHONE_HEX}]}});
+    let members = vec![contact(&[&hashed(1)]), with_phone, contact(&[&hashed(3).to_uppercase()])];
     let (status, accepted) = env.ingest(&account, &list, members).await;
     assert_eq!(status, StatusCode::OK, "{accepted}");
     let request_id = accepted["requestId"].as_str().expect("request id").to_owned();
@@ -468,7 +495,8 @@ async fn base64_requests_and_composite_data_are_understood() {
     env.handle.finish_processing();
     assert!(env.handle.is_member(&list, &GoogleHandle::email_key(ALEX_HEX)));
     let (_, done) = env.status(accepted["requestId"].as_str().unwrap_or("")).await;
-    let composite = &done["requestStatusPerDestination"][0]["audienceMembersIngestionStatus"]["compositeDataIngestionStatus"];
+    let composite =
+        &done["requestStatusPerDestination"][0]["audienceMembersIngestionStatus"]["compositeDataIngestionStatus"];
     assert_eq!(composite["dataTypeCounts"], json!([{"type": "EMAIL", "count": "1"}]), "{done}");
 }
 
@@ -508,7 +536,10 @@ async fn one_bad_record_fails_the_whole_request_and_every_bad_record_is_named() 
         ]
     );
     let info = error_info(&refused);
-    assert_eq!((info["reason"].clone(), info["domain"].clone()), (json!("INVALID_HEX_ENCODING"), json!("datamanager.googleapis.com")));
+    assert_eq!(
+        (info["reason"].clone(), info["domain"].clone()),
+        (json!("INVALID_HEX_ENCODING"), json!("datamanager.googleapis.com"))
+    );
     let request_id = info["metadata"]["requestId"].as_str().expect("request id");
     assert_eq!(detail(&refused, "type.googleapis.com/google.rpc.RequestInfo")["requestId"], request_id);
     env.handle.finish_processing();
@@ -529,7 +560,8 @@ async fn one_bad_record_fails_the_whole_request_and_every_bad_record_is_named() 
     );
     body["encoding"] = json!("HEX");
     body["termsOfService"] = json!({"customerMatchTermsOfServiceStatus": "ACCEPTED"});
-    body["audienceMembers"] = json!([contact(&[&hashed(1)]), {"mobileData": {"mobileIds": ["6d92078a-8246-4ba4-ae5b-76104861e7dc"]}}]);
+    body["audienceMembers"] =
+        json!([contact(&[&hashed(1)]), {"mobileData": {"mobileIds": ["6d92078a-8246-4ba4-ae5b-76104861e7dc"]}}]);
     let (_, mixed) = env.post_dm("/audienceMembers:ingest", &body).await;
     assert_eq!(violations(&mixed), vec![expect("audience_members[1]", "MULTIPLE_DATA_TYPES_NOT_ALLOWED")]);
     body["audienceMembers"] = json!(vec![contact(&[&hashed(1)]); 10_001]);
@@ -555,7 +587,10 @@ async fn one_bad_record_fails_the_whole_request_and_every_bad_record_is_named() 
     let mobile_list = env.handle.create_user_list(&account, "Apps", UploadKeyType::MobileId).expect("list");
     body["destinations"] = json!([Google::destination(&account, &mobile_list)]);
     let (_, wrong_type) = env.post_dm("/audienceMembers:ingest", &body).await;
-    assert_eq!(violations(&wrong_type), vec![expect("destinations[0].product_destination_id", "INVALID_USER_LIST_TYPE")]);
+    assert_eq!(
+        violations(&wrong_type),
+        vec![expect("destinations[0].product_destination_id", "INVALID_USER_LIST_TYPE")]
+    );
 }
 
 #[tokio::test]
@@ -637,7 +672,8 @@ async fn denied_consent_and_processing_errors_are_counted_not_added() {
     env.handle.fail_processing_of(&GoogleHandle::email_key(&hashed(3)), "PROCESSING_ERROR_REASON_INVALID_FORMAT");
     let mut denied = contact(&[&hashed(2)]);
     denied["consent"] = json!({"adUserData": "CONSENT_DENIED"});
-    let (status, accepted) = env.ingest(&account, &list, vec![contact(&[&hashed(1)]), denied, contact(&[&hashed(3)])]).await;
+    let (status, accepted) =
+        env.ingest(&account, &list, vec![contact(&[&hashed(1)]), denied, contact(&[&hashed(3)])]).await;
     assert_eq!(status, StatusCode::OK, "{accepted}");
     env.handle.finish_processing();
     let (_, done) = env.status(accepted["requestId"].as_str().unwrap_or("")).await;
@@ -677,7 +713,8 @@ async fn quotas_count_every_token_of_one_oauth_client() {
     assert_eq!(refused["error"]["status"], "RESOURCE_EXHAUSTED");
     let info = error_info(&refused);
     assert_eq!(info["metadata"]["quota_limit"], "ManagementReadRequestsPerMinutePerProject");
-    let delay = detail(&refused, "type.googleapis.com/google.rpc.RetryInfo")["retryDelay"].as_str().unwrap_or("").to_owned();
+    let delay =
+        detail(&refused, "type.googleapis.com/google.rpc.RetryInfo")["retryDelay"].as_str().unwrap_or("").to_owned();
     let seconds: u64 = delay.strip_suffix('s').and_then(|s| s.parse().ok()).expect("a retry delay like \"60s\"");
     assert!((1..=60).contains(&seconds), "{delay}");
 
@@ -701,11 +738,8 @@ async fn quotas_count_every_token_of_one_oauth_client() {
 
 #[tokio::test]
 async fn retry_info_can_be_left_out_and_daily_limits_name_themselves() {
-    let config = GoogleConfig {
-        quotas: QuotaLimits::uniform(100, 1),
-        retry_info_on_429: false,
-        ..GoogleConfig::default()
-    };
+    let config =
+        GoogleConfig { quotas: QuotaLimits::uniform(100, 1), retry_info_on_429: false, ..GoogleConfig::default() };
     let env = start(config).await;
     let (status, _) = env.status("a").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -735,7 +769,8 @@ async fn injected_faults_answer_googles_shapes_once() {
         assert_eq!(got, StatusCode::OK, "the fault clears after one call");
     }
     env.handle.fail_next(1, GoogleFault::Internal);
-    let (status, body, _) = send(env.http.get(env.ads("/customers:listAccessibleCustomers")).bearer_auth(&env.token)).await;
+    let (status, body, _) =
+        send(env.http.get(env.ads("/customers:listAccessibleCustomers")).bearer_auth(&env.token)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(ads_code(&body), ("internalError".to_owned(), "INTERNAL_ERROR".to_owned()));
     let forced = env.handle.request_log().iter().filter(|r| r.fault.is_some()).count();
