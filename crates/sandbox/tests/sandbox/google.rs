@@ -423,9 +423,59 @@ async fn user_lists_follow_googles_create_rules_filters_and_access() {
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = send(env.http.get(format!("{url}/123")).bearer_auth(&env.token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a list that does not exist is PERMISSION_DENIED");
+    let patch = |mask: &str, body: Value| {
+        env.http.patch(format!("{url}/{list}")).query(&[("updateMask", mask)]).bearer_auth(&env.token).json(&body)
+    };
+    let (status, renamed, _) =
+        send(patch("displayName,membershipDuration", json!({"displayName": "News", "membershipDuration": "86400s"})))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(
+        (renamed["displayName"].clone(), renamed["membershipDuration"].clone()),
+        (json!("News"), json!("86400s"))
+    );
+    let (status, immutable, _) = send(patch(
+        "ingestedUserListInfo.uploadKeyTypes",
+        json!({"ingestedUserListInfo": {"uploadKeyTypes": ["USER_ID"]}}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{immutable}");
+    assert_eq!(env.handle.find_user_list(&account, "News"), Some(list.clone()));
     let (status, _, _) = send(env.http.delete(format!("{url}/{list}")).bearer_auth(&env.token)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(env.handle.find_user_list(&account, "Newsletter").is_none());
+    assert!(env.handle.find_user_list(&account, "News").is_none());
+}
+
+#[tokio::test]
+async fn destinations_reach_client_accounts_through_their_manager() {
+    let env = start(GoogleConfig::default()).await;
+    let manager = env.handle.manager_ids()[0].clone();
+    let client = env.handle.client_ids(&manager)[0].clone();
+    let list = env.handle.create_user_list(&client, "Client list", UploadKeyType::ContactId).expect("list");
+    let login = |account: &str| json!({"accountType": "GOOGLE_ADS", "accountId": account});
+    let body = |destination: Value| {
+        json!({
+            "destinations": [destination],
+            "audienceMembers": [contact(&[&hashed(1)])],
+            "encoding": "HEX",
+            "termsOfService": {"customerMatchTermsOfServiceStatus": "ACCEPTED"},
+        })
+    };
+    let direct = Google::destination(&client, &list);
+    let (status, denied) = env.post_dm("/audienceMembers:ingest", &body(direct.clone())).await;
+    assert_eq!((status, error_info(&denied)["reason"].clone()), (StatusCode::FORBIDDEN, json!("PERMISSION_DENIED")));
+    let mut elsewhere = direct.clone();
+    elsewhere["loginAccount"] = login(&env.account());
+    let (status, mismatch) = env.post_dm("/audienceMembers:ingest", &body(elsewhere)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(violations(&mismatch)[0].1, "OPERATING_ACCOUNT_LOGIN_ACCOUNT_MISMATCH");
+    let mut through = direct;
+    through["loginAccount"] = login(&manager);
+    let (status, accepted) = env.post_dm("/audienceMembers:ingest", &body(through)).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    env.handle.finish_processing();
+    assert_eq!(env.handle.member_count(&list), 1);
+    assert_eq!(env.handle.max_members_per_request(), 1);
 }
 
 #[tokio::test]
