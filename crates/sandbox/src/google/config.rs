@@ -167,7 +167,8 @@ pub enum GoogleFault {
     /// valid; use [`GoogleHandle::expire_access_token`](crate::GoogleHandle::expire_access_token)
     /// to expire it for good.
     TokenExpired,
-    /// HTTP 429 RESOURCE_EXHAUSTED on the call's per-minute quota, whatever the counters say.
+    /// HTTP 429 RESOURCE_EXHAUSTED on the call's per-minute quota, whatever the counters say
+    /// (on the Google Ads API: `quotaError: RESOURCE_TEMPORARILY_EXHAUSTED`).
     QuotaExhausted,
     /// Any other `google.rpc.Status`.
     Custom {

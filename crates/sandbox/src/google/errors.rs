@@ -332,6 +332,16 @@ impl GoogleError {
             GoogleFault::Unavailable => Self::server("UNAVAILABLE", api, "The service is currently unavailable."),
             GoogleFault::DeadlineExceeded => Self::server("DEADLINE_EXCEEDED", api, "Deadline exceeded."),
             GoogleFault::TokenExpired => Self::unauthenticated(api, TokenProblem::Expired),
+            GoogleFault::QuotaExhausted if matches!(api, Api::Ads(_)) => {
+                let version = if let Api::Ads(version) = api { version } else { 0 };
+                Self::ads(
+                    "RESOURCE_EXHAUSTED",
+                    version,
+                    "quotaError",
+                    "RESOURCE_TEMPORARILY_EXHAUSTED",
+                    "Too many requests. Retry in 30 seconds.",
+                )
+            }
             GoogleFault::QuotaExhausted => Self::quota_exceeded(
                 "IngestionMutateRequestsPerMinutePerProject",
                 300,
@@ -540,6 +550,11 @@ mod tests {
         assert_eq!(GoogleError::forced(&GoogleFault::DeadlineExceeded, dm).http, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(GoogleError::forced(&GoogleFault::Internal, Api::Ads(25)).http, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(GoogleError::forced(&GoogleFault::TokenExpired, dm).http, StatusCode::UNAUTHORIZED);
+        let ads_quota = GoogleError::forced(&GoogleFault::QuotaExhausted, Api::Ads(25));
+        assert_eq!(
+            (ads_quota.http, ads_quota.reason.as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_TEMPORARILY_EXHAUSTED")
+        );
         let custom = GoogleFault::Custom {
             http_status: 409,
             status: "ABORTED".to_owned(),
