@@ -4,9 +4,11 @@
 //! parked, counts conserved, bad targets refused before anything runs.
 //!
 //! - [`pinterest`]: the Pinterest plugin against the Pinterest API v5 sandbox;
-//! - [`meta`]: the Meta plugin against the Meta Marketing API sandbox.
+//! - [`meta`]: the Meta plugin against the Meta Marketing API sandbox;
+//! - [`asynchronous`]: asynchronous outcomes through the test destination.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
+mod asynchronous;
 mod meta;
 mod pinterest;

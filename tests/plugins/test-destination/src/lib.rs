@@ -4,7 +4,8 @@
 //! answers every call locally, and when the setting `url` is present `add-users` POSTs the
 //! batch size there through the host's `http-client`. Users whose key starts with `reject` are
 //! rejected individually; users whose key starts with `drop` are reported as one unattributed
-//! rejection. Every call is a fresh instance, so nothing is remembered between calls: every
+//! rejection; a write carrying users whose key starts with `refuse` fails whole with
+//! `rejected-users` naming them (and applies nothing). Every call is a fresh instance, so nothing is remembered between calls: every
 //! answer is derived from the call's arguments and `plugin-config.settings`.
 //!
 //! # Hostile `add-users` / `remove-users` (setting `behaviour`)
@@ -704,6 +705,17 @@ pub fn write(
             fail_with(config),
             &format!("test-destination fails attempt {} of batch {}", batch.attempt, batch.id),
         ));
+    }
+    // Users whose key starts with `refuse` fail the whole request, named (Google's fast-fail
+    // 400): nothing of it is applied.
+    let refused: Vec<RejectedUser> = batch
+        .users
+        .iter()
+        .filter(|u| u.key.starts_with("refuse"))
+        .map(|u| RejectedUser { key: u.key.clone(), reason: format!("test-destination refuses {}", u.key) })
+        .collect();
+    if !refused.is_empty() {
+        return Err(DestinationError::RejectedUsers(refused));
     }
     let rejected: Vec<String> =
         batch.users.iter().filter(|u| u.key.starts_with("reject")).map(|u| u.key.clone()).collect();
