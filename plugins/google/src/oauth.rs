@@ -9,7 +9,8 @@
 //! - `expires-at` = now + `expires_in` (none when Google gives no lifetime);
 //!   `renewable-until` is none: a refresh token has no fixed expiry (it dies when unused for six
 //!   months, revoked, or after 7 days for an app in "Testing" status, none of which the plugin
-//!   can see coming).
+//!   can see coming). Without a refresh token (Google gives one with `access_type=offline`,
+//!   every time with `prompt=consent`) it is `expires-at`, and a warning is logged.
 //! - `scopes` = Google's `scope` answer split on spaces (kept from the old credentials when a
 //!   refresh answer has none). Both scopes are needed (`datamanager` for every list and member
 //!   call, `adwords` for account discovery): Google's consent screen lets a person untick one,
@@ -147,7 +148,18 @@ pub fn authorize(
         .filter(|t| !t.is_empty())
         .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
     let expires_at = answer.expires_in.filter(|s| *s > 0).and_then(|secs| now.map(|n| n.saturating_add(secs)));
-    Ok(Credentials { access_token, refresh_token, expires_at, renewable_until: None, scopes })
+    // Without a refresh token nothing renews the access token: the connection lapses with it.
+    let renewable_until = if refresh_token.is_none() {
+        client.log(
+            Level::Warn,
+            "Google: no refresh token was granted, so the connection lapses when the access token expires (the \
+             consent URL must ask for access_type=offline and prompt=consent)",
+        );
+        expires_at
+    } else {
+        None
+    };
+    Ok(Credentials { access_token, refresh_token, expires_at, renewable_until, scopes })
 }
 
 #[cfg(test)]
@@ -236,6 +248,10 @@ mod tests {
         let host = FakeHost::new(vec![only_ads]);
         let err = authorize(&host, &config(), code(), Some(NOW)).unwrap_err();
         assert!(matches!(&err, DestinationError::Unauthorized(m) if m.contains("datamanager")), "{err:?}");
+        let host = FakeHost::new(vec![ok(json!({"access_token": "ya29.x", "expires_in": 3599, "scope": BOTH}))]);
+        let lapsing = authorize(&host, &config(), code(), Some(NOW)).unwrap();
+        assert_eq!((lapsing.refresh_token, lapsing.renewable_until), (None, Some(NOW + 3599)));
+        assert!(host.logs.borrow()[0].1.contains("no refresh token"));
         let mut no_refresh = creds();
         no_refresh.refresh_token = None;
         let host = FakeHost::new(vec![]);
