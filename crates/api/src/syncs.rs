@@ -51,7 +51,7 @@ impl From<SyncStatus> for StatusView {
     }
 }
 
-/// Where a sync's users are. `entered = not_synced + pending + synced + errored`.
+/// Where a sync's users are. `entered = not_synced + pending + submitted + synced + errored`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CountsView {
     /// Distinct users that entered (queued or not synced).
@@ -66,6 +66,10 @@ pub(crate) struct CountsView {
     pending: u64,
     /// In a request to the partner right now (part of `pending`).
     in_flight: u64,
+    /// Sent in a request an asynchronous partner (Google) accepted but has not finished: the
+    /// host asks how it went and then counts each user synced or errored. Neither pending nor
+    /// synced; always 0 for partners that answer at once.
+    submitted: u64,
     /// Refused by the partner for good, or not delivered within the retry window.
     errored: u64,
     /// Re-entries of a user already pending, not queued twice.
@@ -83,6 +87,7 @@ impl From<Counts> for CountsView {
             not_synced: c.not_synced,
             pending: c.pending + c.in_flight,
             in_flight: c.in_flight,
+            submitted: c.submitted,
             errored: c.errored,
             deduplicated: c.deduplicated,
             retries: c.retries,

@@ -75,6 +75,9 @@ pub(crate) enum Fate {
         /// The users the partner named, with the reason recorded for each.
         refused: Vec<(String, Arc<str>)>,
     },
+    /// The partner accepted the request and finishes it later: the users are `submitted` (the
+    /// lane recorded the submission) and get their verdict when the partner says.
+    Submitted,
     /// Every user is errored with this reason.
     Errored {
         /// The reason recorded for each (one copy, shared).
@@ -228,14 +231,15 @@ fn audience_refusal(err: &CallError) -> String {
     }
 }
 
+/// The users of a request refused whole because of some of them: the named users' verdicts,
+/// and the keys of the others (sent again).
+pub(crate) type Resend = (Vec<(String, Verdict)>, Vec<String>);
+
 /// A request the partner refused whole because of the users it named (`refused`): the verdicts
 /// of the named users of `keys` (errored), and the keys of the others, to be sent again. `None`
 /// when it named none of `keys`: nothing would change by sending them again, so the answer
 /// counts as `invalid-request` ([`named_none`]).
-pub(crate) fn resend(
-    keys: &[String],
-    refused: Vec<(String, Arc<str>)>,
-) -> Option<(Vec<(String, Verdict)>, Vec<String>)> {
+pub(crate) fn resend(keys: &[String], refused: Vec<(String, Arc<str>)>) -> Option<Resend> {
     let refused: HashMap<String, Arc<str>> = refused.into_iter().collect();
     let mut named = Vec::new();
     let mut rest = Vec::new();
@@ -257,6 +261,18 @@ pub(crate) fn named_none(group_len: usize) -> Fate {
     } else {
         Fate::Errored { reason: Arc::from(format!("refused by the partner: {why}")) }
     }
+}
+
+/// The partner accepted a write and finishes it later: the users are submitted, and the answer
+/// shows the credentials and the sync work.
+pub(crate) fn submitted() -> Decision {
+    Decision { users: Fate::Submitted, connection: ConnectionEffect::CredentialsWork, sync: SyncEffect::Works }
+}
+
+/// Whether a sync with `outstanding` batches (in flight or submitted) may not send another
+/// under `limit` (`limits.max-submissions-per-audience`; 0: no limit).
+pub(crate) fn at_submission_limit(outstanding: u32, limit: u32) -> bool {
+    limit > 0 && outstanding >= limit
 }
 
 /// The connection has no credentials the lane can read: nothing is sent, the users retry.
@@ -285,7 +301,7 @@ pub(crate) enum Verdict {
 }
 
 /// Each user's verdict from the fate of the request that carried them. `Split` gives none: the
-/// users are sent again, in halves.
+/// users are sent again, in halves; nor does `Submitted`: the partner has not finished.
 pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> {
     match fate {
         Fate::Delivered { refused, mut dropped } => {
@@ -314,7 +330,7 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
             }
             verdicts
         }
-        Fate::Split { .. } => Vec::new(),
+        Fate::Split { .. } | Fate::Submitted => Vec::new(),
         // Only the named users have a verdict yet; the lane sends the others again.
         Fate::Resend { refused } => resend(&keys, refused).map(|(named, _)| named).unwrap_or_default(),
         // One reason for the whole request: every user holds the same copy.

@@ -18,7 +18,7 @@ use super::encode_credentials;
 use super::lane::Lane;
 use super::metrics::loggable;
 use audience_runtime::CallError;
-use audience_runtime::types::{AudienceSpec, AudienceTarget, Batch, Grant, PreparedUser, UpsertOutcome};
+use audience_runtime::types::{AudienceSpec, AudienceTarget, Batch, Grant, PreparedUser, UpsertOutcome, WriteOutcome};
 use sha2::{Digest as _, Sha256};
 
 /// The contract's `batch.id` for these users of `sync`: the same for the same users (a retry),
@@ -39,7 +39,19 @@ pub(crate) fn batch_id(sync_id: &str, action: audience_store::SyncAction, users:
 impl Lane {
     /// Deliver a claimed batch and record every user's outcome.
     pub(super) async fn deliver(&self, sync: SyncRecord, batch: Vec<QueuedUser>) {
-        let results = self.deliver_batch(&sync, &batch).await;
+        let results = self.deliver_batch(&sync, &batch, None).await;
+        self.record_delivery(&sync, results).await;
+        self.with_state(|s| s.resolving.remove(&sync.id));
+        self.release(&sync.id);
+        self.wake();
+    }
+
+    /// Record what became of a delivery's users (those not submitted), retrying the store a
+    /// few times.
+    pub(super) async fn record_delivery(&self, sync: &SyncRecord, results: Vec<UserResult>) {
+        if results.is_empty() {
+            return;
+        }
         let label = decide::batch_label(&results);
         self.shared.metrics.batch(&sync.destination, &sync.id, label);
         let mut wait = Duration::from_millis(100);
@@ -62,11 +74,17 @@ impl Lane {
                 }
             }
         }
-        self.with_state(|s| s.resolving.remove(&sync.id));
-        self.wake();
     }
 
-    async fn deliver_batch(&self, sync: &SyncRecord, batch: &[QueuedUser]) -> Vec<UserResult> {
+    /// Send a batch's users and give each its outcome (users the partner accepted for later are
+    /// submitted, and have none yet). `after`: what the partner already answered to the whole
+    /// batch (a submission it failed), acted on before anything is sent.
+    pub(super) async fn deliver_batch(
+        &self,
+        sync: &SyncRecord,
+        batch: &[QueuedUser],
+        after: Option<Fate>,
+    ) -> Vec<UserResult> {
         let mut results = Vec::with_capacity(batch.len());
         let mut users = Vec::with_capacity(batch.len());
         for queued in batch {
@@ -79,38 +97,64 @@ impl Lane {
             }
         }
         let attempt = batch.iter().map(|q| q.attempts).max().unwrap_or(0).saturating_add(1);
-        let verdicts = self.write_isolating(sync, users, attempt).await;
+        let verdicts = self.write_isolating(sync, users, attempt, after).await;
         let by_key: HashMap<&str, &QueuedUser> = batch.iter().map(|q| (q.key.as_str(), q)).collect();
-        let retry = &self.shared.config.retry;
-        let now = self.clock.now_ms();
-        for (key, verdict) in verdicts {
-            let outcome = match verdict {
-                Verdict::Synced => UserOutcome::Synced,
-                Verdict::Rejected(reason) => UserOutcome::Errored(reason),
-                Verdict::Failed { error, retry_at } => {
-                    let (entered_at, attempts) =
-                        by_key.get(key.as_str()).map_or((now, 0), |q| (q.entered_at, q.attempts));
-                    decide::retry_or_give_up(now, entered_at, attempts, retry_at, error, retry, rand::random::<f64>())
-                }
-            };
-            results.push(UserResult { key, outcome });
-        }
+        results.extend(self.outcomes(verdicts, |key| by_key.get(key).map(|q| (q.entered_at, q.attempts))));
         results
     }
 
+    /// Each verdict as the outcome the store records: a failed user is retried or, past its
+    /// window, errored (`history` gives its entry time and attempts so far).
+    pub(super) fn outcomes(
+        &self,
+        verdicts: Vec<(String, Verdict)>,
+        history: impl Fn(&str) -> Option<(i64, u32)>,
+    ) -> Vec<UserResult> {
+        let retry = &self.shared.config.retry;
+        let now = self.clock.now_ms();
+        verdicts
+            .into_iter()
+            .map(|(key, verdict)| {
+                let outcome = match verdict {
+                    Verdict::Synced => UserOutcome::Synced,
+                    Verdict::Rejected(reason) => UserOutcome::Errored(reason),
+                    Verdict::Failed { error, retry_at } => {
+                        let (entered_at, attempts) = history(&key).unwrap_or((now, 0));
+                        decide::retry_or_give_up(
+                            now,
+                            entered_at,
+                            attempts,
+                            retry_at,
+                            error,
+                            retry,
+                            rand::random::<f64>(),
+                        )
+                    }
+                };
+                UserResult { key, outcome }
+            })
+            .collect()
+    }
+
     /// Write users; on `invalid-request`, split in halves until the users at fault are alone; on
-    /// `rejected-users`, error the users named and send the others again at once.
+    /// `rejected-users`, error the users named and send the others again at once. `after` is
+    /// what the partner already answered for all of them (see [`Lane::deliver_batch`]).
     async fn write_isolating(
         &self,
         sync: &SyncRecord,
         users: Vec<PreparedUser>,
         attempt: u32,
+        mut after: Option<Fate>,
     ) -> Vec<(String, Verdict)> {
         let mut verdicts = Vec::with_capacity(users.len());
         let mut isolation = Isolation::new(users);
         while let Some(group) = isolation.next_group() {
             let keys: Vec<String> = group.iter().map(|u| u.key.clone()).collect();
-            match self.write_once(sync, group.clone(), attempt).await {
+            let fate = match after.take() {
+                Some(fate) => fate,
+                None => self.write_once(sync, group.clone(), attempt).await,
+            };
+            match fate {
                 Fate::Split { why } => {
                     tracing::debug!(sync = %sync.id, reason = %loggable(&why), "splitting a refused batch to isolate the users at fault");
                     isolation.split(group);
@@ -138,7 +182,7 @@ impl Lane {
 
     /// One add or remove call, with the audience resolved first when it is not known yet; the
     /// effects of the answer on the connection and the sync are carried out before returning
-    /// what becomes of the users.
+    /// what becomes of the users. A `submitted` answer is recorded here, before anything else.
     async fn write_once(&self, sync: &SyncRecord, users: Vec<PreparedUser>, attempt: u32) -> Fate {
         let Some((creds, version)) = self.with_state(|s| s.creds.clone().map(|c| (c, s.creds_version))) else {
             return decide::without_credentials().users;
@@ -155,16 +199,26 @@ impl Lane {
                 let action = sync.action;
                 let started = Instant::now();
                 let config = &self.destination.config;
+                let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();
                 let batch = Batch { id: batch_id(&sync.id, action, &users), attempt, users };
                 let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, batch).await;
                 self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
                 self.note_plugin_health(sync, action.export_name(), group_len, plugin_failure(&result)).await;
-                if let Ok(outcome) = &result
-                    && let Some(created) = &outcome.created
-                {
-                    self.remember_audience(sync, &created.id).await;
+                match result {
+                    Ok(WriteOutcome::Submitted(submission)) => {
+                        self.record_submission(sync, keys, attempt, &submission).await;
+                        let decision = decide::submitted();
+                        self.carry_out(sync, version, &decision).await;
+                        return decision.users;
+                    }
+                    Ok(WriteOutcome::Done(outcome)) => {
+                        if let Some(created) = &outcome.created {
+                            self.remember_audience(sync, &created.id).await;
+                        }
+                        Ok(outcome)
+                    }
+                    Err(err) => Err(err),
                 }
-                result
             }
         };
         let decision = decide::classify(answer.as_ref(), group_len, self.clock.now_ms(), default_pause);
@@ -174,7 +228,7 @@ impl Lane {
 
     /// The effects of a decision on the connection and the sync (`version`: the credentials
     /// the call was made with).
-    async fn carry_out(&self, sync: &SyncRecord, version: i64, decision: &Decision) {
+    pub(super) async fn carry_out(&self, sync: &SyncRecord, version: i64, decision: &Decision) {
         match &decision.connection {
             ConnectionEffect::None => {}
             ConnectionEffect::CredentialsWork => self.with_state(|s| s.refreshed_to = None),
@@ -192,7 +246,7 @@ impl Lane {
     }
 
     /// The audience to write to: known, to be created with this batch, or found now.
-    async fn target(
+    pub(super) async fn target(
         &self,
         sync: &SyncRecord,
         creds: &audience_runtime::types::Credentials,
@@ -226,7 +280,7 @@ impl Lane {
         }
     }
 
-    async fn remember_audience(&self, sync: &SyncRecord, audience_id: &str) {
+    pub(super) async fn remember_audience(&self, sync: &SyncRecord, audience_id: &str) {
         if let Err(err) = self.shared.store.set_audience_id(&sync.id, audience_id).await {
             tracing::error!(sync = %sync.id, error = %err, "could not record the audience id");
         }
@@ -241,7 +295,7 @@ impl Lane {
     /// After a call of the plugin for `sync` (`function`, for a batch of `users`): count the
     /// failure, record it among the sync's recent errors, and mark the sync degraded after
     /// failures in a row, or active again after a call that worked (see [`super::degrade`]).
-    async fn note_plugin_health(
+    pub(super) async fn note_plugin_health(
         &self,
         sync: &SyncRecord,
         function: &str,
@@ -382,7 +436,7 @@ impl Lane {
 
 /// The plugin's own failure in a call's result, if it failed: not the partner's refusal, nor
 /// the host having no free instance for it (`busy`, the host's limit, not the plugin's fault).
-fn plugin_failure<T>(result: &Result<T, CallError>) -> Option<&audience_runtime::PluginError> {
+pub(super) fn plugin_failure<T>(result: &Result<T, CallError>) -> Option<&audience_runtime::PluginError> {
     match result {
         Err(CallError::Plugin(audience_runtime::PluginError::Busy { .. })) => None,
         Err(CallError::Plugin(err)) => Some(err),
@@ -390,7 +444,7 @@ fn plugin_failure<T>(result: &Result<T, CallError>) -> Option<&audience_runtime:
     }
 }
 
-fn audience_spec(sync: &SyncRecord) -> AudienceSpec {
+pub(super) fn audience_spec(sync: &SyncRecord) -> AudienceSpec {
     super::audience_spec(&sync.audience, &sync.match_fields, None)
 }
 

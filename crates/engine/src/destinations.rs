@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use audience_model::SyncAction;
 use audience_runtime::types::{
-    AudienceSpec, AudienceTarget, Batch, BatchOutcome, Credentials, Grant, Limits, PluginConfig, UpsertOutcome,
+    AudienceSpec, AudienceTarget, Batch, Credentials, Grant, Limits, PluginConfig, SubmissionStatus, UpsertOutcome,
     WriteOutcome,
 };
-use audience_runtime::{CallError, InstanceQuota, Plugin, PluginError, RequestHooks};
+use audience_runtime::{CallError, InstanceQuota, Plugin, RequestHooks};
 
 /// The operator's overrides of a plugin's declared limits. Unset fields keep the plugin's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -159,7 +159,18 @@ pub(crate) trait DestinationCalls: Send + Sync {
         account_id: &'a str,
         target: &'a AudienceTarget,
         batch: Batch,
-    ) -> BoxFuture<'a, Result<BatchOutcome, CallError>>;
+    ) -> BoxFuture<'a, Result<WriteOutcome, CallError>>;
+
+    /// How the batch the partner accepted as `submission_id` (of `sent` users) is doing.
+    fn check_submission<'a>(
+        &'a self,
+        config: &'a PluginConfig,
+        creds: &'a Credentials,
+        account_id: &'a str,
+        target: &'a AudienceTarget,
+        submission_id: &'a str,
+        sent: usize,
+    ) -> BoxFuture<'a, Result<SubmissionStatus, CallError>>;
 }
 
 impl DestinationCalls for Plugin {
@@ -193,17 +204,20 @@ impl DestinationCalls for Plugin {
         account_id: &'a str,
         target: &'a AudienceTarget,
         batch: Batch,
-    ) -> BoxFuture<'a, Result<BatchOutcome, CallError>> {
-        Box::pin(async move {
-            match Plugin::write_users(self, action, config, creds, account_id, target, batch).await? {
-                WriteOutcome::Done(outcome) => Ok(outcome),
-                // Until the engine runs asynchronous outcomes, a `submitted` answer cannot be
-                // followed up: the users retry rather than being counted synced unseen.
-                WriteOutcome::Submitted(_) => Err(CallError::Plugin(PluginError::Contract(
-                    "the plugin answered `submitted`, but this host does not run asynchronous outcomes yet".into(),
-                ))),
-            }
-        })
+    ) -> BoxFuture<'a, Result<WriteOutcome, CallError>> {
+        Box::pin(Plugin::write_users(self, action, config, creds, account_id, target, batch))
+    }
+
+    fn check_submission<'a>(
+        &'a self,
+        config: &'a PluginConfig,
+        creds: &'a Credentials,
+        account_id: &'a str,
+        target: &'a AudienceTarget,
+        submission_id: &'a str,
+        sent: usize,
+    ) -> BoxFuture<'a, Result<SubmissionStatus, CallError>> {
+        Box::pin(Plugin::check_submission(self, config, creds, account_id, target, submission_id, sent))
     }
 }
 

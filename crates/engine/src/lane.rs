@@ -12,7 +12,7 @@
 //! [`super::leases`]): every claim is fenced by that lease in the store, and the lane stops
 //! claiming once its lease is too close to expiring for a batch to finish within it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::app_pacing::AppPacer;
 use super::clock::Clock;
 use super::decide;
 use super::destinations::{Destination, DestinationCalls, LaneDestination};
@@ -41,6 +42,8 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// lane's lease ran out, and measures them.
 struct LaneHooks {
     limiter: Arc<RateLimiter>,
+    /// The destination's application-wide pacing, when its limits declare one.
+    app: Option<Arc<AppPacer>>,
     lease_until: Arc<Mutex<Option<Instant>>>,
     metrics: Metrics,
     destination: String,
@@ -53,6 +56,9 @@ impl RequestHooks for LaneHooks {
     fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.limiter.acquire().await;
+            if let Some(app) = &self.app {
+                app.acquire().await?;
+            }
             // After the lease ran out another host may hold the lane: sending now could put
             // two hosts on one token. (The local deadline is taken before the store renewed,
             // so it never runs past the store's.)
@@ -93,6 +99,7 @@ pub(crate) fn api_hooks(
     }
     Arc::new(LaneHooks {
         limiter: shared.limiter_for(connection_id, limits.requests_per_second),
+        app: shared.app_pacer_for(destination, &limits),
         lease_until: Arc::new(Mutex::new(None)),
         metrics: shared.metrics.clone(),
         destination: destination.to_string(),
@@ -115,8 +122,10 @@ pub(crate) struct Lane {
     /// Where the lane reads the time it writes to the store.
     pub(super) clock: Clock,
     pub(super) limiter: Arc<RateLimiter>,
-    concurrency: Arc<Semaphore>,
+    pub(super) concurrency: Arc<Semaphore>,
     wake: Notify,
+    /// Wakes [`Lane::run_checks`] when a submission is planned.
+    pub(super) check_wake: Notify,
     pub(super) state: Mutex<LaneState>,
     /// Held while refreshing credentials, so concurrent 401s refresh once.
     pub(super) refresh: tokio::sync::Mutex<()>,
@@ -150,6 +159,11 @@ pub(crate) struct LaneState {
     pub(super) create_with_first_batch: HashSet<String>,
     /// Calls of the plugin that failed in a row, per sync (see [`super::degrade`]).
     pub(super) plugin_failures: HashMap<String, u32>,
+    /// Submissions to ask the partner about, by (when, sync, request id): see [`super::checks`].
+    pub(super) checks: BTreeMap<(i64, String, String), super::checks::PendingCheck>,
+    /// Per sync, batches in flight plus submissions not finished, for
+    /// `limits.max-submissions-per-audience`.
+    pub(super) outstanding: HashMap<String, u32>,
     loaded_at: Option<Instant>,
 }
 
@@ -171,6 +185,7 @@ impl Lane {
         let lease_until = Arc::new(Mutex::new(None));
         let hooks = Arc::new(LaneHooks {
             limiter: limiter.clone(),
+            app: shared.app_pacer_for(&destination.name, &limits),
             lease_until: lease_until.clone(),
             metrics: shared.metrics.clone(),
             destination: destination.name.clone(),
@@ -191,12 +206,15 @@ impl Lane {
             resolving: HashSet::new(),
             create_with_first_batch: HashSet::new(),
             plugin_failures: HashMap::new(),
+            checks: BTreeMap::new(),
+            outstanding: HashMap::new(),
             loaded_at: None,
         };
         Arc::new(Self {
             connection_id: connection.id,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
             wake: Notify::new(),
+            check_wake: Notify::new(),
             state: Mutex::new(state),
             refresh: tokio::sync::Mutex::new(()),
             stop: shared.cancel.child_token(),
@@ -215,6 +233,34 @@ impl Lane {
     pub(crate) fn wake(&self) {
         self.state.lock().loaded_at = None;
         self.wake.notify_one();
+    }
+
+    /// One more batch of `sync` in flight or submitted.
+    pub(super) fn hold(&self, sync_id: &str) {
+        self.with_state(|s| *s.outstanding.entry(sync_id.to_string()).or_default() += 1);
+    }
+
+    /// One batch of `sync` finished (delivered, or its submission settled).
+    pub(super) fn release(&self, sync_id: &str) {
+        self.with_state(|s| {
+            if let Some(n) = s.outstanding.get_mut(sync_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    s.outstanding.remove(sync_id);
+                }
+            }
+        });
+    }
+
+    /// The syncs the lane may not claim from now: those whose audience is being resolved, and
+    /// those at their limit of outstanding submissions.
+    fn held(&self, s: &LaneState) -> HashSet<String> {
+        let limit = self.destination.limits.max_submissions_per_audience;
+        let mut held = s.resolving.clone();
+        held.extend(
+            s.outstanding.iter().filter(|(_, n)| decide::at_submission_limit(**n, limit)).map(|(id, _)| id.clone()),
+        );
+        held
     }
 
     /// Record until when the lease is held (after an acquisition or a renewal).
@@ -347,7 +393,7 @@ impl Lane {
 
     /// Claim the next ready batch, visiting the syncs round-robin.
     async fn claim_next(&self) -> Result<Option<(SyncRecord, Vec<QueuedUser>)>, audience_store::StoreError> {
-        let order = self.with_state(|s| decide::claim_order(&s.syncs, &s.resolving, s.rr));
+        let order = self.with_state(|s| decide::claim_order(&s.syncs, &self.held(s), s.rr));
         let retry = &self.shared.config.retry;
         for (sync, next_rr) in order {
             let lane_owner = self.shared.config.lease.enabled.then(|| self.shared.host_id.clone());
@@ -360,6 +406,7 @@ impl Lane {
                         s.resolving.insert(sync.id.clone());
                     }
                 });
+                self.hold(&sync.id);
                 return Ok(Some((sync, batch)));
             }
         }
@@ -368,7 +415,8 @@ impl Lane {
 
     async fn time_to_next_due(&self) -> Duration {
         let ids: Vec<String> = self.with_state(|s| {
-            s.syncs.iter().filter(|sync| decide::claimable(sync, &s.resolving)).map(|sync| sync.id.clone()).collect()
+            let held = self.held(s);
+            s.syncs.iter().filter(|sync| decide::claimable(sync, &held)).map(|sync| sync.id.clone()).collect()
         });
         let next_due = self.shared.store.next_due(&ids).await.ok().flatten();
         decide::idle_wait(next_due, self.clock.now_ms(), IDLE_POLL)

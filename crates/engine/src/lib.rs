@@ -18,7 +18,9 @@
 //! state change a person makes (pause, delete, reconnect, disconnect) goes through [`Engine`],
 //! so the lane concerned hears of it at once.
 
+mod app_pacing;
 mod audience_status;
+mod checks;
 mod clock;
 mod config;
 mod credentials;
@@ -60,7 +62,7 @@ pub use metrics::{
 };
 pub use syncs::SyncRequest;
 
-use audience_runtime::types::Credentials;
+use audience_runtime::types::{Credentials, Limits};
 use lane::Lane;
 
 pub(crate) use audience_model::now_ms;
@@ -114,6 +116,9 @@ pub(crate) struct Shared {
     /// Each connection's share of the plugin instances, shared by its lane, its intake and the
     /// calls made for the API on its behalf (see `engine.caps.instances_per_connection`).
     quotas: Mutex<HashMap<String, audience_runtime::InstanceQuota>>,
+    /// Each destination's application-wide pacing, when its limits declare one (see
+    /// [`app_pacing`]).
+    app_pacers: Mutex<HashMap<String, Arc<app_pacing::AppPacer>>>,
 }
 
 impl Shared {
@@ -124,6 +129,21 @@ impl Shared {
             .entry(connection_id.to_string())
             .or_insert_with(|| Arc::new(RateLimiter::new(rps, self.config.rate.guard)))
             .clone()
+    }
+
+    /// The application-wide pacing of `destination`'s requests, when `limits` declare one.
+    pub(crate) fn app_pacer_for(&self, destination: &str, limits: &Limits) -> Option<Arc<app_pacing::AppPacer>> {
+        let rps = limits.app_requests_per_second?;
+        let shared = self.config.lease.enabled.then(|| self.store.clone());
+        Some(
+            self.app_pacers
+                .lock()
+                .entry(destination.to_string())
+                .or_insert_with(|| {
+                    Arc::new(app_pacing::AppPacer::new(destination, rps, self.config.rate.guard, shared))
+                })
+                .clone(),
+        )
     }
 
     /// The instances `connection_id`'s calls may hold at once.
@@ -154,6 +174,7 @@ impl Engine {
             audience_status: audience_status::AudienceStatusCache::default(),
             limiters: Mutex::new(HashMap::new()),
             quotas: Mutex::new(HashMap::new()),
+            app_pacers: Mutex::new(HashMap::new()),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -374,6 +395,8 @@ impl Engine {
         };
         let runner = lane.clone();
         self.shared.tasks.spawn(lane.tasks.track_future(async move { runner.run().await }));
+        let checker = lane.clone();
+        self.shared.tasks.spawn(lane.tasks.track_future(async move { checker.run_checks().await }));
         Ok(lane)
     }
 }

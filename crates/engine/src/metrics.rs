@@ -135,6 +135,7 @@ pub struct Metrics {
     batches: IntCounterVec,
     plugin_seconds: HistogramVec,
     plugin_failures: IntCounterVec,
+    submission_checks: IntCounterVec,
     lanes_owned: IntGauge,
     lane_takeovers: IntCounterVec,
     lapsing: IntGaugeVec,
@@ -229,6 +230,11 @@ impl Metrics {
             "Plugin calls that failed in the plugin itself (not a partner's answer), by function and kind: trap, timeout, too_long, memory_limit, contract, instantiate, busy (no instance free in time: the host's capacity).",
             &["destination", "function", "kind"],
         );
+        let submission_checks = r.counter(
+            "audience_submission_checks_total",
+            "Questions to asynchronous partners about submitted requests, by answer: processing, finished, failed, error (the question itself failed; asked again later), given_up (not finished within the retry window).",
+            &["destination", "answer"],
+        );
         let lanes_owned = r.gauge(
             "audience_lanes_owned",
             "Connection lanes this host delivers for (with several hosts: the lanes it holds a lease on).",
@@ -252,6 +258,7 @@ impl Metrics {
             batches,
             plugin_seconds,
             plugin_failures,
+            submission_checks,
             lanes_owned,
             lane_takeovers,
             lapsing,
@@ -324,6 +331,11 @@ impl Metrics {
         self.batches.with_label_values(&[destination, sync, outcome]).inc();
     }
 
+    /// Count one answer about a submitted request (see `audience_submission_checks_total`).
+    pub fn submission_check(&self, destination: &str, answer: &str) {
+        self.submission_checks.with_label_values(&[destination, answer]).inc();
+    }
+
     /// Time one plugin call.
     pub fn plugin_call(&self, destination: &str, function: &str, elapsed: Duration) {
         self.plugin_seconds.with_label_values(&[destination, function]).observe(elapsed.as_secs_f64());
@@ -383,7 +395,7 @@ pub struct SyncFigures {
 type Family = (&'static str, &'static str, &'static str, fn(&audience_store::Counts) -> u64);
 
 /// The families read off each sync's counters, in the order rendered.
-const COUNT_FAMILIES: [Family; 9] = [
+const COUNT_FAMILIES: [Family; 10] = [
     ("audience_users_entered_total", "counter", "Users who entered the sync (queued or not synced).", |c| c.entered),
     (
         "audience_users_proceeded_total",
@@ -407,6 +419,12 @@ const COUNT_FAMILIES: [Family; 9] = [
     }),
     ("audience_users_pending", "gauge", "Users waiting for a batch or a retry.", |c| c.pending),
     ("audience_users_in_flight", "gauge", "Users in a partner request right now.", |c| c.in_flight),
+    (
+        "audience_users_submitted",
+        "gauge",
+        "Users in a request the partner accepted but has not finished yet (asynchronous partners).",
+        |c| c.submitted,
+    ),
 ];
 
 /// Per sync: the age of its oldest user not yet delivered (name, help; a gauge).
@@ -616,6 +634,7 @@ mod tests {
         metrics.batch("d", "s", "synced");
         metrics.plugin_call("d", "add-users", Duration::from_millis(5));
         metrics.plugin_failed("d", "add-users", &PluginError::MemoryLimit { limit: 1 });
+        metrics.submission_check("d", "finished");
         metrics.set_lanes_owned(1);
         metrics.lane_event("lost");
         metrics.set_lapsing("d", "c", true);

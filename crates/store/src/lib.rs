@@ -148,6 +148,34 @@ pub trait Store: Send + Sync {
     /// to pending with `attempts + 1` and the given `not_before_ms` (also their new due time).
     async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()>;
 
+    /// The partner accepted in-flight users of a sync as one request it finishes later, in
+    /// one transaction: the submission is recorded, its users (those of `submission.keys`
+    /// still in flight; others are ignored) move to `submitted`, and the counters follow. A
+    /// restart or a lane takeover leaves submitted users as they are: whoever runs the lane
+    /// next asks the partner about the same request. `NotFound` for an unknown sync,
+    /// `Conflict` when the sync already has a submission with that id.
+    async fn submit(&self, sync_id: &str, submission: NewSubmission) -> StoreResult<()>;
+
+    /// The submissions of these syncs (unknown syncs have none), oldest first.
+    async fn submissions(&self, sync_ids: &[String]) -> StoreResult<Vec<Submission>>;
+
+    /// The users of a submission, as they were claimed (`attempts` counts the write that
+    /// submitted them as not yet done). Empty when the submission is unknown.
+    async fn submission_users(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>>;
+
+    /// The partner finished a submission (or failed it): in one transaction, what happened to
+    /// its users is recorded as [`Store::complete`] records it for in-flight users (only users
+    /// of this submission are touched; results for others are ignored), and the submission
+    /// is forgotten. Users of the submission without a result go back to pending, due now.
+    /// Nothing happens for an unknown submission (already settled).
+    async fn settle_submission(&self, sync_id: &str, submission_id: &str, results: Vec<UserResult>) -> StoreResult<()>;
+
+    /// A submission the partner failed in a way that needs its users sent again now (split, or
+    /// without the users it named): its users go back to in flight and are returned, and the
+    /// submission is forgotten, in one transaction. The caller then delivers them and records
+    /// their outcomes with [`Store::complete`]. Empty for an unknown submission.
+    async fn reopen_submission(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>>;
+
     /// The earliest `due_at_ms` among the pending users of these syncs (when the next batch
     /// will be ready even if it is not full), or `None` when none is pending.
     async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>>;
@@ -196,6 +224,13 @@ pub trait Store: Send + Sync {
     /// next. Nothing happens when `host_id` does not hold that lane (or the connection is
     /// unknown).
     async fn release_lane(&self, connection_id: &str, host_id: &str) -> StoreResult<()>;
+
+    /// Reserves the next departure of a request counted against application `app`'s budget of
+    /// one request per `interval_ms`, shared by every host on this store: atomically, the
+    /// app's next free time `t` becomes `max(t, now) + interval_ms`, and the answer is how long
+    /// (ms, 0 or more) the caller waits before sending, `max(t, now) - now`, on the store's
+    /// clock (so hosts whose clocks disagree still space the app's requests exactly).
+    async fn take_app_slot(&self, app: &str, interval_ms: i64) -> StoreResult<i64>;
 
     /// Every lease (expired and released ones included: compare `expires_at` with the store's
     /// clock), sorted by connection id; for distributing lanes among hosts and for metrics. A

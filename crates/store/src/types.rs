@@ -210,6 +210,40 @@ pub struct QueuedUser {
     pub attempts: u32,
 }
 
+/// In-flight users the partner accepted as one request that it finishes later (an
+/// asynchronous partner's `submitted` answer), for [`crate::Store::submit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubmission {
+    /// The partner's id for the request (what the plugin's `check-submission` takes).
+    pub id: String,
+    /// The users it carried (their keys; they must be in flight).
+    pub keys: Vec<String>,
+    /// The attempt number of the write that submitted them (1 on the first try).
+    pub attempt: u32,
+    /// When it was submitted (ms).
+    pub now_ms: i64,
+    /// When to ask the partner about it first (ms).
+    pub check_at_ms: i64,
+}
+
+/// A request the partner accepted and has not finished, with its users in the `submitted`
+/// state; recorded before anything else, so a restart resumes asking about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The sync it belongs to.
+    pub sync_id: String,
+    /// The partner's id for the request.
+    pub id: String,
+    /// How many users it carries now.
+    pub users: u64,
+    /// The attempt number of the write that submitted it.
+    pub attempt: u32,
+    /// When it was submitted (ms).
+    pub submitted_at_ms: i64,
+    /// When the host planned to ask about it first (ms).
+    pub check_at_ms: i64,
+}
+
 /// What happened to one in-flight user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserOutcome {
@@ -249,6 +283,9 @@ pub struct Counts {
     pub pending: u64,
     /// In a request right now.
     pub in_flight: u64,
+    /// Sent in a request the partner accepted but has not finished (asynchronous partners);
+    /// the host asks how it went later.
+    pub submitted: u64,
     /// Accepted by the partner.
     pub synced: u64,
     /// Refused for good or out of the retry window.
@@ -262,7 +299,7 @@ pub struct Counts {
 impl Counts {
     /// Whether the conservation invariant holds.
     pub fn conserved(&self) -> bool {
-        self.entered == self.not_synced + self.pending + self.in_flight + self.synced + self.errored
+        self.entered == self.not_synced + self.pending + self.in_flight + self.submitted + self.synced + self.errored
     }
 }
 

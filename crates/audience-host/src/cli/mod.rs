@@ -81,6 +81,19 @@ pub enum SandboxPartner {
         #[arg(long, default_value_t = 0)]
         budget_calls_per_hour: u64,
     },
+    /// Google Customer Match: Google OAuth, Google Ads API account discovery, and the Data
+    /// Manager API (user lists, audience members, request status, per-project quotas).
+    Google {
+        /// Port to listen on (0 = any free port).
+        #[arg(long, default_value_t = 9002)]
+        port: u16,
+        /// Seconds an accepted ingestion request stays PROCESSING (Google: about 30 minutes).
+        #[arg(long, default_value_t = 5)]
+        processing_seconds: u64,
+        /// Requests per minute per Cloud project in each Data Manager quota bucket (Google: 300).
+        #[arg(long, default_value_t = 300)]
+        quota_per_minute: u64,
+    },
 }
 
 /// `sandbox <partner>`: run that partner's sandbox until Ctrl-C.
@@ -105,6 +118,25 @@ pub async fn sandbox(partner: SandboxPartner) -> anyhow::Result<()> {
             };
             let config = audience_sandbox::MetaConfig { port, ad_accounts, usage, ..defaults };
             audience_sandbox::run_standalone_meta(config).await?;
+        }
+        SandboxPartner::Google { port, processing_seconds, quota_per_minute } => {
+            let defaults = audience_sandbox::GoogleConfig::default();
+            let mut quotas = defaults.quotas;
+            for quota in [
+                &mut quotas.ingestion_mutate,
+                &mut quotas.ingestion_read,
+                &mut quotas.management_mutate,
+                &mut quotas.management_read,
+            ] {
+                quota.per_minute = quota_per_minute;
+            }
+            let config = audience_sandbox::GoogleConfig {
+                port,
+                processing_delay: std::time::Duration::from_secs(processing_seconds),
+                quotas,
+                ..defaults
+            };
+            audience_sandbox::run_standalone_google(config).await?;
         }
     }
     Ok(())

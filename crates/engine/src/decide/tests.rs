@@ -829,7 +829,8 @@ fn a_partner_budget_running_low_widens_the_spacing_and_at_100_pauses() {
 fn a_request_refused_for_named_users_errors_them_and_resends_the_rest_whole() {
     let keys: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
     // (users named, named users' verdicts, users sent again)
-    let cases: Vec<(Vec<&str>, Vec<&str>, Option<Vec<&str>>)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<&'a str>, Option<Vec<&'a str>>);
+    let cases: Vec<Case> = vec![
         (vec!["b"], vec!["b"], Some(vec!["a", "c", "d"])),
         (vec!["d", "a"], vec!["a", "d"], Some(vec!["b", "c"])),
         (vec!["a", "b", "c", "d"], vec!["a", "b", "c", "d"], Some(vec![])),

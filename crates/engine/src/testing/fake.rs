@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use audience_model::SyncAction;
 use audience_runtime::types::{
     Audience, AudienceSize, AudienceSpec, AudienceState, AudienceTarget, Batch, BatchOutcome, Credentials,
-    DestinationError, Grant, PluginConfig, UpsertOutcome,
+    DestinationError, Grant, PluginConfig, SubmissionStatus, UpsertOutcome, WriteOutcome,
 };
 use audience_runtime::{CallError, RequestHooks};
 
@@ -218,13 +218,26 @@ impl DestinationCalls for FakePartner {
         _account_id: &'a str,
         target: &'a AudienceTarget,
         batch: Batch,
-    ) -> BoxFuture<'a, Result<BatchOutcome, CallError>> {
+    ) -> BoxFuture<'a, Result<WriteOutcome, CallError>> {
         let mut request = request(Call::Write, &creds.access_token);
         request.audience = match target {
             AudienceTarget::Existing(id) => Some(id.clone()),
             AudienceTarget::Create(_) => None,
         };
         request.keys = batch.users.into_iter().map(|u| u.key).collect();
-        Box::pin(self.request(request, &self.inner.writes, status_of))
+        Box::pin(async move { self.request(request, &self.inner.writes, status_of).await.map(WriteOutcome::Done) })
+    }
+
+    fn check_submission<'a>(
+        &'a self,
+        _config: &'a PluginConfig,
+        _creds: &'a Credentials,
+        _account_id: &'a str,
+        _target: &'a AudienceTarget,
+        _submission_id: &'a str,
+        _sent: usize,
+    ) -> BoxFuture<'a, Result<SubmissionStatus, CallError>> {
+        // The fake partner answers every write at once: it never has a submission to check.
+        Box::pin(std::future::ready(Err(CallError::Unsupported { function: "check-submission", version: "fake" })))
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! It implements what lanes use, with the SQLite store's rules (checked by running the store's
 //! behaviour suite against it, below): catalog reads and the few catalog writes a lane makes,
-//! the queue (`enter`, `claim_batch`, `complete`, `next_due`, `recover_in_flight`) and the
+//! the queue (`enter`, `claim_batch`, `complete`, `next_due`, `recover_in_flight`, the
+//! submissions of asynchronous outcomes) and the
 //! counters, which stay conserved after every change (checked after each one). Everything else
 //! answers a [`StoreError`].
 
@@ -17,8 +18,8 @@ use parking_lot::Mutex;
 
 use audience_store::{
     ApiKey, Claim, Connection, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease, LeaseOutcome,
-    NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult, SyncFigures, SyncRecord,
-    SyncStatus, UserError, UserOutcome, UserResult, Workspace,
+    NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult,
+    Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult, Workspace,
 };
 
 use crate::clock::Clock;
@@ -48,6 +49,7 @@ struct Queue {
     users: Vec<Row>,
     counts: Counts,
     errors: Vec<UserError>,
+    submissions: Vec<Submission>,
 }
 
 /// A pending or in-flight user. Synced and errored users leave the queue.
@@ -62,6 +64,23 @@ struct Row {
     not_before: i64,
     due_at: i64,
     in_flight: bool,
+    /// The partner's request id while submitted (then not in flight, not pending).
+    submission: Option<String>,
+}
+
+impl Row {
+    fn pending(&self) -> bool {
+        !self.in_flight && self.submission.is_none()
+    }
+
+    fn queued(&self) -> QueuedUser {
+        QueuedUser {
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+            entered_at: self.entered_at,
+            attempts: self.attempts,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -108,9 +127,14 @@ impl Queue {
     fn check(&self, sync_id: &str) {
         let c = &self.counts;
         assert!(c.conserved(), "counts of {sync_id} not conserved: {c:?}");
-        let pending = self.users.iter().filter(|r| !r.in_flight).count() as u64;
+        let pending = self.users.iter().filter(|r| r.pending()).count() as u64;
         let in_flight = self.users.iter().filter(|r| r.in_flight).count() as u64;
-        assert_eq!((c.pending, c.in_flight), (pending, in_flight), "counters of {sync_id} disagree with its queue");
+        let submitted = self.users.iter().filter(|r| r.submission.is_some()).count() as u64;
+        assert_eq!(
+            (c.pending, c.in_flight, c.submitted),
+            (pending, in_flight, submitted),
+            "counters of {sync_id} disagree with its queue"
+        );
     }
 
     fn record_error(&mut self, key: &str, reason: &str, at: i64) {
@@ -296,6 +320,7 @@ impl Store for MemoryStore {
                 not_before: 0,
                 due_at: due,
                 in_flight: false,
+                submission: None,
             });
             queued += 1;
         }
@@ -325,11 +350,11 @@ impl Store for MemoryStore {
         let mut expired: Vec<(i64, u64, String)> = queue
             .users
             .iter()
-            .filter(|r| !r.in_flight && r.entered_at < claim.expire_before_ms)
+            .filter(|r| r.pending() && r.entered_at < claim.expire_before_ms)
             .map(|r| (r.entered_at, r.seq, r.key.clone()))
             .collect();
         expired.sort();
-        queue.users.retain(|r| r.in_flight || r.entered_at >= claim.expire_before_ms);
+        queue.users.retain(|r| !r.pending() || r.entered_at >= claim.expire_before_ms);
         for (_, _, key) in &expired {
             queue.record_error(key, &claim.expired_reason, claim.now_ms);
         }
@@ -339,7 +364,7 @@ impl Store for MemoryStore {
         if claim.max == 0 {
             return Ok(Vec::new());
         }
-        let mut pending: Vec<usize> = (0..queue.users.len()).filter(|&i| !queue.users[i].in_flight).collect();
+        let mut pending: Vec<usize> = (0..queue.users.len()).filter(|&i| queue.users[i].pending()).collect();
         pending.sort_by_key(|&i| (queue.users[i].due_at, queue.users[i].seq));
         // Already due, in due order; then, to fill the batch, users with no wait not due yet.
         let mut rows: Vec<usize> =
@@ -414,8 +439,108 @@ impl Store for MemoryStore {
         Ok(sync_ids
             .iter()
             .filter_map(|id| state.queues.get(id))
-            .flat_map(|q| q.users.iter().filter(|r| !r.in_flight).map(|r| r.due_at))
+            .flat_map(|q| q.users.iter().filter(|r| r.pending()).map(|r| r.due_at))
             .min())
+    }
+
+    async fn submit(&self, sync_id: &str, submission: NewSubmission) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        if queue.submissions.iter().any(|s| s.id == submission.id) {
+            return Err(StoreError::Conflict(format!("sync {sync_id} already has a submission {:?}", submission.id)));
+        }
+        let mut n = 0;
+        for row in queue.users.iter_mut().filter(|r| r.in_flight && submission.keys.contains(&r.key)) {
+            row.in_flight = false;
+            row.submission = Some(submission.id.clone());
+            n += 1;
+        }
+        queue.counts.in_flight -= n;
+        queue.counts.submitted += n;
+        queue.submissions.push(Submission {
+            sync_id: sync_id.to_string(),
+            id: submission.id,
+            users: n,
+            attempt: submission.attempt,
+            submitted_at_ms: submission.now_ms,
+            check_at_ms: submission.check_at_ms,
+        });
+        queue.check(sync_id);
+        Ok(())
+    }
+
+    async fn submissions(&self, sync_ids: &[String]) -> StoreResult<Vec<Submission>> {
+        let state = self.state.lock();
+        let mut all: Vec<Submission> =
+            sync_ids.iter().filter_map(|id| state.queues.get(id)).flat_map(|q| q.submissions.clone()).collect();
+        all.sort_by(|a, b| (a.submitted_at_ms, &a.sync_id, &a.id).cmp(&(b.submitted_at_ms, &b.sync_id, &b.id)));
+        Ok(all)
+    }
+
+    async fn submission_users(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        let state = self.state.lock();
+        Ok(state.queues.get(sync_id).map_or_else(Vec::new, |q| {
+            q.users.iter().filter(|r| r.submission.as_deref() == Some(submission_id)).map(Row::queued).collect()
+        }))
+    }
+
+    async fn settle_submission(&self, sync_id: &str, submission_id: &str, results: Vec<UserResult>) -> StoreResult<()> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        let Some(at) = queue.submissions.iter().position(|s| s.id == submission_id) else { return Ok(()) };
+        queue.submissions.remove(at);
+        let of = |r: &Row, key: &str| r.key == key && r.submission.as_deref() == Some(submission_id);
+        for result in results {
+            let Some(i) = queue.users.iter().position(|r| of(r, &result.key)) else { continue };
+            match result.outcome {
+                UserOutcome::Synced => {
+                    queue.users.remove(i);
+                    queue.counts.synced += 1;
+                }
+                UserOutcome::Errored(reason) => {
+                    queue.users.remove(i);
+                    queue.record_error(&result.key, &reason, now);
+                    queue.counts.errored += 1;
+                }
+                UserOutcome::Retry { not_before_ms, error: _ } => {
+                    let row = &mut queue.users[i];
+                    row.submission = None;
+                    row.attempts = row.attempts.saturating_add(1);
+                    row.not_before = not_before_ms;
+                    row.due_at = not_before_ms;
+                    queue.counts.pending += 1;
+                    queue.counts.retries += 1;
+                }
+            }
+            queue.counts.submitted -= 1;
+        }
+        for row in queue.users.iter_mut().filter(|r| r.submission.as_deref() == Some(submission_id)) {
+            row.submission = None;
+            row.not_before = now;
+            row.due_at = now;
+            queue.counts.submitted -= 1;
+            queue.counts.pending += 1;
+        }
+        queue.check(sync_id);
+        Ok(())
+    }
+
+    async fn reopen_submission(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        let mut state = self.state.lock();
+        let Ok(queue) = state.queue(sync_id) else { return Ok(Vec::new()) };
+        let Some(at) = queue.submissions.iter().position(|s| s.id == submission_id) else { return Ok(Vec::new()) };
+        queue.submissions.remove(at);
+        let mut users = Vec::new();
+        for row in queue.users.iter_mut().filter(|r| r.submission.as_deref() == Some(submission_id)) {
+            row.submission = None;
+            row.in_flight = true;
+            users.push(row.queued());
+        }
+        queue.counts.submitted -= users.len() as u64;
+        queue.counts.in_flight += users.len() as u64;
+        queue.check(sync_id);
+        Ok(users)
     }
 
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
@@ -435,6 +560,10 @@ impl Store for MemoryStore {
             total += n;
         }
         Ok(total)
+    }
+
+    async fn take_app_slot(&self, _app: &str, _interval_ms: i64) -> StoreResult<i64> {
+        unsupported("take_app_slot")
     }
 
     async fn heartbeat(&self, _host_id: &str, _ttl_ms: i64) -> StoreResult<u64> {
@@ -462,8 +591,10 @@ impl Store for MemoryStore {
         state.queues.get(sync_id).map(|q| q.counts).ok_or_else(|| not_found("sync", sync_id))
     }
 
-    async fn oldest_pending(&self, _sync_id: &str) -> StoreResult<Option<i64>> {
-        unsupported("oldest_pending")
+    async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>> {
+        let state = self.state.lock();
+        let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
+        Ok(queue.users.iter().map(|r| r.entered_at).min())
     }
 
     async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
@@ -553,6 +684,10 @@ mod tests {
         outcomes_for_users_not_in_flight_are_ignored,
         queues_of_syncs_are_separate,
         concurrent_enters_are_all_counted,
+        a_submission_moves_in_flight_users_to_submitted,
+        submitted_users_survive_a_restart_untouched,
+        settling_a_submission_records_its_outcomes_once,
+        a_reopened_submission_is_in_flight_again,
     );
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 mod common;
 mod control_api;
 mod data_path;
+mod google;
 mod limits_and_faults;
 mod meta;
 mod oauth;

@@ -361,7 +361,13 @@ pub(crate) async fn set_audience_id<C: GenericClient + Sync>(c: &C, id: &str, au
 /// Deletes a sync with its queue, errors and counters, in the caller's transaction.
 pub(crate) async fn delete_sync<C: GenericClient + Sync>(c: &C, id: &str) -> Res<()> {
     let no = super::queue::sync_no(c, id).await?;
-    for (table, column) in [("queue", "sync_no"), ("errors", "sync_no"), ("counters", "sync_no"), ("syncs", "no")] {
+    for (table, column) in [
+        ("queue", "sync_no"),
+        ("errors", "sync_no"),
+        ("submissions", "sync_no"),
+        ("counters", "sync_no"),
+        ("syncs", "no"),
+    ] {
         c.execute(&format!("DELETE FROM {table} WHERE {column} = $1"), &[&no])
             .await
             .ctx(&format!("deleting a sync's {table}"))?;
@@ -375,14 +381,19 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
         "SELECT {columns}, c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, c.errored, \
          c.deduplicated, c.retries, \
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
-         (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1) \
+         (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
+         c.submitted, \
+         (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1) \
          FROM syncs s JOIN counters c ON c.sync_no = s.no ORDER BY s.no"
     );
     let rows = c.query(&sql, &[]).await.ctx("reading every sync's figures")?;
     rows.iter()
         .map(|row| {
             let n = |i: usize| get::<i64>(row, i).map(|v| v.max(0) as u64);
-            let oldest = [get::<Option<i64>>(row, 23)?, get::<Option<i64>>(row, 24)?].into_iter().flatten().min();
+            let oldest = [get::<Option<i64>>(row, 23)?, get::<Option<i64>>(row, 24)?, get::<Option<i64>>(row, 26)?]
+                .into_iter()
+                .flatten()
+                .min();
             Ok(SyncFigures {
                 sync: sync_from_row(row)?,
                 counts: Counts {
@@ -395,6 +406,7 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
                     errored: n(20)?,
                     deduplicated: n(21)?,
                     retries: n(22)?,
+                    submitted: n(25)?,
                 },
                 oldest_pending_at: oldest,
             })

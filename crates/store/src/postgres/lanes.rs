@@ -202,3 +202,22 @@ pub(crate) async fn check_lane<C: GenericClient + Sync>(c: &C, no: i64, owner: &
 fn lease_from_row(row: &Row) -> Res<LaneLease> {
     Ok(LaneLease { connection_id: get(row, 0)?, owner: get(row, 1)?, expires_at: get(row, 2)? })
 }
+
+/// Reserves the app's next request slot (see [`crate::Store::take_app_slot`]). The clock is
+/// read where the row is locked and again as it is returned, so concurrent hosts queue on the
+/// row and each gets the slot after the previous one, exactly `interval_ms` apart.
+pub(crate) async fn take_app_slot<C: GenericClient + Sync>(c: &C, app: &str, interval_ms: i64) -> Res<i64> {
+    let row = c
+        .query_one(
+            &format!(
+                "INSERT INTO app_pacing (app, next_at) VALUES ($1, {NOW_MS} + $2) \
+                 ON CONFLICT (app) DO UPDATE SET next_at = GREATEST(app_pacing.next_at, {NOW_MS}) + $2 \
+                 RETURNING next_at, {NOW_MS}"
+            ),
+            &[&app, &interval_ms],
+        )
+        .await
+        .ctx("reserving an app-wide request slot")?;
+    let (next_at, now): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
+    Ok((next_at - interval_ms - now).max(0))
+}

@@ -31,6 +31,7 @@ mod catalog;
 mod lanes;
 mod queue;
 mod schema;
+mod submissions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -43,8 +44,8 @@ use tokio_postgres::error::SqlState;
 use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease,
-    LeaseOutcome, NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult,
-    SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
+    LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError,
+    StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
 /// Connections each store keeps at most.
@@ -284,6 +285,27 @@ impl Store for PostgresStore {
         read!(self, |c| queue::next_due(c, sync_ids))
     }
 
+    async fn submit(&self, sync_id: &str, submission: NewSubmission) -> StoreResult<()> {
+        in_tx!(self, |tx| submissions::submit(tx, sync_id, &submission))
+    }
+
+    async fn submissions(&self, sync_ids: &[String]) -> StoreResult<Vec<Submission>> {
+        read!(self, |c| submissions::submissions(c, sync_ids))
+    }
+
+    async fn submission_users(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        read!(self, |c| submissions::submission_users(c, sync_id, submission_id))
+    }
+
+    async fn settle_submission(&self, sync_id: &str, submission_id: &str, results: Vec<UserResult>) -> StoreResult<()> {
+        let now = now_ms();
+        in_tx!(self, |tx| submissions::settle(tx, sync_id, submission_id, &results, now))
+    }
+
+    async fn reopen_submission(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        in_tx!(self, |tx| submissions::reopen(tx, sync_id, submission_id))
+    }
+
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
         in_tx!(self, |tx| queue::recover_in_flight(tx, now_ms))
     }
@@ -306,6 +328,10 @@ impl Store for PostgresStore {
 
     async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>> {
         read!(self, |c| lanes::lane_leases(c))
+    }
+
+    async fn take_app_slot(&self, app: &str, interval_ms: i64) -> StoreResult<i64> {
+        read!(self, |c| lanes::take_app_slot(c, app, interval_ms))
     }
 
     async fn sync_figures(&self) -> StoreResult<Vec<SyncFigures>> {

@@ -25,6 +25,8 @@ type Res<T> = Result<T, Fail>;
 
 const PENDING: i64 = 0;
 const IN_FLIGHT: i64 = 1;
+/// Sent in a request the partner finishes later (see `submissions.rs`).
+const SUBMITTED: i64 = 2;
 
 /// Queues an entry's users in entry order (their `id`, hence their claim order among equal
 /// due times, is that order); keys already queued in the sync are skipped.
@@ -65,25 +67,26 @@ pub(crate) async fn sync_no<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Re
 
 /// Adds to a sync's counters.
 #[derive(Default)]
-struct Delta {
-    entered: i64,
-    proceeded: i64,
-    not_synced: i64,
-    pending: i64,
-    in_flight: i64,
-    synced: i64,
-    errored: i64,
-    deduplicated: i64,
-    retries: i64,
+pub(crate) struct Delta {
+    pub(crate) entered: i64,
+    pub(crate) proceeded: i64,
+    pub(crate) not_synced: i64,
+    pub(crate) pending: i64,
+    pub(crate) in_flight: i64,
+    pub(crate) submitted: i64,
+    pub(crate) synced: i64,
+    pub(crate) errored: i64,
+    pub(crate) deduplicated: i64,
+    pub(crate) retries: i64,
 }
 
 impl Delta {
-    async fn apply<C: GenericClient + Sync>(&self, c: &C, no: i64) -> Res<()> {
+    pub(crate) async fn apply<C: GenericClient + Sync>(&self, c: &C, no: i64) -> Res<()> {
         c.execute(
             "UPDATE counters SET entered = entered + $2, proceeded = proceeded + $3, \
              not_synced = not_synced + $4, pending = pending + $5, in_flight = in_flight + $6, \
              synced = synced + $7, errored = errored + $8, deduplicated = deduplicated + $9, \
-             retries = retries + $10 WHERE sync_no = $1",
+             retries = retries + $10, submitted = submitted + $11 WHERE sync_no = $1",
             &[
                 &no,
                 &self.entered,
@@ -95,6 +98,7 @@ impl Delta {
                 &self.errored,
                 &self.deduplicated,
                 &self.retries,
+                &self.submitted,
             ],
         )
         .await
@@ -324,7 +328,7 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
     let row = c
         .query_opt(
             "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-             c.errored, c.deduplicated, c.retries FROM counters c JOIN syncs s ON s.no = c.sync_no \
+             c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
              WHERE s.id = $1",
             &[&sync_id],
         )
@@ -342,13 +346,14 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
         errored: n(6)?,
         deduplicated: n(7)?,
         retries: n(8)?,
+        submitted: n(9)?,
     })
 }
 
 pub(crate) async fn oldest_pending<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res<Option<i64>> {
     let no = sync_no(c, sync_id).await?;
     let mut oldest: Option<i64> = None;
-    for state in [PENDING, IN_FLIGHT] {
+    for state in [PENDING, IN_FLIGHT, SUBMITTED] {
         let at: Option<i64> = match c.query_opt(OLDEST, &[&no, &state]).await.ctx("finding the oldest pending user")? {
             Some(row) => Some(get(&row, 0)?),
             None => None,
@@ -389,6 +394,6 @@ pub(crate) async fn recent_errors<C: GenericClient + Sync>(c: &C, sync_id: &str,
 }
 
 /// At most [`MAX_REASON_CHARS`](crate::sqlite::MAX_REASON_CHARS) characters of `reason`, cut on a character boundary.
-fn truncate_reason(reason: &str) -> &str {
+pub(crate) fn truncate_reason(reason: &str) -> &str {
     crate::sqlite::truncate_reason(reason)
 }

@@ -150,6 +150,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lane_leases_owner ON lane_leases(owner, expires_at);
     "#,
+    // 4: asynchronous outcomes, as SQLite's version 4 (see `sqlite/schema.rs`).
+    r#"
+    ALTER TABLE counters ADD COLUMN submitted BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN submission TEXT;  -- state 2: the partner's request id
+    CREATE INDEX queue_submission ON queue(sync_no, submission) WHERE state = 2;
+
+    CREATE TABLE submissions (
+        sync_no       BIGINT NOT NULL REFERENCES syncs(no),
+        id            TEXT NOT NULL,             -- the partner's id for the request
+        users         BIGINT NOT NULL,
+        attempt       BIGINT NOT NULL,
+        submitted_at  BIGINT NOT NULL,
+        check_at      BIGINT NOT NULL,
+        PRIMARY KEY (sync_no, id)
+    );
+
+    CREATE TABLE app_pacing (
+        app      TEXT PRIMARY KEY,
+        next_at  BIGINT NOT NULL                 -- ms, database clock
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -374,7 +374,13 @@ pub(crate) fn set_audience_id(conn: &Connection, id: &str, audience_id: &str) ->
 /// Deletes a sync with its queue, errors and counters, in the caller's transaction.
 pub(crate) fn delete_sync(conn: &Connection, id: &str) -> StoreResult<()> {
     let no = super::queue::sync_no(conn, id)?;
-    for (table, column) in [("queue", "sync_no"), ("errors", "sync_no"), ("counters", "sync_no"), ("syncs", "no")] {
+    for (table, column) in [
+        ("queue", "sync_no"),
+        ("errors", "sync_no"),
+        ("submissions", "sync_no"),
+        ("counters", "sync_no"),
+        ("syncs", "no"),
+    ] {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE {column} = ?1"))
             .and_then(|mut s| s.execute([no]))
             .ctx(&format!("deleting a sync's {table}"))?;
@@ -386,7 +392,9 @@ pub(crate) fn delete_sync(conn: &Connection, id: &str) -> StoreResult<()> {
 const FIGURES: &str = "c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, c.errored, \
      c.deduplicated, c.retries, \
      (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
-     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1)";
+     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
+     c.submitted, \
+     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1)";
 
 pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let columns = SYNC_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
@@ -394,7 +402,10 @@ pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let mut stmt = conn.prepare_cached(&sql).ctx("reading every sync's figures")?;
     let rows = stmt.query_map([], |row| {
         let n = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
-        let oldest = [row.get::<_, Option<i64>>(23)?, row.get::<_, Option<i64>>(24)?].into_iter().flatten().min();
+        let oldest = [row.get::<_, Option<i64>>(23)?, row.get::<_, Option<i64>>(24)?, row.get::<_, Option<i64>>(26)?]
+            .into_iter()
+            .flatten()
+            .min();
         Ok(SyncFigures {
             sync: sync_from_row(row)?,
             counts: Counts {
@@ -407,6 +418,7 @@ pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
                 errored: n(20)?,
                 deduplicated: n(21)?,
                 retries: n(22)?,
+                submitted: n(25)?,
             },
             oldest_pending_at: oldest,
         })

@@ -136,3 +136,15 @@ fn set_lease(conn: &Connection, connection_id: &str, owner: &str, expires_at: i6
     .ctx("recording a lane lease")?;
     Ok(())
 }
+
+/// Reserves the app's next request slot (see [`crate::Store::take_app_slot`]) at `now` (ms).
+pub(crate) fn take_app_slot(conn: &Connection, app: &str, interval_ms: i64, now: i64) -> StoreResult<i64> {
+    let next_at: i64 = conn
+        .prepare_cached(
+            "INSERT INTO app_pacing (app, next_at) VALUES (?1, ?2 + ?3) \
+             ON CONFLICT (app) DO UPDATE SET next_at = MAX(next_at, ?2) + ?3 RETURNING next_at",
+        )
+        .and_then(|mut s| s.query_row(rusqlite::params![app, now, interval_ms], |row| row.get(0)))
+        .ctx("reserving an app-wide request slot")?;
+    Ok((next_at - interval_ms - now).max(0))
+}

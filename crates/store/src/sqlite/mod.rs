@@ -21,6 +21,7 @@ mod folder;
 mod lanes;
 mod queue;
 mod schema;
+mod submissions;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -35,8 +36,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease,
-    LeaseOutcome, NewApiKey, NewConnection, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult,
-    SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
+    LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError,
+    StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
 pub use queue::MAX_REASON_CHARS;
@@ -302,6 +303,31 @@ impl Store for SqliteStore {
         self.write(move |c| queue::complete(c, &id, &results, now)).await
     }
 
+    async fn submit(&self, sync_id: &str, submission: NewSubmission) -> StoreResult<()> {
+        let id = sync_id.to_owned();
+        self.write(move |c| submissions::submit(c, &id, &submission)).await
+    }
+
+    async fn submissions(&self, sync_ids: &[String]) -> StoreResult<Vec<Submission>> {
+        let ids = sync_ids.to_vec();
+        self.read(move |c| submissions::submissions(c, &ids)).await
+    }
+
+    async fn submission_users(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        let (id, sub) = (sync_id.to_owned(), submission_id.to_owned());
+        self.read(move |c| submissions::submission_users(c, &id, &sub)).await
+    }
+
+    async fn settle_submission(&self, sync_id: &str, submission_id: &str, results: Vec<UserResult>) -> StoreResult<()> {
+        let (id, sub, now) = (sync_id.to_owned(), submission_id.to_owned(), now_ms());
+        self.write(move |c| submissions::settle(c, &id, &sub, &results, now)).await
+    }
+
+    async fn reopen_submission(&self, sync_id: &str, submission_id: &str) -> StoreResult<Vec<QueuedUser>> {
+        let (id, sub) = (sync_id.to_owned(), submission_id.to_owned());
+        self.write(move |c| submissions::reopen(c, &id, &sub)).await
+    }
+
     async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>> {
         let ids = sync_ids.to_vec();
         self.read(move |c| queue::next_due(c, &ids)).await
@@ -333,6 +359,11 @@ impl Store for SqliteStore {
 
     async fn lane_leases(&self) -> StoreResult<Vec<LaneLease>> {
         self.read(lanes::lane_leases).await
+    }
+
+    async fn take_app_slot(&self, app: &str, interval_ms: i64) -> StoreResult<i64> {
+        let app = app.to_owned();
+        self.write(move |c| lanes::take_app_slot(c, &app, interval_ms, now_ms())).await
     }
 
     async fn counts(&self, sync_id: &str) -> StoreResult<Counts> {

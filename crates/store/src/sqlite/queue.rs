@@ -23,6 +23,8 @@ pub const MAX_REASON_CHARS: usize = 500;
 
 const PENDING: i64 = 0;
 const IN_FLIGHT: i64 = 1;
+/// Sent in a request the partner finishes later (see `submissions.rs`).
+pub(crate) const SUBMITTED: i64 = 2;
 
 // The queries that must stay index lookups with millions of rows (see the plan test below).
 
@@ -61,25 +63,26 @@ pub(crate) fn sync_no(conn: &Connection, sync_id: &str) -> StoreResult<i64> {
 
 /// Adds to a sync's counters.
 #[derive(Default)]
-struct Delta {
-    entered: i64,
-    proceeded: i64,
-    not_synced: i64,
-    pending: i64,
-    in_flight: i64,
-    synced: i64,
-    errored: i64,
-    deduplicated: i64,
-    retries: i64,
+pub(crate) struct Delta {
+    pub(crate) entered: i64,
+    pub(crate) proceeded: i64,
+    pub(crate) not_synced: i64,
+    pub(crate) pending: i64,
+    pub(crate) in_flight: i64,
+    pub(crate) submitted: i64,
+    pub(crate) synced: i64,
+    pub(crate) errored: i64,
+    pub(crate) deduplicated: i64,
+    pub(crate) retries: i64,
 }
 
 impl Delta {
-    fn apply(&self, conn: &Connection, no: i64) -> StoreResult<()> {
+    pub(crate) fn apply(&self, conn: &Connection, no: i64) -> StoreResult<()> {
         conn.prepare_cached(
             "UPDATE counters SET entered = entered + ?2, proceeded = proceeded + ?3, \
              not_synced = not_synced + ?4, pending = pending + ?5, in_flight = in_flight + ?6, \
              synced = synced + ?7, errored = errored + ?8, deduplicated = deduplicated + ?9, \
-             retries = retries + ?10 WHERE sync_no = ?1",
+             retries = retries + ?10, submitted = submitted + ?11 WHERE sync_no = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -92,7 +95,8 @@ impl Delta {
                 self.synced,
                 self.errored,
                 self.deduplicated,
-                self.retries
+                self.retries,
+                self.submitted
             ])
         })
         .ctx("updating a sync's counters")?;
@@ -311,7 +315,7 @@ pub(crate) fn next_due(conn: &Connection, sync_ids: &[String]) -> StoreResult<Op
 pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
     conn.prepare_cached(
         "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-         c.errored, c.deduplicated, c.retries FROM counters c JOIN syncs s ON s.no = c.sync_no \
+         c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
          WHERE s.id = ?1",
     )
     .and_then(|mut s| {
@@ -327,6 +331,7 @@ pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
                 errored: get(6)?,
                 deduplicated: get(7)?,
                 retries: get(8)?,
+                submitted: get(9)?,
             })
         })
         .optional()
@@ -339,7 +344,7 @@ pub(crate) fn oldest_pending(conn: &Connection, sync_id: &str) -> StoreResult<Op
     let no = sync_no(conn, sync_id)?;
     let mut stmt = conn.prepare_cached(OLDEST).ctx("preparing to find the oldest pending user")?;
     let mut oldest: Option<i64> = None;
-    for state in [PENDING, IN_FLIGHT] {
+    for state in [PENDING, IN_FLIGHT, SUBMITTED] {
         let at: Option<i64> =
             stmt.query_row(params![no, state], |row| row.get(0)).optional().ctx("finding the oldest pending user")?;
         oldest = match (oldest, at) {

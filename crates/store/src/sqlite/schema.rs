@@ -19,6 +19,8 @@
 //! - `queue_entered (sync_no, state, entered_at)` serves retry-window expiry and
 //!   `oldest_pending`;
 //! - `counters` has one row per sync, updated in the transaction of every state change;
+//! - `submissions` (one row per partner request not finished yet) and `queue_submission`
+//!   (only `submitted` users, by request) serve asynchronous outcomes;
 //! - `hosts` and `lane_leases` are small (one row per host, per connection): who is alive,
 //!   and which host holds each connection's delivery lane until when.
 
@@ -148,6 +150,31 @@ const MIGRATIONS: &[&str] = &[
         expires_at     INTEGER NOT NULL          -- ms, store clock; released: set to the release time
     );
     CREATE INDEX lane_leases_owner ON lane_leases(owner, expires_at);
+    "#,
+    // 4: asynchronous outcomes. A user the partner accepted in a request it finishes later is
+    // `submitted` (queue state 2, with the request's id); the request itself is a row of
+    // `submissions`, written in the same transaction, so a restart asks about it again.
+    r#"
+    ALTER TABLE counters ADD COLUMN submitted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN submission TEXT;  -- state 2: the partner's request id
+    CREATE INDEX queue_submission ON queue(sync_no, submission) WHERE state = 2;
+
+    CREATE TABLE submissions (
+        sync_no       INTEGER NOT NULL REFERENCES syncs(no),
+        id            TEXT NOT NULL,             -- the partner's id for the request
+        users         INTEGER NOT NULL,
+        attempt       INTEGER NOT NULL,
+        submitted_at  INTEGER NOT NULL,
+        check_at      INTEGER NOT NULL,
+        PRIMARY KEY (sync_no, id)
+    );
+
+    -- Budgets a partner counts per application (Google: per Cloud project), shared by hosts:
+    -- the earliest time the app's next request may leave.
+    CREATE TABLE app_pacing (
+        app      TEXT PRIMARY KEY,
+        next_at  INTEGER NOT NULL                -- ms, store clock
+    );
     "#,
 ];
 

@@ -391,3 +391,33 @@ pub async fn a_takeover_racing_with_the_holders_claims_strands_no_user(harness: 
     let counts = conserved(&*b, &sync.id).await;
     assert_eq!((counts.pending, counts.in_flight), (USERS as u64, 0));
 }
+
+/// App-wide slots are handed out exactly `interval` apart on the store's clock, one app's
+/// independently of another's: a fresh app's first request leaves at once, and each wait
+/// places a request one interval after the one before. (Bounds, not timings: the store reads
+/// its clock somewhere within each call, so the host's times before and after a call bracket
+/// it.)
+pub async fn app_slots_are_spaced_by_the_interval(store: &dyn Store) {
+    const INTERVAL: i64 = 200;
+    let epoch = std::time::Instant::now();
+    let ms = |t: std::time::Instant| t.duration_since(epoch).as_secs_f64() * 1000.0;
+    let mut slots: Vec<(f64, f64)> = Vec::new();
+    for k in 0..5 {
+        let before = ms(std::time::Instant::now());
+        let wait = store.take_app_slot("google", INTERVAL).await.expect("slot");
+        let after = ms(std::time::Instant::now());
+        if k == 0 {
+            assert_eq!(wait, 0, "a fresh app's first request waits for nothing");
+        }
+        assert!((0..=INTERVAL * (k + 1)).contains(&wait), "wait {wait} ms for request {k}");
+        // The slot lies within [before + wait, after + wait] on the host's clock.
+        slots.push((before + wait as f64, after + wait as f64));
+    }
+    for pair in slots.windows(2) {
+        let ((lo0, hi0), (lo1, hi1)) = (pair[0], pair[1]);
+        // Rounding of the store's ms clock allows 1 ms either way.
+        assert!(hi1 - lo0 >= INTERVAL as f64 - 1.0, "slots closer than the interval: {pair:?}");
+        assert!(lo1 - hi0 <= INTERVAL as f64 + 1.0, "slots further apart than the interval: {pair:?}");
+    }
+    assert_eq!(store.take_app_slot("meta", INTERVAL).await.expect("slot"), 0, "another app has its own budget");
+}

@@ -24,12 +24,14 @@ mod catalog;
 mod lanes;
 mod model;
 mod queue;
+mod submissions;
 
 pub use access::*;
 pub use catalog::*;
 pub use lanes::*;
 pub use model::{Op, random_operations_keep_the_books};
 pub use queue::*;
+pub use submissions::*;
 
 use std::sync::Arc;
 
@@ -86,6 +88,11 @@ macro_rules! store_suite {
             queues_of_syncs_are_separate,
             concurrent_enters_are_all_counted,
             a_failed_write_does_not_fail_concurrent_writes,
+            a_submission_moves_in_flight_users_to_submitted,
+            submitted_users_survive_a_restart_untouched,
+            settling_a_submission_records_its_outcomes_once,
+            a_reopened_submission_is_in_flight_again,
+            deleting_a_sync_removes_its_submissions,
             api_keys_are_found_by_hash_listed_and_revoked,
             an_oauth_state_is_taken_once,
             concurrent_takes_of_an_oauth_state_give_it_once,
@@ -99,6 +106,7 @@ macro_rules! store_suite {
             a_claim_fenced_by_the_lane_holder_works,
             heartbeat_counts_live_hosts_and_forgets_expired_ones,
             deleting_a_connection_removes_its_lease,
+            app_slots_are_spaced_by_the_interval,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,

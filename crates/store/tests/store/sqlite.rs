@@ -23,7 +23,7 @@ async fn opening_creates_the_file_in_wal_mode_and_reopening_keeps_it() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     drop(conn);
 
     // Migrations are not run again (they would fail on existing tables) and data stays.
