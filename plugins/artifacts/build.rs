@@ -12,6 +12,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str, &str)] = &[
     ("PINTEREST", "pinterest-destination", "plugins/pinterest"),
     ("META", "meta-destination", "plugins/meta"),
+    ("GOOGLE", "google-destination", "plugins/google"),
     ("TEST_DESTINATION", "test-destination", "tests/plugins/test-destination"),
     ("WRONG_VERSION", "wrong-version", "tests/plugins/wrong-version"),
     ("NO_DESTINATION", "no-destination", "tests/plugins/no-destination"),
