@@ -28,6 +28,12 @@ pub struct LimitOverrides {
     pub requests_per_second: Option<f64>,
     /// Concurrent requests per connection.
     pub max_concurrent_requests: Option<u32>,
+    /// Batches submitted (or in flight) at once per audience, for asynchronous partners; 0 =
+    /// no limit.
+    pub max_submissions_per_audience: Option<u32>,
+    /// Requests per second across every connection of the plugin (an application-wide
+    /// budget, Google's per Cloud project).
+    pub app_requests_per_second: Option<f64>,
 }
 
 /// The most a plugin's manifest may declare for itself. A plugin is untrusted: one that
@@ -88,7 +94,13 @@ pub fn effective_limits(declared: Limits, overrides: &LimitOverrides, caps: &Man
         max_batch_size: overrides.max_batch_size.unwrap_or(batch).max(1),
         requests_per_second: overrides.requests_per_second.unwrap_or(declared_rps.min(caps.requests_per_second)),
         max_concurrent_requests: overrides.max_concurrent_requests.unwrap_or(concurrent).max(1),
-        ..declared
+        max_submissions_per_audience: overrides
+            .max_submissions_per_audience
+            .unwrap_or(declared.max_submissions_per_audience),
+        app_requests_per_second: overrides
+            .app_requests_per_second
+            .filter(|rps| rps.is_finite() && *rps > 0.0)
+            .or(declared.app_requests_per_second),
     };
     (limits, capped)
 }

@@ -3,9 +3,10 @@
 //! plugin is the built-in component of that partner, the store is a SQLite file (or a scratch
 //! PostgreSQL database) — only the partner is a stand-in.
 //!
-//! Two partners can be stood in for, each a [`Partner`]: [`Pinterest`] (the
-//! [`PinterestSandbox`] and `audience_plugin_artifacts::PINTEREST`) and [`Meta`] (the
-//! [`MetaSandbox`] and `audience_plugin_artifacts::META`).
+//! Three partners can be stood in for, each a [`Partner`]: [`Pinterest`] (the
+//! [`PinterestSandbox`] and `audience_plugin_artifacts::PINTEREST`), [`Meta`] (the
+//! [`MetaSandbox`] and `audience_plugin_artifacts::META`) and [`Google`] (the
+//! [`GoogleSandbox`] and `audience_plugin_artifacts::GOOGLE`).
 //!
 //! - [`World<P>`] is one partner's sandbox and plugin, a store and a started engine. `World`
 //!   alone is `World<Pinterest>`, started with [`World::start`]; any partner's world starts
@@ -23,7 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use audience_sandbox::{MetaConfig, MetaHandle, MetaSandbox, PinterestSandbox, SandboxConfig, SandboxHandle};
+use audience_sandbox::{
+    GoogleConfig, GoogleHandle, GoogleSandbox, MetaConfig, MetaHandle, MetaSandbox, PinterestSandbox, SandboxConfig,
+    SandboxHandle,
+};
 use audience_store::{CredentialKey, NewConnection, PostgresStore, SqliteStore, Store, SyncAction, SyncRecord};
 
 use audience_engine::{
@@ -39,6 +43,8 @@ pub enum DestinationKind {
     Pinterest,
     /// Meta (Custom Audiences from customer lists, the Marketing API).
     Meta,
+    /// Google Customer Match (the Data Manager API; asynchronous outcomes).
+    Google,
 }
 
 impl DestinationKind {
@@ -47,6 +53,7 @@ impl DestinationKind {
         match self {
             DestinationKind::Pinterest => "pinterest",
             DestinationKind::Meta => "meta",
+            DestinationKind::Google => "google",
         }
     }
 
@@ -55,6 +62,7 @@ impl DestinationKind {
         match self {
             DestinationKind::Pinterest => "Pinterest",
             DestinationKind::Meta => "Meta",
+            DestinationKind::Google => "Google",
         }
     }
 }
@@ -239,6 +247,85 @@ impl Partner for Meta {
     }
 
     async fn shutdown(sandbox: MetaSandbox) {
+        sandbox.shutdown().await;
+    }
+}
+
+/// Google Customer Match: the [`GoogleSandbox`] and the built-in Google plugin, asking about
+/// submitted requests soon after sending them (the sandbox finishes them after its
+/// `processing_delay`, not Google's 30 minutes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Google;
+
+/// Milliseconds the Google plugin lets pass before the host first asks about a request, in a
+/// world (`status-check-after-ms`).
+pub const GOOGLE_STATUS_CHECK_AFTER_MS: &str = "500";
+
+impl Partner for Google {
+    type Sandbox = GoogleSandbox;
+    type Handle = GoogleHandle;
+    type Config = GoogleConfig;
+
+    const KIND: DestinationKind = DestinationKind::Google;
+    const SCOPES: &'static [&'static str] = &[GoogleHandle::DATAMANAGER_SCOPE, GoogleHandle::ADWORDS_SCOPE];
+    const MATCH_FIELDS: &'static [&'static str] = &["email", "phone"];
+
+    async fn start_sandbox(config: GoogleConfig) -> anyhow::Result<GoogleSandbox> {
+        GoogleSandbox::start(config).await.context("cannot start the Google sandbox")
+    }
+
+    fn handle(sandbox: &GoogleSandbox) -> GoogleHandle {
+        sandbox.handle()
+    }
+
+    fn base_url(sandbox: &GoogleSandbox) -> String {
+        sandbox.base_url()
+    }
+
+    async fn load_plugin(
+        runtime: &PluginRuntime,
+        sandbox: &GoogleSandbox,
+        http: HttpLimits,
+    ) -> anyhow::Result<(Plugin, PluginConfig)> {
+        google_plugin(runtime, sandbox, http).await
+    }
+
+    /// An access token (about an hour) and a refresh token of the sandbox's default client.
+    fn issue_credentials(sandbox: &GoogleSandbox, _config: &GoogleConfig, scopes: &[&str]) -> Credentials {
+        let tokens = sandbox.handle().issue_tokens(scopes);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let clock = now.saturating_add(sandbox.handle().clock_offset().as_secs());
+        Credentials {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: Some(clock.saturating_add(tokens.expires_in)),
+            renewable_until: None,
+            scopes: tokens.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+        }
+    }
+
+    fn authorize_page(_sandbox: &GoogleSandbox) -> Option<String> {
+        None
+    }
+
+    /// The customers the user holds directly, then the clients reached through each manager
+    /// (`<client>@<manager>`, as the plugin lists them).
+    fn ad_account_ids(handle: &GoogleHandle) -> Vec<String> {
+        let managers = handle.manager_ids();
+        let mut ids: Vec<String> =
+            handle.accessible_customer_ids().into_iter().filter(|id| !managers.contains(id)).collect();
+        for manager in &managers {
+            ids.extend(handle.client_ids(manager).into_iter().map(|client| format!("{client}@{manager}")));
+        }
+        ids
+    }
+
+    fn member_count(handle: &GoogleHandle, account: &str, audience: &str) -> usize {
+        let customer = account.split('@').next().unwrap_or(account);
+        handle.find_user_list(customer, audience).map_or(0, |list| handle.member_count(&list))
+    }
+
+    async fn shutdown(sandbox: GoogleSandbox) {
         sandbox.shutdown().await;
     }
 }
@@ -572,6 +659,24 @@ pub async fn meta_plugin(
         settings: vec![],
     };
     load_builtin(runtime, audience_plugin_artifacts::META, config, http).await.context("cannot load the Meta plugin")
+}
+
+/// The built-in Google plugin pointed at `sandbox` (every Google host under its base URL), with
+/// the sandbox's default OAuth client.
+pub async fn google_plugin(
+    runtime: &PluginRuntime,
+    sandbox: &GoogleSandbox,
+    http: HttpLimits,
+) -> anyhow::Result<(Plugin, PluginConfig)> {
+    let config = PluginConfig {
+        base_url: Some(sandbox.base_url()),
+        client_id: Some(GoogleHandle::DEFAULT_CLIENT_ID.into()),
+        client_secret: Some(GoogleHandle::DEFAULT_CLIENT_SECRET.into()),
+        settings: vec![("status-check-after-ms".into(), GOOGLE_STATUS_CHECK_AFTER_MS.into())],
+    };
+    load_builtin(runtime, audience_plugin_artifacts::GOOGLE, config, http)
+        .await
+        .context("cannot load the Google plugin")
 }
 
 /// Load a built-in component allowed plain http to the host and port of `config.base_url`.

@@ -5,10 +5,12 @@
 //!
 //! - [`pinterest`]: the Pinterest plugin against the Pinterest API v5 sandbox;
 //! - [`meta`]: the Meta plugin against the Meta Marketing API sandbox;
-//! - [`asynchronous`]: asynchronous outcomes through the test destination.
+//! - [`asynchronous`]: asynchronous outcomes through the test destination;
+//! - [`google`]: the Google plugin against the Google (OAuth, Ads, Data Manager) sandbox.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
 mod asynchronous;
+mod google;
 mod meta;
 mod pinterest;

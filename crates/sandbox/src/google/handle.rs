@@ -331,6 +331,15 @@ impl GoogleHandle {
         self.shared.lock().processing_failures.insert(identifier_key.to_owned(), reason.to_owned());
     }
 
+    /// Refuse, at validation, every ingest or remove request carrying the identifier
+    /// `identifier_key` (see [`GoogleHandle::email_key`]): HTTP 400 INVALID_ARGUMENT whose
+    /// BadRequest names `audience_members[i].user_data.user_identifiers[j]` with `reason` (an
+    /// `ErrorReason` such as `INVALID_SHA256_FORMAT`), and nothing of the request applied, as
+    /// Google's fast-fail does for a record its validation refuses.
+    pub fn refuse_identifier(&self, identifier_key: &str, reason: &'static str) {
+        self.shared.lock().refused_identifiers.insert(identifier_key.to_owned(), reason);
+    }
+
     /// Enables or disables a service in every Cloud project: disabled, its calls get 403
     /// `SERVICE_DISABLED`.
     pub fn set_service_enabled(&self, service: GoogleService, enabled: bool) {

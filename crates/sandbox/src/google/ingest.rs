@@ -38,7 +38,7 @@
 //!
 //! `validateOnly: true` runs every check and applies nothing; its request id has no status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
@@ -97,6 +97,8 @@ enum Encoding {
 struct Check {
     violations: Vec<FieldViolation>,
     encoding: Option<Encoding>,
+    /// Identifier keys a test made the validation refuse, with the reason.
+    refused: HashMap<String, &'static str>,
 }
 
 impl Check {
@@ -133,6 +135,18 @@ impl Check {
                 }
                 Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
             }
+        }
+    }
+
+    /// The identifier key, or a violation at `field` when a test made validation refuse it.
+    fn unless_refused(&mut self, key: Option<String>, field: &str) -> Option<String> {
+        let key = key?;
+        match self.refused.get(&key).copied() {
+            Some(reason) => {
+                self.push(field, reason, "The value was refused by validation.");
+                None
+            }
+            None => Some(key),
         }
     }
 
@@ -243,12 +257,14 @@ impl Check {
                 ["emailAddress"] => {
                     counts.email += 1;
                     let field = fields::path(&id_at, "emailAddress");
-                    keys.extend(self.hash(get(identifier, "emailAddress"), &field).map(|h| format!("email:{h}")));
+                    let key = self.hash(get(identifier, "emailAddress"), &field).map(|h| format!("email:{h}"));
+                    keys.extend(self.unless_refused(key, &field));
                 }
                 ["phoneNumber"] => {
                     counts.phone += 1;
                     let field = fields::path(&id_at, "phoneNumber");
-                    keys.extend(self.hash(get(identifier, "phoneNumber"), &field).map(|h| format!("phone:{h}")));
+                    let key = self.hash(get(identifier, "phoneNumber"), &field).map(|h| format!("phone:{h}"));
+                    keys.extend(self.unless_refused(key, &field));
                 }
                 ["address"] => {
                     counts.address += 1;
@@ -445,7 +461,7 @@ pub(crate) fn validate(
             format!("At most {MAX_DESTINATIONS} destinations per request."),
         ));
     }
-    let mut check = Check { violations: Vec::new(), encoding: None };
+    let mut check = Check { violations: Vec::new(), encoding: None, refused: world.refused_identifiers.clone() };
     let validate_only = get(object, "validateOnly").and_then(Value::as_bool).unwrap_or(false);
 
     // The data kind, decided before the destinations so list key types can be compared.

@@ -191,6 +191,7 @@ impl GoogleShared {
             faults: config.faults.clone(),
             disabled_services: BTreeSet::new(),
             processing_failures: HashMap::new(),
+            refused_identifiers: HashMap::new(),
             log: Vec::new(),
             next_customer: FIRST_CUSTOMER_ID,
             next_user_list: FIRST_USER_LIST_ID,
@@ -249,6 +250,10 @@ pub(crate) struct GoogleState {
     pub disabled_services: BTreeSet<String>,
     /// Identifier key -> the processing error any member carrying it gets.
     pub processing_failures: HashMap<String, String>,
+    /// Identifier key -> the fast-fail reason (an `ErrorReason`) that refuses, whole, any
+    /// ingest or remove request carrying it: a record the plugin accepted but Google's
+    /// validation does not.
+    pub refused_identifiers: HashMap<String, &'static str>,
     pub log: Vec<GoogleRequestRecord>,
     next_customer: u64,
     next_user_list: u64,
