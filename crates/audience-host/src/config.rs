@@ -107,8 +107,8 @@ impl SecretSource {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginSettings {
-    /// The component file, or `builtin:pinterest` / `builtin:meta` for the plugins built into this
-    /// binary.
+    /// The component file, or `builtin:pinterest` / `builtin:meta` / `builtin:google` for the
+    /// plugins built into this binary.
     pub component: String,
     /// The partner's API base URL (to point at a sandbox); unset = the partner's real API.
     pub base_url: Option<String>,

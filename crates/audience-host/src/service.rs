@@ -16,6 +16,8 @@ use audience_runtime::{HttpPolicy, Plugin, PluginOptions, PluginRuntime};
 pub const BUILTIN_PINTEREST: &str = "builtin:pinterest";
 /// The `component` value that selects the built-in Meta plugin.
 pub const BUILTIN_META: &str = "builtin:meta";
+/// The `component` value that selects the built-in Google Customer Match plugin.
+pub const BUILTIN_GOOGLE: &str = "builtin:google";
 
 /// A service's parts, ready to serve.
 pub struct Service {
@@ -123,6 +125,8 @@ pub async fn load_plugin(
         runtime.load(audience_plugin_artifacts::PINTEREST, options).await
     } else if settings.component == BUILTIN_META {
         runtime.load(audience_plugin_artifacts::META, options).await
+    } else if settings.component == BUILTIN_GOOGLE {
+        runtime.load(audience_plugin_artifacts::GOOGLE, options).await
     } else {
         runtime.load_file(Path::new(&settings.component), options).await
     }
