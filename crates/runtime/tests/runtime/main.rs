@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
 mod containment;
+mod google_plugin;
 mod pinterest_plugin;
 mod plugin_sandbox;
 mod support;
