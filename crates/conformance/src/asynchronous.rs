@@ -10,7 +10,9 @@
 //!   submission ids. Both must finish (`finished`) within the polling bounds of `writes.rs`,
 //!   and a second batch the limit allows must not be refused.
 //! - `async.submissions` looks back over every write of the run: each that answered
-//!   `submitted` reached `finished` or `failed` within the bounds; a plugin without the
+//!   `submitted` reached `finished` or `failed` within the bounds, and a finished one asked
+//!   about once more answers `finished` again with the same rejected users (the host asks
+//!   twice after a restart, so asking twice must be harmless); a plugin without the
 //!   `asynchronous` feature never answers `submitted`, and its `check-submission` answers
 //!   `invalid-request`.
 //!

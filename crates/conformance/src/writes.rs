@@ -132,10 +132,30 @@ pub async fn follow(
             Err(err) => break Err(err),
         }
     };
-    let problem = match &end {
+    let mut problem = match &end {
         Ok(_) | Err(CallError::Destination(_)) => None,
         Err(err) => Some(err.to_string()),
     };
+    if let Ok(first) = &end {
+        // The host asks again after a restart or a lost answer: a second question about a
+        // finished request must give the same answer, never an error or `processing`.
+        let (config, creds, account) = (&suite.config, &suite.creds, suite.options.account_id.as_str());
+        let again = suite.plugin.check_submission(config, creds, account, target, &submission.id, sent).await;
+        polls += 1;
+        let keys = |o: &BatchOutcome| {
+            let mut keys: Vec<String> = o.rejected.iter().map(|r| r.key.clone()).collect();
+            keys.sort();
+            keys
+        };
+        problem = problem.or(match again {
+            Ok(SubmissionStatus::Finished(second)) if keys(&second) == keys(first) => None,
+            Ok(SubmissionStatus::Finished(_)) => {
+                Some("asked again after it finished, it named other rejected users".to_string())
+            }
+            Ok(other) => Some(format!("asked again after it finished, it answered {other:?} instead of finished")),
+            Err(err) => Some(format!("asked again after it finished, the question failed: {err}")),
+        });
+    }
     suite.submissions.push(SubmissionRecord { during: during.to_string(), id: submission.id.clone(), polls, problem });
     end
 }
