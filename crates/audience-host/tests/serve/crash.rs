@@ -1,5 +1,7 @@
 //! The host as a separate process, killed with SIGKILL at random moments while users pour in,
-//! restarted each time: no acknowledged user is lost and the counts stay exactly conserved.
+//! restarted each time: no acknowledged user is lost and the counts stay exactly conserved;
+//! and killed while Google requests are submitted: the next process asks about the same
+//! requests and sends nobody twice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +108,94 @@ async fn killing_the_host_at_random_moments_loses_no_acknowledged_user() -> anyh
     // Every entry synced is a distinct user in the audience (at-least-once delivery never
     // inflates the count).
     assert_eq!(counts["synced"].as_u64().unwrap() as usize, members.len(), "{counts}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_while_google_requests_are_submitted_sends_nobody_twice() -> anyhow::Result<()> {
+    use audience_host::config::{PluginSettings, SecretSource};
+    use audience_sandbox::{GoogleConfig, GoogleHandle, GoogleSandbox};
+
+    // Google finishes each request 6 s after accepting it (real Google: about 30 minutes).
+    let sandbox =
+        GoogleSandbox::start(GoogleConfig { processing_delay: Duration::from_secs(6), ..GoogleConfig::default() })
+            .await?;
+    let handle = sandbox.handle();
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let store = dir.path().join("host.db");
+    let config_path = dir.path().join("host.toml");
+    let mut host_config = config(port, &store.display().to_string(), &dir.path().join("cache"), "http://127.0.0.1:1");
+    host_config.plugins.clear();
+    let mut google = PluginSettings::pointed_at(
+        audience_host::service::BUILTIN_GOOGLE,
+        &sandbox.base_url(),
+        GoogleHandle::DEFAULT_CLIENT_ID,
+        SecretSource::env("TEST_GOOGLE_SECRET"),
+    );
+    google.settings.insert("status-check-after-ms".into(), "500".into());
+    host_config.plugins.insert("google".into(), google);
+    host_config.write(&config_path)?;
+    let api = ApiClient::new(format!("http://127.0.0.1:{port}"), Duration::from_secs(30))?;
+
+    let mut host = spawn_host(&config_path)?;
+    api.wait_ready().await?;
+    let key = api.create_workspace(OPERATOR_KEY, "crash").await?;
+    let tokens = handle.issue_tokens(&[GoogleHandle::DATAMANAGER_SCOPE, GoogleHandle::ADWORDS_SCOPE]);
+    let refresh = tokens.refresh_token.clone().unwrap_or_default();
+    let account = handle.accessible_customer_ids()[0].clone();
+    let (_, sync_id) =
+        api.connect_with_tokens_and_sync(&key, "google", (&tokens.access_token, &refresh), &account, "crash").await?;
+    let emails: Vec<String> = (0..20_000).map(|i| format!("crash{i}@example.com")).collect();
+    for chunk in emails.chunks(10_000) {
+        api.enter_emails(&key, &sync_id, chunk).await?;
+    }
+
+    let counts = |view: &Value| {
+        let c = view["counts"].clone();
+        let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
+        assert_eq!(
+            n("entered"),
+            n("not_synced") + n("pending") + n("submitted") + n("synced") + n("errored"),
+            "conserved at every look: {c}"
+        );
+        c
+    };
+    // Every user is in a request Google accepted and has not finished: kill the host now.
+    let started = Instant::now();
+    loop {
+        let c = counts(&api.sync(&key, &sync_id).await?);
+        if c["submitted"].as_u64() == Some(20_000) {
+            break;
+        }
+        assert!(c["synced"].as_u64() == Some(0), "synced before the partner finished: {c}");
+        assert!(started.elapsed() < Duration::from_secs(60), "not submitted in time: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ingests_before = handle.request_log().iter().filter(|r| r.path.ends_with("audienceMembers:ingest")).count();
+    host.kill_now()?;
+    host = spawn_host(&config_path)?;
+    api.wait_ready().await?;
+
+    let started = Instant::now();
+    let done = loop {
+        let c = counts(&api.sync(&key, &sync_id).await?);
+        if c["synced"].as_u64() == Some(20_000) {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not synced after the restart: {c}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    drop(host);
+    assert_eq!(
+        (done["submitted"].as_u64(), done["pending"].as_u64(), done["errored"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+    let ingests_after = handle.request_log().iter().filter(|r| r.path.ends_with("audienceMembers:ingest")).count();
+    assert_eq!(ingests_after, ingests_before, "no request was sent again after the restart");
+    let list = handle.find_user_list(&account, "crash").expect("the list exists");
+    assert_eq!(handle.member_count(&list), 20_000, "members equal Synced");
+    assert!(handle.max_times_ingested(&list) <= 1, "nobody ingested twice");
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub fn spawn_host(config: &Path) -> anyhow::Result<ServeProcess> {
         ("TEST_CREDENTIALS_KEY", "11".repeat(32)),
         ("TEST_OPERATOR_KEY", OPERATOR_KEY.to_string()),
         ("TEST_PINTEREST_SECRET", SandboxHandle::DEFAULT_CLIENT_SECRET.to_string()),
+        ("TEST_GOOGLE_SECRET", audience_sandbox::GoogleHandle::DEFAULT_CLIENT_SECRET.to_string()),
     ];
     ServeProcess::spawn(Path::new(env!("CARGO_BIN_EXE_audience-host")), config, &env)
 }
