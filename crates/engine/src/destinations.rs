@@ -303,6 +303,7 @@ mod tests {
             max_batch_size: Some(50_000),
             requests_per_second: Some(500.0),
             max_concurrent_requests: Some(64),
+            ..LimitOverrides::default()
         };
         let cases = [
             // (declared, overrides) -> (limits, fields capped)
@@ -316,6 +317,32 @@ mod tests {
         for ((declared, overrides), (expected, capped)) in cases {
             let (got, notes) = effective_limits(declared, overrides, &caps);
             assert_eq!((key(&got), notes.len()), (expected, capped), "{declared:?} {overrides:?}: {notes:?}");
+        }
+    }
+
+    #[test]
+    fn the_operator_sets_the_asynchronous_and_application_wide_limits() {
+        let caps = ManifestCaps::default();
+        let declared =
+            Limits { max_submissions_per_audience: 1, app_requests_per_second: Some(4.0), ..limits(10, 7.0, 3) };
+        // (overrides, expected (submissions per audience, app rate))
+        let cases = [
+            (LimitOverrides::default(), (1, Some(4.0))),
+            (
+                LimitOverrides {
+                    max_submissions_per_audience: Some(0),
+                    app_requests_per_second: Some(2.5),
+                    ..LimitOverrides::default()
+                },
+                (0, Some(2.5)),
+            ),
+            // A rate that is not a positive number keeps the plugin's.
+            (LimitOverrides { app_requests_per_second: Some(0.0), ..LimitOverrides::default() }, (1, Some(4.0))),
+            (LimitOverrides { app_requests_per_second: Some(f64::NAN), ..LimitOverrides::default() }, (1, Some(4.0))),
+        ];
+        for (overrides, expected) in cases {
+            let (got, _) = effective_limits(declared, &overrides, &caps);
+            assert_eq!((got.max_submissions_per_audience, got.app_requests_per_second), expected, "{overrides:?}");
         }
     }
 }
