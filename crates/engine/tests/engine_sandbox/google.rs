@@ -190,3 +190,33 @@ async fn twenty_connections_through_one_client_stay_within_the_projects_quota() 
     }
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_quota_error_delays_by_googles_retry_delay_with_no_extra_requests() {
+    use audience_sandbox::google::GoogleFault;
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path(), sandbox()).await;
+    let handle = world.handle();
+    let workspace = world.store.create_workspace("google").await.unwrap().id;
+    let (connection, _) = world.connect_with_token(&workspace).await.unwrap();
+    let sync = world.sync(&workspace, &connection, "Quota").await.unwrap().id;
+    // The next call (the list's look-up or the first ingest) is refused with RESOURCE_EXHAUSTED
+    // and RetryInfo `retryDelay: 30s`.
+    handle.fail_next(1, GoogleFault::QuotaExhausted);
+    enter(&world, &sync, &emails(100)).await;
+    let counts = settle(&world, &sync, Duration::from_secs(120)).await;
+    assert_eq!((counts.synced, counts.errored), (100, 0), "{counts:?}");
+    let log = handle.request_log();
+    let refused = log.iter().find(|r| r.status == 429).expect("the quota error was answered");
+    let after: Vec<_> = log.iter().filter(|r| r.at > refused.at && r.access_token.is_some()).collect();
+    let first_after = after.first().expect("requests after the quota error");
+    assert!(
+        first_after.at - refused.at >= Duration::from_millis(29_900),
+        "a request {:?} after the quota error, before its 30 s retry delay: {first_after:?}",
+        first_after.at - refused.at
+    );
+    let ingests = log.iter().filter(|r| r.path.ends_with("audienceMembers:ingest")).count();
+    let refused_ingest = usize::from(refused.path.ends_with("audienceMembers:ingest"));
+    assert_eq!(ingests, 1 + refused_ingest, "one ingest after the delay, besides the refused one");
+    world.stop().await;
+}
