@@ -23,7 +23,6 @@
 //! | [`kinds`]       | the kinds matched on and the three list key types                        |
 //! | [`prepare`]     | `prepare-users`: pick, normalise and hash each user's values             |
 //! | [`normalize`]   | Google's formatting rules, one function per identifier                  |
-//! | [`countries`]   | ISO 3166-1 codes with calling codes                                      |
 //! | [`oauth`]       | `authorize`: code exchange and refresh                                   |
 //! | [`accounts`]    | `list-accounts` (Ads API: accessible customers and their clients)       |
 //! | [`audiences`]   | `search-audiences`, `read-audience`, `upsert-audience` (DM user lists)   |
@@ -41,7 +40,6 @@ pub mod accounts;
 pub mod audiences;
 pub mod client;
 pub mod config;
-pub mod countries;
 pub mod errors;
 pub mod kinds;
 pub mod manifest;

@@ -26,7 +26,7 @@
 use audience_plugin_sdk::identity::{is_sha256_hex, normalize_device_id, normalize_email};
 use audience_plugin_sdk::text::excerpt;
 
-use crate::countries::{LEADING_ZERO_KEPT, calling_code, is_country};
+use audience_plugin_sdk::countries::{LEADING_ZERO_KEPT, calling_code, is_country};
 
 /// Why a value is unusable, in words an operator can act on.
 pub type Reason = String;

@@ -13,7 +13,7 @@
 //! | [`manifest`]    | `describe`: identifiers, limits, the login dialog, the hosts             |
 //! | [`prepare`]     | `prepare-users`: pick, normalise and hash each user's values             |
 //! | [`normalize`]   | Meta's normalisation rules, one function per key                         |
-//! | [`countries`]   | ISO 3166-1 codes with calling codes, US state names                      |
+//! | [`countries`]   | US state names (the country table is the SDK's)                          |
 //! | [`kinds`]       | host kinds, the plugin's own prepared kinds, Meta's schema keys          |
 //! | [`oauth`]       | `authorize`: code exchange, long-lived token, renewal, `debug_token`      |
 //! | [`accounts`]    | `list-accounts`                                                          |

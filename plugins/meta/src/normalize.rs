@@ -26,7 +26,8 @@
 use audience_plugin_sdk::identity::{is_sha256_hex, normalize_device_id, normalize_email};
 use audience_plugin_sdk::text::excerpt;
 
-use crate::countries::{LEADING_ZERO_KEPT, calling_code, is_country, us_state};
+use crate::countries::us_state;
+use audience_plugin_sdk::countries::{LEADING_ZERO_KEPT, calling_code, is_country};
 
 /// How much of a value a reason quotes.
 const QUOTED_CHARS: usize = 40;

@@ -90,6 +90,7 @@ pub use bindings::exports::audience::destination::plugin::Guest;
 
 pub mod build;
 pub mod config;
+pub mod countries;
 pub mod host;
 pub mod http;
 pub mod identity;

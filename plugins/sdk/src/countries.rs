@@ -1,8 +1,7 @@
-//! ISO 3166-1 alpha-2 codes with their international calling codes: Google wants an address's
-//! region code as a valid ISO code (`INVALID_REGION_CODE` / `INVALID_COUNTRY_CODE` otherwise),
-//! and a phone number in E.164, so a national number is put into international form with the
-//! calling code of the user's country. The table is the one `plugins/meta/src/countries.rs`
-//! uses.
+//! ISO 3166-1 alpha-2 codes with their international calling codes, for partners that want a
+//! valid country code (Google's `INVALID_REGION_CODE`, Meta's `country` key) and phone numbers
+//! in E.164: a national number is put into international form with the calling code of the
+//! user's country. One table for every plugin.
 //!
 //! NANP members (the US, Canada, most of the Caribbean) share calling code 1: their national
 //! numbers carry the three-digit area code, so "1" is the whole prefix.
