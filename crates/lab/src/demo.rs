@@ -236,15 +236,19 @@ pub enum DemoReport {
     Meta(MetaDemoSummary),
     /// `--destination google`.
     Google(GoogleDemoSummary),
-    /// `--destination all`: one object per destination.
-    All {
-        /// The Pinterest sync.
-        pinterest: DemoSummary,
-        /// The Meta sync.
-        meta: MetaDemoSummary,
-        /// The Google sync.
-        google: GoogleDemoSummary,
-    },
+    /// `--destination all`: one object per destination (boxed: three summaries in one).
+    All(Box<SideBySideReport>),
+}
+
+/// The figures of `--destination all`, one object per destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideBySideReport {
+    /// The Pinterest sync.
+    pub pinterest: DemoSummary,
+    /// The Meta sync.
+    pub meta: MetaDemoSummary,
+    /// The Google sync.
+    pub google: GoogleDemoSummary,
 }
 
 impl DemoReport {
@@ -254,8 +258,8 @@ impl DemoReport {
             DemoReport::Pinterest(s) => s.pending,
             DemoReport::Meta(s) => s.pending,
             DemoReport::Google(s) => s.pending + s.submitted,
-            DemoReport::All { pinterest, meta, google } => {
-                pinterest.pending + meta.pending + google.pending + google.submitted
+            DemoReport::All(all) => {
+                all.pinterest.pending + all.meta.pending + all.google.pending + all.google.submitted
             }
         }
     }
@@ -278,13 +282,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<DemoReport> {
             DemoReport::Pinterest(s) => print_pinterest(s),
             DemoReport::Meta(s) => print_meta(s),
             DemoReport::Google(s) => print_google(s),
-            DemoReport::All { pinterest, meta, google } => {
+            DemoReport::All(all) => {
                 println!("\nPinterest");
-                print_pinterest(pinterest);
+                print_pinterest(&all.pinterest);
                 println!("\nMeta");
-                print_meta(meta);
+                print_meta(&all.meta);
                 println!("\nGoogle");
-                print_google(google);
+                print_google(&all.google);
             }
         }
     }
@@ -663,7 +667,7 @@ async fn side_by_side(args: &DemoArgs, dir: &std::path::Path, screen: &Screen) -
     let pinterest_members = Pinterest::member_count(&pinterest, &pinterest_account.id, audience);
     let meta_members = Meta::member_count(&meta, &meta_account.id, audience);
     let google_members = Google::member_count(&google, &google_account.id, audience);
-    let report = DemoReport::All {
+    let report = DemoReport::All(Box::new(SideBySideReport {
         pinterest: summarize(
             args,
             pinterest_track.counts,
@@ -682,7 +686,7 @@ async fn side_by_side(args: &DemoArgs, dir: &std::path::Path, screen: &Screen) -
             elapsed(&meta_track),
         ),
         google: summarize_google(args, &google_track, google_members, &google, &google_creds.access_token),
-    };
+    }));
     world.stop().await;
     Ok(report)
 }
