@@ -11,7 +11,7 @@
 //! - [`World<P>`] is one partner's sandbox and plugin, a store and a started engine. `World`
 //!   alone is `World<Pinterest>`, started with [`World::start`]; any partner's world starts
 //!   with [`World::launch`], e.g. `World::launch(dir, WorldOptions::<Meta>::default())`.
-//! - [`SideBySide`] is Pinterest and Meta delivered by one engine, each a [`Side`].
+//! - [`SideBySide`] is Pinterest, Meta and Google delivered by one engine, each a [`Side`].
 //! - [`Lab<P>`] is a world with a workspace, a connection made through the partner's OAuth
 //!   flow and the first ad account: what the demo and the benchmarks deliver to.
 //!
@@ -75,7 +75,7 @@ impl fmt::Display for DestinationKind {
 
 /// A partner a world stands in for: its sandbox, how its built-in plugin is pointed at the
 /// sandbox, and how a test gets credentials and reads the partner's side of things.
-/// Implemented by [`Pinterest`] and [`Meta`].
+/// Implemented by [`Pinterest`], [`Meta`] and [`Google`].
 pub trait Partner: Send + Sync + 'static {
     /// The running sandbox.
     type Sandbox: Send + Sync + 'static;
@@ -569,22 +569,27 @@ pub struct SideBySideOptions {
     pub pinterest: SandboxConfig,
     /// The Meta sandbox's limits and faults.
     pub meta: MetaConfig,
+    /// The Google sandbox's limits, processing delay and faults.
+    pub google: GoogleConfig,
     /// The engine's settings.
     pub engine: EngineConfig,
     /// Overrides of the Pinterest plugin's limits.
     pub pinterest_limits: LimitOverrides,
     /// Overrides of the Meta plugin's limits.
     pub meta_limits: LimitOverrides,
-    /// The HTTP limits of both plugins' requests.
+    /// Overrides of the Google plugin's limits.
+    pub google_limits: LimitOverrides,
+    /// The HTTP limits of every plugin's requests.
     pub http: HttpLimits,
     /// A PostgreSQL database URL to use as the store instead of a SQLite file.
     pub postgres_url: Option<String>,
 }
 
-/// Pinterest and Meta side by side: both sandboxes, both plugins, one store and one engine
-/// delivering to both.
+/// Pinterest, Meta and Google side by side: three sandboxes, three plugins, one store and one
+/// engine delivering to all of them at once (a synchronous partner never waits behind
+/// Google's asynchronous requests, nor the other way round).
 pub struct SideBySide {
-    /// The engine (started), with both destinations.
+    /// The engine (started), with the three destinations.
     pub engine: Engine,
     /// The store.
     pub store: Arc<dyn Store>,
@@ -592,36 +597,41 @@ pub struct SideBySide {
     pub pinterest: Side<Pinterest>,
     /// The Meta side.
     pub meta: Side<Meta>,
+    /// The Google side.
+    pub google: Side<Google>,
 }
 
 impl SideBySide {
-    /// Start both sandboxes, load both plugins against them, open a store in `dir` (or the
-    /// PostgreSQL database of the options) and start the engine.
+    /// Start the three sandboxes, load each plugin against its sandbox, open a store in `dir`
+    /// (or the PostgreSQL database of the options) and start the engine.
     pub async fn start(dir: &Path, options: SideBySideOptions) -> anyhow::Result<SideBySide> {
         let runtime = plugin_runtime()?;
         let pinterest = Side::<Pinterest>::start(&runtime, options.pinterest, options.http.clone()).await?;
-        let meta = Side::<Meta>::start(&runtime, options.meta, options.http).await?;
+        let meta = Side::<Meta>::start(&runtime, options.meta, options.http.clone()).await?;
+        let google = Side::<Google>::start(&runtime, options.google, options.http).await?;
         let mut destinations = Destinations::new();
         for (plugin, config, limits) in [
             (&pinterest.plugin, &pinterest.plugin_config, &options.pinterest_limits),
             (&meta.plugin, &meta.plugin_config, &options.meta_limits),
+            (&google.plugin, &google.plugin_config, &options.google_limits),
         ] {
             destinations.insert(Destination::new(plugin.clone(), config.clone(), limits, &options.engine.caps));
         }
         let (engine, store) = start_engine(dir, options.engine, options.postgres_url.as_deref(), destinations).await?;
-        Ok(SideBySide { engine, store, pinterest, meta })
+        Ok(SideBySide { engine, store, pinterest, meta, google })
     }
 
-    /// A connection to `P` (one of the two sides) in `workspace` holding `credentials`.
+    /// A connection to `P` (one of the three sides) in `workspace` holding `credentials`.
     pub async fn connect<P: Partner>(&self, workspace: &str, credentials: &Credentials) -> anyhow::Result<String> {
         connect_as::<P>(self.store.as_ref(), workspace, credentials).await
     }
 
-    /// Stop the engine and both sandboxes.
+    /// Stop the engine and the three sandboxes.
     pub async fn stop(self) {
         self.engine.shutdown().await;
         Pinterest::shutdown(self.pinterest.sandbox).await;
         Meta::shutdown(self.meta.sandbox).await;
+        Google::shutdown(self.google.sandbox).await;
     }
 }
 

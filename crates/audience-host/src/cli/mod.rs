@@ -29,9 +29,9 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// The whole thing in one command: a partner sandbox (Pinterest, Meta, or both with
-    /// `--destination`), the built-in plugin, an OAuth connection, an audience, and synthetic
-    /// users synced into it.
+    /// The whole thing in one command: a partner sandbox (Pinterest, Meta, Google, or all three
+    /// side by side with `--destination`), the built-in plugin, an OAuth connection, an
+    /// audience, and synthetic users synced into it.
     #[cfg(feature = "lab")]
     Demo(audience_lab::demo::DemoArgs),
     /// Run a partner sandbox on its own, for plugin authors.
