@@ -20,6 +20,12 @@
 //!
 //! The application is the destination's name (one plugin configuration, one OAuth client):
 //! hosts sharing a database share their configuration.
+//!
+//! A partner that counts per application says "slow down" for the application: a 429 with its
+//! wait holds every connection of the destination ([`AppPacer::hold`]), not only the one that
+//! got it, so the others do not each spend a request to learn the same thing. On one host the
+//! limiter pauses; across hosts the application's next free time in the store moves past the
+//! wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +59,21 @@ impl AppPacer {
                 let interval = RateLimiter::new(rps, guard).interval();
                 let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
                 AppPacer::Shared { store, app: app.to_string(), interval_ms }
+            }
+        }
+    }
+
+    /// Hold every request of the application for `pause` from now (the partner said its budget
+    /// is spent). Across hosts the store's next free time moves at least `pause` ahead; when the
+    /// store cannot be asked, the connection that got the answer still pauses on its own.
+    pub(crate) async fn hold(&self, pause: Duration) {
+        match self {
+            AppPacer::Local(limiter) => limiter.pause_until(tokio::time::Instant::now() + pause),
+            AppPacer::Shared { store, app, .. } => {
+                let pause_ms = i64::try_from(pause.as_millis()).unwrap_or(i64::MAX).max(1);
+                if let Err(err) = store.take_app_slot(app, pause_ms).await {
+                    tracing::warn!(app = %app, error = %err, "could not hold the application's requests in the store");
+                }
             }
         }
     }
@@ -93,5 +114,15 @@ mod tests {
         }
         let gaps: Vec<Duration> = departures.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|g| *g >= Duration::from_millis(250)), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_keeps_every_connection_of_the_app_waiting() {
+        let pacer = AppPacer::new("google", 4.0, 0.0, None);
+        pacer.acquire().await.unwrap();
+        let start = tokio::time::Instant::now();
+        pacer.hold(Duration::from_secs(30)).await;
+        pacer.acquire().await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(30), "{:?}", start.elapsed());
     }
 }

@@ -235,6 +235,11 @@ impl Lane {
             ConnectionEffect::Pause(pause) => {
                 self.limiter.pause_until(tokio::time::Instant::now() + *pause);
                 tracing::info!(connection = %self.connection_id, pause_ms = pause.as_millis() as u64, "partner asked to slow down; pausing the connection");
+                // A partner counting per application (Google's project quota) means the
+                // application's budget: every connection of it waits (see `app_pacing`).
+                if let Some(app) = &self.app {
+                    app.hold(*pause).await;
+                }
             }
             ConnectionEffect::RefreshOrPark { why } => self.refresh_or_park(version, why).await,
         }

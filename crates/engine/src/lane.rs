@@ -122,6 +122,8 @@ pub(crate) struct Lane {
     /// Where the lane reads the time it writes to the store.
     pub(super) clock: Clock,
     pub(super) limiter: Arc<RateLimiter>,
+    /// The destination's application-wide pacing, when its limits declare one.
+    pub(super) app: Option<Arc<AppPacer>>,
     pub(super) concurrency: Arc<Semaphore>,
     wake: Notify,
     /// Wakes [`Lane::run_checks`] when a submission is planned.
@@ -183,9 +185,10 @@ impl Lane {
         let limiter = shared.limiter_for(&connection.id, limits.requests_per_second);
         limiter.hold_for(Duration::from_secs(1));
         let lease_until = Arc::new(Mutex::new(None));
+        let app = shared.app_pacer_for(&destination.name, &limits);
         let hooks = Arc::new(LaneHooks {
             limiter: limiter.clone(),
-            app: shared.app_pacer_for(&destination.name, &limits),
+            app: app.clone(),
             lease_until: lease_until.clone(),
             metrics: shared.metrics.clone(),
             destination: destination.name.clone(),
@@ -226,6 +229,7 @@ impl Lane {
             hooks,
             clock,
             limiter,
+            app,
         })
     }
 
