@@ -219,11 +219,7 @@ impl Lane {
             self.ask_later(check, now, None, "the connection has no usable credentials");
             return;
         };
-        let target = self.with_state(|s| {
-            let known = s.syncs.iter().find(|x| x.id == sync.id).and_then(|x| x.audience_id.clone());
-            known.or_else(|| sync.audience_id.clone())
-        });
-        let target = match target {
+        let target = match self.known_audience(&sync) {
             Some(id) => AudienceTarget::Existing(id),
             None => AudienceTarget::Create(super::deliver::audience_spec(&sync)),
         };

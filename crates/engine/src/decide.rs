@@ -232,24 +232,29 @@ fn audience_refusal(err: &CallError) -> String {
 }
 
 /// The users of a request refused whole because of some of them: the named users' verdicts,
-/// and the keys of the others (sent again).
-pub(crate) type Resend = (Vec<(String, Verdict)>, Vec<String>);
+/// and the others (sent again).
+pub(crate) type Resend<T> = (Vec<(String, Verdict)>, Vec<T>);
 
-/// A request the partner refused whole because of the users it named (`refused`): the verdicts
-/// of the named users of `keys` (errored), and the keys of the others, to be sent again. `None`
-/// when it named none of `keys`: nothing would change by sending them again, so the answer
-/// counts as `invalid-request` ([`named_none`]).
-pub(crate) fn resend(keys: &[String], refused: Vec<(String, Arc<str>)>) -> Option<Resend> {
+/// A request of `group` (each user's key given by `key`) the partner refused whole because of
+/// the users it named (`refused`): the verdicts of the named users (errored), and the others,
+/// to be sent again. When it named none of the group, the group comes back as `Err`: nothing
+/// would change by sending it again, so the answer counts as `invalid-request`
+/// ([`named_none`]).
+pub(crate) fn resend<T>(
+    group: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    refused: Vec<(String, Arc<str>)>,
+) -> Result<Resend<T>, Vec<T>> {
     let refused: HashMap<String, Arc<str>> = refused.into_iter().collect();
     let mut named = Vec::new();
     let mut rest = Vec::new();
-    for key in keys {
-        match refused.get(key) {
-            Some(reason) => named.push((key.clone(), Verdict::Rejected(Arc::clone(reason)))),
-            None => rest.push(key.clone()),
+    for user in group {
+        match refused.get(key(&user)) {
+            Some(reason) => named.push((key(&user).to_string(), Verdict::Rejected(Arc::clone(reason)))),
+            None => rest.push(user),
         }
     }
-    (!named.is_empty()).then_some((named, rest))
+    if named.is_empty() { Err(rest) } else { Ok((named, rest)) }
 }
 
 /// The fate of a request of `group_len` users refused whole with `rejected-users` naming none of
@@ -332,7 +337,7 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
         }
         Fate::Split { .. } | Fate::Submitted => Vec::new(),
         // Only the named users have a verdict yet; the lane sends the others again.
-        Fate::Resend { refused } => resend(&keys, refused).map(|(named, _)| named).unwrap_or_default(),
+        Fate::Resend { refused } => resend(keys, String::as_str, refused).map(|(named, _)| named).unwrap_or_default(),
         // One reason for the whole request: every user holds the same copy.
         Fate::Errored { reason } => keys.into_iter().map(|k| (k, Verdict::Rejected(Arc::clone(&reason)))).collect(),
         Fate::Retry { error, at } => {

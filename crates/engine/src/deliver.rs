@@ -159,17 +159,13 @@ impl Lane {
                     tracing::debug!(sync = %sync.id, reason = %loggable(&why), "splitting a refused batch to isolate the users at fault");
                     isolation.split(group);
                 }
-                Fate::Resend { refused } => match decide::resend(&keys, refused) {
-                    Some((named, _)) => {
+                Fate::Resend { refused } => match decide::resend(group, |u| u.key.as_str(), refused) {
+                    Ok((named, rest)) => {
                         tracing::debug!(sync = %sync.id, refused = named.len(), "the partner refused a request because of named users; sending the others again");
-                        let named_keys: std::collections::HashSet<&str> =
-                            named.iter().map(|(k, _)| k.as_str()).collect();
-                        let rest: Vec<PreparedUser> =
-                            group.into_iter().filter(|u| !named_keys.contains(u.key.as_str())).collect();
                         verdicts.extend(named);
                         isolation.push(rest);
                     }
-                    None => match decide::named_none(keys.len()) {
+                    Err(group) => match decide::named_none(keys.len()) {
                         Fate::Split { .. } => isolation.split(group),
                         fate => verdicts.extend(decide::verdicts(keys, fate)),
                     },
@@ -251,15 +247,13 @@ impl Lane {
     }
 
     /// The audience to write to: known, to be created with this batch, or found now.
-    pub(super) async fn target(
+    async fn target(
         &self,
         sync: &SyncRecord,
         creds: &audience_runtime::types::Credentials,
     ) -> Result<AudienceTarget, CallError> {
-        let (known, create) = self.with_state(|s| {
-            let known = s.syncs.iter().find(|x| x.id == sync.id).and_then(|x| x.audience_id.clone());
-            (known.or_else(|| sync.audience_id.clone()), s.create_with_first_batch.contains(&sync.id))
-        });
+        let known = self.known_audience(sync);
+        let create = self.with_state(|s| s.create_with_first_batch.contains(&sync.id));
         if let Some(id) = known {
             return Ok(AudienceTarget::Existing(id));
         }
@@ -283,6 +277,13 @@ impl Lane {
                 Ok(AudienceTarget::Create(spec))
             }
         }
+    }
+
+    /// The partner's id of the sync's audience, when known: from the lane's state (updated as
+    /// soon as a batch created or found it), else from the record.
+    pub(super) fn known_audience(&self, sync: &SyncRecord) -> Option<String> {
+        let known = self.with_state(|s| s.syncs.iter().find(|x| x.id == sync.id).and_then(|x| x.audience_id.clone()));
+        known.or_else(|| sync.audience_id.clone())
     }
 
     pub(super) async fn remember_audience(&self, sync: &SyncRecord, audience_id: &str) {

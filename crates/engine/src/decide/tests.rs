@@ -841,10 +841,10 @@ fn a_request_refused_for_named_users_errors_them_and_resends_the_rest_whole() {
     for (named, errored, again) in cases {
         let refused =
             named.iter().map(|k| (k.to_string(), Arc::from(format!("refused by the partner: bad {k}")))).collect();
-        let got = resend(&keys, refused);
+        let got = resend(keys.clone(), String::as_str, refused);
         match (got, again) {
-            (None, None) => {}
-            (Some((verdicts, rest)), Some(again)) => {
+            (Err(group), None) => assert_eq!(group, keys, "{named:?}: the group comes back whole"),
+            (Ok((verdicts, rest)), Some(again)) => {
                 let keys: Vec<&str> = verdicts.iter().map(|(k, _)| k.as_str()).collect();
                 assert_eq!(keys, errored, "{named:?}");
                 for (key, verdict) in &verdicts {
