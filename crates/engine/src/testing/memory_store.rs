@@ -137,6 +137,39 @@ impl Queue {
         );
     }
 
+    /// Records what happened to users held as `held` says (in flight, or in one submission):
+    /// synced and errored users leave the queue, retried ones are pending again. Results for
+    /// other users are ignored; returns how many users left where they were held.
+    fn record_outcomes(&mut self, results: Vec<UserResult>, now: i64, held: impl Fn(&Row) -> bool) -> u64 {
+        let mut left = 0;
+        for result in results {
+            let Some(i) = self.users.iter().position(|r| r.key == result.key && held(r)) else { continue };
+            match result.outcome {
+                UserOutcome::Synced => {
+                    self.users.remove(i);
+                    self.counts.synced += 1;
+                }
+                UserOutcome::Errored(reason) => {
+                    self.users.remove(i);
+                    self.record_error(&result.key, &reason, now);
+                    self.counts.errored += 1;
+                }
+                UserOutcome::Retry { not_before_ms, error: _ } => {
+                    let row = &mut self.users[i];
+                    row.in_flight = false;
+                    row.submission = None;
+                    row.attempts = row.attempts.saturating_add(1);
+                    row.not_before = not_before_ms;
+                    row.due_at = not_before_ms;
+                    self.counts.pending += 1;
+                    self.counts.retries += 1;
+                }
+            }
+            left += 1;
+        }
+        left
+    }
+
     fn record_error(&mut self, key: &str, reason: &str, at: i64) {
         self.errors.push(UserError { key: key.to_string(), reason: truncate(reason), at });
     }
@@ -405,31 +438,8 @@ impl Store for MemoryStore {
         let now = self.clock.now_ms();
         let mut state = self.state.lock();
         let queue = state.queue(sync_id)?;
-        for result in results {
-            // Outcomes for users not in flight (twice, pending, unknown) are ignored.
-            let Some(i) = queue.users.iter().position(|r| r.key == result.key && r.in_flight) else { continue };
-            match result.outcome {
-                UserOutcome::Synced => {
-                    queue.users.remove(i);
-                    queue.counts.synced += 1;
-                }
-                UserOutcome::Errored(reason) => {
-                    queue.users.remove(i);
-                    queue.record_error(&result.key, &reason, now);
-                    queue.counts.errored += 1;
-                }
-                UserOutcome::Retry { not_before_ms, error: _ } => {
-                    let row = &mut queue.users[i];
-                    row.in_flight = false;
-                    row.attempts = row.attempts.saturating_add(1);
-                    row.not_before = not_before_ms;
-                    row.due_at = not_before_ms;
-                    queue.counts.pending += 1;
-                    queue.counts.retries += 1;
-                }
-            }
-            queue.counts.in_flight -= 1;
-        }
+        // Outcomes for users not in flight (twice, pending, unknown) are ignored.
+        queue.counts.in_flight -= queue.record_outcomes(results, now, |r| r.in_flight);
         queue.check(sync_id);
         Ok(())
     }
@@ -490,31 +500,8 @@ impl Store for MemoryStore {
         let queue = state.queue(sync_id)?;
         let Some(at) = queue.submissions.iter().position(|s| s.id == submission_id) else { return Ok(()) };
         queue.submissions.remove(at);
-        let of = |r: &Row, key: &str| r.key == key && r.submission.as_deref() == Some(submission_id);
-        for result in results {
-            let Some(i) = queue.users.iter().position(|r| of(r, &result.key)) else { continue };
-            match result.outcome {
-                UserOutcome::Synced => {
-                    queue.users.remove(i);
-                    queue.counts.synced += 1;
-                }
-                UserOutcome::Errored(reason) => {
-                    queue.users.remove(i);
-                    queue.record_error(&result.key, &reason, now);
-                    queue.counts.errored += 1;
-                }
-                UserOutcome::Retry { not_before_ms, error: _ } => {
-                    let row = &mut queue.users[i];
-                    row.submission = None;
-                    row.attempts = row.attempts.saturating_add(1);
-                    row.not_before = not_before_ms;
-                    row.due_at = not_before_ms;
-                    queue.counts.pending += 1;
-                    queue.counts.retries += 1;
-                }
-            }
-            queue.counts.submitted -= 1;
-        }
+        queue.counts.submitted -=
+            queue.record_outcomes(results, now, |r| r.submission.as_deref() == Some(submission_id));
         for row in queue.users.iter_mut().filter(|r| r.submission.as_deref() == Some(submission_id)) {
             row.submission = None;
             row.not_before = now;

@@ -210,13 +210,31 @@ async fn select_claimable<C: GenericClient + Sync>(
         .collect()
 }
 
-pub(crate) async fn complete<C: GenericClient + Sync>(
+/// Where the users whose outcomes are recorded are held: in flight (a claimed batch), or
+/// submitted in one partner request.
+#[derive(Clone, Copy)]
+pub(crate) enum Held<'a> {
+    /// Claimed, in a request right now.
+    InFlight,
+    /// In the partner's request with this id, not finished yet.
+    Submitted(&'a str),
+}
+
+/// Records what happened to users of sync `no` held as `held` (others are left alone): synced
+/// and errored users leave the queue (errored with their reason kept), retried users go back to
+/// pending. The new states' counters move in `delta`; returns how many users left `held`.
+pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     c: &C,
-    sync_id: &str,
+    no: i64,
     results: &[UserResult],
     now: i64,
-) -> Res<()> {
-    let no = sync_no(c, sync_id).await?;
+    held: Held<'_>,
+    delta: &mut Delta,
+) -> Res<i64> {
+    let (state, submission) = match held {
+        Held::InFlight => (IN_FLIGHT, None),
+        Held::Submitted(id) => (SUBMITTED, Some(id)),
+    };
     // One statement per kind of outcome, each over arrays: a batch of 1,900 is three round
     // trips, not 1,900.
     let mut synced: Vec<&str> = Vec::new();
@@ -224,7 +242,7 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
     let (mut retried, mut not_before, mut errors): (Vec<&str>, Vec<i64>, Vec<&str>) =
         (Vec::new(), Vec::new(), Vec::new());
     // A key reported twice keeps its first outcome, as if the outcomes were applied in order
-    // (the later ones would find the user no longer in flight).
+    // (the later ones would find the user no longer held).
     let mut seen = std::collections::HashSet::with_capacity(results.len());
     for result in results.iter().filter(|r| seen.insert(r.key.as_str())) {
         match &result.outcome {
@@ -240,41 +258,61 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
             }
         }
     }
-    let mut delta = Delta::default();
+    let (mut done_synced, mut done_errored, mut done_retried) = (0, 0, 0);
     if !synced.is_empty() {
-        delta.synced = c
-            .execute("DELETE FROM queue WHERE sync_no = $1 AND user_key = ANY($2) AND state = 1", &[&no, &synced])
+        done_synced = c
+            .execute(
+                "DELETE FROM queue WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
+                 AND submission IS NOT DISTINCT FROM $4::text",
+                &[&no, &synced, &state, &submission],
+            )
             .await
             .ctx("completing users")? as i64;
     }
     if !errored.is_empty() {
-        delta.errored = c
+        done_errored = c
             .execute(
                 "WITH outcome AS (SELECT * FROM unnest($2::text[], $3::text[]) AS o(k, reason)), \
                  removed AS (DELETE FROM queue q USING outcome o \
-                   WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = 1 RETURNING q.user_key) \
+                   WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = $5 \
+                   AND q.submission IS NOT DISTINCT FROM $6::text RETURNING q.user_key) \
                  INSERT INTO errors (sync_no, user_key, reason, at) \
                  SELECT $1, o.k, o.reason, $4 FROM outcome o JOIN removed r ON r.user_key = o.k",
-                &[&no, &errored, &reasons, &now],
+                &[&no, &errored, &reasons, &now, &state, &submission],
             )
             .await
             .ctx("recording users' errors")? as i64;
     }
     if !retried.is_empty() {
-        let n = c
+        done_retried = c
             .execute(
-                "UPDATE queue q SET state = 0, attempts = q.attempts + 1, not_before = r.nb, due_at = r.nb, \
-                 last_error = r.err FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, nb, err) \
-                 WHERE q.sync_no = $1 AND q.user_key = r.k AND q.state = 1",
-                &[&no, &retried, &not_before, &errors],
+                "UPDATE queue q SET state = 0, submission = NULL, attempts = q.attempts + 1, not_before = r.nb, \
+                 due_at = r.nb, last_error = r.err FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, nb, err) \
+                 WHERE q.sync_no = $1 AND q.user_key = r.k AND q.state = $5 \
+                 AND q.submission IS NOT DISTINCT FROM $6::text",
+                &[&no, &retried, &not_before, &errors, &state, &submission],
             )
             .await
             .ctx("scheduling retries")? as i64;
-        delta.pending = n;
-        delta.retries = n;
     }
-    delta.in_flight = -(delta.synced + delta.errored + delta.pending);
-    let not_in_flight = results.len() as i64 + delta.in_flight;
+    delta.synced += done_synced;
+    delta.errored += done_errored;
+    delta.pending += done_retried;
+    delta.retries += done_retried;
+    Ok(done_synced + done_errored + done_retried)
+}
+
+pub(crate) async fn complete<C: GenericClient + Sync>(
+    c: &C,
+    sync_id: &str,
+    results: &[UserResult],
+    now: i64,
+) -> Res<()> {
+    let no = sync_no(c, sync_id).await?;
+    let mut delta = Delta::default();
+    let done = record_outcomes(c, no, results, now, Held::InFlight, &mut delta).await?;
+    delta.in_flight = -done;
+    let not_in_flight = results.len() as i64 - done;
     if not_in_flight > 0 {
         // Counting them would break conservation; the engine reported a user twice or after
         // a recovery. Their current state stands.

@@ -8,9 +8,9 @@
 use tokio_postgres::GenericClient;
 
 use super::catalog::get;
-use super::queue::{Delta, sync_no, truncate_reason};
+use super::queue::{Delta, Held, record_outcomes, sync_no};
 use super::{Ctx, Fail};
-use crate::{NewSubmission, QueuedUser, StoreError, Submission, UserOutcome, UserResult};
+use crate::{NewSubmission, QueuedUser, StoreError, Submission, UserResult};
 
 type Res<T> = Result<T, Fail>;
 
@@ -104,60 +104,8 @@ pub(crate) async fn settle<C: GenericClient + Sync>(
     if !forget(c, no, submission_id).await? {
         return Ok(());
     }
-    let (mut synced, mut errored, mut reasons, mut retried, mut not_before, mut errors) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut seen = std::collections::HashSet::new();
-    for result in results.iter().filter(|r| seen.insert(r.key.as_str())) {
-        match &result.outcome {
-            UserOutcome::Synced => synced.push(&result.key),
-            UserOutcome::Errored(reason) => {
-                errored.push(&result.key);
-                reasons.push(truncate_reason(reason));
-            }
-            UserOutcome::Retry { not_before_ms, error } => {
-                retried.push(&result.key);
-                not_before.push(*not_before_ms);
-                errors.push(truncate_reason(error));
-            }
-        }
-    }
     let mut delta = Delta::default();
-    if !synced.is_empty() {
-        delta.synced = c
-            .execute(
-                "DELETE FROM queue WHERE sync_no = $1 AND user_key = ANY($2) AND state = 2 AND submission = $3",
-                &[&no, &synced, &submission_id],
-            )
-            .await
-            .ctx("settling users")? as i64;
-    }
-    if !errored.is_empty() {
-        delta.errored = c
-            .execute(
-                "WITH outcome AS (SELECT * FROM unnest($2::text[], $3::text[]) AS o(k, reason)), \
-                 removed AS (DELETE FROM queue q USING outcome o \
-                   WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = 2 AND q.submission = $5 \
-                   RETURNING q.user_key) \
-                 INSERT INTO errors (sync_no, user_key, reason, at) \
-                 SELECT $1, o.k, o.reason, $4 FROM outcome o JOIN removed r ON r.user_key = o.k",
-                &[&no, &errored, &reasons, &now, &submission_id],
-            )
-            .await
-            .ctx("recording users' errors")? as i64;
-    }
-    if !retried.is_empty() {
-        let n = c
-            .execute(
-                "UPDATE queue q SET state = 0, submission = NULL, attempts = q.attempts + 1, not_before = r.nb, \
-                 due_at = r.nb, last_error = r.err FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, nb, err) \
-                 WHERE q.sync_no = $1 AND q.user_key = r.k AND q.state = 2 AND q.submission = $5",
-                &[&no, &retried, &not_before, &errors, &submission_id],
-            )
-            .await
-            .ctx("scheduling retries")? as i64;
-        delta.pending = n;
-        delta.retries = n;
-    }
+    delta.submitted = -record_outcomes(c, no, results, now, Held::Submitted(submission_id), &mut delta).await?;
     // Users the outcome did not mention are not lost: they are sent again.
     let rest = c
         .execute(
@@ -175,7 +123,7 @@ pub(crate) async fn settle<C: GenericClient + Sync>(
             "a settled submission left users without an outcome; they are pending again"
         );
     }
-    delta.submitted = -(delta.synced + delta.errored + delta.pending + rest);
+    delta.submitted -= rest;
     delta.pending += rest;
     delta.apply(c, no).await
 }

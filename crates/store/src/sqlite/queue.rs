@@ -216,31 +216,53 @@ fn select_claimable(
     .ctx("reading users to claim")
 }
 
-pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult], now: i64) -> StoreResult<()> {
-    let no = sync_no(conn, sync_id)?;
+/// Where the users whose outcomes are recorded are held: in flight (a claimed batch), or
+/// submitted in one partner request.
+#[derive(Clone, Copy)]
+pub(crate) enum Held<'a> {
+    /// Claimed, in a request right now.
+    InFlight,
+    /// In the partner's request with this id, not finished yet.
+    Submitted(&'a str),
+}
+
+/// Records what happened to users of sync `no` held as `held` (others are left alone): synced
+/// and errored users leave the queue (errored with their reason kept), retried users go back to
+/// pending. The new states' counters move in `delta`; returns how many users left `held`.
+pub(crate) fn record_outcomes(
+    conn: &Connection,
+    no: i64,
+    results: &[UserResult],
+    now: i64,
+    held: Held<'_>,
+    delta: &mut Delta,
+) -> StoreResult<i64> {
+    let (state, submission) = match held {
+        Held::InFlight => (IN_FLIGHT, None),
+        Held::Submitted(id) => (SUBMITTED, Some(id)),
+    };
     let mut remove = conn
-        .prepare_cached("DELETE FROM queue WHERE sync_no = ?1 AND user_key = ?2 AND state = 1")
-        .ctx("preparing to complete users")?;
+        .prepare_cached("DELETE FROM queue WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4")
+        .ctx("preparing to record outcomes")?;
     let mut retry = conn
         .prepare_cached(
-            "UPDATE queue SET state = 0, attempts = attempts + 1, not_before = ?3, due_at = ?3, \
-             last_error = ?4 WHERE sync_no = ?1 AND user_key = ?2 AND state = 1",
+            "UPDATE queue SET state = 0, submission = NULL, attempts = attempts + 1, not_before = ?5, due_at = ?5, \
+             last_error = ?6 WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
         )
-        .ctx("preparing to complete users")?;
+        .ctx("preparing to record outcomes")?;
     let mut record_error = conn
         .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
-        .ctx("preparing to complete users")?;
-    let mut delta = Delta::default();
-    let mut not_in_flight = 0u64;
+        .ctx("preparing to record outcomes")?;
+    let mut left = 0;
     for result in results {
         let done = match &result.outcome {
             UserOutcome::Synced => {
-                let done = remove.execute(params![no, result.key]).ctx("completing a user")? == 1;
+                let done = remove.execute(params![no, result.key, state, submission]).ctx("completing a user")? == 1;
                 delta.synced += i64::from(done);
                 done
             }
             UserOutcome::Errored(reason) => {
-                let done = remove.execute(params![no, result.key]).ctx("completing a user")? == 1;
+                let done = remove.execute(params![no, result.key, state, submission]).ctx("completing a user")? == 1;
                 if done {
                     record_error
                         .execute(params![no, result.key, truncate_reason(reason), now])
@@ -251,7 +273,7 @@ pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult],
             }
             UserOutcome::Retry { not_before_ms, error } => {
                 let done = retry
-                    .execute(params![no, result.key, not_before_ms, truncate_reason(error)])
+                    .execute(params![no, result.key, state, submission, not_before_ms, truncate_reason(error)])
                     .ctx("scheduling a retry")?
                     == 1;
                 if done {
@@ -261,12 +283,17 @@ pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult],
                 done
             }
         };
-        if done {
-            delta.in_flight -= 1;
-        } else {
-            not_in_flight += 1;
-        }
+        left += i64::from(done);
     }
+    Ok(left)
+}
+
+pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult], now: i64) -> StoreResult<()> {
+    let no = sync_no(conn, sync_id)?;
+    let mut delta = Delta::default();
+    let done = record_outcomes(conn, no, results, now, Held::InFlight, &mut delta)?;
+    delta.in_flight -= done;
+    let not_in_flight = results.len() as i64 - done;
     if not_in_flight > 0 {
         // Counting them would break conservation; the engine reported a user twice or after
         // a recovery. Their current state stands.

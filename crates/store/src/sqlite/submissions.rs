@@ -9,8 +9,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Ctx;
-use super::queue::{Delta, sync_no, truncate_reason};
-use crate::{NewSubmission, QueuedUser, StoreError, StoreResult, Submission, UserOutcome, UserResult};
+use super::queue::{Delta, Held, record_outcomes, sync_no};
+use crate::{NewSubmission, QueuedUser, StoreError, StoreResult, Submission, UserResult};
 
 /// A submission's users. Without statistics the planner would prefer `queue_entered` and
 /// read every submitted user of the sync.
@@ -104,50 +104,8 @@ pub(crate) fn settle(
     if !forget(conn, no, submission_id)? {
         return Ok(());
     }
-    let mut remove = conn
-        .prepare_cached("DELETE FROM queue WHERE sync_no = ?1 AND user_key = ?2 AND state = 2 AND submission = ?3")
-        .ctx("preparing to settle a submission")?;
-    let mut retry = conn
-        .prepare_cached(
-            "UPDATE queue SET state = 0, submission = NULL, attempts = attempts + 1, not_before = ?4, due_at = ?4, \
-             last_error = ?5 WHERE sync_no = ?1 AND user_key = ?2 AND state = 2 AND submission = ?3",
-        )
-        .ctx("preparing to settle a submission")?;
-    let mut record_error = conn
-        .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
-        .ctx("preparing to settle a submission")?;
     let mut delta = Delta::default();
-    for result in results {
-        let done = match &result.outcome {
-            UserOutcome::Synced => {
-                let done = remove.execute(params![no, result.key, submission_id]).ctx("settling a user")? == 1;
-                delta.synced += i64::from(done);
-                done
-            }
-            UserOutcome::Errored(reason) => {
-                let done = remove.execute(params![no, result.key, submission_id]).ctx("settling a user")? == 1;
-                if done {
-                    record_error
-                        .execute(params![no, result.key, truncate_reason(reason), now])
-                        .ctx("recording a user's error")?;
-                    delta.errored += 1;
-                }
-                done
-            }
-            UserOutcome::Retry { not_before_ms, error } => {
-                let done = retry
-                    .execute(params![no, result.key, submission_id, not_before_ms, truncate_reason(error)])
-                    .ctx("scheduling a retry")?
-                    == 1;
-                if done {
-                    delta.pending += 1;
-                    delta.retries += 1;
-                }
-                done
-            }
-        };
-        delta.submitted -= i64::from(done);
-    }
+    delta.submitted -= record_outcomes(conn, no, results, now, Held::Submitted(submission_id), &mut delta)?;
     // Users the outcome did not mention are not lost: they are sent again.
     let rest = conn
         .prepare_cached(
