@@ -29,6 +29,7 @@ mod degrade;
 mod deliver;
 mod destinations;
 mod error;
+mod hooks;
 mod intake;
 mod lane;
 mod leases;
@@ -185,7 +186,7 @@ impl Engine {
     pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> audience_runtime::Plugin {
         destination
             .plugin
-            .with_hooks(lane::api_hooks(&self.shared, connection_id, destination.name(), destination.limits))
+            .with_hooks(hooks::api_hooks(&self.shared, connection_id, destination.name(), destination.limits))
             .with_quota(self.shared.quota_for(connection_id))
     }
 
