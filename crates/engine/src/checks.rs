@@ -362,10 +362,10 @@ impl Lane {
 
     /// The partner failed a submission in a way that sends its users again now: split, or
     /// without the users it named. They go back in flight and are delivered as a batch.
-    async fn resend(&self, sync: &SyncRecord, check: &PendingCheck, fate: Fate) {
+    async fn resend(self: &Arc<Self>, sync: &SyncRecord, check: &PendingCheck, fate: Fate) {
         match self.shared.store.reopen_submission(&sync.id, &check.id).await {
             Ok(users) if !users.is_empty() => {
-                let results = self.deliver_batch(sync, &users, Some(fate)).await;
+                let results = self.deliver_batch(sync, &users, Some(fate), None).await;
                 self.record_delivery(sync, results).await;
             }
             Ok(_) => {}

@@ -78,6 +78,9 @@ pub(crate) enum Fate {
     /// The partner accepted the request and finishes it later: the users are `submitted` (the
     /// lane recorded the submission) and get their verdict when the partner says.
     Submitted,
+    /// Nothing was sent: the sync was paused or deleted before the request left (see
+    /// [`super::send_gate`]). The users are pending again as if never claimed.
+    Unsent,
     /// Every user is errored with this reason.
     Errored {
         /// The reason recorded for each (one copy, shared).
@@ -303,6 +306,9 @@ pub(crate) enum Verdict {
         /// When the partner asked to try again.
         retry_at: Option<i64>,
     },
+    /// Not sent: the sync was paused or deleted before the request left. Pending again, as
+    /// if never claimed.
+    Unsent,
 }
 
 /// Each user's verdict from the fate of the request that carried them. `Split` gives none: the
@@ -336,6 +342,7 @@ pub(crate) fn verdicts(keys: Vec<String>, fate: Fate) -> Vec<(String, Verdict)> 
             verdicts
         }
         Fate::Split { .. } | Fate::Submitted => Vec::new(),
+        Fate::Unsent => keys.into_iter().map(|k| (k, Verdict::Unsent)).collect(),
         // Only the named users have a verdict yet; the lane sends the others again.
         Fate::Resend { refused } => resend(keys, String::as_str, refused).map(|(named, _)| named).unwrap_or_default(),
         // One reason for the whole request: every user holds the same copy.
@@ -435,18 +442,93 @@ pub(crate) fn claimable(sync: &SyncRecord, resolving: &HashSet<String>) -> bool 
     sync.status != SyncStatus::Paused && !resolving.contains(&sync.id)
 }
 
-/// The syncs to try claiming from, in order: the claimable ones, round-robin from position
-/// `rr` among them. Each comes with the `rr` to keep when its claim gives a batch (so the next
-/// claim starts with the sync after it).
-pub(crate) fn claim_order(syncs: &[SyncRecord], resolving: &HashSet<String>, rr: usize) -> Vec<(SyncRecord, usize)> {
-    let candidates: Vec<&SyncRecord> = syncs.iter().filter(|sync| claimable(sync, resolving)).collect();
-    let n = candidates.len();
-    (0..n)
-        .map(|step| {
-            let index = (rr + step) % n;
-            (candidates[index].clone(), index + 1)
-        })
-        .collect()
+/// The syncs to try claiming from, in order: the claimable ones, least recently served first
+/// (`served`: each sync's serial number at its last batch; never served goes first), ties in
+/// the lane's order. A sync with a backlog then gets every other turn at most while another
+/// has work, and a sync whose users just became due goes next, one request slot behind.
+pub(crate) fn claim_order(
+    syncs: &[SyncRecord],
+    held: &HashSet<String>,
+    served: &std::collections::HashMap<String, u64>,
+) -> Vec<SyncRecord> {
+    let mut candidates: Vec<(u64, usize, &SyncRecord)> = syncs
+        .iter()
+        .enumerate()
+        .filter(|(_, sync)| claimable(sync, held))
+        .map(|(i, sync)| (served.get(&sync.id).copied().unwrap_or(0), i, sync))
+        .collect();
+    candidates.sort_by_key(|(serial, i, _)| (*serial, *i));
+    candidates.into_iter().map(|(_, _, sync)| sync.clone()).collect()
+}
+
+/// A failing sync's probe schedule: after `failures` deliveries in a row whose every request
+/// failed, the sync is not claimed again before `next_at` (ms). One probe per backoff
+/// interval, instead of one request per slot of the connection's rate for as long as its
+/// backlog lasts (each repeating the audience look-up), which starved the healthy syncs on
+/// the same token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probe {
+    /// Deliveries in a row whose requests all failed.
+    pub(crate) failures: u32,
+    /// Not claimed before this time (ms).
+    pub(crate) next_at: i64,
+}
+
+impl Probe {
+    /// Whether the sync is still held at `now_ms`.
+    pub(crate) fn holds_at(&self, now_ms: i64) -> bool {
+        now_ms < self.next_at
+    }
+}
+
+/// What a delivery says about its sync's health: `Some(true)` when every user came back for a
+/// retry (no request of it worked), `Some(false)` when the partner took or judged any of them,
+/// `None` when nothing was sent (all unsent, or all submitted and still to be judged: a
+/// submission is an accepted request, so it counts as working).
+pub(crate) fn delivery_failed(outcomes: &[UserOutcome], submitted: usize) -> Option<bool> {
+    if submitted > 0 {
+        return Some(false);
+    }
+    let sent: Vec<&UserOutcome> = outcomes.iter().filter(|o| !matches!(o, UserOutcome::Unsent)).collect();
+    if sent.is_empty() {
+        return None;
+    }
+    Some(sent.iter().all(|o| matches!(o, UserOutcome::Retry { .. })))
+}
+
+/// The sync's probe schedule after a delivery at `now_ms` (`failed` from
+/// [`delivery_failed`]): cleared by one that worked, pushed back by the backoff for one more
+/// failure in a row (with `random_unit` as the jitter) by one that failed.
+pub(crate) fn probe_after(
+    before: Option<Probe>,
+    failed: Option<bool>,
+    now_ms: i64,
+    policy: &RetryPolicy,
+    random_unit: f64,
+) -> Option<Probe> {
+    match failed {
+        None => before,
+        Some(false) => None,
+        Some(true) => {
+            let failures = before.map_or(0, |p| p.failures).saturating_add(1);
+            Some(Probe { failures, next_at: now_ms.saturating_add(millis(policy.backoff(failures, random_unit))) })
+        }
+    }
+}
+
+/// The earliest end of a probe hold among `syncs` after `now_ms`, if any.
+pub(crate) fn next_probe(
+    syncs: &[SyncRecord],
+    probes: &std::collections::HashMap<String, Probe>,
+    now_ms: i64,
+) -> Option<i64> {
+    syncs
+        .iter()
+        .filter(|sync| sync.status != SyncStatus::Paused)
+        .filter_map(|sync| probes.get(&sync.id))
+        .filter(|p| p.holds_at(now_ms))
+        .map(|p| p.next_at)
+        .min()
 }
 
 /// Whether the lane must not send: the credentials need a person (or are missing), or no
@@ -455,13 +537,10 @@ pub(crate) fn parked(health: Health, has_credentials: bool, syncs: &[SyncRecord]
     health != Health::Ok || !has_credentials || !syncs.iter().any(|sync| sync.status != SyncStatus::Paused)
 }
 
-/// How long an idle lane sleeps at `now_ms` before looking again: until the next user is due
-/// (at least 10 ms), at most `poll`; `poll` when nothing is pending or the store did not say.
-pub(crate) fn idle_wait(next_due: Option<i64>, now_ms: i64, poll: Duration) -> Duration {
-    match next_due {
-        Some(due) => Duration::from_millis((due - now_ms).max(10) as u64).min(poll),
-        None => poll,
-    }
+/// How long an idle lane sleeps at `now_ms` until `at_ms`, the soonest time it knows
+/// something becomes due (at least 10 ms); `None` when nothing is: it sleeps until woken.
+pub(crate) fn next_wake(at_ms: Option<i64>, now_ms: i64) -> Option<Duration> {
+    at_ms.map(|at| Duration::from_millis(at.saturating_sub(now_ms).max(10) as u64))
 }
 
 /// The next step after a 401 on credentials version `failed_version`.

@@ -8,6 +8,7 @@
 //! pauses, token refreshes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audience_store::{Health, QueuedUser, SyncRecord, SyncStatus, UserOutcome, UserResult};
@@ -36,14 +37,48 @@ pub(crate) fn batch_id(sync_id: &str, action: audience_store::SyncAction, users:
     hex::encode(&hash.finalize()[..16])
 }
 
+/// The calls of one delivery, through its own gate (see [`super::send_gate`]).
+struct Delivery {
+    calls: Arc<dyn super::destinations::DestinationCalls>,
+    gate: Arc<super::send_gate::DeliveryHooks>,
+}
+
 impl Lane {
-    /// Deliver a claimed batch and record every user's outcome.
-    pub(super) async fn deliver(&self, sync: SyncRecord, batch: Vec<QueuedUser>) {
-        let results = self.deliver_batch(&sync, &batch, None).await;
+    /// Deliver a claimed batch and record every user's outcome. `staged`: the lane's staging
+    /// permit, given back once the first request has its slot.
+    pub(super) async fn deliver(
+        self: &Arc<Self>,
+        sync: SyncRecord,
+        batch: Vec<QueuedUser>,
+        staged: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let submitted_before = batch.len();
+        let results = self.deliver_batch(&sync, &batch, None, Some(staged)).await;
+        let submitted = submitted_before.saturating_sub(results.len());
+        let outcomes: Vec<UserOutcome> = results.iter().map(|r| r.outcome.clone()).collect();
         self.record_delivery(&sync, results).await;
+        self.note_probe(&sync, decide::delivery_failed(&outcomes, submitted));
         self.with_state(|s| s.resolving.remove(&sync.id));
         self.release(&sync.id);
         self.wake();
+    }
+
+    /// Hold a sync whose every request failed until its next probe; free one that worked.
+    fn note_probe(&self, sync: &SyncRecord, failed: Option<bool>) {
+        let now = self.clock.now_ms();
+        let retry = &self.shared.config.retry;
+        let probe = self.with_state(|s| {
+            let before = s.probes.get(&sync.id).copied();
+            let after = decide::probe_after(before, failed, now, retry, rand::random::<f64>());
+            match after {
+                Some(probe) => s.probes.insert(sync.id.clone(), probe),
+                None => s.probes.remove(&sync.id),
+            };
+            after.filter(|p| Some(*p) != before)
+        });
+        if let Some(probe) = probe {
+            tracing::info!(sync = %sync.id, failures = probe.failures, probe_in_ms = probe.next_at - now, "every request of the sync failed; probing it once per backoff interval");
+        }
     }
 
     /// Record what became of a delivery's users (those not submitted), retrying the store a
@@ -80,11 +115,14 @@ impl Lane {
     /// submitted, and have none yet). `after`: what the partner already answered to the whole
     /// batch (a submission it failed), acted on before anything is sent.
     pub(super) async fn deliver_batch(
-        &self,
+        self: &Arc<Self>,
         sync: &SyncRecord,
         batch: &[QueuedUser],
         after: Option<Fate>,
+        staged: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Vec<UserResult> {
+        let (calls, gate) = self.delivery_calls(&sync.id, staged);
+        let delivery = Delivery { calls, gate };
         let mut results = Vec::with_capacity(batch.len());
         let mut users = Vec::with_capacity(batch.len());
         for queued in batch {
@@ -97,7 +135,7 @@ impl Lane {
             }
         }
         let attempt = batch.iter().map(|q| q.attempts).max().unwrap_or(0).saturating_add(1);
-        let verdicts = self.write_isolating(sync, users, attempt, after).await;
+        let verdicts = self.write_isolating(&delivery, sync, users, attempt, after).await;
         let by_key: HashMap<&str, &QueuedUser> = batch.iter().map(|q| (q.key.as_str(), q)).collect();
         results.extend(self.outcomes(verdicts, |key| by_key.get(key).map(|q| (q.entered_at, q.attempts))));
         results
@@ -112,23 +150,19 @@ impl Lane {
     ) -> Vec<UserResult> {
         let retry = &self.shared.config.retry;
         let now = self.clock.now_ms();
+        // One jitter for the whole request: its users come back together, as one batch, not
+        // as fragments due a few milliseconds apart.
+        let jitter = rand::random::<f64>();
         verdicts
             .into_iter()
             .map(|(key, verdict)| {
                 let outcome = match verdict {
                     Verdict::Synced => UserOutcome::Synced,
                     Verdict::Rejected(reason) => UserOutcome::Errored(reason),
+                    Verdict::Unsent => UserOutcome::Unsent,
                     Verdict::Failed { error, retry_at } => {
                         let (entered_at, attempts) = history(&key).unwrap_or((now, 0));
-                        decide::retry_or_give_up(
-                            now,
-                            entered_at,
-                            attempts,
-                            retry_at,
-                            error,
-                            retry,
-                            rand::random::<f64>(),
-                        )
+                        decide::retry_or_give_up(now, entered_at, attempts, retry_at, error, retry, jitter)
                     }
                 };
                 UserResult { key, outcome }
@@ -141,6 +175,7 @@ impl Lane {
     /// what the partner already answered for all of them (see [`Lane::deliver_batch`]).
     async fn write_isolating(
         &self,
+        delivery: &Delivery,
         sync: &SyncRecord,
         users: Vec<PreparedUser>,
         attempt: u32,
@@ -152,7 +187,9 @@ impl Lane {
             let keys: Vec<String> = group.iter().map(|u| u.key.clone()).collect();
             let fate = match after.take() {
                 Some(fate) => fate,
-                None => self.write_once(sync, group.clone(), attempt).await,
+                // Paused or deleted since the claim: what is left goes back unsent.
+                None if !delivery.gate.may_send().await => Fate::Unsent,
+                None => self.write_once(delivery, sync, group.clone(), attempt).await,
             };
             match fate {
                 Fate::Split { why } => {
@@ -179,13 +216,15 @@ impl Lane {
     /// One add or remove call, with the audience resolved first when it is not known yet; the
     /// effects of the answer on the connection and the sync are carried out before returning
     /// what becomes of the users. A `submitted` answer is recorded here, before anything else.
-    async fn write_once(&self, sync: &SyncRecord, users: Vec<PreparedUser>, attempt: u32) -> Fate {
+    async fn write_once(&self, delivery: &Delivery, sync: &SyncRecord, users: Vec<PreparedUser>, attempt: u32) -> Fate {
         let Some((creds, version)) = self.with_state(|s| s.creds.clone().map(|c| (c, s.creds_version))) else {
             return decide::without_credentials().users;
         };
         let group_len = users.len();
         let default_pause = self.shared.config.rate.default_pause;
-        let answer = match self.target(sync, &creds).await {
+        let answer = match self.target(delivery, sync, &creds).await {
+            // The gate held a request back: nothing the partner said, nothing to decide.
+            Err(_) if delivery.gate.stopped() => return Fate::Unsent,
             Err(err) => {
                 let decision = decide::classify_lookup(&err, self.clock.now_ms(), default_pause);
                 self.carry_out(sync, version, &decision).await;
@@ -197,7 +236,10 @@ impl Lane {
                 let config = &self.destination.config;
                 let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();
                 let batch = Batch { id: batch_id(&sync.id, action, &users), attempt, users };
-                let result = self.calls.write_users(action, config, &creds, &sync.account_id, &target, batch).await;
+                let result = delivery.calls.write_users(action, config, &creds, &sync.account_id, &target, batch).await;
+                if delivery.gate.stopped() && result.is_err() {
+                    return Fate::Unsent;
+                }
                 self.shared.metrics.plugin_call(&sync.destination, action.export_name(), started.elapsed());
                 self.note_plugin_health(sync, action.export_name(), group_len, plugin_failure(&result)).await;
                 match result {
@@ -249,6 +291,7 @@ impl Lane {
     /// The audience to write to: known, to be created with this batch, or found now.
     async fn target(
         &self,
+        delivery: &Delivery,
         sync: &SyncRecord,
         creds: &audience_runtime::types::Credentials,
     ) -> Result<AudienceTarget, CallError> {
@@ -263,7 +306,7 @@ impl Lane {
         }
         let started = Instant::now();
         let config = &self.destination.config;
-        let outcome = self.calls.upsert_audience(config, creds, &sync.account_id, &spec).await;
+        let outcome = delivery.calls.upsert_audience(config, creds, &sync.account_id, &spec).await;
         self.shared.metrics.plugin_call(&sync.destination, "upsert-audience", started.elapsed());
         self.note_plugin_health(sync, "upsert-audience", 0, plugin_failure(&outcome)).await;
         match outcome? {

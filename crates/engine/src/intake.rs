@@ -126,7 +126,7 @@ impl Engine {
         }
         let EnterOutcome { queued, deduplicated, not_synced } = self.shared.store.enter(&sync.id, entry).await?;
         if queued > 0 {
-            self.work_arrived(&sync.connection_id).await?;
+            self.work_arrived(&sync.connection_id, &sync.id).await?;
         }
         Ok(IntakeReport { accepted: queued + deduplicated, queued, deduplicated, not_synced, not_synced_users })
     }

@@ -6,7 +6,20 @@
 //! (round-robin), and a pause on one connection never stalls another.
 //!
 //! The lane holds no users: it claims a batch from the store only when a request slot is
-//! free, so a batch is formed as late as possible and is as full as the queue allows.
+//! free and no other claimed batch is waiting for the connection's pacing, so a batch is
+//! formed as late as possible and is as full as the queue allows.
+//!
+//! Why event-driven: a platform runs thousands of connections, most of them idle. An idle
+//! lane costs memory only: it sleeps until something tells it (intake, a person's change, a
+//! lease pass) or until the one time it knows something becomes due (the earliest user due,
+//! a failing sync's next probe, a renewal ahead of expiry), on the runtime's timer wheel.
+//! It never polls the store on a period of its own.
+//!
+//! Fairness between the syncs of one connection: the least recently served sync with work
+//! goes first, so a sync whose users just became due waits at most one request slot behind
+//! another's backlog. A sync whose whole requests fail (its audience cannot be found, the
+//! partner errs) is probed once per backoff interval rather than at the connection's rate,
+//! and its retried users come back together as full batches.
 //!
 //! With several hosts on one database, a lane runs only on the host holding its lease (see
 //! [`super::leases`]): every claim is fenced by that lease in the store, and the lane stops
@@ -29,12 +42,13 @@ use super::decide;
 use super::destinations::{Destination, DestinationCalls, LaneDestination};
 use super::hooks::LaneHooks;
 use super::limiter::RateLimiter;
+use super::send_gate::DeliveryHooks;
 use super::{Shared, decode_credentials};
 use audience_runtime::RequestHooks;
 use audience_runtime::types::Credentials;
 
-/// Longest the lane sleeps without looking at the store again (new syncs, expired users).
-const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long the lane waits before reading the store again after the store failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// The lane of one connection.
 pub(crate) struct Lane {
@@ -53,6 +67,9 @@ pub(crate) struct Lane {
     /// The destination's application-wide pacing, when its limits declare one.
     pub(super) app: Option<Arc<AppPacer>>,
     pub(super) concurrency: Arc<Semaphore>,
+    /// One permit: the claimed batch waiting for the connection's pacing (see
+    /// [`super::send_gate`]).
+    staging: Arc<Semaphore>,
     wake: Notify,
     /// Wakes [`Lane::run_checks`] when a submission is planned.
     pub(super) check_wake: Notify,
@@ -69,6 +86,8 @@ pub(crate) struct Lane {
 
 /// What the lane knows about its connection and syncs (reloaded from the store regularly).
 pub(crate) struct LaneState {
+    /// Set when something changed: the next turn of the loop reads the store again.
+    stale: bool,
     pub(super) creds: Option<Credentials>,
     pub(super) creds_version: i64,
     pub(super) health: Health,
@@ -82,7 +101,12 @@ pub(crate) struct LaneState {
     /// Whether the credentials lapse soon, as last reported to the metrics.
     pub(super) lapsing: bool,
     pub(super) syncs: Vec<SyncRecord>,
-    rr: usize,
+    /// When each sync last got a batch (a serial number): the least recently served goes
+    /// first.
+    served: HashMap<String, u64>,
+    serial: u64,
+    /// Syncs whose whole requests failed, with their next probe (see [`decide::probe_hold`]).
+    pub(super) probes: HashMap<String, decide::Probe>,
     /// Syncs whose audience is not known yet: one batch at a time, so it is created once.
     pub(super) resolving: HashSet<String>,
     /// Syncs whose audience the plugin creates with the first batch.
@@ -94,7 +118,6 @@ pub(crate) struct LaneState {
     /// Per sync, batches in flight plus submissions not finished, for
     /// `limits.max-submissions-per-audience`.
     pub(super) outstanding: HashMap<String, u32>,
-    loaded_at: Option<Instant>,
 }
 
 impl Lane {
@@ -133,17 +156,20 @@ impl Lane {
             renew_at: None,
             lapsing: false,
             syncs: Vec::new(),
-            rr: 0,
+            served: HashMap::new(),
+            serial: 0,
+            probes: HashMap::new(),
             resolving: HashSet::new(),
             create_with_first_batch: HashSet::new(),
             plugin_failures: HashMap::new(),
             checks: BTreeMap::new(),
             outstanding: HashMap::new(),
-            loaded_at: None,
+            stale: true,
         };
         Arc::new(Self {
             connection_id: connection.id,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests as usize)),
+            staging: Arc::new(Semaphore::new(1)),
             wake: Notify::new(),
             check_wake: Notify::new(),
             state: Mutex::new(state),
@@ -161,10 +187,45 @@ impl Lane {
         })
     }
 
-    /// Something changed: look at the store again soon.
+    /// Something changed: look at the store again now.
     pub(crate) fn wake(&self) {
-        self.state.lock().loaded_at = None;
+        self.state.lock().stale = true;
         self.wake.notify_one();
+    }
+
+    /// New users for a sync the lane knows: look for a batch, without reading the
+    /// connection again.
+    pub(crate) fn nudge(&self, sync_id: &str) {
+        let known = self.with_state(|s| s.syncs.iter().any(|x| x.id == sync_id));
+        if known { self.wake.notify_one() } else { self.wake() }
+    }
+
+    /// A person paused, resumed or deleted a sync (`None`): the lane's record changes before
+    /// the API answers, so no request of the sync leaves from then on (see
+    /// [`super::send_gate`]).
+    pub(crate) fn set_sync_status(&self, sync_id: &str, status: Option<audience_store::SyncStatus>) {
+        self.with_state(|s| match status {
+            Some(status) => {
+                if let Some(sync) = s.syncs.iter_mut().find(|x| x.id == sync_id) {
+                    sync.status = status;
+                }
+            }
+            None => s.syncs.retain(|x| x.id != sync_id),
+        });
+        self.wake();
+    }
+
+    /// The hooks and calls of one delivery for `sync_id`, holding `staged` until its first
+    /// request has a slot.
+    pub(super) fn delivery_calls(
+        self: &Arc<Self>,
+        sync_id: &str,
+        staged: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> (Arc<dyn DestinationCalls>, Arc<DeliveryHooks>) {
+        let store = self.shared.config.lease.enabled.then(|| self.shared.store.clone());
+        let hooks = Arc::new(DeliveryHooks::new(self.hooks.clone(), sync_id, self.clone(), store, staged));
+        let calls = self.destination.calls.with_hooks(hooks.clone(), self.shared.quota_for(&self.connection_id));
+        (calls, hooks)
     }
 
     /// One more batch of `sync` in flight or submitted.
@@ -184,11 +245,13 @@ impl Lane {
         });
     }
 
-    /// The syncs the lane may not claim from now: those whose audience is being resolved, and
-    /// those at their limit of outstanding submissions.
-    fn held(&self, s: &LaneState) -> HashSet<String> {
+    /// The syncs the lane may not claim from now: those whose audience is being resolved,
+    /// those at their limit of outstanding submissions, and failing syncs before their next
+    /// probe.
+    fn held(&self, s: &LaneState, now_ms: i64) -> HashSet<String> {
         let limit = self.destination.limits.max_submissions_per_audience;
         let mut held = s.resolving.clone();
+        held.extend(s.probes.iter().filter(|(_, p)| p.holds_at(now_ms)).map(|(id, _)| id.clone()));
         held.extend(
             s.outstanding.iter().filter(|(_, n)| decide::at_submission_limit(**n, limit)).map(|(id, _)| id.clone()),
         );
@@ -218,25 +281,28 @@ impl Lane {
         while !cancel.is_cancelled() {
             if let Err(err) = self.reload_if_stale().await {
                 tracing::warn!(connection = %self.connection_id, error = %err, "could not read the connection's state; retrying");
-                self.idle(IDLE_POLL).await;
+                self.with_state(|s| s.stale = true);
+                self.idle(Some(STORE_RETRY)).await;
                 continue;
             }
             // Before the parked check: a connection with no active sync is kept alive too.
             self.renew_if_due().await;
             if self.parked() {
-                self.idle(IDLE_POLL).await;
+                // Until a person acts (reconnects, resumes) or a renewal is due.
+                let wait = self.until_ms(self.next_renewal_ms());
+                self.idle(wait).await;
                 continue;
             }
             if self.lease_too_short() {
                 // The host's lane steward renews the lease or stops this lane.
-                self.idle(self.shared.config.lease.renew_every.min(IDLE_POLL)).await;
+                self.idle(Some(self.shared.config.lease.renew_every)).await;
                 continue;
             }
             // Only a pause (a 429's Retry-After) holds the claim back. The spacing between
             // requests is applied where each request leaves (the http hook), so a batch is
             // claimed, decoded and its instance set up while it waits for its slot: waiting for
             // the slot first would add that set-up time to every interval and lose ~13% of the
-            // partner's rate. At most `max-concurrent-requests` batches wait like this.
+            // partner's rate. One batch at most waits like this (the staging permit).
             tokio::select! {
                 _ = self.limiter.wait_while_paused() => {}
                 _ = cancel.cancelled() => break,
@@ -245,46 +311,61 @@ impl Lane {
                 permit = self.concurrency.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
-            // Waiting for the permit may have taken a whole request's time, in which a 401 may
+            let staged = tokio::select! {
+                permit = self.staging.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = cancel.cancelled() => break,
+            };
+            // Waiting for the permits may have taken a whole request's time, in which a 401 may
             // have parked the connection or a person paused a sync: look again before claiming.
             if self.reload_if_stale().await.is_err() || self.parked() {
-                drop(permit);
                 continue;
             }
             match self.claim_next().await {
                 Ok(Some((sync, batch))) => {
                     let lane = self.clone();
                     self.shared.tasks.spawn(self.tasks.track_future(async move {
-                        lane.deliver(sync, batch).await;
+                        lane.deliver(sync, batch, staged).await;
                         drop(permit);
                     }));
                 }
                 Ok(None) => {
-                    drop(permit);
+                    drop((permit, staged));
                     let wait = self.time_to_next_due().await;
                     self.idle(wait).await;
                 }
                 Err(audience_store::StoreError::LeaseLost { .. }) => {
-                    drop(permit);
                     tracing::warn!(connection = %self.connection_id, "this host lost the lane's lease; stopping the lane");
                     self.shared.metrics.lane_event("lost");
                     self.stop.cancel();
                 }
                 Err(err) => {
-                    drop(permit);
+                    drop((permit, staged));
                     tracing::warn!(connection = %self.connection_id, error = %err, "could not claim a batch; retrying");
-                    self.idle(IDLE_POLL).await;
+                    self.idle(Some(STORE_RETRY)).await;
                 }
             }
         }
     }
 
-    async fn idle(&self, wait: Duration) {
+    /// Sleep until woken, or for `wait` when given: an idle lane with nothing due holds no
+    /// timer at all.
+    async fn idle(&self, wait: Option<Duration>) {
+        let sleep = async {
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = sleep => {}
             _ = self.wake.notified() => {}
             _ = self.stop.cancelled() => {}
         }
+    }
+
+    /// The wait from now until `at_ms`, if any (at least 10 ms).
+    fn until_ms(&self, at_ms: Option<i64>) -> Option<Duration> {
+        decide::next_wake(at_ms, self.clock.now_ms())
     }
 
     /// Whether the lane must not send: credentials need a person, or nothing is active.
@@ -293,7 +374,7 @@ impl Lane {
     }
 
     async fn reload_if_stale(&self) -> Result<(), audience_store::StoreError> {
-        let stale = self.with_state(|s| s.loaded_at.is_none_or(|t| t.elapsed() >= IDLE_POLL));
+        let stale = self.with_state(|s| std::mem::take(&mut s.stale));
         if !stale {
             return Ok(());
         }
@@ -317,23 +398,27 @@ impl Lane {
                 }
                 None => s.creds = None,
             }
+            let ids: HashSet<&str> = syncs.iter().map(|x| x.id.as_str()).collect();
+            s.served.retain(|id, _| ids.contains(id.as_str()));
+            s.probes.retain(|id, _| ids.contains(id.as_str()));
             s.syncs = syncs;
-            s.loaded_at = Some(Instant::now());
         });
         Ok(())
     }
 
-    /// Claim the next ready batch, visiting the syncs round-robin.
+    /// Claim the next ready batch, visiting the syncs least recently served first.
     async fn claim_next(&self) -> Result<Option<(SyncRecord, Vec<QueuedUser>)>, audience_store::StoreError> {
-        let order = self.with_state(|s| decide::claim_order(&s.syncs, &self.held(s), s.rr));
+        let now = self.clock.now_ms();
+        let order = self.with_state(|s| decide::claim_order(&s.syncs, &self.held(s, now), &s.served));
         let retry = &self.shared.config.retry;
-        for (sync, next_rr) in order {
+        for sync in order {
             let lane_owner = self.shared.config.lease.enabled.then(|| self.shared.host_id.clone());
             let claim = decide::claim(self.clock.now_ms(), self.destination.limits.max_batch_size, retry, lane_owner);
             let batch = self.shared.store.claim_batch(&sync.id, claim).await?;
             if !batch.is_empty() {
                 self.with_state(|s| {
-                    s.rr = next_rr;
+                    s.serial += 1;
+                    s.served.insert(sync.id.clone(), s.serial);
                     if sync.audience_id.is_none() {
                         s.resolving.insert(sync.id.clone());
                     }
@@ -345,13 +430,36 @@ impl Lane {
         Ok(None)
     }
 
-    async fn time_to_next_due(&self) -> Duration {
-        let ids: Vec<String> = self.with_state(|s| {
-            let held = self.held(s);
-            s.syncs.iter().filter(|sync| decide::claimable(sync, &held)).map(|sync| sync.id.clone()).collect()
+    /// How long until something may become claimable without anyone saying so: the earliest
+    /// user due among the syncs that may claim, the end of a failing sync's probe hold, or a
+    /// renewal ahead of expiry. `None`: nothing is due; only a wake starts the lane again.
+    async fn time_to_next_due(&self) -> Option<Duration> {
+        let now = self.clock.now_ms();
+        let (ids, probe_at) = self.with_state(|s| {
+            let held = self.held(s, now);
+            let ids: Vec<String> =
+                s.syncs.iter().filter(|sync| decide::claimable(sync, &held)).map(|sync| sync.id.clone()).collect();
+            (ids, decide::next_probe(&s.syncs, &s.probes, now))
         });
-        let next_due = self.shared.store.next_due(&ids).await.ok().flatten();
-        decide::idle_wait(next_due, self.clock.now_ms(), IDLE_POLL)
+        let next_due = if ids.is_empty() {
+            None
+        } else {
+            match self.shared.store.next_due(&ids).await {
+                Ok(due) => due,
+                Err(err) => {
+                    tracing::warn!(connection = %self.connection_id, error = %err, "could not read when the next user is due; looking again shortly");
+                    Some(now + STORE_RETRY.as_millis() as i64)
+                }
+            }
+        };
+        let soonest = [next_due, probe_at, self.next_renewal_ms()].into_iter().flatten().min();
+        self.until_ms(soonest)
+    }
+}
+
+impl super::send_gate::SyncSendable for Lane {
+    fn sendable(&self, sync_id: &str) -> bool {
+        self.with_state(|s| s.syncs.iter().any(|x| x.id == sync_id && x.status != audience_store::SyncStatus::Paused))
     }
 }
 

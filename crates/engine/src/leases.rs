@@ -128,6 +128,8 @@ impl Steward {
         for lane in self.local_lanes() {
             if held.contains(&lane.connection_id) {
                 lane.set_lease_until(renewed_at + ttl);
+                // Intake and changes made through other hosts: the lane reads the store again.
+                lane.wake();
             } else {
                 tracing::warn!(connection = %lane.connection_id, "the lane's lease was lost; stopping it here");
                 shared.metrics.lane_event("lost");

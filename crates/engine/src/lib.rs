@@ -38,6 +38,7 @@ mod metrics;
 pub mod oauth;
 pub mod payload;
 mod renew;
+mod send_gate;
 mod syncs;
 #[cfg(test)]
 mod testing;
@@ -313,13 +314,20 @@ impl Engine {
         let status = if paused { audience_store::SyncStatus::Paused } else { audience_store::SyncStatus::Active };
         let reason = paused.then_some("paused by a person");
         store.set_sync_status(sync_id, status, reason).await?;
-        self.wake(&sync.connection_id).await;
+        // Before answering: from now on no request of a paused sync leaves (see `send_gate`).
+        if let Some(lane) = self.shared.lanes.lock().get(&sync.connection_id) {
+            lane.set_sync_status(sync_id, Some(status));
+        }
         Ok(store.sync(sync_id).await?)
     }
 
     /// Delete a sync and its queue.
     pub async fn delete_sync(&self, sync_id: &str) -> Result<(), EngineError> {
         let sync = self.shared.store.sync(sync_id).await?;
+        // The lane stops sending for it first, then the store forgets it.
+        if let Some(lane) = self.shared.lanes.lock().get(&sync.connection_id) {
+            lane.set_sync_status(sync_id, None);
+        }
         self.shared.store.delete_sync(sync_id).await?;
         self.wake(&sync.connection_id).await;
         Ok(())
@@ -349,22 +357,23 @@ impl Engine {
         }
     }
 
-    /// New users for a connection: wake its lane here, or make sure one runs somewhere. With
-    /// one host that means starting it; with leases, the steward looks for unowned lanes now
-    /// (the host that owns the lane sees the users at its next look at the store, within 1 s).
-    pub(crate) async fn work_arrived(&self, connection_id: &str) -> Result<(), EngineError> {
+    /// New users for `sync_id` of a connection: wake its lane here, or make sure one runs
+    /// somewhere. With one host that means starting it; with leases, the steward looks for
+    /// unowned lanes now (the host that owns the lane hears of the users at its next lease
+    /// pass).
+    pub(crate) async fn work_arrived(&self, connection_id: &str, sync_id: &str) -> Result<(), EngineError> {
         if self.shared.config.lease.enabled {
             let local = self.shared.lanes.lock().get(connection_id).cloned();
             let known = || self.shared.known_lanes.lock().contains(connection_id);
             match local {
-                Some(lane) => lane.wake(),
+                Some(lane) => lane.nudge(sync_id),
                 // Owned elsewhere (or about to be): that host sees the users within a second.
                 None if known() => {}
                 None => self.shared.steward.notify_one(),
             }
             return Ok(());
         }
-        self.ensure_lane(connection_id).await?.wake();
+        self.ensure_lane(connection_id).await?.nudge(sync_id);
         Ok(())
     }
 

@@ -28,6 +28,30 @@ pub(crate) const LAPSING_SOON: Duration = Duration::from_secs(7 * 24 * 3600);
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
 impl Lane {
+    /// When the lane must next look at its credentials without being told (ms): the renewal
+    /// ahead of expiry (or its retry after a failure), or the moment they start lapsing soon
+    /// (a metric). `None` when neither is ahead.
+    pub(super) fn next_renewal_ms(&self) -> Option<i64> {
+        self.with_state(|s| {
+            let creds = s.creds.as_ref()?;
+            let now_s = (self.clock.now_ms().max(0) / 1000) as u64;
+            let renewal = match s.renew_at {
+                Some((version, at)) if version == s.creds_version && s.health == audience_store::Health::Ok => {
+                    at.map(|at| at.max(s.renew_retry_at.unwrap_or(0)))
+                }
+                _ => None,
+            };
+            let lapsing = decide::lapses_at(creds, now_s)
+                .map(|at| at.saturating_sub(LAPSING_SOON.as_secs()))
+                .filter(|at| *at > now_s && !s.lapsing);
+            [renewal, lapsing]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| i64::try_from(at.saturating_mul(1000)).unwrap_or(i64::MAX))
+        })
+    }
+
     /// Renew the connection's credentials if they are due; see the module documentation.
     pub(super) async fn renew_if_due(&self) {
         let now_s = (self.clock.now_ms().max(0) / 1000) as u64;

@@ -145,7 +145,7 @@ impl Engine {
                 match_fields,
             })
             .await?;
-        self.work_arrived(&connection.id).await?;
+        self.work_arrived(&connection.id, &sync.id).await?;
         Ok(sync)
     }
 }

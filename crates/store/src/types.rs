@@ -259,6 +259,9 @@ pub enum UserOutcome {
         /// What failed (shared by the users of a batch, as above).
         error: Arc<str>,
     },
+    /// Not sent after all (its sync was paused or deleted between the claim and the request
+    /// leaving): pending again and due at once, with no attempt, retry or error counted.
+    Unsent,
 }
 
 /// An outcome for one user key.

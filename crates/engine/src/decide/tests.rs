@@ -489,7 +489,7 @@ fn one_error_for_a_whole_request_is_one_copy_however_many_users_it_carried() {
                     }
                 }
                 Verdict::Rejected(reason) => assert!(shared(&reason)),
-                Verdict::Synced => panic!("a failed request synced a user"),
+                Verdict::Synced | Verdict::Unsent => panic!("a failed request synced or returned a user"),
             }
         }
     }
@@ -634,45 +634,142 @@ fn sync(id: &str, status: SyncStatus) -> SyncRecord {
 }
 
 #[test]
-fn the_lane_claims_round_robin_from_syncs_neither_paused_nor_resolving() {
+fn the_lane_claims_least_recently_served_first_from_syncs_neither_paused_nor_held() {
     use SyncStatus::{Active, Broken, Paused};
-    // (what; statuses of a, b, c; resolving; rr; expected order with the rr kept after each)
-    type Case = (&'static str, [SyncStatus; 3], &'static [&'static str], usize, Vec<(&'static str, usize)>);
+    // (what; statuses of a, b, c; held; last served serials of a, b, c (0: never); expected order)
+    type Case = (&'static str, [SyncStatus; 3], &'static [&'static str], [u64; 3], &'static [&'static str]);
     let cases: Vec<Case> = vec![
-        ("from the start", [Active; 3], &[], 0, vec![("a", 1), ("b", 2), ("c", 3)]),
-        ("after a", [Active; 3], &[], 1, vec![("b", 2), ("c", 3), ("a", 1)]),
-        ("after c, back to a", [Active; 3], &[], 3, vec![("a", 1), ("b", 2), ("c", 3)]),
-        ("a paused sync is skipped", [Active, Paused, Active], &[], 1, vec![("c", 2), ("a", 1)]),
-        ("a resolving sync is skipped", [Active; 3], &["a"], 0, vec![("b", 1), ("c", 2)]),
-        ("a broken sync keeps trying", [Broken, Active, Active], &[], 0, vec![("a", 1), ("b", 2), ("c", 3)]),
-        ("nothing to claim", [Paused; 3], &[], 2, vec![]),
-        ("paused and resolving", [Paused, Active, Active], &["c"], 5, vec![("b", 1)]),
+        ("none served yet: in order", [Active; 3], &[], [0, 0, 0], &["a", "b", "c"]),
+        ("a served last", [Active; 3], &[], [3, 1, 2], &["b", "c", "a"]),
+        ("never served goes first", [Active; 3], &[], [5, 6, 0], &["c", "a", "b"]),
+        ("a paused sync is skipped", [Active, Paused, Active], &[], [1, 0, 2], &["a", "c"]),
+        ("a held sync is skipped", [Active; 3], &["a"], [0, 0, 0], &["b", "c"]),
+        ("a broken sync keeps its turn", [Broken, Active, Active], &[], [0, 2, 1], &["a", "c", "b"]),
+        ("nothing to claim", [Paused; 3], &[], [0, 0, 0], &[]),
+        ("paused and held", [Paused, Active, Active], &["c"], [0, 9, 0], &["b"]),
     ];
-    for (what, statuses, resolving, rr, expected) in cases {
+    for (what, statuses, held, served, expected) in cases {
         let syncs: Vec<SyncRecord> = ["a", "b", "c"].iter().zip(statuses).map(|(id, s)| sync(id, s)).collect();
-        let resolving: HashSet<String> = resolving.iter().map(|s| s.to_string()).collect();
-        let got: Vec<(String, usize)> =
-            claim_order(&syncs, &resolving, rr).into_iter().map(|(s, next)| (s.id, next)).collect();
-        let expected: Vec<(String, usize)> = expected.into_iter().map(|(id, next)| (id.to_string(), next)).collect();
+        let held: HashSet<String> = held.iter().map(|s| s.to_string()).collect();
+        let served: HashMap<String, u64> =
+            ["a", "b", "c"].iter().zip(served).filter(|(_, n)| *n > 0).map(|(id, n)| (id.to_string(), n)).collect();
+        let got: Vec<String> = claim_order(&syncs, &held, &served).into_iter().map(|s| s.id).collect();
         assert_eq!(got, expected, "{what}");
     }
+}
+
+/// Claims `n` batches from syncs with the given batches ready (`ready`), as the lane does, and
+/// the ids claimed in order; `arrive` adds batches to a sync after a number of claims.
+fn claims(ids: &[&str], mut ready: HashMap<String, u32>, n: usize, arrive: &[(usize, &str, u32)]) -> Vec<String> {
+    let syncs: Vec<SyncRecord> = ids.iter().map(|id| sync(id, SyncStatus::Active)).collect();
+    let mut served = HashMap::new();
+    let mut claimed = Vec::new();
+    for serial in 1..=n as u64 {
+        for (after, id, more) in arrive {
+            if *after == claimed.len() {
+                *ready.entry(id.to_string()).or_default() += more;
+            }
+        }
+        let next = claim_order(&syncs, &HashSet::new(), &served).into_iter().find(|s| ready[&s.id] > 0);
+        let Some(sync) = next else { break };
+        *ready.entry(sync.id.clone()).or_default() -= 1;
+        served.insert(sync.id.clone(), serial);
+        claimed.push(sync.id);
+    }
+    claimed
 }
 
 #[test]
 fn syncs_of_a_connection_share_it_in_turn() {
     // a has three batches ready, b one: the lane alternates while both have some.
-    let syncs = vec![sync("a", SyncStatus::Active), sync("b", SyncStatus::Active)];
-    let mut ready = std::collections::HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
-    let mut rr = 0;
-    let mut claimed = Vec::new();
-    loop {
-        let next = claim_order(&syncs, &HashSet::new(), rr).into_iter().find(|(s, _)| ready[&s.id] > 0);
-        let Some((sync, next_rr)) = next else { break };
-        *ready.entry(sync.id.clone()).or_default() -= 1;
-        rr = next_rr;
-        claimed.push(sync.id);
+    let ready = HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
+    assert_eq!(claims(&["a", "b"], ready, 10, &[]), ["a", "b", "a", "a"]);
+}
+
+#[test]
+fn fresh_users_wait_at_most_one_slot_behind_other_syncs_backlogs() {
+    // Nine syncs with deep backlogs; the tenth gets a batch after 20 claims: it goes next,
+    // not after the nine others' turns.
+    let ids = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "fresh"];
+    let mut ready: HashMap<String, u32> = ids.iter().map(|id| (id.to_string(), 100)).collect();
+    ready.insert("fresh".into(), 0);
+    let claimed = claims(&ids, ready, 30, &[(20, "fresh", 1)]);
+    assert_eq!(claimed[20], "fresh", "{claimed:?}");
+    // The backlogged syncs share the rest equally.
+    let counts: HashMap<&str, usize> =
+        ids[..9].iter().map(|id| (*id, claimed.iter().filter(|c| c == id).count())).collect();
+    assert!(counts.values().all(|n| (3..=4).contains(n)), "{counts:?}");
+}
+
+#[test]
+fn a_failing_sync_is_probed_once_per_backoff_interval() {
+    let policy = RetryPolicy::default();
+    // (what, before, what the delivery said, expected)
+    type Case = (&'static str, Option<Probe>, Option<bool>, Option<Probe>);
+    let cases: Vec<Case> = vec![
+        (
+            "first failure: held for the first backoff",
+            None,
+            Some(true),
+            Some(Probe { failures: 1, next_at: NOW + 1_000 }),
+        ),
+        (
+            "another failure: the backoff doubles",
+            Some(Probe { failures: 1, next_at: NOW }),
+            Some(true),
+            Some(Probe { failures: 2, next_at: NOW + 2_000 }),
+        ),
+        (
+            "capped at the longest backoff",
+            Some(Probe { failures: 30, next_at: NOW }),
+            Some(true),
+            Some(Probe { failures: 31, next_at: NOW + 600_000 }),
+        ),
+        ("a delivery that worked frees it", Some(Probe { failures: 4, next_at: NOW }), Some(false), None),
+        (
+            "nothing sent: as it was",
+            Some(Probe { failures: 2, next_at: NOW + 5 }),
+            None,
+            Some(Probe { failures: 2, next_at: NOW + 5 }),
+        ),
+        ("healthy stays free", None, Some(false), None),
+    ];
+    for (what, before, failed, expected) in cases {
+        assert_eq!(probe_after(before, failed, NOW, &policy, 1.0), expected, "{what}");
     }
-    assert_eq!(claimed, ["a", "b", "a", "a"]);
+    assert!(Probe { failures: 1, next_at: NOW + 1 }.holds_at(NOW));
+    assert!(!Probe { failures: 1, next_at: NOW }.holds_at(NOW));
+}
+
+#[test]
+fn a_delivery_failed_when_no_user_of_it_was_taken_or_judged() {
+    let retry = || UserOutcome::Retry { not_before_ms: NOW, error: "503".into() };
+    let cases: Vec<(&str, Vec<UserOutcome>, usize, Option<bool>)> = vec![
+        ("all retried", vec![retry(), retry()], 0, Some(true)),
+        ("one synced", vec![retry(), UserOutcome::Synced], 0, Some(false)),
+        ("refused users are an answer", vec![UserOutcome::Errored("bad".into())], 0, Some(false)),
+        ("submitted counts as taken", vec![], 3, Some(false)),
+        ("unsent: nothing was sent", vec![UserOutcome::Unsent, UserOutcome::Unsent], 0, None),
+        ("unsent beside retried", vec![UserOutcome::Unsent, retry()], 0, Some(true)),
+        ("nothing at all", vec![], 0, None),
+    ];
+    for (what, outcomes, submitted, expected) in cases {
+        assert_eq!(delivery_failed(&outcomes, submitted), expected, "{what}");
+    }
+}
+
+#[test]
+fn the_next_probe_is_the_earliest_hold_of_a_sync_not_paused() {
+    let syncs = vec![sync("a", SyncStatus::Active), sync("b", SyncStatus::Paused), sync("c", SyncStatus::Broken)];
+    let probes = HashMap::from([
+        ("a".to_string(), Probe { failures: 1, next_at: NOW + 900 }),
+        ("b".to_string(), Probe { failures: 1, next_at: NOW + 100 }),
+        ("c".to_string(), Probe { failures: 3, next_at: NOW + 400 }),
+        ("gone".to_string(), Probe { failures: 3, next_at: NOW + 50 }),
+    ]);
+    assert_eq!(next_probe(&syncs, &probes, NOW), Some(NOW + 400));
+    assert_eq!(next_probe(&syncs, &probes, NOW + 400), Some(NOW + 900));
+    assert_eq!(next_probe(&syncs, &probes, NOW + 900), None);
 }
 
 #[test]
@@ -693,17 +790,16 @@ fn a_lane_is_parked_without_working_credentials_or_active_syncs() {
 }
 
 #[test]
-fn an_idle_lane_sleeps_until_the_next_due_user_at_most_a_poll() {
-    let poll = Duration::from_secs(1);
+fn an_idle_lane_sleeps_until_the_next_thing_due_or_until_woken() {
     let cases = [
-        (None, poll),
-        (Some(NOW + 300), Duration::from_millis(300)),
-        (Some(NOW + 5), Duration::from_millis(10)),
-        (Some(NOW - 60_000), Duration::from_millis(10)),
-        (Some(NOW + 60_000), poll),
+        (None, None),
+        (Some(NOW + 300), Some(Duration::from_millis(300))),
+        (Some(NOW + 5), Some(Duration::from_millis(10))),
+        (Some(NOW - 60_000), Some(Duration::from_millis(10))),
+        (Some(NOW + 3_600_000), Some(Duration::from_secs(3_600))),
     ];
     for (due, expected) in cases {
-        assert_eq!(idle_wait(due, NOW, poll), expected, "{due:?}");
+        assert_eq!(next_wake(due, NOW), expected, "{due:?}");
     }
 }
 

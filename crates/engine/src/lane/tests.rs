@@ -326,16 +326,15 @@ async fn a_transient_failure_is_retried_after_a_backoff() {
     world.start();
     world.until_delivered(&sync, MINUTE).await;
     let writes = world.partner.writes();
-    // Each user's first backoff is 0.5–1 s (1 s, half of it random). The jitter is drawn per
-    // user, so the batch comes back as several smaller ones, each sent when its first user is
-    // due (and paced like any request).
-    let retried: Vec<String> = writes[1..].iter().flat_map(|w| w.keys.clone()).collect();
-    assert_eq!(retried.len(), 10, "each user is sent again once: {:?}", writes);
-    let latest = Duration::from_secs(1) + interval(10.0) * writes.len() as u32;
-    for w in &writes[1..] {
-        let gap = w.at - writes[0].at;
-        assert!(gap >= Duration::from_millis(500) && gap <= latest, "a retry {gap:?} after the failure");
-    }
+    // The first backoff is 0.5–1 s (1 s, half of it random), drawn once for the request: its
+    // users come back together, as one batch, not as fragments.
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(writes[1].keys.len(), 10);
+    let gap = writes[1].at - writes[0].at;
+    assert!(
+        gap >= Duration::from_millis(500) && gap <= Duration::from_secs(1) + interval(10.0),
+        "retried {gap:?} after the failure"
+    );
     world.stop().await;
 }
 
@@ -453,4 +452,82 @@ async fn a_failed_renewal_is_shown_on_the_connection_and_retried_later_not_in_a_
     assert_eq!(world.partner.count(Call::Authorize), 1, "not retried before 15 minutes");
     world.run_for(Duration::from_secs(6 * 60)).await;
     assert_eq!(world.partner.count(Call::Authorize), 2, "retried after 15 minutes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_lane_reads_nothing_until_told() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 1)).await;
+    let sync = world.sync(Some("aud-1")).await;
+    world.start();
+    world.run_for(Duration::from_secs(2)).await;
+    let settled = world.store.lane_reads();
+    world.run_for(Duration::from_secs(3_600)).await;
+    assert_eq!(world.store.lane_reads(), settled, "an idle connection costs memory only, no store reads");
+    // Intake wakes it at once; the partial batch leaves at its flush time.
+    world.enter(&sync, "u", 3).await;
+    world.until_delivered(&sync, MINUTE).await;
+    assert_eq!(world.partner.writes().len(), 1);
+    let after = world.store.lane_reads();
+    world.run_for(Duration::from_secs(3_600)).await;
+    assert_eq!(world.store.lane_reads(), after);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_paused_while_its_batch_waits_for_a_slot_sends_nothing_from_that_moment() {
+    // One request a second: b's batch is claimed and staged while a's request has the slot.
+    let world = World::new(EngineConfig::default(), limits(10, 1.0, 2)).await;
+    let a = world.sync(Some("aud-a")).await;
+    let b = world.sync(Some("aud-b")).await;
+    world.enter(&a, "a", 10).await;
+    world.enter(&b, "b", 10).await;
+    world.start();
+    world.until(MINUTE, "a's batch sent", async |w: &World| w.partner.writes().len() == 1).await;
+    let in_flight = world.counts(&b).await.in_flight;
+    assert_eq!(in_flight, 10, "b's batch is claimed and waits for its slot");
+    world.engine.set_paused(&b.id, true).await.expect("pause");
+    world.run_for(10 * MINUTE).await;
+    assert!(world.partner.writes().iter().all(|w| w.audience.as_deref() == Some("aud-a")));
+    let counts = world.counts(&b).await;
+    assert_eq!((counts.pending, counts.in_flight, counts.retries), (10, 0, 0), "back to pending, no retry counted");
+    world.engine.set_paused(&b.id, false).await.expect("resume");
+    world.until_delivered(&b, MINUTE).await;
+    assert_eq!(world.counts(&b).await.synced, 10);
+    world.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn broken_syncs_are_probed_once_per_backoff_and_leave_the_budget_to_a_healthy_one() {
+    let world = World::new(EngineConfig::default(), limits(10, 10.0, 4)).await;
+    let mut broken = Vec::new();
+    for i in 0..6 {
+        let sync = world.sync_named(None, &format!("broken-{i}")).await;
+        world.enter(&sync, &format!("b{i}-"), 1_000).await;
+        broken.push(sync);
+    }
+    let healthy = world.sync(Some("aud-ok")).await;
+    world.enter(&healthy, "h", 4_000).await;
+    world.partner.on_upsert(|_| Err(fake::refusal(DestinationError::Transient("lookup failed".into()))));
+    world.start();
+    world.until_delivered(&healthy, 10 * MINUTE).await;
+    let requests = world.partner.requests();
+    let healthy_writes = requests.iter().filter(|r| r.audience.as_deref() == Some("aud-ok")).count();
+    assert_eq!(healthy_writes, 400);
+    // At 10 requests a second, 400 batches take 40 s when the healthy sync has the token to
+    // itself; the broken ones probe after 1, 2, 4, 8, 16, 32 s backoffs: 7 times each at most.
+    let last = requests.iter().filter(|r| r.audience.as_deref() == Some("aud-ok")).map(|r| r.at).max().expect("writes");
+    let lookups = requests.iter().filter(|r| r.call == Call::UpsertAudience).count();
+    assert!(lookups <= 6 * 7, "{lookups} look-ups in {last:?}");
+    assert!(
+        healthy_writes * 100 / (healthy_writes + lookups) >= 85,
+        "{healthy_writes} of {} requests",
+        healthy_writes + lookups
+    );
+    // Without probing, each broken sync's backlog would be looked up batch after batch, at the
+    // connection's rate: 600 look-ups beside the healthy sync's 400 writes.
+    for sync in &broken {
+        let counts = world.counts(sync).await;
+        assert_eq!((counts.synced, counts.errored), (0, 0));
+    }
+    world.stop().await;
 }

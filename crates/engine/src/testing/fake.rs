@@ -42,6 +42,8 @@ pub(crate) struct Request {
     pub(crate) audience: Option<String>,
     /// The users' keys, for writes.
     pub(crate) keys: Vec<String>,
+    /// The audience's name, for `upsert-audience`.
+    pub(crate) name: Option<String>,
 }
 
 type Answer<T> = Box<dyn FnMut(&Request) -> Result<T, CallError> + Send>;
@@ -175,7 +177,7 @@ fn status_of<T>(result: &Result<T, CallError>) -> u16 {
 }
 
 fn request(call: Call, token: &str) -> Request {
-    Request { at: Duration::ZERO, call, token: token.to_string(), audience: None, keys: Vec::new() }
+    Request { at: Duration::ZERO, call, token: token.to_string(), audience: None, keys: Vec::new(), name: None }
 }
 
 impl DestinationCalls for FakePartner {
@@ -204,9 +206,10 @@ impl DestinationCalls for FakePartner {
         _config: &'a PluginConfig,
         creds: &'a Credentials,
         _account_id: &'a str,
-        _spec: &'a AudienceSpec,
+        spec: &'a AudienceSpec,
     ) -> BoxFuture<'a, Result<UpsertOutcome, CallError>> {
-        let request = request(Call::UpsertAudience, &creds.access_token);
+        let mut request = request(Call::UpsertAudience, &creds.access_token);
+        request.name = Some(spec.name.clone());
         Box::pin(self.request(request, &self.inner.upsert, status_of))
     }
 

@@ -31,6 +31,8 @@ const MAX_REASON_CHARS: usize = 500;
 pub(crate) struct MemoryStore {
     clock: Clock,
     state: Mutex<State>,
+    /// Reads a lane makes (see [`MemoryStore::lane_reads`]).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -86,7 +88,16 @@ impl Row {
 impl MemoryStore {
     /// An empty store whose own clock (error times) is `clock`.
     pub(crate) fn new(clock: Clock) -> Self {
-        Self { clock, state: Mutex::new(State::default()) }
+        Self { clock, state: Mutex::new(State::default()), reads: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// How many times a lane's reads (connection, its syncs, next due, claims) were asked.
+    pub(crate) fn lane_reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_read(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -164,6 +175,14 @@ impl Queue {
                     self.counts.pending += 1;
                     self.counts.retries += 1;
                 }
+                UserOutcome::Unsent => {
+                    let row = &mut self.users[i];
+                    row.in_flight = false;
+                    row.submission = None;
+                    row.not_before = now;
+                    row.due_at = now;
+                    self.counts.pending += 1;
+                }
             }
             left += 1;
         }
@@ -216,6 +235,7 @@ impl Store for MemoryStore {
     }
 
     async fn connection(&self, id: &str) -> StoreResult<Connection> {
+        self.count_read();
         let state = self.state.lock();
         state.connections.iter().find(|c| c.id == id).cloned().ok_or_else(|| not_found("connection", id))
     }
@@ -303,6 +323,7 @@ impl Store for MemoryStore {
     }
 
     async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
+        self.count_read();
         let state = self.state.lock();
         if !state.connections.iter().any(|c| c.id == connection_id) {
             return Err(not_found("connection", connection_id));
@@ -374,6 +395,7 @@ impl Store for MemoryStore {
     }
 
     async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>> {
+        self.count_read();
         let mut state = self.state.lock();
         let queue = state.queue(sync_id)?;
         if claim.lane_owner.is_some() {
@@ -445,6 +467,7 @@ impl Store for MemoryStore {
     }
 
     async fn next_due(&self, sync_ids: &[String]) -> StoreResult<Option<i64>> {
+        self.count_read();
         let state = self.state.lock();
         Ok(sync_ids
             .iter()

@@ -64,13 +64,18 @@ impl World {
 
     /// A sync adding users to `audience_id` (`None`: to be found by the lane).
     pub(crate) async fn sync(&self, audience_id: Option<&str>) -> SyncRecord {
+        self.sync_named(audience_id, "Churn risk").await
+    }
+
+    /// A sync adding users to `audience_id`, or to the audience called `name` the lane finds.
+    pub(crate) async fn sync_named(&self, audience_id: Option<&str>, name: &str) -> SyncRecord {
         self.store
             .create_sync(NewSync {
                 workspace_id: self.connection.workspace_id.clone(),
                 connection_id: self.connection.id.clone(),
                 destination: "fake".into(),
                 account_id: "acct-1".into(),
-                audience: AudienceConfig { name: "Churn risk".into(), description: None, create_if_missing: true },
+                audience: AudienceConfig { name: name.into(), description: None, create_if_missing: true },
                 audience_id: audience_id.map(str::to_string),
                 action: SyncAction::Add,
                 match_fields: vec![audience_model::IdentifierKind::Email],

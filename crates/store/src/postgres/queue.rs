@@ -243,6 +243,7 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
         (Vec::new(), Vec::new(), Vec::new());
     // A key reported twice keeps its first outcome, as if the outcomes were applied in order
     // (the later ones would find the user no longer held).
+    let mut unsent: Vec<&str> = Vec::new();
     let mut seen = std::collections::HashSet::with_capacity(results.len());
     for result in results.iter().filter(|r| seen.insert(r.key.as_str())) {
         match &result.outcome {
@@ -256,6 +257,7 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
                 not_before.push(*not_before_ms);
                 errors.push(truncate_reason(error));
             }
+            UserOutcome::Unsent => unsent.push(&result.key),
         }
     }
     let (mut done_synced, mut done_errored, mut done_retried) = (0, 0, 0);
@@ -295,11 +297,23 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
             .await
             .ctx("scheduling retries")? as i64;
     }
+    let mut done_unsent = 0;
+    if !unsent.is_empty() {
+        done_unsent = c
+            .execute(
+                "UPDATE queue SET state = 0, submission = NULL, not_before = $5, due_at = $5 \
+                 WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
+                 AND submission IS NOT DISTINCT FROM $4::text",
+                &[&no, &unsent, &state, &submission, &now],
+            )
+            .await
+            .ctx("returning users unsent")? as i64;
+    }
     delta.synced += done_synced;
     delta.errored += done_errored;
-    delta.pending += done_retried;
+    delta.pending += done_retried + done_unsent;
     delta.retries += done_retried;
-    Ok(done_synced + done_errored + done_retried)
+    Ok(done_synced + done_errored + done_retried + done_unsent)
 }
 
 pub(crate) async fn complete<C: GenericClient + Sync>(

@@ -250,6 +250,12 @@ pub(crate) fn record_outcomes(
              last_error = ?6 WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
         )
         .ctx("preparing to record outcomes")?;
+    let mut unsend = conn
+        .prepare_cached(
+            "UPDATE queue SET state = 0, submission = NULL, not_before = ?5, due_at = ?5 \
+             WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
+        )
+        .ctx("preparing to record outcomes")?;
     let mut record_error = conn
         .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
         .ctx("preparing to record outcomes")?;
@@ -280,6 +286,13 @@ pub(crate) fn record_outcomes(
                     delta.pending += 1;
                     delta.retries += 1;
                 }
+                done
+            }
+            UserOutcome::Unsent => {
+                let done =
+                    unsend.execute(params![no, result.key, state, submission, now]).ctx("returning a user unsent")?
+                        == 1;
+                delta.pending += i64::from(done);
                 done
             }
         };

@@ -52,7 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(keys, not_synced)| Op::Enter { keys, not_synced }),
         3 => (1u8..6, proptest::option::weighted(0.25, 0u16..20_000))
             .prop_map(|(max, expire_after)| Op::Claim { max, expire_after }),
-        3 => vec((any::<u8>(), 0u8..3, 0u16..10_000), 0..5)
+        3 => vec((any::<u8>(), 0u8..4, 0u16..10_000), 0..5)
             .prop_map(|picks| Op::Complete { picks }),
         1 => Just(Op::Recover),
         2 => (0u16..8_000).prop_map(Op::Advance),
@@ -201,6 +201,7 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                 let outcome = match kind {
                     0 => UserOutcome::Synced,
                     1 => UserOutcome::Errored("refused".into()),
+                    2 => UserOutcome::Unsent,
                     _ => UserOutcome::Retry { not_before_ms: now + i64::from(*delay), error: "transient".into() },
                 };
                 let in_flight = model.users.get(&key).is_some_and(|u| u.in_flight);
@@ -215,6 +216,14 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                         UserOutcome::Errored(_) => {
                             c.errored += 1;
                             model.users.remove(&key);
+                        }
+                        UserOutcome::Unsent => {
+                            c.pending += 1;
+                            if let Some(u) = model.users.get_mut(&key) {
+                                u.in_flight = false;
+                                u.not_before = now;
+                                u.due = now;
+                            }
                         }
                         UserOutcome::Retry { not_before_ms, .. } => {
                             c.pending += 1;
