@@ -2,8 +2,8 @@
 //!
 //! Why leases: a partner counts requests per token, and only one process can pace a token's
 //! requests exactly. So each connection's lane runs on one host at a time, the holder of its
-//! lease row in the store. Any host still accepts intake for any sync; the lane's holder sees
-//! the new users at its next look at the store.
+//! lease row in the store. Any host still accepts intake for any sync; the host that took it
+//! announces it through the store (PostgreSQL `NOTIFY`), and the lane's holder wakes the lane.
 //!
 //! Every `renew_every`, the steward of each host:
 //! 1. sends its heartbeat (how many hosts are alive decides each host's fair share),
@@ -128,8 +128,6 @@ impl Steward {
         for lane in self.local_lanes() {
             if held.contains(&lane.connection_id) {
                 lane.set_lease_until(renewed_at + ttl);
-                // Intake and changes made through other hosts: the lane reads the store again.
-                lane.wake();
             } else {
                 tracing::warn!(connection = %lane.connection_id, "the lane's lease was lost; stopping it here");
                 shared.metrics.lane_event("lost");

@@ -206,6 +206,7 @@ impl Engine {
                     problems.into_iter().map(|p| Problem::new("engine.lease", p)).collect(),
                 ));
             }
+            self.listen_to_other_hosts();
             leases::Steward::new(self.clone()).start().await?;
             return Ok(());
         }
@@ -229,6 +230,47 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Several hosts: wake the local lane of every connection another host announces news
+    /// for (intake, a person's change), and every local lane when announcements were missed.
+    fn listen_to_other_hosts(&self) {
+        let Some(mut announcements) = self.shared.store.announcements() else { return };
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn(async move {
+            loop {
+                let announcement = tokio::select! {
+                    a = announcements.recv() => match a { Some(a) => a, None => break },
+                    _ = shared.cancel.cancelled() => break,
+                };
+                match announcement {
+                    audience_store::Announcement::Connection(id) => {
+                        let lane = shared.lanes.lock().get(&id).cloned();
+                        match lane {
+                            Some(lane) => lane.wake(),
+                            None if !shared.known_lanes.lock().contains(&id) => shared.steward.notify_one(),
+                            None => {}
+                        }
+                    }
+                    audience_store::Announcement::Missed => {
+                        let lanes: Vec<Arc<Lane>> = shared.lanes.lock().values().cloned().collect();
+                        lanes.iter().for_each(|lane| lane.wake());
+                    }
+                }
+            }
+        });
+    }
+
+    /// Several hosts: tell the host running `connection_id`'s lane (when not this one).
+    async fn announce(&self, connection_id: &str) {
+        if !self.shared.config.lease.enabled || self.shared.lanes.lock().contains_key(connection_id) {
+            return;
+        }
+        if let Err(err) = self.shared.store.announce(connection_id).await {
+            // The lane hears of it at the latest when its host's listener reconnects, or
+            // from the lease steward's next takeover; the change itself is stored.
+            tracing::warn!(connection = %connection_id, error = %err, "could not announce news to the host running the connection's lane");
+        }
     }
 
     /// Stop the lanes and wait for the batches in flight to be recorded.
@@ -304,6 +346,7 @@ impl Engine {
     pub async fn reconnect(&self, connection_id: &str, creds: &Credentials) -> Result<(), EngineError> {
         self.shared.store.update_credentials(connection_id, &encode_credentials(creds)).await?;
         self.wake(connection_id).await;
+        self.announce(connection_id).await;
         Ok(())
     }
 
@@ -318,6 +361,7 @@ impl Engine {
         if let Some(lane) = self.shared.lanes.lock().get(&sync.connection_id) {
             lane.set_sync_status(sync_id, Some(status));
         }
+        self.announce(&sync.connection_id).await;
         Ok(store.sync(sync_id).await?)
     }
 
@@ -330,6 +374,7 @@ impl Engine {
         }
         self.shared.store.delete_sync(sync_id).await?;
         self.wake(&sync.connection_id).await;
+        self.announce(&sync.connection_id).await;
         Ok(())
     }
 
@@ -358,17 +403,17 @@ impl Engine {
     }
 
     /// New users for `sync_id` of a connection: wake its lane here, or make sure one runs
-    /// somewhere. With one host that means starting it; with leases, the steward looks for
-    /// unowned lanes now (the host that owns the lane hears of the users at its next lease
-    /// pass).
+    /// somewhere. With one host that means starting it; with leases, the host that owns the
+    /// lane hears of it through the store's announcements, and the steward looks for unowned
+    /// lanes now.
     pub(crate) async fn work_arrived(&self, connection_id: &str, sync_id: &str) -> Result<(), EngineError> {
         if self.shared.config.lease.enabled {
             let local = self.shared.lanes.lock().get(connection_id).cloned();
             let known = || self.shared.known_lanes.lock().contains(connection_id);
             match local {
                 Some(lane) => lane.nudge(sync_id),
-                // Owned elsewhere (or about to be): that host sees the users within a second.
-                None if known() => {}
+                // Owned elsewhere (or about to be): tell that host.
+                None if known() => self.announce(connection_id).await,
                 None => self.shared.steward.notify_one(),
             }
             return Ok(());

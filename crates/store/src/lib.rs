@@ -280,6 +280,33 @@ pub trait Store: Send + Sync {
     /// consumed. An expired state is consumed and returned like any other: the caller
     /// compares `expires_at` with its clock and refuses it.
     async fn take_oauth_state(&self, state_hash: &str, now_ms: i64) -> StoreResult<OauthState>;
+
+    // ---- announcements between hosts ----
+
+    /// Tell every host sharing this store that `connection_id`'s lane has news (users entered,
+    /// a person paused, deleted or reconnected), so the host running that lane looks at once.
+    /// A backend serving one host has nobody to tell and does nothing.
+    async fn announce(&self, connection_id: &str) -> StoreResult<()> {
+        let _ = connection_id;
+        Ok(())
+    }
+
+    /// The announcements of every host sharing this store (this one's included), as they
+    /// come, from a listener of their own; `None` for a backend serving one host. The
+    /// listener says [`Announcement::Missed`] when it (re)connects: anything announced
+    /// meanwhile is unknown.
+    fn announcements(&self) -> Option<tokio::sync::mpsc::Receiver<Announcement>> {
+        None
+    }
+}
+
+/// What another host announced through the store (see [`Store::announcements`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// This connection's lane has news.
+    Connection(String),
+    /// The listener was not listening for a while: any lane may have news.
+    Missed,
 }
 
 /// How long a host whose heartbeat expired is remembered before [`Store::heartbeat`] purges

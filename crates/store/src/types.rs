@@ -260,7 +260,8 @@ pub enum UserOutcome {
         error: Arc<str>,
     },
     /// Not sent after all (its sync was paused or deleted between the claim and the request
-    /// leaving): pending again and due at once, with no attempt, retry or error counted.
+    /// leaving): pending again exactly as before the claim (same due time, so due at once),
+    /// with no attempt, retry or error counted.
     Unsent,
 }
 

@@ -179,8 +179,6 @@ impl Queue {
                     let row = &mut self.users[i];
                     row.in_flight = false;
                     row.submission = None;
-                    row.not_before = now;
-                    row.due_at = now;
                     self.counts.pending += 1;
                 }
             }

@@ -27,6 +27,7 @@
 //! Credentials are encrypted exactly as by SQLite (the crate's `crypto` module, bound to the
 //! connection id), so a database copy holds no usable credentials.
 
+mod announce;
 mod catalog;
 mod lanes;
 mod queue;
@@ -112,6 +113,8 @@ use audience_model::now_ms;
 /// number of stores (in one host or several) may share the database.
 pub struct PostgresStore {
     pool: Pool,
+    /// Where to open the announcement listener's own connection.
+    config: tokio_postgres::Config,
     key: Arc<CredentialKey>,
 }
 
@@ -130,12 +133,13 @@ impl PostgresStore {
     pub async fn connect(url: &str, key: CredentialKey) -> StoreResult<PostgresStore> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Database(format!("the PostgreSQL store URL is not valid: {e}")))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Database(format!("creating the PostgreSQL connection pool: {e}")))?;
-        let store = PostgresStore { pool, key: Arc::new(key) };
+        let store = PostgresStore { pool, config, key: Arc::new(key) };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(|f| f.error)?;
         Ok(store)
@@ -195,6 +199,19 @@ macro_rules! read {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn announce(&self, connection_id: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&announce::CHANNEL, &connection_id])
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Database(format!("announcing news for a connection's lane: {e}")))
+    }
+
+    fn announcements(&self) -> Option<tokio::sync::mpsc::Receiver<crate::Announcement>> {
+        Some(announce::listen(self.config.clone()))
+    }
+
     async fn create_workspace(&self, name: &str) -> StoreResult<Workspace> {
         let now = now_ms();
         in_tx!(self, |tx| catalog::create_workspace(tx, name, now))

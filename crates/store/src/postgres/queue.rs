@@ -301,10 +301,10 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     if !unsent.is_empty() {
         done_unsent = c
             .execute(
-                "UPDATE queue SET state = 0, submission = NULL, not_before = $5, due_at = $5 \
+                "UPDATE queue SET state = 0, submission = NULL \
                  WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
                  AND submission IS NOT DISTINCT FROM $4::text",
-                &[&no, &unsent, &state, &submission, &now],
+                &[&no, &unsent, &state, &submission],
             )
             .await
             .ctx("returning users unsent")? as i64;

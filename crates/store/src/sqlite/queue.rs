@@ -252,7 +252,7 @@ pub(crate) fn record_outcomes(
         .ctx("preparing to record outcomes")?;
     let mut unsend = conn
         .prepare_cached(
-            "UPDATE queue SET state = 0, submission = NULL, not_before = ?5, due_at = ?5 \
+            "UPDATE queue SET state = 0, submission = NULL \
              WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
         )
         .ctx("preparing to record outcomes")?;
@@ -290,8 +290,7 @@ pub(crate) fn record_outcomes(
             }
             UserOutcome::Unsent => {
                 let done =
-                    unsend.execute(params![no, result.key, state, submission, now]).ctx("returning a user unsent")?
-                        == 1;
+                    unsend.execute(params![no, result.key, state, submission]).ctx("returning a user unsent")? == 1;
                 delta.pending += i64::from(done);
                 done
             }

@@ -221,8 +221,6 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                             c.pending += 1;
                             if let Some(u) = model.users.get_mut(&key) {
                                 u.in_flight = false;
-                                u.not_before = now;
-                                u.due = now;
                             }
                         }
                         UserOutcome::Retry { not_before_ms, .. } => {

@@ -233,3 +233,21 @@ async fn overlapping_enters_in_opposite_orders_all_succeed() {
     let counts = conserved(&*a, &sync.id).await;
     assert_eq!((counts.pending, counts.deduplicated, counts.proceeded), (300, 900, 1200));
 }
+
+/// Two hosts on one database: what one announces, the other hears, in order; a listener
+/// says first that it may have missed earlier announcements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hosts_announcement_reaches_the_others_listener() {
+    let harness = PostgresHarness::new();
+    let key = CredentialKey::generate();
+    let (a, b) = (harness.open(key.clone()).await, harness.open(key).await);
+    let mut heard = b.announcements().expect("PostgreSQL announces between hosts");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv()).await.expect("listening");
+    assert_eq!(first, Some(audience_store::Announcement::Missed));
+    a.announce("conn-1").await.expect("announce");
+    a.announce("conn-2").await.expect("announce");
+    for expected in ["conn-1", "conn-2"] {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv()).await.expect("heard in time");
+        assert_eq!(got, Some(audience_store::Announcement::Connection(expected.to_string())));
+    }
+}
