@@ -143,7 +143,7 @@ impl Lane {
                     Ok(()) => loaded = true,
                     Err(err) => {
                         tracing::warn!(connection = %self.connection_id, error = %err, "could not read the connection's submissions; retrying");
-                        self.sleep_checks(MIN_CHECK_INTERVAL).await;
+                        self.sleep_checks(Some(MIN_CHECK_INTERVAL)).await;
                         continue;
                     }
                 }
@@ -154,8 +154,9 @@ impl Lane {
                 if first.0 <= now { s.checks.remove(&first).map(Ok) } else { Some(Err(first.0)) }
             });
             match next {
-                None => self.sleep_checks(MAX_CHECK_INTERVAL).await,
-                Some(Err(at)) => self.sleep_checks(Duration::from_millis((at - now).max(1) as u64)).await,
+                // Nothing submitted: sleep until a submission is planned (no timer held).
+                None => self.sleep_checks(None).await,
+                Some(Err(at)) => self.sleep_checks(Some(Duration::from_millis((at - now).max(1) as u64))).await,
                 Some(Ok(check)) => {
                     let permit = tokio::select! {
                         permit = self.concurrency.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -171,9 +172,15 @@ impl Lane {
         }
     }
 
-    async fn sleep_checks(&self, wait: Duration) {
+    async fn sleep_checks(&self, wait: Option<Duration>) {
+        let sleep = async {
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = sleep => {}
             _ = self.check_wake.notified() => {}
             _ = self.stop.cancelled() => {}
         }
