@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
-use super::connections::{destination_of, owned_connection, stored_credentials};
+use super::connections::{RATE_LIMITED, destination_of, owned_connection, stored_credentials};
 use super::error::{ApiError, ErrorBody, plugin_call_failed};
 use super::extract::{Path, Query, Tenant};
 use audience_runtime::CallError;
@@ -89,7 +89,8 @@ pub(crate) struct AudiencePageView {
 
 /// One page of the account's audiences whose name contains `query`, with the partner's size
 /// and state. Pick one for a sync with its `id` as `audience_id`. The partner is asked at the
-/// connection's pace, shared with delivery.
+/// connection's pace, shared with delivery: when deliveries hold the budget for more than
+/// `engine.rate.api_max_wait`, the answer is 429 with `Retry-After` instead of a long wait.
 #[utoipa::path(get, path = "/v1/connections/{id}/accounts/{account}/audiences", tag = "connections",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id"),
@@ -99,6 +100,7 @@ pub(crate) struct AudiencePageView {
         (status = 404, body = ErrorBody),
         (status = 409, description = "The partner refused the credentials", body = ErrorBody),
         (status = 422, description = "An id holds a control character, or the partner refused the account id", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the connection's turn, rounded up"))),
         (status = 501, description = "The plugin (contract 0.1.0) cannot search audiences", body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn search_audiences(
@@ -112,38 +114,41 @@ pub(crate) async fn search_audiences(
     let credentials = stored_credentials(&connection)?;
     let cursor = query.cursor.filter(|c| !c.is_empty());
     let with_cursor = cursor.is_some();
-    let page = state
-        .engine
-        .paced_plugin(&connection.id, &destination)
+    let plugin = state.engine.paced_plugin(&connection.id, &destination);
+    let page = plugin
         .search_audiences(&destination.config, &credentials, &account, query.query.trim(), cursor)
         .await
         .map_err(|err| match err {
-            CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                format!(
-                    "cursor: not one this host gave out ({} refused it: {why}); pass the `next_cursor` of the \
+        // Not asked at all: deliveries have the connection's budget for now.
+        _ if plugin.paced_out().is_some() => {
+            ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
+        }
+        CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+            format!(
+                "cursor: not one this host gave out ({} refused it: {why}); pass the `next_cursor` of the \
                      previous page unchanged, with the same query",
-                    connection.destination
-                ),
+                connection.destination
             ),
-            // Without a cursor, the account (a path id) is the caller's part of the request:
-            // a partner refusing it (Pinterest: "not a Pinterest ad account id") is the
-            // caller's to fix, not a partner failure.
-            CallError::Destination(DestinationError::InvalidRequest(why)) => ApiError::field(
-                "account",
-                format!(
-                    "{} refused ad account {account:?}: {why}; use an id from the accounts list",
-                    connection.destination
-                ),
+        ),
+        // Without a cursor, the account (a path id) is the caller's part of the request:
+        // a partner refusing it (Pinterest: "not a Pinterest ad account id") is the
+        // caller's to fix, not a partner failure.
+        CallError::Destination(DestinationError::InvalidRequest(why)) => ApiError::field(
+            "account",
+            format!(
+                "{} refused ad account {account:?}: {why}; use an id from the accounts list",
+                connection.destination
             ),
-            CallError::Destination(DestinationError::NotFound(why)) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("{} does not know ad account {account:?} for this connection: {why}", connection.destination),
-            ),
-            other => plugin_call_failed(&connection.destination, other),
-        })?;
+        ),
+        CallError::Destination(DestinationError::NotFound(why)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} does not know ad account {account:?} for this connection: {why}", connection.destination),
+        ),
+        other => plugin_call_failed(&connection.destination, other),
+    })?;
     Ok(axum::Json(AudiencePageView {
         audiences: page.audiences.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,

@@ -23,7 +23,7 @@ use super::extract::{Json, Path, Query, Tenant};
 use super::secrets::{hash_secret, new_secret};
 use super::workspaces::check_name;
 use super::{ApiState, now_ms};
-use audience_engine::{Destination, decode_credentials, encode_credentials, lapses_at};
+use audience_engine::{Destination, decode_credentials, encode_credentials, lapses_at, retry_after_secs};
 use audience_runtime::CallError;
 use audience_runtime::types::{AuthCode, Credentials, DestinationError, Features, Grant};
 
@@ -431,6 +431,10 @@ pub(crate) async fn start_reconnect(
     responses(
         (status = 201, description = "Connection made or re-authorized", body = CallbackDone),
         (status = 400, description = "Unknown, expired or already used state; the partner refused", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the partner's turn for this exchange (the connection's budget when it \
+            is re-authorized, the destination's exchanges when it is new) is further away than `engine.rate.api_max_wait`; \
+            the code was not exchanged and the link is used up: start the connection again after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the connection's turn, rounded up"))),
         (status = 502, description = "The plugin or partner failed", body = ErrorBody)
     ))]
 pub(crate) async fn oauth_callback(
@@ -460,7 +464,13 @@ pub(crate) async fn oauth_callback(
         )
             .into_response(),
         (Err(err), false) => err.into_response(),
-        (Err(err), true) => (err.status, Html(page("Not connected", &escape(&err.message)))).into_response(),
+        (Err(err), true) => {
+            let mut response = (err.status, Html(page("Not connected", &escape(&err.message)))).into_response();
+            if let Some(secs) = err.retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            response
+        }
     }
 }
 
@@ -525,7 +535,25 @@ async fn complete(state: &ApiState, query: CallbackQuery) -> Result<CallbackDone
         )
     })?;
     let grant = Grant::AuthorizationCode(AuthCode { code, redirect_uri: pending.redirect_uri.clone() });
-    let credentials = destination.plugin.authorize(&destination.config, grant).await.map_err(|err| match err {
+    let plugin = state.engine.oauth_plugin(&destination, pending.connection_id.as_deref());
+    let exchanged = plugin.authorize(&destination.config, grant).await;
+    if exchanged.is_err()
+        && let Some(wait) = plugin.paced_out()
+    {
+        // Not exchanged: the partner was not asked (a flood of callbacks, or deliveries holding
+        // the connection's budget). The state was used up taking it.
+        return Err(ApiError::rate_limited(
+            format!(
+                "{}'s requests are paced and its next free turn is {} ms away, so the code was not exchanged; this \
+                 authorization link is used up: {restart} in {} s",
+                pending.destination,
+                wait.as_millis(),
+                retry_after_secs(wait)
+            ),
+            wait,
+        ));
+    }
+    let credentials = exchanged.map_err(|err| match err {
         audience_runtime::CallError::Destination(
             audience_runtime::types::DestinationError::Unauthorized(why)
             | audience_runtime::types::DestinationError::InvalidRequest(why),
@@ -668,7 +696,13 @@ pub(crate) async fn delete_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// One page of the ad accounts this connection can use.
+/// What a 429 `rate_limited` answer means, in the OpenAPI document.
+pub(crate) const RATE_LIMITED: &str = "`rate_limited`: the connection's partner budget is in use by deliveries further ahead \
+    than `engine.rate.api_max_wait` (2 s by default); the partner was not asked and nothing changed. Try again after `Retry-After`";
+
+/// One page of the ad accounts this connection can use. The partner is asked at the
+/// connection's pace, shared with delivery: when deliveries hold the budget for more than
+/// `engine.rate.api_max_wait`, the answer is 429 with `Retry-After` instead of a long wait.
 #[utoipa::path(get, path = "/v1/connections/{id}/accounts", tag = "connections", security(("bearer" = [])),
     params(("id" = String, Path, description = "Connection id"), AccountsQuery),
     responses((status = 200, body = AccountPageView),
@@ -676,6 +710,7 @@ pub(crate) async fn delete_connection(
         (status = 404, body = ErrorBody),
         (status = 409, description = "The partner refused the credentials", body = ErrorBody),
         (status = 422, description = "The id holds a control character", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the connection's turn, rounded up"))),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn list_accounts(
     tenant: Tenant,
@@ -690,6 +725,10 @@ pub(crate) async fn list_accounts(
     let with_cursor = cursor.is_some();
     let plugin = state.engine.paced_plugin(&connection.id, &destination);
     let page = plugin.list_accounts(&destination.config, &credentials, cursor).await.map_err(|err| match err {
+        // Not asked at all: deliveries have the connection's budget for now.
+        _ if plugin.paced_out().is_some() => {
+            ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
+        }
         // The cursor is the only thing in this call the caller chose: a partner refusing
         // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
         CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 
 use audience_store::StoreError;
 
-use audience_engine::{EngineError, Problem};
+use std::time::Duration;
+
+use audience_engine::{EngineError, Problem, retry_after_secs};
 use audience_runtime::types::DestinationError;
 use audience_runtime::{CallError, PluginError, describe_destination_error};
 
@@ -28,6 +30,9 @@ pub struct ApiError {
     pub message: String,
     /// Every problem with the request, each tied to a field, when there are several.
     pub problems: Vec<Problem>,
+    /// Seconds to wait before trying again, answered as `Retry-After` (`host_busy`,
+    /// `rate_limited`).
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of every error answer.
@@ -44,7 +49,9 @@ pub struct ErrorDetail {
     /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `invalid_state`, `invalid_cursor`, `oauth_failed`,
     /// `oauth_not_configured`, `destination_not_configured`, `partner_unauthorized`,
-    /// `plugin_failed`, `host_busy` (503, with `Retry-After`), `store_failed`, `not_ready`, `internal`; and from the HTTP edge,
+    /// `plugin_failed`, `host_busy` (503, with `Retry-After`), `rate_limited` (429, with
+    /// `Retry-After`: the connection's partner budget is in use by deliveries), `store_failed`,
+    /// `not_ready`, `internal`; and from the HTTP edge,
     /// `request_timeout` (408) and `headers_too_large` (431).
     pub code: String,
     /// What went wrong and what to do.
@@ -66,7 +73,7 @@ pub struct ProblemView {
 impl ApiError {
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), problems: Vec::new() }
+        Self { status, code, message: message.into(), problems: Vec::new(), retry_after: None }
     }
 
     /// 422 `invalid_request` listing `problems`.
@@ -79,7 +86,7 @@ impl ApiError {
                 many.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; ")
             ),
         };
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_request", message, problems }
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_request", message, problems, retry_after: None }
     }
 
     /// 422 `invalid_request` about one field.
@@ -133,16 +140,38 @@ impl ApiError {
     /// The host had no plugin instance free for the call in time (a connection's or a plugin's
     /// share was full): 503 `host_busy`, answered with `Retry-After`.
     fn busy(why: String) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "host_busy",
-            format!("{why}; nothing was accepted, try again in {BUSY_RETRY_AFTER_SECONDS} s"),
+        let message = format!("{why}; nothing was accepted, try again in {BUSY_RETRY_AFTER_SECONDS} s");
+        Self {
+            retry_after: Some(BUSY_RETRY_AFTER_SECONDS),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "host_busy", message)
+        }
+    }
+
+    /// 429 `rate_limited`, answered with `Retry-After: <wait in seconds, rounded up>`: the
+    /// connection's partner budget is in use by deliveries further ahead than
+    /// `engine.rate.api_max_wait`, and the call was not made.
+    pub fn rate_limited(message: impl Into<String>, wait: Duration) -> Self {
+        let retry_after = Some(retry_after_secs(wait));
+        Self { retry_after, ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+    }
+
+    /// A call made for this request on connection `connection` of `destination` was not made
+    /// because the connection's turn was `wait` away (see [`Self::rate_limited`]).
+    pub(crate) fn paced_out(destination: &str, connection: &str, wait: Duration) -> Self {
+        Self::rate_limited(
+            format!(
+                "{destination}'s request budget for connection {connection} is in use by deliveries for the next {} ms; \
+                 {destination} was not asked and nothing was changed, try again in {} s",
+                wait.as_millis(),
+                retry_after_secs(wait)
+            ),
+            wait,
         )
     }
 }
 
 /// What a `host_busy` answer's `Retry-After` says, in seconds.
-const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
+const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,13 +189,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = self.status.as_u16(), code = self.code, "request refused");
         }
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let busy = self.code == "host_busy";
+        let retry_after = self.retry_after;
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if unauthorized {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if busy {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECONDS));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -198,6 +227,7 @@ impl From<EngineError> for ApiError {
             EngineError::Plugin { source: PluginError::Busy { .. }, .. } => Self::busy(err.to_string()),
             EngineError::Plugin { .. } => Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", err.to_string()),
             EngineError::Unavailable(_) => Self::new(StatusCode::BAD_GATEWAY, "partner_unavailable", err.to_string()),
+            EngineError::RateLimited { retry_after, .. } => Self::rate_limited(err.to_string(), retry_after),
             EngineError::Store(store) => store.into(),
         }
     }
@@ -254,7 +284,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_busy_host_answers_503_with_retry_after_and_other_plugin_failures_502() {
+    fn a_busy_host_answers_503_and_a_paced_out_call_429_with_retry_after_and_other_plugin_failures_502() {
         let busy = PluginError::Busy {
             plugin: "pinterest".into(),
             limit: InstanceLimit::Connection { limit: 20 },
@@ -265,6 +295,14 @@ mod tests {
             (plugin_call_failed("pinterest", CallError::Plugin(busy)), 503, Some("1")),
             (plugin_call_failed("pinterest", CallError::Plugin(PluginError::Trap("boom".into()))), 502, None),
         ];
+        let limited =
+            |ms| EngineError::RateLimited { destination: "pinterest".into(), retry_after: Duration::from_millis(ms) };
+        let cases = cases.into_iter().chain([
+            (limited(1_200).into(), 429, Some("2")),
+            (limited(3_000).into(), 429, Some("3")),
+            (limited(0).into(), 429, Some("1")),
+            (ApiError::paced_out("pinterest", "conn_1", Duration::from_millis(4_001)), 429, Some("5")),
+        ]);
         for (error, status, retry_after) in cases {
             let error: ApiError = error;
             let message = error.message.clone();

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use audience_store::{Counts, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserError};
 
 use super::ApiState;
+use super::connections::RATE_LIMITED;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Tenant};
 use audience_engine::{IdentifierInput, IntakeReport, SyncRequest, UserInput};
@@ -397,6 +398,7 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
     responses((status = 201, body = SyncView), (status = 401, body = ErrorBody),
         (status = 422, description = "Every problem, by field (control characters are refused everywhere but in `description`), \
             including what the destination found checking the account, audience and match fields (`check-target`)", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the connection's turn, rounded up"))),
         (status = 502, description = "The destination could not be asked to check the target; nothing was created, try again", body = ErrorBody)))]
 pub(crate) async fn create_sync(
     tenant: Tenant,

@@ -37,7 +37,7 @@ use super::limiter::RateLimiter;
 /// The pacing of one application's requests.
 pub(crate) enum AppPacer {
     /// One host: a limiter in this process.
-    Local(RateLimiter),
+    Local(Box<RateLimiter>),
     /// Several hosts: slots reserved in the shared store.
     Shared {
         /// Where the slots are reserved.
@@ -54,7 +54,7 @@ impl AppPacer {
     /// or, with `shared`, through the store.
     pub(crate) fn new(app: &str, rps: f64, guard: f64, shared: Option<Arc<dyn Store>>) -> Self {
         match shared {
-            None => AppPacer::Local(RateLimiter::new(rps, guard)),
+            None => AppPacer::Local(Box::new(RateLimiter::new(rps, guard))),
             Some(store) => {
                 let interval = RateLimiter::new(rps, guard).interval();
                 let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
@@ -75,6 +75,15 @@ impl AppPacer {
                     tracing::warn!(app = %app, error = %err, "could not hold the application's requests in the store");
                 }
             }
+        }
+    }
+
+    /// How long a request would wait for the application's next slot, as far as this host can
+    /// tell without taking it: across hosts the slots are in the store, and zero is answered.
+    pub(crate) fn wait_hint(&self) -> Duration {
+        match self {
+            AppPacer::Local(limiter) => limiter.wait_time(),
+            AppPacer::Shared { .. } => Duration::ZERO,
         }
     }
 

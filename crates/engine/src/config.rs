@@ -80,18 +80,26 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateConfig {
-    /// Extra spacing between requests, as a fraction of the nominal interval. Requests leave
-    /// exactly `1/rps` apart; network jitter could then land `rps + 1` of them in one second
-    /// at the partner. A 2% guard absorbs 20 ms of jitter at 7/s for a 2% cost. Default 0.02.
+    /// The floor of the guard: extra spacing between requests and extra length of the window
+    /// departures are counted in, as a fraction of the nominal interval, for what the host
+    /// cannot measure (the way from its socket to the partner's counter: the network, the
+    /// partner's own front end). The host adds the variation it measures on its own send path
+    /// (at most 0.1 more); see `limiter`. Default 0.02: 20 ms a second at any rate.
     pub guard: f64,
     /// Backoff after a 429 that did not say how long to wait. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub default_pause: Duration,
+    /// The longest a call made for the API (listing accounts, searching audiences, checking a
+    /// new sync's target, exchanging an OAuth code) waits for its turn in the connection's
+    /// budget. Beyond it the request is not sent, takes no slot, and the API answers 429 with
+    /// `Retry-After`. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub api_max_wait: Duration,
 }
 
 impl Default for RateConfig {
     fn default() -> Self {
-        Self { guard: 0.02, default_pause: Duration::from_secs(1) }
+        Self { guard: 0.02, default_pause: Duration::from_secs(1), api_max_wait: Duration::from_secs(2) }
     }
 }
 

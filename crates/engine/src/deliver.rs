@@ -271,7 +271,13 @@ impl Lane {
             ConnectionEffect::None => {}
             ConnectionEffect::CredentialsWork => self.with_state(|s| s.refreshed_to = None),
             ConnectionEffect::Pause(pause) => {
-                self.limiter.pause_until(tokio::time::Instant::now() + *pause);
+                super::hooks::partner_refused(
+                    &self.limiter,
+                    &self.shared.metrics,
+                    &self.destination.name,
+                    &self.connection_id,
+                    *pause,
+                );
                 tracing::info!(connection = %self.connection_id, pause_ms = pause.as_millis() as u64, "partner asked to slow down; pausing the connection");
                 // A partner counting per application (Google's project quota) means the
                 // application's budget: every connection of it waits (see `app_pacing`).

@@ -1,6 +1,8 @@
 //! Errors the engine reports to its callers (the API, the CLI), worded for the person who
 //! has to act on them.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use audience_store::StoreError;
@@ -58,6 +60,26 @@ pub enum EngineError {
     /// The partner could not be asked (down, throttling); nothing was stored. Try again.
     #[error("{0}")]
     Unavailable(String),
+    /// The connection's partner budget is in use by deliveries further ahead than
+    /// `engine.rate.api_max_wait`: nothing was sent to the partner and nothing stored. Try
+    /// again after `retry_after`.
+    #[error(
+        "{destination}'s request budget for this connection is in use by deliveries for the next {} ms; \
+         nothing was sent or stored, try again in {} s",
+        retry_after.as_millis(),
+        retry_after_secs(*retry_after)
+    )]
+    RateLimited {
+        /// Destination name.
+        destination: String,
+        /// When the connection's turn comes.
+        retry_after: Duration,
+    },
+}
+
+/// `wait` in whole seconds, rounded up (at least 1): a `Retry-After` value.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl From<StoreError> for EngineError {

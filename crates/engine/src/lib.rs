@@ -56,7 +56,8 @@ use tokio_util::task::TaskTracker;
 pub use audience_status::{AudienceStatus, REFRESH_AFTER};
 pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
 pub use destinations::{Destination, Destinations, LimitOverrides, ManifestCaps, effective_limits};
-pub use error::{EngineError, Problem};
+pub use error::{EngineError, Problem, retry_after_secs};
+pub use hooks::PacedPlugin;
 pub use intake::{IdentifierInput, IntakeReport, MAX_PROBLEMS, NotSyncedUser, UserInput, check_users};
 pub use limiter::RateLimiter;
 pub use metrics::{
@@ -182,13 +183,26 @@ impl Engine {
     }
 
     /// `destination`'s plugin with its requests paced as `connection_id`'s (through the
-    /// connection's lane when this host runs it, else by the connection's limiter alone): for
-    /// calls made on a person's behalf, which share the token's rate with delivery.
-    pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> audience_runtime::Plugin {
-        destination
-            .plugin
-            .with_hooks(hooks::api_hooks(&self.shared, connection_id, destination.name(), destination.limits))
-            .with_quota(self.shared.quota_for(connection_id))
+    /// connection's lane when this host runs it, else by the connection's limiter alone), for
+    /// one call made on a person's behalf: it shares the token's rate with delivery, and a
+    /// request whose turn is more than `engine.rate.api_max_wait` away is not sent (see
+    /// [`PacedPlugin::paced_out`]).
+    pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> PacedPlugin {
+        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait);
+        let hooks = hooks::api_hooks(&self.shared, connection_id, destination.name(), destination.limits, call.clone());
+        PacedPlugin::new(destination.plugin.with_hooks(hooks).with_quota(self.shared.quota_for(connection_id)), call)
+    }
+
+    /// `destination`'s plugin for exchanging an OAuth code: paced as the connection it
+    /// re-authorizes, or — for a connection not made yet — by the destination's exchanges
+    /// (see `hooks::oauth_hooks`), with the same bound on the wait as [`Self::paced_plugin`].
+    pub fn oauth_plugin(&self, destination: &Destination, connection_id: Option<&str>) -> PacedPlugin {
+        if let Some(connection_id) = connection_id {
+            return self.paced_plugin(connection_id, destination);
+        }
+        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait);
+        let hooks = hooks::oauth_hooks(&self.shared, destination.name(), destination.limits, call.clone());
+        PacedPlugin::new(destination.plugin.with_hooks(hooks), call)
     }
 
     /// Recover from a previous run (users that were in flight are pending again) and start a

@@ -142,6 +142,21 @@ pub struct Metrics {
     /// The connections counted in `lapsing`, with their destination.
     lapsing_connections: Arc<Mutex<HashMap<String, String>>>,
     failure_log: Arc<Mutex<FailureLog>>,
+    /// Pacing: see [`Pacing`].
+    pacing: Pacing,
+}
+
+/// The pacing figures: how late requests leave after the limiter lets them go, the backoffs
+/// after unexpected 429s, the API calls answered 429 instead of waiting. Per destination only:
+/// a host runs thousands of connections.
+#[derive(Clone)]
+struct Pacing {
+    send_delay: HistogramVec,
+    backoffs: IntCounterVec,
+    below_rate: IntGaugeVec,
+    /// Per connection running below its configured rate: its destination and until when.
+    below_rate_until: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    api_paced_out: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -249,7 +264,32 @@ impl Metrics {
             "Connections this host runs whose credentials stop working within 7 days unless someone connects the account again (a refresh token's or a Meta token's end).",
             &["destination"],
         );
+        let pacing = Pacing {
+            send_delay: r.histogram(
+                "audience_request_departure_delay_seconds",
+                "Time from the moment a connection's limiter let a request go to the moment it left (its HTTP client wrote it onto a connection): the send path the pacing guard is measured from.",
+                &["destination"],
+                vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
+            backoffs: r.counter(
+                "audience_rate_backoffs_total",
+                "Times a connection's rate was lowered because the partner answered 429 to a request sent at the paced rate.",
+                &["destination"],
+            ),
+            below_rate: r.gauge_vec(
+                "audience_connections_below_rate",
+                "Connections running below their configured request rate after an unexpected 429 (they probe back up to it).",
+                &["destination"],
+            ),
+            below_rate_until: Arc::new(Mutex::new(HashMap::new())),
+            api_paced_out: r.counter(
+                "audience_api_paced_out_total",
+                "Partner requests of API calls (account lists, audience searches, sync checks, OAuth code exchanges) not sent because the connection's next free slot was beyond engine.rate.api_max_wait; the API answered 429 with Retry-After.",
+                &["destination"],
+            ),
+        };
         Self {
+            pacing,
             registry: r.registry,
             families: Arc::new(r.families),
             requests,
@@ -364,8 +404,41 @@ impl Metrics {
         );
     }
 
+    /// A request of `destination` left `delay` after its limiter let it go.
+    pub fn send_delay(&self, destination: &str, delay: Duration) {
+        self.pacing.send_delay.with_label_values(&[destination]).observe(delay.as_secs_f64());
+    }
+
+    /// `connection`'s rate was lowered after an unexpected 429; it is back in full at
+    /// `full_rate_at` unless lowered again.
+    pub fn rate_backoff(&self, destination: &str, connection: &str, full_rate_at: Instant) {
+        self.pacing.backoffs.with_label_values(&[destination]).inc();
+        self.pacing.below_rate_until.lock().insert(connection.to_string(), (destination.to_string(), full_rate_at));
+        self.count_below_rate();
+    }
+
+    /// A request of an API call was not sent: the connection's next slot was too far.
+    pub fn api_paced_out(&self, destination: &str) {
+        self.pacing.api_paced_out.with_label_values(&[destination]).inc();
+    }
+
+    /// Set `audience_connections_below_rate` from the backoffs still running now.
+    fn count_below_rate(&self) {
+        let now = Instant::now();
+        let mut until = self.pacing.below_rate_until.lock();
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for (destination, at) in until.values() {
+            *counts.entry(destination.clone()).or_default() += i64::from(*at > now);
+        }
+        until.retain(|_, (_, at)| *at > now);
+        for (destination, n) in counts {
+            self.pacing.below_rate.with_label_values(&[&destination]).set(n);
+        }
+    }
+
     /// The in-process metrics in Prometheus text format.
     pub fn render(&self) -> String {
+        self.count_below_rate();
         let mut out = Vec::new();
         if TextEncoder::new().encode(&self.registry.gather(), &mut out).is_err() {
             return String::new();
@@ -638,6 +711,9 @@ mod tests {
         metrics.set_lanes_owned(1);
         metrics.lane_event("lost");
         metrics.set_lapsing("d", "c", true);
+        metrics.send_delay("d", Duration::from_micros(300));
+        metrics.rate_backoff("d", "c", Instant::now() + Duration::from_secs(20));
+        metrics.api_paced_out("d");
         let syncs = [SyncFigures {
             destination: "d".into(),
             sync: "s".into(),

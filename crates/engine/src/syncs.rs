@@ -158,11 +158,12 @@ const CHECK_MAX_WAIT: Duration = Duration::from_secs(5);
 /// stored: every problem it finds, as the request field it is about. A plugin of contract
 /// 0.1.0 cannot check; its syncs are created unchecked, as before. `plugin` is paced as the
 /// connection ([`Engine::paced_plugin`]), so a person creating syncs shares the token's rate
-/// with delivery instead of adding to it; a throttled check waits and tries again a few times
-/// before giving up.
+/// with delivery instead of adding to it: when the connection's turn is further away than
+/// `engine.rate.api_max_wait`, the check is not made and the caller is told when to try again.
+/// A check the partner throttles waits and tries again a few times before giving up.
 async fn check_target(
     destination: &Destination,
-    plugin: &audience_runtime::Plugin,
+    plugin: &super::PacedPlugin,
     credentials: &[u8],
     account_id: &str,
     spec: &AudienceSpec,
@@ -185,6 +186,11 @@ async fn check_target(
             other => break other,
         }
     };
+    if answer.is_err()
+        && let Some(retry_after) = plugin.paced_out()
+    {
+        return Err(EngineError::RateLimited { destination: destination.name().to_string(), retry_after });
+    }
     let found = match answer {
         Ok(found) => found,
         Err(CallError::Unsupported { .. }) => return Ok(Vec::new()),

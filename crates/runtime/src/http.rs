@@ -24,11 +24,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt as _;
 use reqwest::Url;
 
 use super::bindings::latest::audience::destination::http_client::{HttpError, Request, Response};
 use super::config::{HttpLimits, HttpPolicy};
+use super::departure::{DepartureClock, TimedBody};
 
 /// An allow-list entry: a host name or an IP address, optionally with a port, optionally a
 /// `*.` wildcard (names only).
@@ -303,11 +305,9 @@ pub enum GateError {
 /// The checked outbound HTTP client of one plugin.
 #[derive(Debug, Clone)]
 pub struct HttpGate {
-    /// Follows redirects, each to a host that passes the same checks (`http-client`).
+    /// The client. It follows no redirect itself: the gate does (see [`next_hop`]), so that
+    /// every hop is checked and the request's departure is seen on the first.
     client: reqwest::Client,
-    /// Follows none: the guest sees the redirect and asks again through the gate
-    /// (`wasi:http`, whose clients follow redirects themselves).
-    direct: reqwest::Client,
     rules: Rules,
     limits: HttpLimits,
 }
@@ -399,7 +399,9 @@ fn redacted(url: &Url) -> String {
 
 /// A request that passed the gate's checks, ready to send.
 pub(crate) struct Checked {
+    /// The request, its body apart (each hop gets its own, see [`TimedBody`]).
     request: reqwest::Request,
+    body: Bytes,
 }
 
 impl HttpGate {
@@ -411,31 +413,16 @@ impl HttpGate {
             plain: policy.plain_http_hosts.iter().map(|h| HostRule::parse(h)).collect(),
         };
         let addresses = Arc::new(AddressPolicy::parse(&policy.allowed_private_addresses)?);
-        let redirect_rules = rules.clone();
-        let max_redirects = policy.limits.max_redirects;
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects {
-                attempt.error(format!("more than {max_redirects} redirects"))
-            } else if let Some(why) = redirect_rules.refusal(attempt.url()) {
-                attempt.error(format!("redirect refused: {why}"))
-            } else {
-                attempt.follow()
-            }
-        });
-        let builder = |redirect| {
-            reqwest::Client::builder()
-                .redirect(redirect)
-                // Resolution happens here, by the checked resolver: no proxy may do it instead.
-                .no_proxy()
-                .dns_resolver(Arc::new(CheckedResolver { addresses: addresses.clone() }))
-                .timeout(policy.limits.timeout)
-                .connect_timeout(policy.limits.timeout.min(Duration::from_secs(10)))
-                .user_agent(concat!("audience-host/", env!("CARGO_PKG_VERSION")))
-                .build()
-        };
-        let client = builder(redirect)?;
-        let direct = builder(reqwest::redirect::Policy::none())?;
-        Ok(Self { client, direct, rules, limits: policy.limits.clone() })
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // Resolution happens here, by the checked resolver: no proxy may do it instead.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver { addresses }))
+            .timeout(policy.limits.timeout)
+            .connect_timeout(policy.limits.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("audience-host/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, rules, limits: policy.limits.clone() })
     }
 
     /// The size and time limits this gate applies.
@@ -481,18 +468,73 @@ impl HttpGate {
                 .map_err(|_| HttpError::Denied(format!("invalid value for header {name}")))?;
             builder = builder.header(name, value);
         }
-        let request = builder.body(req.body).build().map_err(|err| HttpError::Denied(transport_message(err)))?;
-        Ok(Checked { request })
+        let request = builder.build().map_err(|err| HttpError::Denied(transport_message(err)))?;
+        Ok(Checked { request, body: Bytes::from(req.body) })
     }
 
-    /// Send a request [`Self::check`] passed, and read the answer within the caps.
-    pub(crate) async fn send_checked(&self, checked: Checked, redirects: Redirects) -> Result<Answer, HttpError> {
-        let client = match redirects {
-            Redirects::Follow => &self.client,
-            Redirects::Return => &self.direct,
-        };
-        let response = client.execute(checked.request).await.map_err(transport_error)?;
-        self.read(response).await
+    /// Send a request [`Self::check`] passed, following redirects when asked, and read the
+    /// answer within the caps, all within the request timeout. `clock` notes when the request
+    /// left (its first hop), as the HTTP client takes it onto a connection.
+    pub(crate) async fn send_checked(
+        &self,
+        checked: Checked,
+        redirects: Redirects,
+        clock: &DepartureClock,
+    ) -> Result<Answer, HttpError> {
+        match tokio::time::timeout(self.limits.timeout, self.send_hops(checked, redirects, clock)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(HttpError::Timeout),
+        }
+    }
+
+    async fn send_hops(
+        &self,
+        checked: Checked,
+        redirects: Redirects,
+        clock: &DepartureClock,
+    ) -> Result<Answer, HttpError> {
+        let Checked { mut request, mut body } = checked;
+        let mut followed = 0;
+        loop {
+            let Some(mut hop) = request.try_clone() else {
+                return Err(HttpError::Connection("the request could not be prepared again for a redirect".into()));
+            };
+            let first = followed == 0;
+            *hop.body_mut() = Some(reqwest::Body::wrap(TimedBody::new(body.clone(), first.then(|| clock.clone()))));
+            let response = self.client.execute(hop).await.map_err(transport_error)?;
+            if redirects == Redirects::Return {
+                return self.read(response).await;
+            }
+            let location = response.headers().get(reqwest::header::LOCATION);
+            let Some((method, url, keep_body)) =
+                next_hop(response.status().as_u16(), request.method(), request.url(), location)
+            else {
+                return self.read(response).await;
+            };
+            followed += 1;
+            let max = self.limits.max_redirects;
+            if followed > max {
+                return Err(HttpError::Denied(format!("error following redirect: more than {max} redirects")));
+            }
+            if let Some(why) = self.rules.refusal(&url) {
+                return Err(HttpError::Denied(format!("error following redirect: redirect refused: {why}")));
+            }
+            let moved = cross_host(request.url(), &url);
+            let headers = request.headers_mut();
+            if !keep_body {
+                body = Bytes::new();
+                for name in PAYLOAD_HEADERS {
+                    headers.remove(name);
+                }
+            }
+            if moved {
+                for name in SENSITIVE_HEADERS {
+                    headers.remove(name);
+                }
+            }
+            *request.method_mut() = method;
+            *request.url_mut() = url;
+        }
     }
 
     async fn read(&self, response: reqwest::Response) -> Result<Answer, HttpError> {
@@ -548,6 +590,45 @@ fn transport_message(err: reqwest::Error) -> String {
     message
 }
 
+/// Headers about a body, dropped with the body when a redirect turns the request into a GET.
+const PAYLOAD_HEADERS: [reqwest::header::HeaderName; 4] = [
+    reqwest::header::CONTENT_TYPE,
+    reqwest::header::CONTENT_LENGTH,
+    reqwest::header::CONTENT_ENCODING,
+    reqwest::header::TRANSFER_ENCODING,
+];
+
+/// Headers carrying credentials, never sent on to another host by a redirect.
+const SENSITIVE_HEADERS: [&str; 5] = ["authorization", "cookie", "cookie2", "proxy-authorization", "www-authenticate"];
+
+/// Where a redirect sends a `method` request to `url` next, as browsers and HTTP clients do
+/// (RFC 9110 §15.4): the method, the URL (the `location` resolved against `url`), and whether
+/// the body goes along. `None` when the answer is not a redirect to follow (another status, no
+/// usable `Location`): the answer is then the request's.
+fn next_hop(
+    status: u16,
+    method: &reqwest::Method,
+    url: &Url,
+    location: Option<&reqwest::header::HeaderValue>,
+) -> Option<(reqwest::Method, Url, bool)> {
+    let (method, keep_body) = match status {
+        // Clients have long turned a redirected POST into a GET.
+        301 | 302 if method == reqwest::Method::POST => (reqwest::Method::GET, false),
+        301 | 302 | 307 | 308 => (method.clone(), true),
+        303 if method == reqwest::Method::HEAD => (reqwest::Method::HEAD, false),
+        303 => (reqwest::Method::GET, false),
+        _ => return None,
+    };
+    let next = url.join(location?.to_str().ok()?).ok()?;
+    Some((method, next, keep_body))
+}
+
+/// Whether a redirect from `from` to `to` changes the host or the port (its credentials stay
+/// behind).
+fn cross_host(from: &Url, to: &Url) -> bool {
+    from.host_str() != to.host_str() || from.port_or_known_default() != to.port_or_known_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +642,50 @@ mod tests {
 
     fn check(r: &Rules, url: &str) -> Option<String> {
         r.refusal(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn a_redirect_is_followed_as_http_clients_do() {
+        use reqwest::Method;
+        let url = Url::parse("https://api.example.com/v5/users?x=1").unwrap();
+        let to = |path: &str| Url::parse(path).unwrap();
+        // (status, method, Location, where it goes: method, URL, whether the body goes along)
+        type Case<'a> = (u16, Method, Option<&'a str>, Option<(Method, Url, bool)>);
+        let table: [Case; 11] = [
+            (307, Method::POST, Some("/v5/other"), Some((Method::POST, to("https://api.example.com/v5/other"), true))),
+            (308, Method::PATCH, Some("https://b.example/x"), Some((Method::PATCH, to("https://b.example/x"), true))),
+            (301, Method::POST, Some("next"), Some((Method::GET, to("https://api.example.com/v5/next"), false))),
+            (302, Method::GET, Some("/a"), Some((Method::GET, to("https://api.example.com/a"), true))),
+            (302, Method::PUT, Some("/a"), Some((Method::PUT, to("https://api.example.com/a"), true))),
+            (303, Method::POST, Some("/done"), Some((Method::GET, to("https://api.example.com/done"), false))),
+            (303, Method::HEAD, Some("/done"), Some((Method::HEAD, to("https://api.example.com/done"), false))),
+            // Not a redirect to follow: the answer is the request's.
+            (304, Method::GET, Some("/a"), None),
+            (300, Method::GET, Some("/a"), None),
+            (307, Method::POST, None, None),
+            (200, Method::GET, Some("/a"), None),
+        ];
+        for (status, method, location, expected) in table {
+            let location = location.map(|l| reqwest::header::HeaderValue::from_str(l).unwrap());
+            assert_eq!(next_hop(status, &method, &url, location.as_ref()), expected, "{status} {method}");
+        }
+    }
+
+    #[test]
+    fn credentials_stay_behind_when_a_redirect_changes_host_or_port() {
+        let from = Url::parse("https://api.example.com/v5").unwrap();
+        // (to, whether the host or port changed)
+        let table = [
+            ("https://api.example.com/other", false),
+            ("https://api.example.com:443/other", false),
+            ("https://API.example.com/other", false),
+            ("https://api.example.com:8443/other", true),
+            ("http://api.example.com/other", true),
+            ("https://cdn.example.com/other", true),
+        ];
+        for (to, moved) in table {
+            assert_eq!(cross_host(&from, &Url::parse(to).unwrap()), moved, "{to}");
+        }
     }
 
     #[test]

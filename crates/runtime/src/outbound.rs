@@ -6,7 +6,8 @@
 //! decides and records cannot differ between them: the gate's check
 //! ([`HttpGate::check`]), then the engine's `before_send` (the connection's rate limiter and
 //! lease check), the gate's client (allow-list by address, redirects, timeout, response read
-//! with a running cap), then `after_send` (the engine's metrics). A request the gate refuses
+//! with a running cap), the request's departure as the client saw it (for the limiter, see
+//! [`crate::departure`]), then `after_send` (the engine's metrics). A request the gate refuses
 //! never reaches `before_send`, so it takes no limiter slot; `after_send` still hears of it,
 //! and the refusal is logged (scrubbed of the call's secrets by the call log) and remembered
 //! for the call, so that the failure the plugin then reports is the host's, not the partner's.
@@ -16,12 +17,15 @@
 //! `wasi:http`, see [`super::waiting`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use parking_lot::Mutex;
 
 use super::bindings::latest::audience::destination::http_client::{HttpError, Request};
 use super::bindings::latest::audience::destination::log::Level;
+use super::departure::DepartureClock;
 use super::http::{Answer, Checked, HttpGate, Redirects};
 use super::logging::{CallLog, LogSource};
 use super::runtime::RequestHooks;
@@ -69,17 +73,24 @@ impl Outbound {
     }
 
     /// `before_send`, the request, `after_send`; a refusal met on the way (a name resolving to
-    /// a refused address, a redirect to a host off the list) is recorded as the gate's.
+    /// a refused address, a redirect to a host off the list) is recorded as the gate's. The
+    /// hooks hear when the request left as it leaves (see [`crate::departure`]), and how it went
+    /// once the answer is read.
     pub(crate) async fn send(&self, checked: Checked, redirects: Redirects) -> Result<Answer, HttpError> {
-        if let Some(hooks) = &self.hooks
-            && let Err(why) = hooks.before_send().await
-        {
-            return Err(HttpError::Connection(why));
-        }
-        let started = Instant::now();
-        let result = self.gate.send_checked(checked, redirects).await;
+        let departure = match &self.hooks {
+            Some(hooks) => match hooks.before_send().await {
+                Ok(departure) => Some(departure),
+                Err(why) => return Err(HttpError::Connection(why)),
+            },
+            None => None,
+        };
+        let handed = Instant::now();
+        let clock = DepartureClock::telling(departure);
+        let result = self.gate.send_checked(checked, redirects, &clock).await;
+        let departed = clock.finish();
         if let Some(hooks) = &self.hooks {
-            hooks.after_send(result.as_ref().map(|answer| answer.status), started.elapsed());
+            let elapsed = departed.map_or_else(|| handed.elapsed(), |at| at.elapsed());
+            hooks.after_send(result.as_ref().map(|answer| answer.status), elapsed);
         }
         if let Err(err) = &result {
             self.note_refusal(err);

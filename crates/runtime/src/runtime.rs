@@ -37,6 +37,7 @@ use super::bindings::latest::audience::destination::http_client;
 use super::bindings::{EXPORT_PREFIX, SUPPORTED_VERSIONS, latest, since_v0_1_0};
 use super::cache::{CacheOutcome, CompileCache};
 use super::config::{HttpPolicy, RuntimeConfig, SandboxLimits};
+use super::departure::Departure;
 use super::error::{LoadError, PluginError};
 use super::http::HttpGate;
 use super::logging::{CallLog, LogBudget, LogLine, LogSource};
@@ -131,9 +132,13 @@ impl Default for PluginOptions {
 /// per connection (the partner counts requests per token, not plugin calls) and to measure them.
 pub trait RequestHooks: Send + Sync {
     /// Wait until the request may be sent; `Err(why)` refuses it (the plugin sees a
-    /// connection failure, which it reports as transient, so the users are retried).
-    fn before_send(&self) -> BoxFuture<'_, Result<(), String>>;
-    /// The request finished with this status (or failed) after `elapsed`.
+    /// connection failure, which it reports as transient, so the users are retried). The
+    /// [`Departure`] handed back is told when the request actually left, as close to the wire
+    /// as the runtime sees it (see [`crate::departure`]), or dropped when it never left. Hooks
+    /// wrapping other hooks hand theirs back.
+    fn before_send(&self) -> BoxFuture<'_, Result<Departure, String>>;
+    /// The request finished with this status (or failed) `elapsed` after it left (after it was
+    /// handed to the HTTP client when it never left).
     fn after_send(&self, outcome: Result<u16, &http_client::HttpError>, elapsed: Duration);
     /// The plugin read the partner's own rate budget from a response (the `pacing` import):
     /// `used_percent` of it is spent (100 = the partner refuses), and access returns after

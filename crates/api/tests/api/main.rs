@@ -7,6 +7,7 @@
 
 mod containment;
 mod edge;
+mod pacing;
 
 use std::time::{Duration, Instant};
 

@@ -117,12 +117,22 @@ impl FakePartner {
         answer: &Mutex<Answer<T>>,
         status: fn(&Result<T, CallError>) -> u16,
     ) -> Result<T, CallError> {
-        if let Some(hooks) = &self.hooks
-            && let Err(why) = hooks.before_send().await
-        {
-            return Err(CallError::Destination(DestinationError::Transient(format!("connection failed: {why}"))));
-        }
+        let departure = match &self.hooks {
+            Some(hooks) => match hooks.before_send().await {
+                Ok(departure) => Some(departure),
+                Err(why) => {
+                    return Err(CallError::Destination(DestinationError::Transient(format!(
+                        "connection failed: {why}"
+                    ))));
+                }
+            },
+            None => None,
+        };
+        // It leaves the moment the hooks let it (a real send path adds its delay here).
         let started = Instant::now();
+        if let Some(departure) = departure {
+            departure.departed(started);
+        }
         request.at = started.duration_since(self.inner.start);
         let result = (answer.lock())(&request);
         self.inner.requests.lock().push(request);

@@ -79,11 +79,11 @@ impl Hold {
 }
 
 impl RequestHooks for Hold {
-    fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn before_send(&self) -> BoxFuture<'_, Result<audience_runtime::Departure, String>> {
         Box::pin(async move {
             self.entered.add_permits(1);
             self.gate.acquire().await.unwrap().forget();
-            Ok(())
+            Ok(audience_runtime::Departure::untracked())
         })
     }
 
@@ -276,9 +276,9 @@ struct Counting {
 }
 
 impl RequestHooks for Counting {
-    fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn before_send(&self) -> BoxFuture<'_, Result<audience_runtime::Departure, String>> {
         self.before.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(audience_runtime::Departure::untracked()) })
     }
 
     fn after_send(&self, _outcome: Result<u16, &HttpError>, _elapsed: Duration) {

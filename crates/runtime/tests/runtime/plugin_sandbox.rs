@@ -278,10 +278,10 @@ async fn a_slow_partner_times_out_without_holding_the_call() {
 struct WaitBeforeEachRequest(Duration);
 
 impl RequestHooks for WaitBeforeEachRequest {
-    fn before_send(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+    fn before_send(&self) -> futures::future::BoxFuture<'_, Result<audience_runtime::Departure, String>> {
         Box::pin(async move {
             tokio::time::sleep(self.0).await;
-            Ok(())
+            Ok(audience_runtime::Departure::untracked())
         })
     }
 

@@ -198,8 +198,8 @@ struct Recorder {
 }
 
 impl RequestHooks for Recorder {
-    fn before_send(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    fn before_send(&self) -> futures::future::BoxFuture<'_, Result<audience_runtime::Departure, String>> {
+        Box::pin(async { Ok(audience_runtime::Departure::untracked()) })
     }
 
     fn after_send(&self, outcome: Result<u16, &audience_runtime::http_types::HttpError>, _elapsed: Duration) {

@@ -32,6 +32,8 @@ const TOKEN: &str = "secret-token";
 /// `after_send` outcome, in order; `before_send` waits for a slot the test hands out.
 struct Recorder {
     events: Mutex<Vec<String>>,
+    /// Per request let go, in the order they settled: whether it was seen leaving.
+    departures: Arc<Mutex<Vec<bool>>>,
     slots: Semaphore,
     waiting: Semaphore,
     finished: Semaphore,
@@ -42,6 +44,7 @@ impl Recorder {
     fn new(slots: usize) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::new(Vec::new()),
+            departures: Arc::new(Mutex::new(Vec::new())),
             slots: Semaphore::new(slots),
             waiting: Semaphore::new(0),
             finished: Semaphore::new(0),
@@ -69,14 +72,15 @@ impl Recorder {
 }
 
 impl RequestHooks for Recorder {
-    fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn before_send(&self) -> BoxFuture<'_, Result<audience_runtime::Departure, String>> {
         Box::pin(async move {
             self.waiting.add_permits(1);
             self.slots.acquire().await.unwrap().forget();
             let mut events = self.events.lock();
             let slot = events.iter().filter(|e| e.starts_with("slot")).count() + 1;
             events.push(format!("slot {slot}"));
-            Ok(())
+            let departures = self.departures.clone();
+            Ok(audience_runtime::Departure::new(move |at| departures.lock().push(at.is_some())))
         })
     }
 
@@ -323,4 +327,44 @@ async fn a_call_waiting_for_the_partner_is_not_charged_for_it_and_lets_its_plugi
         let result = waiting.await.unwrap();
         assert!(result.is_ok(), "{path}: the wait was not charged to call_timeout: {result:?}");
     }
+}
+
+#[tokio::test]
+async fn each_request_reports_when_it_left_and_one_that_never_connected_does_not() {
+    let runtime = runtime();
+    let server = TestServer::start().await;
+    // A port nothing listens on: the connection is refused before anything is sent.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    for (path, bytes) in PATHS {
+        let hooks = Recorder::new(100);
+        let policy =
+            HttpPolicy { plain_http_hosts: vec![server.host_port(), closed.to_string()], ..HttpPolicy::default() };
+        let options = PluginOptions { http: Some(policy), ..PluginOptions::default() };
+        let plugin = runtime.load(bytes, options).await.expect("loads").with_hooks(hooks.clone());
+        // With a body (add-users posts one) and without (a fetch).
+        add(&plugin, &settings(&[("url", &server.url("/ok"))]), 3).await.unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        let fetch = settings(&[("behaviour", "fetch"), ("url", &server.url("/ok"))]);
+        let _ = add(&plugin, &fetch, 3).await;
+        assert_eq!(*hooks.departures.lock(), [true, true], "{path}: both left");
+        let nowhere = settings(&[("url", &format!("http://{closed}/ok"))]);
+        assert!(add(&plugin, &nowhere, 3).await.is_err(), "{path}");
+        assert_eq!(*hooks.departures.lock(), [true, true, false], "{path}: refused before anything was sent");
+    }
+}
+
+#[tokio::test]
+async fn http_client_follows_a_307_with_the_same_body_and_the_request_left_once() {
+    let runtime = runtime();
+    let server = TestServer::start().await;
+    server.redirect_to(&server.url("/ok"));
+    let (_, bytes) = PATHS[0];
+    let hooks = Recorder::new(100);
+    let plugin = load(&runtime, bytes, &server, HttpLimits::default()).await.with_hooks(hooks.clone());
+    add(&plugin, &settings(&[("url", &server.url("/redirect"))]), 3).await.expect("followed to /ok");
+    assert_eq!(server.hits(), 2, "/redirect, then /ok");
+    assert_eq!(hooks.events(), ["slot 1", "status 200"]);
+    assert_eq!(*hooks.departures.lock(), [true]);
 }
