@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use audience_runtime::RequestHooks;
 use audience_runtime::http_types::HttpError;
+use audience_runtime::{Departure, RequestHooks};
 use audience_store::{Store, SyncStatus};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -93,7 +93,7 @@ impl DeliveryHooks {
 }
 
 impl RequestHooks for DeliveryHooks {
-    fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn before_send(&self) -> BoxFuture<'_, Result<Departure, String>> {
         Box::pin(async move {
             if !self.may_send().await {
                 self.release_staging();
@@ -101,12 +101,14 @@ impl RequestHooks for DeliveryHooks {
             }
             let paced = self.inner.before_send().await;
             self.release_staging();
-            paced?;
-            // The slot may have taken a while: ask again as the request leaves.
+            let departure = paced?;
+            // The slot may have taken a while: ask again as the request leaves (dropping the
+            // departure tells the pacing the request never left).
             if !self.may_send().await {
+                drop(departure);
                 return Err(STOPPED.to_string());
             }
-            Ok(())
+            Ok(departure)
         })
     }
 
@@ -140,11 +142,11 @@ mod tests {
     }
 
     impl RequestHooks for Pacing {
-        fn before_send(&self) -> BoxFuture<'_, Result<(), String>> {
+        fn before_send(&self) -> BoxFuture<'_, Result<Departure, String>> {
             Box::pin(async move {
                 self.open.notified().await;
                 *self.given.lock() += 1;
-                Ok(())
+                Ok(Departure::untracked())
             })
         }
         fn after_send(&self, _: Result<u16, &HttpError>, _: Duration) {}
@@ -169,7 +171,7 @@ mod tests {
         assert_eq!(staging.available_permits(), 0, "the batch is staged while it waits for its slot");
         syncs.0.lock().clear(); // paused while waiting
         pacing.open.notify_one();
-        assert_eq!(waiting.await.expect("task"), Err(STOPPED.to_string()));
+        assert_eq!(waiting.await.expect("task").err(), Some(STOPPED.to_string()));
         assert!(hooks.stopped());
         assert_eq!(staging.available_permits(), 1, "the next batch may be claimed");
     }
@@ -178,13 +180,13 @@ mod tests {
     async fn a_paused_sync_takes_no_slot_and_an_active_one_leaves() {
         let (syncs, pacing, staging) = world();
         let paused = DeliveryHooks::new(pacing.clone(), "s2", syncs.clone(), None, None);
-        assert_eq!(paused.before_send().await, Err(STOPPED.to_string()));
+        assert_eq!(paused.before_send().await.err(), Some(STOPPED.to_string()));
         assert_eq!(*pacing.given.lock(), 0, "no slot spent on a paused sync");
 
         let permit = staging.clone().try_acquire_owned().expect("permit");
         let active = DeliveryHooks::new(pacing.clone(), "s1", syncs.clone(), None, Some(permit));
         pacing.open.notify_one();
-        assert_eq!(active.before_send().await, Ok(()));
+        assert!(active.before_send().await.is_ok());
         assert!(!active.stopped());
         assert_eq!(staging.available_permits(), 1);
     }
