@@ -42,6 +42,7 @@ mod edge;
 mod error;
 mod extract;
 mod ops;
+mod paging;
 mod secrets;
 mod syncs;
 mod workspaces;
