@@ -20,6 +20,7 @@ use audience_store::{Connection, Health, NewConnection, OauthState};
 
 use super::error::{ApiError, ErrorBody, plugin_call_failed};
 use super::extract::{Json, Path, Query, Tenant};
+use super::paging::PageQuery;
 use super::secrets::{hash_secret, new_secret};
 use super::workspaces::check_name;
 use super::{ApiState, now_ms};
@@ -103,11 +104,13 @@ impl From<Connection> for ConnectionView {
     }
 }
 
-/// Connections.
+/// A page of connections.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectionList {
-    /// Oldest first.
+    /// By id.
     connections: Vec<ConnectionView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 /// A destination this host delivers to.
@@ -654,15 +657,21 @@ pub(crate) async fn create_connection(
     Ok((StatusCode::CREATED, axum::Json(connection.into())))
 }
 
-/// The workspace's connections.
+/// A page of the workspace's connections, by id.
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("bearer" = [])),
-    responses((status = 200, body = ConnectionList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = ConnectionList),
+        (status = 400, description = "`invalid_request`: `limit` out of 1 to 1000; `invalid_cursor`: not a cursor this listing gave out", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 pub(crate) async fn list_connections(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<ConnectionList>, ApiError> {
-    let connections = state.engine.store().connections(&tenant.workspace_id).await?;
-    Ok(axum::Json(ConnectionList { connections: connections.into_iter().map(Into::into).collect() }))
+    let page = query.page("conn_")?;
+    let found = state.engine.store().connections(&tenant.workspace_id, page.after.as_deref(), page.fetch()).await?;
+    let (connections, next_cursor) = page.cut(found, |c| c.id.as_str());
+    Ok(axum::Json(ConnectionList { connections: connections.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// A connection and its health (ok, or needs re-authorization with the last error).

@@ -25,13 +25,16 @@
 //!   drift from what is served. The statuses implied by a route's input (a key, a path id, a
 //!   body) are added to every operation by `contract.rs`, and the limits the server enforces
 //!   are in the schemas; CI runs schemathesis against a real host to hold the two together.
-//! - **`/metrics` needs the operator key.** The figures name every workspace's syncs, so they
-//!   are not public; Prometheus sends the key with `authorization: {credentials: ...}` in its
+//! - **`/metrics` needs the operator key.** The figures describe every workspace (and name
+//!   them, or their syncs, at `engine.metrics.detail = "workspace"` or `"sync"`), so they are
+//!   not public; Prometheus sends the key with `authorization: {credentials: ...}` in its
 //!   scrape config. `/healthz` (the process answers) and `/readyz` (the store answers) are
 //!   open, for load balancers and orchestrators.
 //! - **What it must not know**: how delivery works. Every change goes through the engine
 //!   (`Engine::create_sync`, `enter`, `set_paused`, `delete_sync`, `delete_connection`,
 //!   `reconnect`); the API checks tenancy, parses bodies and maps errors to answers.
+//! - **Listings are paged** (`paging.rs`): a cursor and at most 1,000 items a page, so no
+//!   answer grows with the tenants.
 //! - **Logs** carry one span per request with the method and path only: query strings (OAuth
 //!   codes and states) and headers (keys) are never logged, nor are credentials.
 
@@ -42,6 +45,7 @@ mod edge;
 mod error;
 mod extract;
 mod ops;
+mod paging;
 mod secrets;
 mod syncs;
 mod workspaces;

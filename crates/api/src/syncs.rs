@@ -6,6 +6,7 @@
 //! the accepted users are durable, with who was not synced and why.
 
 use audience_runtime::types::{Consent, ConsentStatus};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -18,7 +19,8 @@ use audience_store::{Counts, IdentifierKind, SyncAction, SyncRecord, SyncStatus,
 use super::ApiState;
 use super::connections::RATE_LIMITED;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Path, Tenant};
+use super::extract::{Json, Path, Query, Tenant};
+use super::paging::PageQuery;
 use audience_engine::{IdentifierInput, IntakeReport, SyncRequest, UserInput};
 
 /// How many recent errors a sync's answer shows.
@@ -168,11 +170,13 @@ pub(crate) struct PartnerAudienceView {
     read_at: i64,
 }
 
-/// Syncs.
+/// A page of syncs.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SyncList {
-    /// Oldest first.
+    /// By id.
     syncs: Vec<SyncView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 fn yes() -> bool {
@@ -349,14 +353,22 @@ async fn owned_sync(state: &ApiState, tenant: &Tenant, id: &str) -> Result<SyncR
     }
 }
 
+/// The health of a connection, `None` once it is gone.
+async fn connection_health(
+    state: &ApiState,
+    connection_id: &str,
+) -> Result<Option<super::connections::HealthView>, ApiError> {
+    match state.engine.store().connection(connection_id).await {
+        Ok(c) => Ok(Some(c.health.into())),
+        Err(audience_store::StoreError::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
+}
+
 async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<SyncView, ApiError> {
     let store = state.engine.store();
     let counts = store.counts(&sync.id).await?;
-    let connection_health = match store.connection(&sync.connection_id).await {
-        Ok(c) => Some(c.health.into()),
-        Err(audience_store::StoreError::NotFound { .. }) => None,
-        Err(other) => return Err(other.into()),
-    };
+    let connection_health = connection_health(state, &sync.connection_id).await?;
     let recent_errors = if with_errors {
         Some(store.recent_errors(&sync.id, RECENT_ERRORS).await?.into_iter().map(Into::into).collect())
     } else {
@@ -371,7 +383,18 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
     } else {
         None
     };
-    Ok(SyncView {
+    Ok(listed(sync, counts, connection_health, recent_errors, partner_audience))
+}
+
+/// A sync's answer from what was read about it.
+fn listed(
+    sync: SyncRecord,
+    counts: Counts,
+    connection_health: Option<super::connections::HealthView>,
+    recent_errors: Option<Vec<UserErrorView>>,
+    partner_audience: Option<PartnerAudienceView>,
+) -> SyncView {
+    SyncView {
         id: sync.id,
         connection_id: sync.connection_id,
         destination: sync.destination,
@@ -389,7 +412,7 @@ async fn view(state: &ApiState, sync: SyncRecord, with_errors: bool) -> Result<S
         recent_errors,
         partner_audience,
         created_at: sync.created_at,
-    })
+    }
 }
 
 /// Create a sync. Every setting is checked first, and every problem is listed at once.
@@ -432,18 +455,40 @@ pub(crate) async fn create_sync(
     Ok((StatusCode::CREATED, axum::Json(view(&state, sync, false).await?)))
 }
 
-/// The workspace's syncs, with their counts.
+/// A page of the workspace's syncs, by id, with their counts: three store reads a page (the
+/// syncs, their counts, their connections' health), whatever the page's size.
 #[utoipa::path(get, path = "/v1/syncs", tag = "syncs", security(("bearer" = [])),
-    responses((status = 200, body = SyncList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = SyncList),
+        (status = 400, description = "`invalid_request`: `limit` out of 1 to 1000; `invalid_cursor`: not a cursor this listing gave out", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 pub(crate) async fn list_syncs(
     tenant: Tenant,
     State(state): State<Arc<ApiState>>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<SyncList>, ApiError> {
-    let mut syncs = Vec::new();
-    for sync in state.engine.store().syncs(&tenant.workspace_id).await? {
-        syncs.push(view(&state, sync, false).await?);
+    let page = query.page("sync_")?;
+    let store = state.engine.store();
+    let found = store.syncs(&tenant.workspace_id, page.after.as_deref(), page.fetch()).await?;
+    let (syncs, next_cursor) = page.cut(found, |s| s.id.as_str());
+    let ids: Vec<String> = syncs.iter().map(|s| s.id.clone()).collect();
+    let mut counts: HashMap<String, Counts> = store.counts_of(&ids).await?.into_iter().collect();
+    let mut health = HashMap::new();
+    for sync in &syncs {
+        if !health.contains_key(&sync.connection_id) {
+            health.insert(sync.connection_id.clone(), connection_health(&state, &sync.connection_id).await?);
+        }
     }
-    Ok(axum::Json(SyncList { syncs }))
+    let views = syncs
+        .into_iter()
+        // A sync deleted between the two reads has no counts: left out, as it would be a moment later.
+        .filter_map(|sync| {
+            let counts = counts.remove(&sync.id)?;
+            let health = health.get(&sync.connection_id).cloned().flatten();
+            Some(listed(sync, counts, health, None, None))
+        })
+        .collect();
+    Ok(axum::Json(SyncList { syncs: views, next_cursor }))
 }
 
 /// A sync: settings, status, live counts and its most recent errors.
@@ -498,7 +543,9 @@ async fn set_paused(
     Ok(axum::Json(view(state, sync, false).await?))
 }
 
-/// Delete a sync, its queue and its counts. Users still pending are dropped.
+/// Delete a sync, its queue and its counts. Users still pending are dropped. It answers at once
+/// whatever the backlog: the sync is gone and sends nothing from then on, and its users are
+/// removed from the store in the background.
 #[utoipa::path(delete, path = "/v1/syncs/{id}", tag = "syncs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),

@@ -13,7 +13,8 @@ use audience_store::{ApiKey, NewApiKey, Workspace};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Operator, Path, Tenant};
+use super::extract::{Json, Operator, Path, Query, Tenant};
+use super::paging::PageQuery;
 use super::secrets::{API_KEY_PREFIX, hash_secret, new_secret};
 
 /// Longest name of a workspace, key or connection, in characters.
@@ -36,11 +37,13 @@ impl From<Workspace> for WorkspaceView {
     }
 }
 
-/// Workspaces.
+/// A page of workspaces.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WorkspaceList {
-    /// Oldest first.
+    /// By id.
     workspaces: Vec<WorkspaceView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 /// A workspace to create.
@@ -93,11 +96,13 @@ impl From<ApiKey> for KeyView {
     }
 }
 
-/// The API keys of a workspace.
+/// A page of the API keys of a workspace.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct KeyList {
-    /// Oldest first.
+    /// By id.
     keys: Vec<KeyView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 /// A key to create.
@@ -159,15 +164,21 @@ pub(crate) async fn create_workspace(
     Ok((StatusCode::CREATED, axum::Json(CreatedWorkspace { workspace: workspace.into(), api_key })))
 }
 
-/// List workspaces (operator).
+/// A page of the workspaces (operator), by id.
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", security(("bearer" = [])),
-    responses((status = 200, body = WorkspaceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = WorkspaceList),
+        (status = 400, description = "`invalid_request`: `limit` out of 1 to 1000; `invalid_cursor`: not a cursor this listing gave out", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list_workspaces(
     _: Operator,
     State(state): State<Arc<ApiState>>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<WorkspaceList>, ApiError> {
-    let workspaces = state.engine.store().workspaces().await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(WorkspaceList { workspaces }))
+    let page = query.page("ws_")?;
+    let found = state.engine.store().workspaces(page.after.as_deref(), page.fetch()).await?;
+    let (workspaces, next_cursor) = page.cut(found, |w| w.id.as_str());
+    Ok(axum::Json(WorkspaceList { workspaces: workspaces.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// One workspace (operator).
@@ -201,18 +212,23 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, axum::Json(key)))
 }
 
-/// The API keys of a workspace (operator); never the keys themselves.
+/// A page of the API keys of a workspace (operator), by id; never the keys themselves.
 #[utoipa::path(get, path = "/v1/workspaces/{id}/keys", tag = "workspaces", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Workspace id")),
-    responses((status = 200, body = KeyList), (status = 404, body = ErrorBody),
+    params(("id" = String, Path, description = "Workspace id"), PageQuery),
+    responses((status = 200, body = KeyList),
+        (status = 400, description = "`invalid_request`: `limit` out of 1 to 1000, or a path id not UTF-8; `invalid_cursor`: not a cursor this listing gave out", body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 422, description = "The id holds a control character", body = ErrorBody)))]
 pub(crate) async fn list_keys(
     _: Operator,
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<KeyList>, ApiError> {
-    let keys = state.engine.store().api_keys(&id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(KeyList { keys }))
+    let page = query.page("key_")?;
+    let found = state.engine.store().api_keys(&id, page.after.as_deref(), page.fetch()).await?;
+    let (keys, next_cursor) = page.cut(found, |k| k.id.as_str());
+    Ok(axum::Json(KeyList { keys: keys.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// Revoke an API key (operator): it stops working at once.
@@ -226,12 +242,31 @@ pub(crate) async fn delete_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let store = state.engine.store();
-    if !store.api_keys(&id).await?.iter().any(|k| k.id == key_id) {
+    if !workspace_has_key(store.as_ref(), &id, &key_id).await? {
         return Err(ApiError::not_found("api key", &key_id));
     }
     store.delete_api_key(&key_id).await?;
     tracing::info!(workspace = %id, key = %key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `key_id` is one of the workspace's keys (a workspace has few: a page or two).
+async fn workspace_has_key(
+    store: &dyn audience_store::Store,
+    workspace_id: &str,
+    key_id: &str,
+) -> Result<bool, ApiError> {
+    let mut after: Option<String> = None;
+    loop {
+        let keys = store.api_keys(workspace_id, after.as_deref(), audience_store::MAX_PAGE).await?;
+        if keys.iter().any(|k| k.id == key_id) {
+            return Ok(true);
+        }
+        match keys.last() {
+            Some(last) if keys.len() == audience_store::MAX_PAGE as usize => after = Some(last.id.clone()),
+            _ => return Ok(false),
+        }
+    }
 }
 
 /// The workspace of the calling key.

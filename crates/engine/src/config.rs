@@ -22,6 +22,8 @@ pub struct EngineConfig {
     /// The most a plugin's manifest may declare (the operator's per-plugin overrides are not
     /// capped).
     pub caps: crate::ManifestCaps,
+    /// What `/metrics` shows.
+    pub metrics: crate::MetricsConfig,
 }
 
 /// When a batch is sent.

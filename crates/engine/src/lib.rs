@@ -37,6 +37,7 @@ mod limiter;
 mod metrics;
 pub mod oauth;
 pub mod payload;
+mod purge;
 mod renew;
 mod send_gate;
 mod syncs;
@@ -47,9 +48,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use std::time::Duration;
 
-use audience_store::{Counts, Health, Store, SyncRecord};
+use audience_store::{Counts, Store, SyncRecord};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -61,8 +61,10 @@ pub use hooks::PacedPlugin;
 pub use intake::{IdentifierInput, IntakeReport, MAX_PROBLEMS, NotSyncedUser, UserInput, check_users};
 pub use limiter::RateLimiter;
 pub use metrics::{
-    ExportedMetric, MAX_LOGGED_TEXT_BYTES, Metrics, PLUGIN_FAILURE_KINDS, PLUGIN_FAILURE_LOG_EVERY, plugin_failure_kind,
+    ExportedMetric, MAX_LOGGED_TEXT_BYTES, Metrics, MetricsConfig, MetricsDetail, PLUGIN_FAILURE_KINDS,
+    PLUGIN_FAILURE_LOG_EVERY, plugin_failure_kind,
 };
+pub use purge::{PURGE_CHUNK_ROWS, PURGE_CHUNK_TARGET};
 pub use syncs::SyncRequest;
 
 use audience_runtime::types::{Credentials, Limits};
@@ -122,6 +124,8 @@ pub(crate) struct Shared {
     /// Each destination's application-wide pacing, when its limits declare one (see
     /// [`app_pacing`]).
     app_pacers: Mutex<HashMap<String, Arc<app_pacing::AppPacer>>>,
+    /// Removes deleted syncs' rows in the background (see [`purge`]).
+    purger: Arc<purge::Purger>,
 }
 
 impl Shared {
@@ -163,11 +167,12 @@ impl Engine {
     /// An engine over `store`, delivering through `destinations`. Call [`Engine::start`] to
     /// begin delivering.
     pub fn new(store: Arc<dyn Store>, destinations: Destinations, config: EngineConfig) -> Self {
+        let detail = config.metrics.detail;
         let shared = Shared {
             store,
             destinations,
             config,
-            metrics: Metrics::new(),
+            metrics: Metrics::with_detail(detail),
             lanes: Mutex::new(HashMap::new()),
             host_id: leases::new_host_id(),
             steward: tokio::sync::Notify::new(),
@@ -178,6 +183,7 @@ impl Engine {
             limiters: Mutex::new(HashMap::new()),
             quotas: Mutex::new(HashMap::new()),
             app_pacers: Mutex::new(HashMap::new()),
+            purger: Arc::default(),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -212,6 +218,9 @@ impl Engine {
     /// live host may have those users in flight. Instead the lane steward takes this host's
     /// share of the lanes, and each lane taken over recovers its own connection's users.
     pub async fn start(&self) -> Result<(), EngineError> {
+        let (purger, store, cancel) =
+            (self.shared.purger.clone(), self.shared.store.clone(), self.shared.cancel.clone());
+        self.shared.tasks.spawn(async move { purger.run(store, cancel).await });
         let lease = &self.shared.config.lease;
         if lease.enabled {
             let problems = lease.problems();
@@ -319,31 +328,12 @@ impl Engine {
         Ok(self.shared.store.counts(sync_id).await?)
     }
 
-    /// Every metric in Prometheus text format: the store's durable per-sync figures and this
-    /// process's request figures. Two store reads whatever the number of syncs.
+    /// Every metric in Prometheus text format: the store's durable figures, summed per
+    /// destination (see [`MetricsDetail`]), and this process's request figures. One store read
+    /// whatever the number of syncs (two at [`MetricsDetail::Sync`]).
     pub async fn render_metrics(&self) -> Result<String, EngineError> {
-        let store = &self.shared.store;
-        let now = now_ms();
-        let syncs: Vec<metrics::SyncFigures> = store
-            .sync_figures()
-            .await?
-            .into_iter()
-            .map(|f| metrics::SyncFigures {
-                destination: f.sync.destination,
-                sync: f.sync.id,
-                counts: f.counts,
-                oldest_pending_age: f.oldest_pending_at.map(|t| Duration::from_millis((now - t).max(0) as u64)),
-                broken: f.sync.status == audience_store::SyncStatus::Broken,
-                degraded: f.sync.status == audience_store::SyncStatus::Degraded,
-            })
-            .collect();
-        let connections: Vec<(String, String, bool)> = store
-            .connection_health()
-            .await?
-            .into_iter()
-            .map(|c| (c.destination, c.connection_id, c.health == Health::NeedsReauthorization))
-            .collect();
-        let mut text = metrics::render_store_figures(&syncs, &connections);
+        let detail = self.shared.config.metrics.detail;
+        let mut text = metrics::render_store_figures(self.shared.store.as_ref(), detail, now_ms()).await?;
         let dropped: Vec<(String, u64)> = self
             .shared
             .destinations
@@ -379,7 +369,8 @@ impl Engine {
         Ok(store.sync(sync_id).await?)
     }
 
-    /// Delete a sync and its queue.
+    /// Delete a sync and its queue: the sync is gone when this returns, whatever its backlog;
+    /// its rows are removed in the background, a chunk at a time (see [`purge`]).
     pub async fn delete_sync(&self, sync_id: &str) -> Result<(), EngineError> {
         let sync = self.shared.store.sync(sync_id).await?;
         // The lane stops sending for it first, then the store forgets it.
@@ -387,6 +378,7 @@ impl Engine {
             lane.set_sync_status(sync_id, None);
         }
         self.shared.store.delete_sync(sync_id).await?;
+        self.shared.purger.wake();
         self.wake(&sync.connection_id).await;
         self.announce(&sync.connection_id).await;
         Ok(())
@@ -395,6 +387,8 @@ impl Engine {
     /// Disconnect: delete the connection (the store refuses while syncs still use it) and stop
     /// its lane on this host at once.
     pub async fn delete_connection(&self, connection_id: &str) -> Result<(), EngineError> {
+        // Its deleted syncs' rows first (the store keeps them from going before), a chunk at a time.
+        purge::purge_all(self.shared.store.as_ref(), Some(connection_id), &self.shared.cancel).await?;
         self.shared.store.delete_connection(connection_id).await?;
         let lane = {
             let mut lanes = self.shared.lanes.lock();

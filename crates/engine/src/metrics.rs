@@ -1,10 +1,12 @@
 //! What an operator can alert on, in Prometheus text format.
 //!
-//! Two sources, on purpose. The per-sync user counts (entered, synced, pending, ...) come from
-//! the store at scrape time: they are durable and exact, survive restarts and agree across
-//! several hosts, which in-process counters would not. Request-level figures (partner status
-//! codes, latency, plugin call time, plugin failures) are in-process, because they describe
-//! this process.
+//! Two sources, on purpose. The user counts (entered, synced, pending, ...) come from the store
+//! at scrape time, summed per destination (or workspace, see [`MetricsDetail`]): they are
+//! durable and exact, survive restarts and agree across several hosts, which in-process
+//! counters would not. Request-level figures (partner status codes, latency, plugin call time,
+//! plugin failures) are in-process, because they describe this process. No series is per sync
+//! or per connection unless `engine.metrics.detail = "sync"` asks for it: their number would
+//! grow with the tenants.
 //!
 //! Every family either source exports is listed by [`Metrics::exported`], from the same
 //! definitions that register or render it: the alert rules and the dashboard shipped under
@@ -25,6 +27,11 @@ use tokio::time::Instant;
 
 use audience_runtime::PluginError;
 use audience_runtime::http_types::HttpError;
+
+mod figures;
+
+pub(crate) use figures::read_and_render as render_store_figures;
+pub use figures::{MetricsConfig, MetricsDetail};
 
 /// A metric family the host exports on `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,6 +134,8 @@ impl FailureLog {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Whether batches are counted per sync and 429s per connection.
+    per_sync: bool,
     /// The in-process families, as registered.
     families: Arc<Vec<ExportedMetric>>,
     requests: IntCounterVec,
@@ -209,8 +218,16 @@ impl Registrar {
 }
 
 impl Metrics {
-    /// Fresh metrics with their own registry (several engines in one process do not mix).
+    /// Fresh metrics with their own registry (several engines in one process do not mix), per
+    /// destination.
     pub fn new() -> Self {
+        Self::with_detail(MetricsDetail::Destination)
+    }
+
+    /// Fresh metrics, per sync and per connection at [`MetricsDetail::Sync`], per destination
+    /// otherwise.
+    pub fn with_detail(detail: MetricsDetail) -> Self {
+        let per_sync = detail == MetricsDetail::Sync;
         let mut r = Registrar { registry: Registry::new(), families: Vec::new() };
         let latency = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
         let requests = r.counter(
@@ -226,13 +243,13 @@ impl Metrics {
         );
         let rate_limited = r.counter(
             "audience_rate_limited_total",
-            "Partner answers that said to slow down (429), per connection.",
-            &["destination", "connection"],
+            "Partner answers that said to slow down (429) (per connection too at engine.metrics.detail = \"sync\").",
+            if per_sync { &["destination", "connection"] } else { &["destination"] },
         );
         let batches = r.counter(
             "audience_batches_total",
-            "Batches delivered, by outcome: synced, partial (some users refused), retry, errored.",
-            &["destination", "sync", "outcome"],
+            "Batches delivered, by outcome: synced, partial (some users refused), retry, errored (per sync too at engine.metrics.detail = \"sync\").",
+            if per_sync { &["destination", "sync", "outcome"] } else { &["destination", "outcome"] },
         );
         let plugin_seconds = r.histogram(
             "audience_plugin_call_duration_seconds",
@@ -291,6 +308,7 @@ impl Metrics {
         Self {
             pacing,
             registry: r.registry,
+            per_sync,
             families: Arc::new(r.families),
             requests,
             request_seconds,
@@ -307,10 +325,9 @@ impl Metrics {
         }
     }
 
-    /// Every metric family `/metrics` can show: the store-derived ones
-    /// ([`render_store_figures`]) and this process's.
+    /// Every metric family `/metrics` can show: the store-derived ones and this process's.
     pub fn exported(&self) -> Vec<ExportedMetric> {
-        store_figure_families()
+        figures::families()
             .chain(std::iter::once(ExportedMetric { name: LOG_LINES_DROPPED.0, kind: "counter" }))
             .chain(self.families.iter().copied())
             .collect()
@@ -361,14 +378,16 @@ impl Metrics {
         };
         self.requests.with_label_values(&[destination, status]).inc();
         if status == "429" {
-            self.rate_limited.with_label_values(&[destination, connection]).inc();
+            let labels: &[&str] = if self.per_sync { &[destination, connection] } else { &[destination] };
+            self.rate_limited.with_label_values(labels).inc();
         }
         self.request_seconds.with_label_values(&[destination]).observe(elapsed.as_secs_f64());
     }
 
-    /// Count one batch outcome.
+    /// Count one batch outcome (of `sync`, a label only at [`MetricsDetail::Sync`]).
     pub fn batch(&self, destination: &str, sync: &str, outcome: &str) {
-        self.batches.with_label_values(&[destination, sync, outcome]).inc();
+        let labels: &[&str] = if self.per_sync { &[destination, sync, outcome] } else { &[destination, outcome] };
+        self.batches.with_label_values(labels).inc();
     }
 
     /// Count one answer about a submitted request (see `audience_submission_checks_total`).
@@ -447,74 +466,6 @@ impl Metrics {
     }
 }
 
-/// One sync's durable figures, rendered at scrape time.
-#[derive(Debug, Clone)]
-pub struct SyncFigures {
-    /// Destination name.
-    pub destination: String,
-    /// Sync id.
-    pub sync: String,
-    /// Its counters.
-    pub counts: audience_store::Counts,
-    /// Age of its oldest pending user.
-    pub oldest_pending_age: Option<Duration>,
-    /// Whether it is broken.
-    pub broken: bool,
-    /// Whether its plugin keeps failing.
-    pub degraded: bool,
-}
-
-/// A metric family read off a sync's counters: name, type, help, getter.
-type Family = (&'static str, &'static str, &'static str, fn(&audience_store::Counts) -> u64);
-
-/// The families read off each sync's counters, in the order rendered.
-const COUNT_FAMILIES: [Family; 10] = [
-    ("audience_users_entered_total", "counter", "Users who entered the sync (queued or not synced).", |c| c.entered),
-    (
-        "audience_users_proceeded_total",
-        "counter",
-        "Users the intake accepted, including re-entries of a pending user.",
-        |c| c.proceeded,
-    ),
-    ("audience_users_synced_total", "counter", "Users the partner accepted.", |c| c.synced),
-    ("audience_users_not_synced_total", "counter", "Users with no usable match field.", |c| c.not_synced),
-    (
-        "audience_users_errored_total",
-        "counter",
-        "Users refused for good or not delivered within the retry window.",
-        |c| c.errored,
-    ),
-    ("audience_users_deduplicated_total", "counter", "Re-entries of a user already pending, not queued twice.", |c| {
-        c.deduplicated
-    }),
-    ("audience_retries_total", "counter", "Delivery attempts that failed and were scheduled again (per user).", |c| {
-        c.retries
-    }),
-    ("audience_users_pending", "gauge", "Users waiting for a batch or a retry.", |c| c.pending),
-    ("audience_users_in_flight", "gauge", "Users in a partner request right now.", |c| c.in_flight),
-    (
-        "audience_users_submitted",
-        "gauge",
-        "Users in a request the partner accepted but has not finished yet (asynchronous partners).",
-        |c| c.submitted,
-    ),
-];
-
-/// Per sync: the age of its oldest user not yet delivered (name, help; a gauge).
-const OLDEST_PENDING_AGE: (&str, &str) =
-    ("audience_oldest_pending_age_seconds", "Age of the oldest user not yet delivered.");
-/// Per sync: 1 when broken (name, help; a gauge).
-const SYNC_BROKEN: (&str, &str) =
-    ("audience_sync_broken", "1 when the partner says the sync's account or audience is gone.");
-/// Per sync: 1 when its plugin keeps failing (name, help; a gauge).
-const SYNC_DEGRADED: (&str, &str) = (
-    "audience_sync_degraded",
-    "1 when the sync's plugin failed several calls in a row (crashed, timed out, out of memory, broke the contract).",
-);
-/// Per connection: 1 when a person must connect again (name, help; a gauge).
-const NEEDS_REAUTHORIZATION: (&str, &str) =
-    ("audience_connection_needs_reauthorization", "1 when a person must connect the account again.");
-
 /// Per destination: log lines its plugin wrote beyond its budget (name, help; a counter read
 /// off the plugin runtime at scrape time).
 const LOG_LINES_DROPPED: (&str, &str) = (
@@ -532,72 +483,7 @@ pub fn render_plugin_figures(dropped: &[(String, u64)]) -> String {
     out
 }
 
-/// The families [`render_store_figures`] renders.
-fn store_figure_families() -> impl Iterator<Item = ExportedMetric> {
-    let counts = COUNT_FAMILIES.iter().map(|(name, kind, _, _)| ExportedMetric { name, kind });
-    let gauges = [OLDEST_PENDING_AGE, SYNC_BROKEN, SYNC_DEGRADED, NEEDS_REAUTHORIZATION]
-        .into_iter()
-        .map(|(name, _)| ExportedMetric { name, kind: "gauge" });
-    counts.chain(gauges)
-}
-
-/// Render the store-derived metrics: per-sync user counts, queue age, health.
-pub fn render_store_figures(syncs: &[SyncFigures], connections: &[(String, String, bool)]) -> String {
-    let mut out = String::new();
-    let header = |out: &mut String, (name, help): (&str, &str)| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-    };
-    for (name, kind, help, get) in COUNT_FAMILIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for s in syncs {
-            let _ = writeln!(
-                out,
-                "{name}{{destination=\"{}\",sync=\"{}\"}} {}",
-                escape(&s.destination),
-                escape(&s.sync),
-                get(&s.counts)
-            );
-        }
-    }
-    header(&mut out, OLDEST_PENDING_AGE);
-    for s in syncs {
-        let age = s.oldest_pending_age.map_or(0.0, |a| a.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "{}{{destination=\"{}\",sync=\"{}\"}} {age}",
-            OLDEST_PENDING_AGE.0,
-            escape(&s.destination),
-            escape(&s.sync)
-        );
-    }
-    for (family, get) in [(SYNC_BROKEN, (|s| s.broken) as fn(&SyncFigures) -> bool), (SYNC_DEGRADED, |s| s.degraded)] {
-        header(&mut out, family);
-        for s in syncs {
-            let _ = writeln!(
-                out,
-                "{}{{destination=\"{}\",sync=\"{}\"}} {}",
-                family.0,
-                escape(&s.destination),
-                escape(&s.sync),
-                u8::from(get(s))
-            );
-        }
-    }
-    header(&mut out, NEEDS_REAUTHORIZATION);
-    for (destination, connection, needs) in connections {
-        let _ = writeln!(
-            out,
-            "{}{{destination=\"{}\",connection=\"{}\"}} {}",
-            NEEDS_REAUTHORIZATION.0,
-            escape(destination),
-            escape(connection),
-            u8::from(*needs)
-        );
-    }
-    out
-}
-
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -607,10 +493,6 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-
-    fn counts(n: u64) -> audience_store::Counts {
-        audience_store::Counts { entered: n, proceeded: n, pending: n, ..Default::default() }
-    }
 
     /// The `# TYPE` lines of a rendering, as (name, type).
     fn declared(text: &str) -> BTreeSet<(String, String)> {
@@ -714,22 +596,50 @@ mod tests {
         metrics.send_delay("d", Duration::from_micros(300));
         metrics.rate_backoff("d", "c", Instant::now() + Duration::from_secs(20));
         metrics.api_paced_out("d");
-        let syncs = [SyncFigures {
+        let groups = [audience_store::GroupFigures {
+            workspace_id: "w".into(),
             destination: "d".into(),
-            sync: "s".into(),
-            counts: counts(2),
-            oldest_pending_age: Some(Duration::from_secs(3)),
-            broken: false,
-            degraded: true,
+            syncs: 1,
+            ..Default::default()
         }];
-        let store_text = render_store_figures(&syncs, &[("d".into(), "c".into(), true)]);
+        let store_text = figures::render(&groups, &[], MetricsDetail::Destination, 0);
         let mut rendered = declared(&store_text);
-        assert_eq!(rendered, as_set(&store_figure_families().collect::<Vec<_>>()), "store figures");
+        assert_eq!(rendered, as_set(&figures::families().collect::<Vec<_>>()), "store figures");
         rendered.extend(declared(&render_plugin_figures(&[("d".into(), 3)])));
         rendered.extend(declared(&metrics.render()));
         let exported = metrics.exported();
         assert_eq!(rendered, as_set(&exported), "every family touched once, all of them listed");
         assert_eq!(exported.len(), rendered.len(), "no family listed twice");
+    }
+
+    #[test]
+    fn batches_and_429s_are_per_destination_unless_the_detail_is_per_sync() {
+        for (detail, batch, limited) in [
+            (
+                MetricsDetail::Destination,
+                "audience_batches_total{destination=\"d\",outcome=\"synced\"} 2",
+                "audience_rate_limited_total{destination=\"d\"} 2",
+            ),
+            (
+                MetricsDetail::Workspace,
+                "audience_batches_total{destination=\"d\",outcome=\"synced\"} 2",
+                "audience_rate_limited_total{destination=\"d\"} 2",
+            ),
+            (
+                MetricsDetail::Sync,
+                "audience_batches_total{destination=\"d\",outcome=\"synced\",sync=\"s1\"} 1",
+                "audience_rate_limited_total{connection=\"c1\",destination=\"d\"} 1",
+            ),
+        ] {
+            let metrics = Metrics::with_detail(detail);
+            for (sync, connection) in [("s1", "c1"), ("s2", "c2")] {
+                metrics.batch("d", sync, "synced");
+                metrics.partner_request("d", connection, Ok(429), Duration::from_millis(1));
+            }
+            let text = metrics.render();
+            assert!(text.contains(batch), "{detail:?}: {text}");
+            assert!(text.contains(limited), "{detail:?}: {text}");
+        }
     }
 
     #[test]
@@ -861,7 +771,7 @@ mod tests {
         }
         for needed in [
             "audience_plugin_failures_total",
-            "audience_connection_needs_reauthorization",
+            "audience_connections_needing_reauthorization",
             "audience_oldest_pending_age_seconds",
             "audience_rate_limited_total",
             "audience_users_errored_total",

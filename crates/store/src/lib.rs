@@ -20,6 +20,8 @@
 //! the behaviour suite every backend must pass.
 
 mod crypto;
+mod deletion;
+mod groups;
 mod ids;
 pub mod postgres;
 pub mod sqlite;
@@ -83,8 +85,9 @@ pub trait Store: Send + Sync {
     async fn create_workspace(&self, name: &str) -> StoreResult<Workspace>;
     /// One workspace.
     async fn workspace(&self, id: &str) -> StoreResult<Workspace>;
-    /// All workspaces.
-    async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
+    /// A page of the workspaces: at most `limit` of them, by id, those after `after` (an id
+    /// of a previous page's last item; it need not exist any more).
+    async fn workspaces(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Workspace>>;
 
     // ---- connections ----
 
@@ -92,24 +95,28 @@ pub trait Store: Send + Sync {
     async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection>;
     /// One connection, with decrypted credentials.
     async fn connection(&self, id: &str) -> StoreResult<Connection>;
-    /// The connections of a workspace.
-    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<Connection>>;
+    /// A page of the connections of a workspace: at most `limit`, by id, after `after` (as
+    /// [`Store::workspaces`]). `NotFound` for an unknown workspace.
+    async fn connections(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Connection>>;
     /// Replace a connection's credentials (refresh or re-authorization); sets health `ok`,
     /// clears the last error and bumps `credentials_version`.
     async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<Connection>;
     /// Set a connection's health and last error.
     async fn set_connection_health(&self, id: &str, health: Health, last_error: Option<&str>) -> StoreResult<()>;
-    /// Delete a connection. Refused with `Conflict` while syncs use it.
+    /// Delete a connection. Refused with `Conflict` while syncs use it, deleted syncs whose
+    /// rows [`Store::purge_deleted`] has not removed yet included (purge those first, with
+    /// `connection_id`).
     async fn delete_connection(&self, id: &str) -> StoreResult<()>;
 
     // ---- syncs ----
 
     /// Create a sync (status `active`) and its zeroed counters.
     async fn create_sync(&self, new: NewSync) -> StoreResult<SyncRecord>;
-    /// One sync.
+    /// One sync (`NotFound` once deleted).
     async fn sync(&self, id: &str) -> StoreResult<SyncRecord>;
-    /// The syncs of a workspace.
-    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>>;
+    /// A page of the syncs of a workspace: at most `limit`, by id, after `after` (as
+    /// [`Store::workspaces`]). `NotFound` for an unknown workspace.
+    async fn syncs(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<SyncRecord>>;
     /// The syncs using a connection.
     async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>>;
     /// Every sync (for the engine at start-up).
@@ -119,8 +126,18 @@ pub trait Store: Send + Sync {
     /// Record the partner's audience handle once known (found, created, or created with the
     /// first batch).
     async fn set_audience_id(&self, id: &str, audience_id: &str) -> StoreResult<()>;
-    /// Delete a sync, its queue and its counters.
+    /// Delete a sync, at once whatever its backlog: from the moment this returns the sync is
+    /// gone for every other call (`NotFound` for `sync`, `enter`, `claim_batch`, `complete`,
+    /// `counts`...; left out of every listing), and its rows (queued users, errors,
+    /// submissions) wait for [`Store::purge_deleted`] to remove them, a chunk at a time.
     async fn delete_sync(&self, id: &str) -> StoreResult<()>;
+    /// Removes at most about `max_rows` rows of deleted syncs (of the syncs of connection
+    /// `connection_id` only, when given), in one short transaction, and forgets the deleted
+    /// syncs left with no rows (their counters are kept in the totals of
+    /// [`Store::group_figures`]). Call it again while [`Purged::more`] says so: between calls
+    /// other writers get the store. A purge interrupted (by a crash, say) goes on at the next
+    /// call, after a restart too.
+    async fn purge_deleted(&self, max_rows: u32, connection_id: Option<&str>) -> StoreResult<Purged>;
 
     // ---- the user queue ----
 
@@ -138,7 +155,9 @@ pub trait Store: Send + Sync {
     /// is ordered with the claim: either the claim commits first and the takeover then recovers
     /// the users it claimed, or the takeover commits first and the claim fails. Then, pending
     /// users that entered before `claim.expire_before_ms` become errored with
-    /// `claim.expired_reason`. Then, among pending users with `not_before_ms <= now_ms`,
+    /// `claim.expired_reason`, at most [`EXPIRE_CHUNK`] of them per claim (the oldest first):
+    /// when that many were errored the claim returns nothing, and the next claim goes on.
+    /// Then, among pending users with `not_before_ms <= now_ms`,
     /// ordered by `due_at_ms`: when at least `max` are available, or the first is due
     /// (`due_at_ms <= now_ms`), up to `max` of them move to in-flight and are returned.
     async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>>;
@@ -250,9 +269,17 @@ pub trait Store: Send + Sync {
     /// recent errors with an empty key. No user's state or counter changes: the users of that
     /// call are retried as the engine decided. The reason is cut like users' reasons.
     async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()>;
-    /// Every sync with its counters and oldest pending entry, in one statement whatever the
-    /// number of syncs (what `/metrics` reads at each scrape).
+    /// Every sync with its counters and oldest pending entry, in one statement (what
+    /// `/metrics` reads when it shows every sync, an opt-in: it grows with the syncs).
     async fn sync_figures(&self) -> StoreResult<Vec<SyncFigures>>;
+    /// The figures of every destination (`by` [`GroupBy::Destination`]) or every (workspace,
+    /// destination) pair (`by` [`GroupBy::Workspace`]) that has syncs or connections:
+    /// counters summed, syncs broken, degraded and paused counted, oldest pending entry, and
+    /// connections needing re-authorization (what `/metrics` reads at each scrape). Three
+    /// statements with `GROUP BY`, whatever the number of syncs.
+    async fn group_figures(&self, by: GroupBy) -> StoreResult<Vec<GroupFigures>>;
+    /// The counters of these syncs (unknown or deleted ones are left out), in one read.
+    async fn counts_of(&self, sync_ids: &[String]) -> StoreResult<Vec<(String, Counts)>>;
     /// Every connection's health, in one statement, without decrypting credentials.
     async fn connection_health(&self) -> StoreResult<Vec<ConnectionHealth>>;
 
@@ -264,8 +291,9 @@ pub trait Store: Send + Sync {
     /// The API key with this hash (the request's authentication), `NotFound` (kind
     /// "api key") when none.
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<ApiKey>;
-    /// The API keys of a workspace, oldest first.
-    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>>;
+    /// A page of the API keys of a workspace: at most `limit`, by id, after `after` (as
+    /// [`Store::workspaces`]). `NotFound` for an unknown workspace.
+    async fn api_keys(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ApiKey>>;
     /// Delete (revoke) an API key: it stops working at once.
     async fn delete_api_key(&self, id: &str) -> StoreResult<()>;
 
@@ -308,6 +336,10 @@ pub enum Announcement {
     /// The listener was not listening for a while: any lane may have news.
     Missed,
 }
+
+/// The most users one claim errors for being past their retry window, so a large backlog
+/// that expires at once is errored in many short transactions, not one long one.
+pub const EXPIRE_CHUNK: u32 = 5_000;
 
 /// How long a host whose heartbeat expired is remembered before [`Store::heartbeat`] purges
 /// it: one hour.

@@ -421,3 +421,75 @@ pub struct ConnectionHealth {
     /// Whether its credentials work.
     pub health: Health,
 }
+
+/// The figures of one workspace's syncs and connections on one destination, summed by the
+/// store in one pass whatever the number of syncs (what `/metrics` reads at each scrape).
+///
+/// The user counters that only grow (`entered`, `proceeded`, `not_synced`, `synced`,
+/// `errored`, `deduplicated`, `retries`) include the syncs deleted since the database was
+/// made, so a sum never goes down when a sync is deleted (Prometheus would read that as a
+/// counter reset and count the whole total again). The gauges (`pending`, `in_flight`,
+/// `submitted`) and the sync counts cover the syncs that exist.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupFigures {
+    /// The workspace.
+    pub workspace_id: String,
+    /// The destination (plugin) name.
+    pub destination: String,
+    /// Syncs (deleted ones excluded).
+    pub syncs: u64,
+    /// Of them, broken.
+    pub broken: u64,
+    /// Of them, degraded.
+    pub degraded: u64,
+    /// Of them, paused.
+    pub paused: u64,
+    /// The users' counters, summed.
+    pub counts: Counts,
+    /// Entry time (ms) of the oldest user still pending, in flight or submitted in any of
+    /// these syncs.
+    pub oldest_pending_at: Option<i64>,
+    /// Connections.
+    pub connections: u64,
+    /// Of them, those a person must connect again.
+    pub needs_reauthorization: u64,
+}
+
+/// How [`crate::Store::group_figures`] groups its sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// One group per destination (`workspace_id` is empty): the cheapest, a few groups
+    /// whatever the number of tenants.
+    Destination,
+    /// One group per workspace and destination.
+    Workspace,
+}
+
+impl GroupBy {
+    /// The SQL expression of the groups' workspace, and the `GROUP BY` columns, for a table
+    /// aliased `prefix` (`"s."` or `""`).
+    pub(crate) fn sql(self, prefix: &str) -> (String, String) {
+        match self {
+            GroupBy::Destination => ("''".into(), format!("{prefix}destination")),
+            GroupBy::Workspace => {
+                (format!("{prefix}workspace_id"), format!("{prefix}workspace_id, {prefix}destination"))
+            }
+        }
+    }
+}
+
+/// What one call of [`crate::Store::purge_deleted`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Rows removed (queued users, errors, submissions).
+    pub rows: u64,
+    /// Deleted syncs whose last rows went, and which are now forgotten.
+    pub syncs: u64,
+    /// Whether deleted syncs still have rows to remove (call again).
+    pub more: bool,
+}
+
+/// How many items a page of a listing holds when the caller does not say.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The most items a page of a listing holds.
+pub const MAX_PAGE: u32 = 1_000;

@@ -8,6 +8,7 @@
 mod containment;
 mod edge;
 mod pacing;
+mod paging;
 
 use std::time::{Duration, Instant};
 
@@ -306,16 +307,20 @@ async fn the_whole_flow_from_workspace_to_metrics() {
     let listed = s.get("/v1/syncs", &key).await;
     assert_eq!(listed.body["syncs"][0]["counts"]["synced"], 40);
 
-    // Metrics: the operator's, with this sync's figures.
+    // Metrics: the operator's, with the destination's figures (its one sync's), and no series
+    // per sync or per connection.
     let metrics = s.send(s.request(Method::GET, "/metrics", Some(OPERATOR))).await;
     assert_eq!(metrics.status, StatusCode::OK);
     for line in [
-        format!("audience_users_synced_total{{destination=\"pinterest\",sync=\"{sync}\"}} 40"),
-        format!("audience_users_not_synced_total{{destination=\"pinterest\",sync=\"{sync}\"}} 3"),
-        format!("audience_users_entered_total{{destination=\"pinterest\",sync=\"{sync}\"}} 43"),
+        "audience_users_synced_total{destination=\"pinterest\"} 40",
+        "audience_users_not_synced_total{destination=\"pinterest\"} 3",
+        "audience_users_entered_total{destination=\"pinterest\"} 43",
+        "audience_syncs{destination=\"pinterest\"} 1",
+        "audience_connections{destination=\"pinterest\"} 1",
     ] {
         assert!(metrics.text.lines().any(|l| l == line), "missing {line:?} in\n{}", metrics.text);
     }
+    assert!(!metrics.text.contains(&sync) && !metrics.text.contains(&connection), "{}", metrics.text);
     s.get("/metrics", &key).await.refused(StatusCode::FORBIDDEN, "forbidden", "operator key");
 
     // Pause, resume, delete.

@@ -159,7 +159,7 @@ async fn hostile_plugins_beside_pinterest_hurt_only_their_own_syncs() -> anyhow:
     for (name, kind) in [("hostile-spin", "timeout"), ("hostile-memory", "memory_limit"), ("hostile-crash", "trap")] {
         let failures = failures_of(&metrics, name, kind);
         assert!(failures > 0.0, "audience_plugin_failures_total of {name} ({kind}) is {failures}");
-        assert_eq!(sync_gauge(&metrics, "audience_sync_degraded", name), 1.0, "{name} degraded in the metrics");
+        assert_eq!(destination_gauge(&metrics, "audience_syncs_degraded", name), 1.0, "{name} degraded in the metrics");
     }
 
     let dropped =
@@ -212,8 +212,8 @@ fn failures_of(metrics: &str, destination: &str, kind: &str) -> f64 {
         .sum()
 }
 
-/// A per-sync gauge of the one sync of `destination`.
-fn sync_gauge(metrics: &str, name: &str, destination: &str) -> f64 {
+/// A gauge of `destination`, summed over its series.
+fn destination_gauge(metrics: &str, name: &str, destination: &str) -> f64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{destination=\"{destination}\"")))

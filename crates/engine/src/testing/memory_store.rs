@@ -7,7 +7,7 @@
 //! It implements what lanes use, with the SQLite store's rules (checked by running the store's
 //! behaviour suite against it, below): catalog reads and the few catalog writes a lane makes,
 //! the queue (`enter`, `claim_batch`, `complete`, `next_due`, `recover_in_flight`, the
-//! submissions of asynchronous outcomes) and the
+//! submissions of asynchronous outcomes), deleting a sync and purging it in chunks, and the
 //! counters, which stay conserved after every change (checked after each one). Everything else
 //! answers a [`StoreError`].
 
@@ -17,9 +17,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use audience_store::{
-    ApiKey, Claim, Connection, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease, LeaseOutcome,
-    NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError, StoreResult,
-    Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult, Workspace,
+    ApiKey, Claim, Connection, ConnectionHealth, Counts, EXPIRE_CHUNK, EnterOutcome, Entry, GroupFigures, Health,
+    LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, Purged, QueuedUser, Store,
+    StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult,
+    Workspace,
 };
 
 use crate::clock::Clock;
@@ -43,6 +44,16 @@ struct State {
     /// In creation order (the SQLite store lists syncs in that order).
     syncs: Vec<SyncRecord>,
     queues: HashMap<String, Queue>,
+    /// Deleted syncs whose rows are not purged yet, oldest deletion first.
+    deleted: Vec<(SyncRecord, Queue)>,
+}
+
+/// A page of `items` (sorted by id here): those after `after`, at most `limit`.
+fn page<T: Clone>(items: impl Iterator<Item = T>, id: fn(&T) -> &str, after: Option<&str>, limit: u32) -> Vec<T> {
+    let mut items: Vec<T> = items.filter(|item| after.is_none_or(|after| id(item) > after)).collect();
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    items.truncate(limit as usize);
+    items
 }
 
 /// One sync's queue: its pending and in-flight users, counters and errors.
@@ -206,8 +217,8 @@ impl Store for MemoryStore {
         state.workspaces.iter().find(|w| w.id == id).cloned().ok_or_else(|| not_found("workspace", id))
     }
 
-    async fn workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        Ok(self.state.lock().workspaces.clone())
+    async fn workspaces(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Workspace>> {
+        Ok(page(self.state.lock().workspaces.iter().cloned(), |w| w.id.as_str(), after, limit))
     }
 
     async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection> {
@@ -238,12 +249,13 @@ impl Store for MemoryStore {
         state.connections.iter().find(|c| c.id == id).cloned().ok_or_else(|| not_found("connection", id))
     }
 
-    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<Connection>> {
+    async fn connections(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Connection>> {
         let state = self.state.lock();
         if !state.workspaces.iter().any(|w| w.id == workspace_id) {
             return Err(not_found("workspace", workspace_id));
         }
-        Ok(state.connections.iter().filter(|c| c.workspace_id == workspace_id).cloned().collect())
+        let mine = state.connections.iter().filter(|c| c.workspace_id == workspace_id).cloned();
+        Ok(page(mine, |c| c.id.as_str(), after, limit))
     }
 
     async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<Connection> {
@@ -312,12 +324,13 @@ impl Store for MemoryStore {
         state.syncs.iter().find(|s| s.id == id).cloned().ok_or_else(|| not_found("sync", id))
     }
 
-    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>> {
+    async fn syncs(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<SyncRecord>> {
         let state = self.state.lock();
         if !state.workspaces.iter().any(|w| w.id == workspace_id) {
             return Err(not_found("workspace", workspace_id));
         }
-        Ok(state.syncs.iter().filter(|s| s.workspace_id == workspace_id).cloned().collect())
+        let mine = state.syncs.iter().filter(|s| s.workspace_id == workspace_id).cloned();
+        Ok(page(mine, |s| s.id.as_str(), after, limit))
     }
 
     async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
@@ -347,8 +360,42 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete_sync(&self, _id: &str) -> StoreResult<()> {
-        unsupported("delete_sync")
+    async fn delete_sync(&self, id: &str) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let at = state.syncs.iter().position(|s| s.id == id).ok_or_else(|| not_found("sync", id))?;
+        let sync = state.syncs.remove(at);
+        let queue = state.queues.remove(id).unwrap_or_default();
+        state.deleted.push((sync, queue));
+        Ok(())
+    }
+
+    async fn purge_deleted(&self, max_rows: u32, connection_id: Option<&str>) -> StoreResult<Purged> {
+        let mut state = self.state.lock();
+        let mut budget = max_rows.max(1) as usize;
+        let mut purged = Purged::default();
+        let mine = |s: &SyncRecord| connection_id.is_none_or(|c| s.connection_id == c);
+        while let Some(at) = state.deleted.iter().position(|(s, _)| mine(s)) {
+            // Rows go from the front of each table, as many as the budget allows.
+            let queue = &mut state.deleted[at].1;
+            let users = queue.users.len().min(budget);
+            queue.users.drain(..users);
+            budget -= users;
+            let errors = queue.errors.len().min(budget);
+            queue.errors.drain(..errors);
+            budget -= errors;
+            let submissions = queue.submissions.len().min(budget);
+            queue.submissions.drain(..submissions);
+            budget -= submissions;
+            purged.rows += (users + errors + submissions) as u64;
+            if !(queue.users.is_empty() && queue.errors.is_empty() && queue.submissions.is_empty()) {
+                purged.more = true;
+                return Ok(purged);
+            }
+            state.deleted.remove(at);
+            purged.syncs += 1;
+        }
+        purged.more = state.deleted.iter().any(|(s, _)| mine(s));
+        Ok(purged)
     }
 
     async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome> {
@@ -399,7 +446,8 @@ impl Store for MemoryStore {
         if claim.lane_owner.is_some() {
             return unsupported("a claim fenced by a lane lease");
         }
-        // Pending users past the retry window are errored first, oldest entry first.
+        // Pending users past the retry window are errored first, oldest entry first, at most a
+        // chunk of them; a claim that errored a full chunk hands out nothing.
         let mut expired: Vec<(i64, u64, String)> = queue
             .users
             .iter()
@@ -407,14 +455,16 @@ impl Store for MemoryStore {
             .map(|r| (r.entered_at, r.seq, r.key.clone()))
             .collect();
         expired.sort();
-        queue.users.retain(|r| !r.pending() || r.entered_at >= claim.expire_before_ms);
+        expired.truncate(EXPIRE_CHUNK as usize);
+        let gone: std::collections::HashSet<u64> = expired.iter().map(|(_, seq, _)| *seq).collect();
+        queue.users.retain(|r| !gone.contains(&r.seq));
         for (_, _, key) in &expired {
             queue.record_error(key, &claim.expired_reason, claim.now_ms);
         }
         queue.counts.pending -= expired.len() as u64;
         queue.counts.errored += expired.len() as u64;
         queue.check(sync_id);
-        if claim.max == 0 {
+        if claim.max == 0 || expired.len() == EXPIRE_CHUNK as usize {
             return Ok(Vec::new());
         }
         let mut pending: Vec<usize> = (0..queue.users.len()).filter(|&i| queue.users[i].pending()).collect();
@@ -622,6 +672,15 @@ impl Store for MemoryStore {
         unsupported("sync_figures")
     }
 
+    async fn group_figures(&self, _by: audience_store::GroupBy) -> StoreResult<Vec<GroupFigures>> {
+        unsupported("group_figures")
+    }
+
+    async fn counts_of(&self, sync_ids: &[String]) -> StoreResult<Vec<(String, Counts)>> {
+        let state = self.state.lock();
+        Ok(sync_ids.iter().filter_map(|id| Some((id.clone(), state.queues.get(id)?.counts))).collect())
+    }
+
     async fn connection_health(&self) -> StoreResult<Vec<ConnectionHealth>> {
         unsupported("connection_health")
     }
@@ -634,7 +693,7 @@ impl Store for MemoryStore {
         unsupported("api_key_by_hash")
     }
 
-    async fn api_keys(&self, _workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
+    async fn api_keys(&self, _workspace_id: &str, _after: Option<&str>, _limit: u32) -> StoreResult<Vec<ApiKey>> {
         unsupported("api_keys")
     }
 
@@ -696,12 +755,13 @@ mod tests {
         submitted_users_survive_a_restart_untouched,
         settling_a_submission_records_its_outcomes_once,
         a_reopened_submission_is_in_flight_again,
+        a_large_expired_backlog_is_errored_in_chunks,
     );
 
     #[tokio::test]
     async fn what_lanes_do_not_use_is_refused() {
         let store = store();
         assert!(matches!(store.heartbeat("h", 1).await, Err(StoreError::Database(_))));
-        assert!(matches!(store.delete_sync("sync_1").await, Err(StoreError::Database(_))));
+        assert!(matches!(store.delete_connection("conn_1").await, Err(StoreError::Database(_))));
     }
 }

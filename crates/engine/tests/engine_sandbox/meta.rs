@@ -455,7 +455,7 @@ async fn a_sync_aimed_at_a_missing_or_unusable_target_is_refused_with_every_prob
     assert!(problems[0].message.contains("500"), "{:?}", problems[0]);
 
     // Nothing was stored, nothing was created at Meta.
-    assert!(w.store.syncs(&w.workspace).await.unwrap().is_empty());
+    assert!(w.store.syncs(&w.workspace, None, 100).await.unwrap().is_empty());
     assert_eq!(handle.audiences(&w.account).len(), 1);
     assert!(handle.audiences(&accounts[1]).is_empty());
     assert_eq!(handle.audiences(&accounts[2]).len(), 500);

@@ -389,7 +389,7 @@ async fn a_sync_onto_a_list_of_another_kind_is_refused_with_every_problem() {
         "{:?}",
         problems[1]
     );
-    assert_eq!(w.store.syncs(&w.workspace).await.unwrap().len(), 1, "nothing was stored");
+    assert_eq!(w.store.syncs(&w.workspace, None, 100).await.unwrap().len(), 1, "nothing was stored");
     assert_eq!(
         format!("{:?}", w.handle().summary().ad_accounts),
         format!("{:?}", lists_before.ad_accounts),

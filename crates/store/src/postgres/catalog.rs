@@ -51,13 +51,16 @@ pub(crate) async fn workspace<C: GenericClient + Sync>(c: &C, id: &str) -> Res<W
     workspace_from_row(&row)
 }
 
-pub(crate) async fn workspaces<C: GenericClient + Sync>(c: &C) -> Res<Vec<Workspace>> {
-    c.query("SELECT id, name, created_at FROM workspaces ORDER BY created_at, seq", &[])
-        .await
-        .ctx("listing workspaces")?
-        .iter()
-        .map(workspace_from_row)
-        .collect()
+pub(crate) async fn workspaces<C: GenericClient + Sync>(c: &C, after: Option<&str>, limit: u32) -> Res<Vec<Workspace>> {
+    c.query(
+        "SELECT id, name, created_at FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2",
+        &[&after.unwrap_or(""), &i64::from(limit)],
+    )
+    .await
+    .ctx("listing workspaces")?
+    .iter()
+    .map(workspace_from_row)
+    .collect()
 }
 
 fn workspace_from_row(row: &Row) -> Res<Workspace> {
@@ -111,10 +114,14 @@ pub(crate) async fn connections<C: GenericClient + Sync>(
     c: &C,
     key: &CredentialKey,
     workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
 ) -> Res<Vec<ConnectionRecord>> {
     workspace(c, workspace_id).await?;
-    let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 ORDER BY created_at, seq");
-    c.query(&sql, &[&workspace_id])
+    let sql = format!(
+        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    );
+    c.query(&sql, &[&workspace_id, &after.unwrap_or(""), &i64::from(limit)])
         .await
         .ctx("listing connections")?
         .iter()
@@ -165,22 +172,20 @@ pub(crate) async fn set_connection_health<C: GenericClient + Sync>(
 }
 
 pub(crate) async fn delete_connection<C: GenericClient + Sync>(c: &C, id: &str) -> Res<()> {
-    let users: Vec<String> = c
-        .query("SELECT id FROM syncs WHERE connection_id = $1 ORDER BY no LIMIT 6", &[&id])
+    // Live syncs first: they are the ones a person must delete.
+    let users: Vec<(String, bool)> = c
+        .query(
+            "SELECT id, deleted_at IS NOT NULL FROM syncs WHERE connection_id = $1 \
+             ORDER BY deleted_at IS NOT NULL, no LIMIT 6",
+            &[&id],
+        )
         .await
         .ctx("checking which syncs use a connection")?
         .iter()
-        .map(|row| get(row, 0))
+        .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
         .collect::<Res<_>>()?;
-    if !users.is_empty() {
-        let mut listed = users.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-        if users.len() > 5 {
-            listed.push_str(", ...");
-        }
-        return Err(StoreError::Conflict(format!(
-            "connection {id} is used by syncs ({listed}): delete those syncs first"
-        ))
-        .into());
+    if let Some(conflict) = crate::deletion::in_use_conflict(id, &users) {
+        return Err(conflict.into());
     }
     let changed = c.execute("DELETE FROM connections WHERE id = $1", &[&id]).await.ctx("deleting a connection")?;
     if changed == 0 {
@@ -289,27 +294,42 @@ pub(crate) async fn create_sync<C: GenericClient + Sync>(c: &C, new: NewSync, no
 }
 
 pub(crate) async fn sync<C: GenericClient + Sync>(c: &C, id: &str) -> Res<SyncRecord> {
-    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = $1");
+    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = $1 AND deleted_at IS NULL");
     let row = c.query_opt(&sql, &[&id]).await.ctx("reading a sync")?.ok_or_else(|| not_found("sync", id))?;
     sync_from_row(&row)
 }
 
-/// Syncs whose `column` is `value`, or all.
+/// Syncs whose `column` is `value`, or all; deleted ones left out.
 async fn list_syncs<C: GenericClient + Sync>(c: &C, filter: Option<(&str, &str)>) -> Res<Vec<SyncRecord>> {
     let rows = match filter {
         Some((column, value)) => {
-            let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE {column} = $1 ORDER BY no");
+            let sql =
+                format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE {column} = $1 AND deleted_at IS NULL ORDER BY no");
             c.query(&sql, &[&value]).await
         }
-        None => c.query(&format!("SELECT {SYNC_COLUMNS} FROM syncs ORDER BY no"), &[]).await,
+        None => c.query(&format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE deleted_at IS NULL ORDER BY no"), &[]).await,
     }
     .ctx("listing syncs")?;
     rows.iter().map(sync_from_row).collect()
 }
 
-pub(crate) async fn syncs<C: GenericClient + Sync>(c: &C, workspace_id: &str) -> Res<Vec<SyncRecord>> {
+pub(crate) async fn syncs<C: GenericClient + Sync>(
+    c: &C,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Res<Vec<SyncRecord>> {
     workspace(c, workspace_id).await?;
-    list_syncs(c, Some(("workspace_id", workspace_id))).await
+    let sql = format!(
+        "SELECT {SYNC_COLUMNS} FROM syncs WHERE workspace_id = $1 AND id > $2 AND deleted_at IS NULL \
+         ORDER BY id LIMIT $3"
+    );
+    c.query(&sql, &[&workspace_id, &after.unwrap_or(""), &i64::from(limit)])
+        .await
+        .ctx("listing syncs")?
+        .iter()
+        .map(sync_from_row)
+        .collect()
 }
 
 pub(crate) async fn syncs_of_connection<C: GenericClient + Sync>(c: &C, connection_id: &str) -> Res<Vec<SyncRecord>> {
@@ -336,7 +356,7 @@ pub(crate) async fn set_sync_status<C: GenericClient + Sync>(
 ) -> Res<()> {
     let changed = c
         .execute(
-            "UPDATE syncs SET status = $2, status_reason = $3 WHERE id = $1",
+            "UPDATE syncs SET status = $2, status_reason = $3 WHERE id = $1 AND deleted_at IS NULL",
             &[&id, &status_text(status), &reason],
         )
         .await
@@ -349,28 +369,11 @@ pub(crate) async fn set_sync_status<C: GenericClient + Sync>(
 
 pub(crate) async fn set_audience_id<C: GenericClient + Sync>(c: &C, id: &str, audience_id: &str) -> Res<()> {
     let changed = c
-        .execute("UPDATE syncs SET audience_id = $2 WHERE id = $1", &[&id, &audience_id])
+        .execute("UPDATE syncs SET audience_id = $2 WHERE id = $1 AND deleted_at IS NULL", &[&id, &audience_id])
         .await
         .ctx("recording a sync's audience id")?;
     if changed == 0 {
         return Err(not_found("sync", id));
-    }
-    Ok(())
-}
-
-/// Deletes a sync with its queue, errors and counters, in the caller's transaction.
-pub(crate) async fn delete_sync<C: GenericClient + Sync>(c: &C, id: &str) -> Res<()> {
-    let no = super::queue::sync_no(c, id).await?;
-    for (table, column) in [
-        ("queue", "sync_no"),
-        ("errors", "sync_no"),
-        ("submissions", "sync_no"),
-        ("counters", "sync_no"),
-        ("syncs", "no"),
-    ] {
-        c.execute(&format!("DELETE FROM {table} WHERE {column} = $1"), &[&no])
-            .await
-            .ctx(&format!("deleting a sync's {table}"))?;
     }
     Ok(())
 }
@@ -384,7 +387,7 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
          c.submitted, \
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1) \
-         FROM syncs s JOIN counters c ON c.sync_no = s.no ORDER BY s.no"
+         FROM syncs s JOIN counters c ON c.sync_no = s.no WHERE s.deleted_at IS NULL ORDER BY s.no"
     );
     let rows = c.query(&sql, &[]).await.ctx("reading every sync's figures")?;
     rows.iter()
@@ -435,7 +438,7 @@ pub(crate) async fn connection_health<C: GenericClient + Sync>(c: &C) -> Res<Vec
         .collect()
 }
 
-fn sync_from_row(row: &Row) -> Res<SyncRecord> {
+pub(crate) fn sync_from_row(row: &Row) -> Res<SyncRecord> {
     let action: String = get(row, 9)?;
     let match_fields: String = get(row, 10)?;
     let status: String = get(row, 11)?;
@@ -518,10 +521,20 @@ pub(crate) async fn api_key_by_hash<C: GenericClient + Sync>(c: &C, key_hash: &s
     key_from_row(&row)
 }
 
-pub(crate) async fn api_keys<C: GenericClient + Sync>(c: &C, workspace_id: &str) -> Res<Vec<ApiKey>> {
+pub(crate) async fn api_keys<C: GenericClient + Sync>(
+    c: &C,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Res<Vec<ApiKey>> {
     workspace(c, workspace_id).await?;
-    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, seq");
-    c.query(&sql, &[&workspace_id]).await.ctx("listing API keys")?.iter().map(key_from_row).collect()
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+    c.query(&sql, &[&workspace_id, &after.unwrap_or(""), &i64::from(limit)])
+        .await
+        .ctx("listing API keys")?
+        .iter()
+        .map(key_from_row)
+        .collect()
 }
 
 pub(crate) async fn delete_api_key<C: GenericClient + Sync>(c: &C, id: &str) -> Res<()> {

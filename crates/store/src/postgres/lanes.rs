@@ -136,7 +136,7 @@ pub(crate) async fn acquire_lane<C: GenericClient + Sync>(
         }
     };
     let nos: Vec<i64> = c
-        .query("SELECT no FROM syncs WHERE connection_id = $1 ORDER BY no", &[&connection_id])
+        .query("SELECT no FROM syncs WHERE connection_id = $1 AND deleted_at IS NULL ORDER BY no", &[&connection_id])
         .await
         .ctx("listing a connection's syncs")?
         .iter()

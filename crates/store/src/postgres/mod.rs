@@ -29,7 +29,9 @@
 
 mod announce;
 mod catalog;
+mod figures;
 mod lanes;
+mod purge;
 mod queue;
 mod schema;
 mod submissions;
@@ -44,9 +46,10 @@ use tokio_postgres::error::SqlState;
 
 use crate::crypto::CredentialKey;
 use crate::{
-    ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease,
-    LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError,
-    StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
+    ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
+    GroupFigures, Health, LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState,
+    Purged, QueuedUser, Store, StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError,
+    UserResult, Workspace,
 };
 
 /// Connections each store keeps at most.
@@ -221,8 +224,8 @@ impl Store for PostgresStore {
         read!(self, |c| catalog::workspace(c, id))
     }
 
-    async fn workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        read!(self, |c| catalog::workspaces(c))
+    async fn workspaces(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Workspace>> {
+        read!(self, |c| catalog::workspaces(c, after, limit))
     }
 
     async fn create_connection(&self, new: NewConnection) -> StoreResult<ConnectionRecord> {
@@ -234,8 +237,13 @@ impl Store for PostgresStore {
         read!(self, |c| catalog::connection(c, &self.key, id))
     }
 
-    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<ConnectionRecord>> {
-        read!(self, |c| catalog::connections(c, &self.key, workspace_id))
+    async fn connections(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        read!(self, |c| catalog::connections(c, &self.key, workspace_id, after, limit))
     }
 
     async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<ConnectionRecord> {
@@ -261,8 +269,8 @@ impl Store for PostgresStore {
         read!(self, |c| catalog::sync(c, id))
     }
 
-    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>> {
-        read!(self, |c| catalog::syncs(c, workspace_id))
+    async fn syncs(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<SyncRecord>> {
+        read!(self, |c| catalog::syncs(c, workspace_id, after, limit))
     }
 
     async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
@@ -282,7 +290,12 @@ impl Store for PostgresStore {
     }
 
     async fn delete_sync(&self, id: &str) -> StoreResult<()> {
-        in_tx!(self, |tx| catalog::delete_sync(tx, id))
+        let now = now_ms();
+        in_tx!(self, |tx| purge::mark_deleted(tx, id, now))
+    }
+
+    async fn purge_deleted(&self, max_rows: u32, connection_id: Option<&str>) -> StoreResult<Purged> {
+        in_tx!(self, |tx| purge::purge(tx, max_rows, connection_id))
     }
 
     async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome> {
@@ -359,6 +372,14 @@ impl Store for PostgresStore {
         read!(self, |c| catalog::connection_health(c))
     }
 
+    async fn group_figures(&self, by: GroupBy) -> StoreResult<Vec<GroupFigures>> {
+        read!(self, |c| figures::group_figures(c, by))
+    }
+
+    async fn counts_of(&self, sync_ids: &[String]) -> StoreResult<Vec<(String, Counts)>> {
+        read!(self, |c| figures::counts_of(c, sync_ids))
+    }
+
     async fn counts(&self, sync_id: &str) -> StoreResult<Counts> {
         read!(self, |c| queue::counts(c, sync_id))
     }
@@ -385,8 +406,8 @@ impl Store for PostgresStore {
         read!(self, |c| catalog::api_key_by_hash(c, key_hash))
     }
 
-    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
-        read!(self, |c| catalog::api_keys(c, workspace_id))
+    async fn api_keys(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ApiKey>> {
+        read!(self, |c| catalog::api_keys(c, workspace_id, after, limit))
     }
 
     async fn delete_api_key(&self, id: &str) -> StoreResult<()> {

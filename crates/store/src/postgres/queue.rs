@@ -19,7 +19,7 @@ use tokio_postgres::GenericClient;
 
 use super::catalog::{get, not_found};
 use super::{Ctx, Fail};
-use crate::{Claim, Counts, EnterOutcome, Entry, QueuedUser, UserError, UserOutcome, UserResult};
+use crate::{Claim, Counts, EXPIRE_CHUNK, EnterOutcome, Entry, QueuedUser, UserError, UserOutcome, UserResult};
 
 type Res<T> = Result<T, Fail>;
 
@@ -40,14 +40,18 @@ const CLAIM_DUE: &str = "SELECT id, user_key, payload, entered_at, attempts FROM
 const CLAIM_FILL: &str = "SELECT id, user_key, payload, entered_at, attempts FROM queue \
      WHERE sync_no = $1 AND state = 0 AND not_before = 0 AND due_at > $2 ORDER BY due_at, id LIMIT $3 \
      FOR UPDATE SKIP LOCKED";
-/// Removes pending users past the retry window and records them as errors, oldest first.
-const EXPIRE: &str = "WITH gone AS (DELETE FROM queue WHERE sync_no = $1 AND state = 0 AND entered_at < $2 \
-     RETURNING id, user_key, entered_at) \
+/// Removes pending users past the retry window and records them as errors, oldest first, at
+/// most `$5` (one chunk); rows another claimer holds are skipped, and the `DELETE` re-checks
+/// that each row is still pending.
+const EXPIRE: &str = "WITH doomed AS (SELECT id FROM queue WHERE sync_no = $1 AND state = 0 AND entered_at < $2 \
+     ORDER BY entered_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+     gone AS (DELETE FROM queue q USING doomed d WHERE q.id = d.id AND q.state = 0 \
+     RETURNING q.id, q.user_key, q.entered_at) \
      INSERT INTO errors (sync_no, user_key, reason, at) SELECT $1, user_key, $3, $4 FROM gone \
      ORDER BY entered_at, id";
 /// The earliest due time of a sync's pending users.
 const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = 0 \
-     AND q.sync_no = (SELECT no FROM syncs WHERE id = $1) ORDER BY q.due_at LIMIT 1";
+     AND q.sync_no = (SELECT no FROM syncs WHERE id = $1 AND deleted_at IS NULL) ORDER BY q.due_at LIMIT 1";
 /// The earliest entry time of a sync's users in one state.
 const OLDEST: &str = "SELECT entered_at FROM queue WHERE sync_no = $1 AND state = $2 ORDER BY entered_at LIMIT 1";
 /// In-flight users of a sync back to pending, due now.
@@ -55,10 +59,10 @@ const RECOVER: &str = "UPDATE queue SET state = 0, not_before = $2, due_at = $2 
 /// A sync's newest errors.
 const RECENT_ERRORS: &str = "SELECT user_key, reason, at FROM errors WHERE sync_no = $1 ORDER BY id DESC LIMIT $2";
 
-/// The internal number of a sync, or `NotFound`.
+/// The internal number of a sync, or `NotFound` (also once it is deleted).
 pub(crate) async fn sync_no<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res<i64> {
     let row = c
-        .query_opt("SELECT no FROM syncs WHERE id = $1", &[&sync_id])
+        .query_opt("SELECT no FROM syncs WHERE id = $1 AND deleted_at IS NULL", &[&sync_id])
         .await
         .ctx("looking up a sync")?
         .ok_or_else(|| not_found("sync", sync_id))?;
@@ -142,8 +146,8 @@ pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, c
         // this transaction ends, which orders the claim with a takeover (see `lanes.rs`).
         super::lanes::check_lane(c, no, owner).await?;
     }
-    expire(c, no, claim).await?;
-    if claim.max == 0 {
+    if expire(c, no, claim).await? || claim.max == 0 {
+        // A full chunk of users expired: more may be past their window, for the next claim.
         return Ok(Vec::new());
     }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
@@ -172,18 +176,20 @@ pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, c
     Ok(batch)
 }
 
-/// Pending users whose retry window is over become errored with the claim's reason.
-async fn expire<C: GenericClient + Sync>(c: &C, no: i64, claim: &Claim) -> Res<()> {
+/// Pending users whose retry window is over become errored with the claim's reason, at most
+/// [`EXPIRE_CHUNK`] of them, oldest first. Returns whether the chunk was full.
+async fn expire<C: GenericClient + Sync>(c: &C, no: i64, claim: &Claim) -> Res<bool> {
     let reason = truncate_reason(&claim.expired_reason);
+    let chunk = i64::from(EXPIRE_CHUNK);
     let expired = c
-        .execute(EXPIRE, &[&no, &claim.expire_before_ms, &reason, &claim.now_ms])
+        .execute(EXPIRE, &[&no, &claim.expire_before_ms, &reason, &claim.now_ms, &chunk])
         .await
         .ctx("erroring users past the retry window")? as i64;
     if expired > 0 {
         tracing::info!(sync_no = no, expired, "users errored: retry window over");
         Delta { pending: -expired, errored: expired, ..Delta::default() }.apply(c, no).await?;
     }
-    Ok(())
+    Ok(expired >= chunk)
 }
 
 async fn select_claimable<C: GenericClient + Sync>(
@@ -337,7 +343,7 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
 
 pub(crate) async fn recover_in_flight<C: GenericClient + Sync>(c: &C, now: i64) -> Res<u64> {
     let nos: Vec<i64> = c
-        .query("SELECT no FROM syncs ORDER BY no", &[])
+        .query("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no", &[])
         .await
         .ctx("listing syncs")?
         .iter()
@@ -381,7 +387,7 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
         .query_opt(
             "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
              c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
-             WHERE s.id = $1",
+             WHERE s.id = $1 AND s.deleted_at IS NULL",
             &[&sync_id],
         )
         .await

@@ -171,6 +171,31 @@ const MIGRATIONS: &[&str] = &[
         next_at  BIGINT NOT NULL                 -- ms, database clock
     );
     "#,
+    // 5: bounded costs per call, as SQLite's version 5 (see `sqlite/schema.rs`): listings
+    // paged by id, deleted syncs marked and purged in chunks, their growing counters kept.
+    r#"
+    ALTER TABLE syncs ADD COLUMN deleted_at BIGINT;    -- set: deleted, rows being purged
+    CREATE INDEX syncs_deleted ON syncs(deleted_at, no) WHERE deleted_at IS NOT NULL;
+    CREATE INDEX syncs_workspace_id ON syncs(workspace_id, id);
+    DROP INDEX syncs_workspace;
+    CREATE INDEX connections_workspace_id ON connections(workspace_id, id);
+    DROP INDEX connections_workspace;
+    CREATE INDEX api_keys_workspace_id ON api_keys(workspace_id, id);
+    DROP INDEX api_keys_workspace;
+
+    CREATE TABLE retired_counters (
+        workspace_id  TEXT NOT NULL,
+        destination   TEXT NOT NULL,
+        entered       BIGINT NOT NULL DEFAULT 0,
+        proceeded     BIGINT NOT NULL DEFAULT 0,
+        not_synced    BIGINT NOT NULL DEFAULT 0,
+        synced        BIGINT NOT NULL DEFAULT 0,
+        errored       BIGINT NOT NULL DEFAULT 0,
+        deduplicated  BIGINT NOT NULL DEFAULT 0,
+        retries       BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (workspace_id, destination)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -50,7 +50,7 @@ pub(crate) async fn submissions<C: GenericClient + Sync>(c: &C, sync_ids: &[Stri
     let rows = c
         .query(
             "SELECT s.id, sub.id, sub.users, sub.attempt, sub.submitted_at, sub.check_at \
-             FROM submissions sub JOIN syncs s ON s.no = sub.sync_no WHERE s.id = ANY($1) \
+             FROM submissions sub JOIN syncs s ON s.no = sub.sync_no WHERE s.id = ANY($1) AND s.deleted_at IS NULL \
              ORDER BY sub.submitted_at, s.id, sub.id",
             &[&sync_ids],
         )

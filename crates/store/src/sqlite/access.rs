@@ -44,11 +44,17 @@ pub(crate) fn api_key_by_hash(conn: &Connection, key_hash: &str) -> StoreResult<
         .ok_or_else(|| not_found("api key", "(by hash)"))
 }
 
-pub(crate) fn api_keys(conn: &Connection, workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
+pub(crate) fn api_keys(
+    conn: &Connection,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<ApiKey>> {
     super::catalog::workspace(conn, workspace_id)?;
-    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = ?1 ORDER BY created_at, rowid");
+    let sql = format!("SELECT {KEY_COLUMNS} {}", super::catalog::KEYS_PAGE);
     let mut stmt = conn.prepare_cached(&sql).ctx("listing API keys")?;
-    let rows = stmt.query_map([workspace_id], key_from_row).ctx("listing API keys")?;
+    let rows =
+        stmt.query_map(params![workspace_id, after.unwrap_or(""), limit], key_from_row).ctx("listing API keys")?;
     rows.collect::<Result<_, _>>().ctx("listing API keys")
 }
 

@@ -15,6 +15,19 @@ use crate::{
     StoreError, StoreResult, SyncAction, SyncFigures, SyncRecord, SyncStatus, Workspace,
 };
 
+// Pages of listings: index ranges of `(workspace_id, id)` (or the primary key), in id order
+// (see the plan test below).
+
+/// A page of workspaces, after `?1`, at most `?2`.
+pub(crate) const WORKSPACES_PAGE: &str = "FROM workspaces WHERE id > ?1 ORDER BY id LIMIT ?2";
+/// A page of a workspace's connections.
+pub(crate) const CONNECTIONS_PAGE: &str = "FROM connections WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+/// A page of a workspace's syncs, deleted ones left out.
+pub(crate) const SYNCS_PAGE: &str =
+    "FROM syncs WHERE workspace_id = ?1 AND id > ?2 AND deleted_at IS NULL ORDER BY id LIMIT ?3";
+/// A page of a workspace's API keys.
+pub(crate) const KEYS_PAGE: &str = "FROM api_keys WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+
 // ---- workspaces ----
 
 pub(crate) fn create_workspace(conn: &Connection, name: &str, now: i64) -> StoreResult<Workspace> {
@@ -32,11 +45,10 @@ pub(crate) fn workspace(conn: &Connection, id: &str) -> StoreResult<Workspace> {
         .ok_or_else(|| not_found("workspace", id))
 }
 
-pub(crate) fn workspaces(conn: &Connection) -> StoreResult<Vec<Workspace>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, name, created_at FROM workspaces ORDER BY created_at, rowid")
-        .ctx("listing workspaces")?;
-    let rows = stmt.query_map([], workspace_from_row).ctx("listing workspaces")?;
+pub(crate) fn workspaces(conn: &Connection, after: Option<&str>, limit: u32) -> StoreResult<Vec<Workspace>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT id, name, created_at {WORKSPACES_PAGE}")).ctx("listing workspaces")?;
+    let rows = stmt.query_map(params![after.unwrap_or(""), limit], workspace_from_row).ctx("listing workspaces")?;
     rows.collect::<Result<_, _>>().ctx("listing workspaces")
 }
 
@@ -97,15 +109,14 @@ pub(crate) fn connections(
     conn: &Connection,
     key: &CredentialKey,
     workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
 ) -> StoreResult<Vec<ConnectionRecord>> {
     require_workspace(conn, workspace_id)?;
-    let sql = format!(
-        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = ?1 \
-         ORDER BY created_at, rowid"
-    );
+    let sql = format!("SELECT {CONNECTION_COLUMNS} {CONNECTIONS_PAGE}");
     let mut stmt = conn.prepare_cached(&sql).ctx("listing connections")?;
     let raws = stmt
-        .query_map([workspace_id], RawConnection::from_row)
+        .query_map(params![workspace_id, after.unwrap_or(""), limit], RawConnection::from_row)
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .ctx("listing connections")?;
     raws.into_iter().map(|raw| raw.decrypt(key)).collect()
@@ -150,18 +161,18 @@ pub(crate) fn set_connection_health(
 }
 
 pub(crate) fn delete_connection(conn: &Connection, id: &str) -> StoreResult<()> {
-    let users: Vec<String> = conn
-        .prepare_cached("SELECT id FROM syncs WHERE connection_id = ?1 ORDER BY no LIMIT 6")
-        .and_then(|mut s| s.query_map([id], |row| row.get(0)).and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))
+    // Live syncs first: they are the ones a person must delete.
+    let users: Vec<(String, bool)> = conn
+        .prepare_cached(
+            "SELECT id, deleted_at IS NOT NULL FROM syncs WHERE connection_id = ?1 \
+             ORDER BY deleted_at IS NOT NULL, no LIMIT 6",
+        )
+        .and_then(|mut s| {
+            s.query_map([id], |row| Ok((row.get(0)?, row.get(1)?))).and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        })
         .ctx("checking which syncs use a connection")?;
-    if !users.is_empty() {
-        let mut listed = users.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-        if users.len() > 5 {
-            listed.push_str(", ...");
-        }
-        return Err(StoreError::Conflict(format!(
-            "connection {id} is used by syncs ({listed}): delete those syncs first"
-        )));
+    if let Some(conflict) = crate::deletion::in_use_conflict(id, &users) {
+        return Err(conflict);
     }
     let changed = conn
         .prepare_cached("DELETE FROM connections WHERE id = ?1")
@@ -302,20 +313,20 @@ pub(crate) fn create_sync(conn: &Connection, new: NewSync, now: i64) -> StoreRes
 }
 
 pub(crate) fn sync(conn: &Connection, id: &str) -> StoreResult<SyncRecord> {
-    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = ?1");
+    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = ?1 AND deleted_at IS NULL");
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id], sync_from_row).optional())
         .ctx("reading a sync")?
         .ok_or_else(|| not_found("sync", id))
 }
 
-/// Syncs matching `filter` (a condition on one `?1` parameter, or none).
+/// Syncs matching `filter` (a condition on one `?1` parameter, or none), deleted ones left out.
 fn list_syncs(conn: &Connection, filter: Option<(&str, &str)>) -> StoreResult<Vec<SyncRecord>> {
     let (condition, value) = match filter {
-        Some((column, value)) => (format!("WHERE {column} = ?1"), Some(value)),
+        Some((column, value)) => (format!("AND {column} = ?1"), Some(value)),
         None => (String::new(), None),
     };
-    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs {condition} ORDER BY no");
+    let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE deleted_at IS NULL {condition} ORDER BY no");
     let mut stmt = conn.prepare_cached(&sql).ctx("listing syncs")?;
     let rows = match value {
         Some(value) => stmt.query_map([value], sync_from_row),
@@ -324,9 +335,18 @@ fn list_syncs(conn: &Connection, filter: Option<(&str, &str)>) -> StoreResult<Ve
     rows.and_then(|rows| rows.collect::<Result<Vec<_>, _>>()).ctx("listing syncs")
 }
 
-pub(crate) fn syncs(conn: &Connection, workspace_id: &str) -> StoreResult<Vec<SyncRecord>> {
+pub(crate) fn syncs(
+    conn: &Connection,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<SyncRecord>> {
     require_workspace(conn, workspace_id)?;
-    list_syncs(conn, Some(("workspace_id", workspace_id)))
+    let sql = format!("SELECT {SYNC_COLUMNS} {SYNCS_PAGE}");
+    let mut stmt = conn.prepare_cached(&sql).ctx("listing syncs")?;
+    stmt.query_map(params![workspace_id, after.unwrap_or(""), limit], sync_from_row)
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("listing syncs")
 }
 
 pub(crate) fn syncs_of_connection(conn: &Connection, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
@@ -351,7 +371,7 @@ pub(crate) fn set_sync_status(
     reason: Option<&str>,
 ) -> StoreResult<()> {
     let changed = conn
-        .prepare_cached("UPDATE syncs SET status = ?2, status_reason = ?3 WHERE id = ?1")
+        .prepare_cached("UPDATE syncs SET status = ?2, status_reason = ?3 WHERE id = ?1 AND deleted_at IS NULL")
         .and_then(|mut s| s.execute(params![id, status_text(status), reason]))
         .ctx("setting a sync's status")?;
     if changed == 0 {
@@ -362,28 +382,11 @@ pub(crate) fn set_sync_status(
 
 pub(crate) fn set_audience_id(conn: &Connection, id: &str, audience_id: &str) -> StoreResult<()> {
     let changed = conn
-        .prepare_cached("UPDATE syncs SET audience_id = ?2 WHERE id = ?1")
+        .prepare_cached("UPDATE syncs SET audience_id = ?2 WHERE id = ?1 AND deleted_at IS NULL")
         .and_then(|mut s| s.execute(params![id, audience_id]))
         .ctx("recording a sync's audience id")?;
     if changed == 0 {
         return Err(not_found("sync", id));
-    }
-    Ok(())
-}
-
-/// Deletes a sync with its queue, errors and counters, in the caller's transaction.
-pub(crate) fn delete_sync(conn: &Connection, id: &str) -> StoreResult<()> {
-    let no = super::queue::sync_no(conn, id)?;
-    for (table, column) in [
-        ("queue", "sync_no"),
-        ("errors", "sync_no"),
-        ("submissions", "sync_no"),
-        ("counters", "sync_no"),
-        ("syncs", "no"),
-    ] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE {column} = ?1"))
-            .and_then(|mut s| s.execute([no]))
-            .ctx(&format!("deleting a sync's {table}"))?;
     }
     Ok(())
 }
@@ -398,7 +401,10 @@ const FIGURES: &str = "c.entered, c.proceeded, c.not_synced, c.pending, c.in_fli
 
 pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let columns = SYNC_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    let sql = format!("SELECT {columns}, {FIGURES} FROM syncs s JOIN counters c ON c.sync_no = s.no ORDER BY s.no");
+    let sql = format!(
+        "SELECT {columns}, {FIGURES} FROM syncs s JOIN counters c ON c.sync_no = s.no \
+         WHERE s.deleted_at IS NULL ORDER BY s.no"
+    );
     let mut stmt = conn.prepare_cached(&sql).ctx("reading every sync's figures")?;
     let rows = stmt.query_map([], |row| {
         let n = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
@@ -444,7 +450,7 @@ pub(crate) fn connection_health(conn: &Connection) -> StoreResult<Vec<Connection
     rows.and_then(|rows| rows.collect::<Result<Vec<_>, _>>()).ctx("reading every connection's health")
 }
 
-fn sync_from_row(row: &Row<'_>) -> rusqlite::Result<SyncRecord> {
+pub(crate) fn sync_from_row(row: &Row<'_>) -> rusqlite::Result<SyncRecord> {
     let action: String = row.get(9)?;
     let match_fields: String = row.get(10)?;
     let status: String = row.get(11)?;
@@ -493,4 +499,38 @@ fn status_text(status: SyncStatus) -> &'static str {
 
 pub(crate) fn not_found(kind: &'static str, id: &str) -> StoreError {
     StoreError::NotFound { kind, id: id.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params: Vec<i64> = vec![1; stmt.parameter_count()];
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| row.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join(" | ")
+    }
+
+    #[test]
+    fn pages_are_index_ranges_in_id_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        for (sql, index) in [
+            (format!("SELECT id, name, created_at {WORKSPACES_PAGE}"), "sqlite_autoindex_workspaces_1 (id>?)"),
+            (
+                format!("SELECT {CONNECTION_COLUMNS} {CONNECTIONS_PAGE}"),
+                "connections_workspace_id (workspace_id=? AND id>?)",
+            ),
+            (format!("SELECT {SYNC_COLUMNS} {SYNCS_PAGE}"), "syncs_workspace_id (workspace_id=? AND id>?)"),
+            (
+                format!("SELECT id, workspace_id, name, key_hash, created_at {KEYS_PAGE}"),
+                "api_keys_workspace_id (workspace_id=? AND id>?)",
+            ),
+        ] {
+            let plan = plan(&conn, &sql);
+            assert!(plan.contains(index), "{sql}\n  uses {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\n  sorts: {plan}");
+        }
+    }
 }

@@ -63,7 +63,7 @@ pub(crate) fn acquire_lane(
     };
     set_lease(conn, connection_id, host_id, expires_at)?;
     let nos: Vec<i64> = conn
-        .prepare_cached("SELECT no FROM syncs WHERE connection_id = ?1 ORDER BY no")
+        .prepare_cached("SELECT no FROM syncs WHERE connection_id = ?1 AND deleted_at IS NULL ORDER BY no")
         .and_then(|mut s| s.query_map([connection_id], |row| row.get(0))?.collect())
         .ctx("listing a connection's syncs")?;
     let recovered = super::queue::recover_syncs(conn, &nos, now)?;

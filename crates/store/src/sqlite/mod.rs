@@ -17,8 +17,10 @@
 
 mod access;
 mod catalog;
+mod figures;
 mod folder;
 mod lanes;
+mod purge;
 mod queue;
 mod schema;
 mod submissions;
@@ -35,9 +37,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::crypto::CredentialKey;
 use crate::{
-    ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, Health, LaneLease,
-    LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, QueuedUser, Store, StoreError,
-    StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
+    ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
+    GroupFigures, Health, LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState,
+    Purged, QueuedUser, Store, StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError,
+    UserResult, Workspace,
 };
 
 pub use queue::MAX_REASON_CHARS;
@@ -214,8 +217,9 @@ impl Store for SqliteStore {
         self.read(move |c| catalog::workspace(c, &id)).await
     }
 
-    async fn workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        self.read(catalog::workspaces).await
+    async fn workspaces(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Workspace>> {
+        let after = after.map(str::to_owned);
+        self.read(move |c| catalog::workspaces(c, after.as_deref(), limit)).await
     }
 
     async fn create_connection(&self, new: NewConnection) -> StoreResult<ConnectionRecord> {
@@ -228,9 +232,14 @@ impl Store for SqliteStore {
         self.read(move |c| catalog::connection(c, &key, &id)).await
     }
 
-    async fn connections(&self, workspace_id: &str) -> StoreResult<Vec<ConnectionRecord>> {
-        let (key, id) = (Arc::clone(&self.key), workspace_id.to_owned());
-        self.read(move |c| catalog::connections(c, &key, &id)).await
+    async fn connections(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        let (key, id, after) = (Arc::clone(&self.key), workspace_id.to_owned(), after.map(str::to_owned));
+        self.read(move |c| catalog::connections(c, &key, &id, after.as_deref(), limit)).await
     }
 
     async fn update_credentials(&self, id: &str, credentials: &[u8]) -> StoreResult<ConnectionRecord> {
@@ -258,9 +267,9 @@ impl Store for SqliteStore {
         self.read(move |c| catalog::sync(c, &id)).await
     }
 
-    async fn syncs(&self, workspace_id: &str) -> StoreResult<Vec<SyncRecord>> {
-        let id = workspace_id.to_owned();
-        self.read(move |c| catalog::syncs(c, &id)).await
+    async fn syncs(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<SyncRecord>> {
+        let (id, after) = (workspace_id.to_owned(), after.map(str::to_owned));
+        self.read(move |c| catalog::syncs(c, &id, after.as_deref(), limit)).await
     }
 
     async fn syncs_of_connection(&self, connection_id: &str) -> StoreResult<Vec<SyncRecord>> {
@@ -283,8 +292,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_sync(&self, id: &str) -> StoreResult<()> {
-        let id = id.to_owned();
-        self.write(move |c| catalog::delete_sync(c, &id)).await
+        let (id, now) = (id.to_owned(), now_ms());
+        self.write(move |c| purge::mark_deleted(c, &id, now)).await
+    }
+
+    async fn purge_deleted(&self, max_rows: u32, connection_id: Option<&str>) -> StoreResult<Purged> {
+        let connection_id = connection_id.map(str::to_owned);
+        self.write(move |c| purge::purge(c, max_rows, connection_id.as_deref())).await
     }
 
     async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome> {
@@ -384,6 +398,15 @@ impl Store for SqliteStore {
         self.read(catalog::connection_health).await
     }
 
+    async fn group_figures(&self, by: GroupBy) -> StoreResult<Vec<GroupFigures>> {
+        self.read(move |c| figures::group_figures(c, by)).await
+    }
+
+    async fn counts_of(&self, sync_ids: &[String]) -> StoreResult<Vec<(String, Counts)>> {
+        let ids = sync_ids.to_vec();
+        self.read(move |c| figures::counts_of(c, &ids)).await
+    }
+
     async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
         let (id, reason) = (sync_id.to_owned(), reason.to_owned());
         self.write(move |c| queue::record_sync_error(c, &id, &reason, now_ms())).await
@@ -404,9 +427,9 @@ impl Store for SqliteStore {
         self.read(move |c| access::api_key_by_hash(c, &hash)).await
     }
 
-    async fn api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
-        let id = workspace_id.to_owned();
-        self.read(move |c| access::api_keys(c, &id)).await
+    async fn api_keys(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<ApiKey>> {
+        let (id, after) = (workspace_id.to_owned(), after.map(str::to_owned));
+        self.read(move |c| access::api_keys(c, &id, after.as_deref(), limit)).await
     }
 
     async fn delete_api_key(&self, id: &str) -> StoreResult<()> {
@@ -458,7 +481,7 @@ mod tests {
         assert!(matches!(panicked, Err(StoreError::Database(m)) if m.contains("panicked")));
         let created = created.unwrap();
         assert!(matches!(store.workspace("ws_x").await, Err(StoreError::NotFound { .. })));
-        assert_eq!(store.workspaces().await.unwrap(), vec![created]);
+        assert_eq!(store.workspaces(None, 10).await.unwrap(), vec![created]);
     }
 
     #[tokio::test]

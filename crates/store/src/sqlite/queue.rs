@@ -16,7 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Ctx;
 use super::catalog::not_found;
-use crate::{Claim, Counts, EnterOutcome, Entry, QueuedUser, StoreResult, UserError, UserOutcome, UserResult};
+use crate::{
+    Claim, Counts, EXPIRE_CHUNK, EnterOutcome, Entry, QueuedUser, StoreResult, UserError, UserOutcome, UserResult,
+};
 
 /// Longest error reason kept, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -36,15 +38,12 @@ const CLAIM_DUE: &str = "SELECT rowid, user_key, payload, entered_at, attempts F
 const CLAIM_FILL: &str = "SELECT rowid, user_key, payload, entered_at, attempts FROM queue \
      INDEXED BY queue_fresh WHERE sync_no = ?1 AND state = 0 AND not_before = 0 AND due_at > ?2 \
      ORDER BY due_at, rowid LIMIT ?3";
-/// Records pending users past the retry window as errors.
-const EXPIRE_RECORD: &str = "INSERT INTO errors (sync_no, user_key, reason, at) \
-     SELECT sync_no, user_key, ?3, ?4 FROM queue \
-     WHERE sync_no = ?1 AND state = 0 AND entered_at < ?2 ORDER BY entered_at, rowid";
-/// Removes pending users past the retry window.
-const EXPIRE_DELETE: &str = "DELETE FROM queue WHERE sync_no = ?1 AND state = 0 AND entered_at < ?2";
+/// Pending users past the retry window, oldest first, at most `?3` (one chunk).
+const EXPIRE_SELECT: &str = "SELECT rowid, user_key FROM queue \
+     WHERE sync_no = ?1 AND state = 0 AND entered_at < ?2 ORDER BY entered_at, rowid LIMIT ?3";
 /// The earliest due time of a sync's pending users.
 const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = 0 \
-     AND q.sync_no = (SELECT no FROM syncs WHERE id = ?1) ORDER BY q.due_at LIMIT 1";
+     AND q.sync_no = (SELECT no FROM syncs WHERE id = ?1 AND deleted_at IS NULL) ORDER BY q.due_at LIMIT 1";
 /// The earliest entry time of a sync's users in one state.
 const OLDEST: &str = "SELECT entered_at FROM queue WHERE sync_no = ?1 AND state = ?2 \
      ORDER BY entered_at LIMIT 1";
@@ -53,9 +52,9 @@ const RECOVER: &str = "UPDATE queue SET state = 0, not_before = ?2, due_at = ?2 
 /// A sync's newest errors.
 const RECENT_ERRORS: &str = "SELECT user_key, reason, at FROM errors WHERE sync_no = ?1 ORDER BY id DESC LIMIT ?2";
 
-/// The internal number of a sync, or `NotFound`.
+/// The internal number of a sync, or `NotFound` (also once it is deleted).
 pub(crate) fn sync_no(conn: &Connection, sync_id: &str) -> StoreResult<i64> {
-    conn.prepare_cached("SELECT no FROM syncs WHERE id = ?1")
+    conn.prepare_cached("SELECT no FROM syncs WHERE id = ?1 AND deleted_at IS NULL")
         .and_then(|mut s| s.query_row([sync_id], |row| row.get(0)).optional())
         .ctx("looking up a sync")?
         .ok_or_else(|| not_found("sync", sync_id))
@@ -145,8 +144,8 @@ pub(crate) fn claim_batch(
     if let Some(owner) = &claim.lane_owner {
         super::lanes::check_lane(conn, no, owner, store_now)?;
     }
-    expire(conn, no, claim)?;
-    if claim.max == 0 {
+    if expire(conn, no, claim)? || claim.max == 0 {
+        // A full chunk of users expired: more may be past their window, for the next claim.
         return Ok(Vec::new());
     }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
@@ -175,21 +174,32 @@ pub(crate) fn claim_batch(
     Ok(batch)
 }
 
-/// Pending users whose retry window is over become errored with the claim's reason.
-fn expire(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<()> {
+/// Pending users whose retry window is over become errored with the claim's reason, at most
+/// [`EXPIRE_CHUNK`] of them, oldest first. Returns whether the chunk was full.
+fn expire(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<bool> {
     let reason = truncate_reason(&claim.expired_reason);
-    conn.prepare_cached(EXPIRE_RECORD)
-        .and_then(|mut s| s.execute(params![no, claim.expire_before_ms, reason, claim.now_ms]))
-        .ctx("recording expired users")?;
-    let expired = conn
-        .prepare_cached(EXPIRE_DELETE)
-        .and_then(|mut s| s.execute(params![no, claim.expire_before_ms]))
-        .ctx("removing expired users")? as i64;
-    if expired > 0 {
-        tracing::info!(sync_no = no, expired, "users errored: retry window over");
-        Delta { pending: -expired, errored: expired, ..Delta::default() }.apply(conn, no)?;
+    let rows: Vec<(i64, String)> = conn
+        .prepare_cached(EXPIRE_SELECT)
+        .and_then(|mut s| {
+            s.query_map(params![no, claim.expire_before_ms, EXPIRE_CHUNK], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .ctx("finding expired users")?;
+    if rows.is_empty() {
+        return Ok(false);
     }
-    Ok(())
+    let mut record = conn
+        .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
+        .ctx("recording expired users")?;
+    let mut remove = conn.prepare_cached("DELETE FROM queue WHERE rowid = ?1").ctx("removing expired users")?;
+    for (rowid, key) in &rows {
+        record.execute(params![no, key, reason, claim.now_ms]).ctx("recording an expired user")?;
+        remove.execute([rowid]).ctx("removing an expired user")?;
+    }
+    let expired = rows.len() as i64;
+    tracing::info!(sync_no = no, expired, "users errored: retry window over");
+    Delta { pending: -expired, errored: expired, ..Delta::default() }.apply(conn, no)?;
+    Ok(rows.len() >= EXPIRE_CHUNK as usize)
 }
 
 fn select_claimable(
@@ -316,7 +326,7 @@ pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult],
 
 pub(crate) fn recover_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
     let nos: Vec<i64> = conn
-        .prepare_cached("SELECT no FROM syncs ORDER BY no")
+        .prepare_cached("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no")
         .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
         .ctx("listing syncs")?;
     recover_syncs(conn, &nos, now)
@@ -355,7 +365,7 @@ pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
     conn.prepare_cached(
         "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
          c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
-         WHERE s.id = ?1",
+         WHERE s.id = ?1 AND s.deleted_at IS NULL",
     )
     .and_then(|mut s| {
         s.query_row([sync_id], |row| {
@@ -441,8 +451,7 @@ mod tests {
         for (sql, index) in [
             (CLAIM_DUE, "queue_due"),
             (CLAIM_FILL, "queue_fresh"),
-            (EXPIRE_RECORD, "queue_entered"),
-            (EXPIRE_DELETE, "queue_entered"),
+            (EXPIRE_SELECT, "queue_entered"),
             (NEXT_DUE, "queue_due"),
             (OLDEST, "queue_entered"),
             (RECOVER, "(sync_no=? AND state=?)"),

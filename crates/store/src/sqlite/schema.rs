@@ -22,7 +22,12 @@
 //! - `submissions` (one row per partner request not finished yet) and `queue_submission`
 //!   (only `submitted` users, by request) serve asynchronous outcomes;
 //! - `hosts` and `lane_leases` are small (one row per host, per connection): who is alive,
-//!   and which host holds each connection's delivery lane until when.
+//!   and which host holds each connection's delivery lane until when;
+//! - listings are paged by id: `(workspace_id, id)` indexes on syncs, connections and API
+//!   keys make each page an index range;
+//! - a deleted sync keeps its row (with `deleted_at`) until its queue, errors and
+//!   submissions are purged in chunks; `retired_counters` then keeps its growing counters, per
+//!   workspace and destination, for the metrics' totals.
 
 use rusqlite::Connection;
 
@@ -174,6 +179,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE app_pacing (
         app      TEXT PRIMARY KEY,
         next_at  INTEGER NOT NULL                -- ms, store clock
+    );
+    "#,
+    // 5: bounded costs per call. Listings are paged by id, so each workspace's listing is an
+    // index range (`(workspace_id, id)` replaces the `workspace_id` indexes). A deleted sync
+    // is marked (`deleted_at`) and its rows are purged later, a chunk per transaction
+    // (`syncs_deleted` finds them); when its last row goes, the counters that only grow are
+    // added to `retired_counters`, so the totals per workspace and destination never shrink.
+    r#"
+    ALTER TABLE syncs ADD COLUMN deleted_at INTEGER;   -- set: deleted, rows being purged
+    CREATE INDEX syncs_deleted ON syncs(deleted_at, no) WHERE deleted_at IS NOT NULL;
+    CREATE INDEX syncs_workspace_id ON syncs(workspace_id, id);
+    DROP INDEX syncs_workspace;
+    CREATE INDEX connections_workspace_id ON connections(workspace_id, id);
+    DROP INDEX connections_workspace;
+    CREATE INDEX api_keys_workspace_id ON api_keys(workspace_id, id);
+    DROP INDEX api_keys_workspace;
+
+    CREATE TABLE retired_counters (
+        workspace_id  TEXT NOT NULL,
+        destination   TEXT NOT NULL,
+        entered       INTEGER NOT NULL DEFAULT 0,
+        proceeded     INTEGER NOT NULL DEFAULT 0,
+        not_synced    INTEGER NOT NULL DEFAULT 0,
+        synced        INTEGER NOT NULL DEFAULT 0,
+        errored       INTEGER NOT NULL DEFAULT 0,
+        deduplicated  INTEGER NOT NULL DEFAULT 0,
+        retries       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (workspace_id, destination)
     );
     "#,
 ];

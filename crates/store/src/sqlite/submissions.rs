@@ -50,7 +50,7 @@ pub(crate) fn submissions(conn: &Connection, sync_ids: &[String]) -> StoreResult
     let mut stmt = conn
         .prepare_cached(
             "SELECT s.id, sub.id, sub.users, sub.attempt, sub.submitted_at, sub.check_at \
-             FROM submissions sub JOIN syncs s ON s.no = sub.sync_no WHERE s.id = ?1",
+             FROM submissions sub JOIN syncs s ON s.no = sub.sync_no WHERE s.id = ?1 AND s.deleted_at IS NULL",
         )
         .ctx("preparing to list submissions")?;
     let mut all = Vec::new();

@@ -12,8 +12,10 @@ pub async fn workspaces_are_created_found_and_listed(store: &dyn Store) {
     assert_eq!(a.name, "Acme");
     assert!(a.created_at > 0);
     assert_eq!(store.workspace(&a.id).await.expect("read"), a);
-    let listed = store.workspaces().await.expect("list");
-    assert_eq!(listed, vec![a, b]);
+    let listed = store.workspaces(None, 10).await.expect("list");
+    let mut both = vec![a, b];
+    both.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(listed, both, "by id");
 }
 
 /// Every lookup of something that does not exist is `NotFound` with its kind.
@@ -26,13 +28,13 @@ pub async fn unknown_ids_are_not_found(store: &dyn Store) {
     }
     assert_eq!(kind(store.workspace("ws_nope").await), "workspace");
     assert_eq!(kind(store.connection("conn_nope").await), "connection");
-    assert_eq!(kind(store.connections("ws_nope").await), "workspace");
+    assert_eq!(kind(store.connections("ws_nope", None, 10).await), "workspace");
     assert_eq!(kind(store.update_credentials("conn_nope", b"x").await), "connection");
     assert_eq!(kind(store.set_connection_health("conn_nope", Health::Ok, None).await), "connection");
     assert_eq!(kind(store.delete_connection("conn_nope").await), "connection");
     assert_eq!(kind(store.create_connection(new_connection("ws_nope", b"x")).await), "workspace");
     assert_eq!(kind(store.sync("sync_nope").await), "sync");
-    assert_eq!(kind(store.syncs("ws_nope").await), "workspace");
+    assert_eq!(kind(store.syncs("ws_nope", None, 10).await), "workspace");
     assert_eq!(kind(store.syncs_of_connection("conn_nope").await), "connection");
     assert_eq!(kind(store.set_sync_status("sync_nope", SyncStatus::Paused, None).await), "sync");
     assert_eq!(kind(store.set_audience_id("sync_nope", "aud").await), "sync");
@@ -45,7 +47,7 @@ pub async fn unknown_ids_are_not_found(store: &dyn Store) {
     assert_eq!(kind(store.recent_errors("sync_nope", 10).await), "sync");
     assert_eq!(store.next_due(&["sync_nope".into()]).await.expect("next_due"), None);
     assert_eq!(kind(store.api_key_by_hash("nope").await), "api key");
-    assert_eq!(kind(store.api_keys("ws_nope").await), "workspace");
+    assert_eq!(kind(store.api_keys("ws_nope", None, 10).await), "workspace");
     assert_eq!(kind(store.delete_api_key("key_nope").await), "api key");
     assert_eq!(kind(store.take_oauth_state("nope", T0).await), "oauth state");
     assert_eq!(kind(store.acquire_lane("conn_nope", "host-a", 60_000).await), "connection");
@@ -64,8 +66,8 @@ pub async fn connections_are_created_listed_and_updated(store: &dyn Store) {
     assert_eq!(created.health, Health::Ok);
     assert_eq!(created.last_error, None);
     assert_eq!(store.connection(&created.id).await.expect("read"), created);
-    assert_eq!(store.connections(&ws.id).await.expect("list"), vec![created.clone()]);
-    assert!(store.connections(&other.id).await.expect("list").is_empty());
+    assert_eq!(store.connections(&ws.id, None, 10).await.expect("list"), vec![created.clone()]);
+    assert!(store.connections(&other.id, None, 10).await.expect("list").is_empty());
 
     let updated = store.update_credentials(&created.id, b"token-2").await.expect("update");
     assert_eq!(updated.credentials, b"token-2");
@@ -102,6 +104,7 @@ pub async fn a_connection_used_by_syncs_cannot_be_deleted(store: &dyn Store) {
     }
     assert!(store.connection(&conn.id).await.is_ok());
     store.delete_sync(&sync.id).await.expect("delete sync");
+    super::purge_everything(store).await;
     store.delete_connection(&conn.id).await.expect("delete connection");
 }
 
@@ -119,7 +122,9 @@ pub async fn syncs_are_created_with_zeroed_counters_and_listed(store: &dyn Store
     assert_eq!(store.sync(&sync.id).await.expect("read"), sync);
     assert_eq!(store.counts(&sync.id).await.expect("counts"), Default::default());
     let second = another_sync(store, &ws, &conn).await;
-    assert_eq!(store.syncs(&ws.id).await.expect("list"), vec![sync.clone(), second.clone()]);
+    let mut both = vec![sync.clone(), second.clone()];
+    both.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(store.syncs(&ws.id, None, 10).await.expect("list"), both, "by id");
     assert_eq!(store.syncs_of_connection(&conn.id).await.expect("list"), vec![sync.clone(), second.clone()]);
     let all = store.all_syncs().await.expect("all");
     assert!(all.contains(&sync) && all.contains(&second));
@@ -170,7 +175,8 @@ pub async fn a_sync_needs_a_visible_connection_of_its_destination(store: &dyn St
     assert!(matches!(store.create_sync(wrong_destination).await, Err(StoreError::Conflict(_))));
 }
 
-/// After `delete_sync`, its counters, queue and errors are gone; other syncs keep theirs.
+/// After `delete_sync`, the sync is gone at once for every call, and once purged its
+/// counters, queue and errors are gone too; other syncs keep theirs.
 pub async fn deleting_a_sync_removes_its_queue_counters_and_errors(store: &dyn Store) {
     let (ws, conn, sync) = setup(store).await;
     let kept = another_sync(store, &ws, &conn).await;
@@ -194,6 +200,10 @@ pub async fn deleting_a_sync_removes_its_queue_counters_and_errors(store: &dyn S
     assert_eq!((counts.pending, counts.errored), (4, 1));
     assert_eq!(store.recent_errors(&kept.id, 10).await.expect("errors").len(), 1);
     assert!(!store.all_syncs().await.expect("all").iter().any(|s| s.id == sync.id));
+    super::purge_everything(store).await;
+    let counts = conserved(store, &kept.id).await;
+    assert_eq!((counts.pending, counts.errored), (4, 1), "the purge left the kept sync alone");
+    assert_eq!(store.recent_errors(&kept.id, 10).await.expect("errors").len(), 1);
 }
 
 /// Credentials come back byte for byte, and are not stored in clear.
@@ -221,7 +231,7 @@ pub async fn a_wrong_key_cannot_read_credentials(harness: &dyn Harness) {
     drop(store);
     let store = harness.open(CredentialKey::generate()).await;
     assert!(matches!(store.connection(&conn.id).await, Err(StoreError::Decrypt)));
-    assert!(matches!(store.connections(&ws.id).await, Err(StoreError::Decrypt)));
+    assert!(matches!(store.connections(&ws.id, None, 10).await, Err(StoreError::Decrypt)));
     assert_eq!(store.sync(&sync.id).await.expect("sync").id, sync.id);
     // Re-authorizing with the new key repairs the connection.
     store.update_credentials(&conn.id, b"re-authorized").await.expect("update");

@@ -264,6 +264,7 @@ pub async fn deleting_a_connection_removes_its_lease(store: &dyn Store) {
     assert!(matches!(store.delete_connection(&conn.id).await, Err(StoreError::Conflict(_))));
     assert!(lease_of(store, &conn.id).await.is_some(), "a refused delete removed the lease");
     store.delete_sync(&sync.id).await.expect("delete sync");
+    super::purge_everything(store).await;
     store.delete_connection(&conn.id).await.expect("delete connection");
     let leases = store.lane_leases().await.expect("lane leases");
     assert_eq!(leases.iter().map(|l| l.connection_id.as_str()).collect::<Vec<_>>(), vec![kept.id.as_str()]);

@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test suite: a step that fails is a failed test")]
 
 mod access;
+mod bounded;
 mod catalog;
 mod lanes;
 mod model;
@@ -27,6 +28,7 @@ mod queue;
 mod submissions;
 
 pub use access::*;
+pub use bounded::*;
 pub use catalog::*;
 pub use lanes::*;
 pub use model::{Op, random_operations_keep_the_books};
@@ -107,6 +109,11 @@ macro_rules! store_suite {
             heartbeat_counts_live_hosts_and_forgets_expired_ones,
             deleting_a_connection_removes_its_lease,
             app_slots_are_spaced_by_the_interval,
+            listings_are_paged_by_id_without_gaps_or_repeats,
+            a_deleted_sync_is_gone_at_once_and_purged_in_chunks,
+            a_connection_is_deleted_once_its_deleted_syncs_are_purged,
+            figures_are_summed_per_workspace_and_destination,
+            a_large_expired_backlog_is_errored_in_chunks,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,
@@ -219,6 +226,16 @@ pub async fn conserved(store: &dyn Store, sync_id: &str) -> Counts {
     let counts = store.counts(sync_id).await.expect("counts");
     assert!(counts.conserved(), "counts not conserved: {counts:?}");
     counts
+}
+
+/// Purges every deleted sync, a few rows per call.
+pub async fn purge_everything(store: &dyn Store) {
+    for _ in 0..10_000 {
+        if !store.purge_deleted(7, None).await.expect("purge").more {
+            return;
+        }
+    }
+    panic!("the purge never finished");
 }
 
 /// The keys of claimed users, in claim order.

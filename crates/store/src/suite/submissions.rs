@@ -128,6 +128,8 @@ pub async fn deleting_a_sync_removes_its_submissions(store: &dyn Store) {
     let flying = keys(&store.claim_batch(&sync.id, claim(T0, 2)).await.expect("claim"));
     store.submit(&sync.id, submission("req-1", &flying)).await.expect("submit");
     store.delete_sync(&sync.id).await.expect("delete");
+    assert!(store.submissions(std::slice::from_ref(&sync.id)).await.expect("list").is_empty(), "gone at once");
+    super::purge_everything(store).await;
     assert!(store.submissions(std::slice::from_ref(&sync.id)).await.expect("list").is_empty());
     assert!(store.submission_users(&sync.id, "req-1").await.expect("users").is_empty());
 }

@@ -23,7 +23,7 @@ async fn opening_creates_the_file_in_wal_mode_and_reopening_keeps_it() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     drop(conn);
 
     // Migrations are not run again (they would fail on existing tables) and data stays.
@@ -98,8 +98,9 @@ async fn deleting_a_sync_leaves_no_rows_behind() {
     let errored = UserResult { key: batch[0].key.clone(), outcome: UserOutcome::Errored("refused".into()) };
     store.complete(&sync.id, vec![errored]).await.unwrap();
     store.delete_sync(&sync.id).await.unwrap();
+    while store.purge_deleted(3, None).await.unwrap().more {}
     let conn = raw(&harness);
-    for table in ["queue", "errors", "counters", "syncs"] {
+    for table in ["queue", "errors", "submissions", "counters", "syncs"] {
         let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "{table} still has rows");
     }
@@ -114,7 +115,7 @@ async fn reads_work_without_a_tokio_runtime_too() {
     let read = std::thread::spawn(move || {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
-        let mut fut = std::pin::pin!(store.workspaces());
+        let mut fut = std::pin::pin!(store.workspaces(None, 10));
         loop {
             if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                 return out;
