@@ -30,8 +30,8 @@ fn bench_tenants_sets_up_connections_through_the_api_and_reports_every_figure() 
         "intake_p50_ms",
         "intake_p99_ms",
         "cpu_us_per_delivered_user",
-        "metrics_seconds",
-        "list_syncs_limit_100_seconds",
+        "metrics_ms",
+        "list_syncs_limit_100_ms",
     ] {
         assert!(n(key) >= 0.0, "{key}: {row}");
     }
