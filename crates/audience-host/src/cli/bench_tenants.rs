@@ -237,6 +237,12 @@ async fn run_with(n: usize, args: TenantsArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(args.idle_window / 2).await;
     let idle = idle_cores(&host, args.idle_window).await?;
     let rss_idle = host.rss().context("cannot read the host's memory")?;
+    // Each phase's figures as they come, so that a run stopped half way still says something.
+    eprintln!(
+        "tenants {n}: set up in {setup_seconds:.1} s; idle {idle} cores, {} MiB resident ({} MiB with one connection)",
+        rss_idle >> 20,
+        rss_one >> 20
+    );
 
     // The operator's reads, idle.
     let (metrics_seconds, metrics_status, metrics) = timed_reads(&api, "/metrics", OPERATOR_KEY).await?;
@@ -246,6 +252,13 @@ async fn run_with(n: usize, args: TenantsArgs) -> anyhow::Result<Value> {
     let page: Value = serde_json::from_str(&list).unwrap_or(Value::Null);
     let listed = page["syncs"].as_array().map_or(0, Vec::len);
     let paged = page.get("next_cursor").is_some();
+    eprintln!(
+        "tenants {n}: /metrics {:.1} ms ({} series); GET /v1/syncs?limit=100 {:.1} ms ({listed} syncs, {} bytes)",
+        metrics_seconds * 1000.0,
+        series_count(&metrics),
+        list_seconds * 1000.0,
+        list.len()
+    );
 
     // Intake from several clients, while the host delivers.
     let rounds = MIN_INTAKE_CALLS.div_ceil(n);
@@ -271,6 +284,9 @@ async fn run_with(n: usize, args: TenantsArgs) -> anyhow::Result<Value> {
                 let started = Instant::now();
                 api.enter_emails(&tenants[t].key, &tenants[t].sync, &emails).await?;
                 latencies.push(started.elapsed().as_secs_f64());
+                if (call + 1) % 1_000 == 0 {
+                    eprintln!("tenants {n}: {} of {calls} intake calls", call + 1);
+                }
             }
         });
     }
@@ -287,8 +303,13 @@ async fn run_with(n: usize, args: TenantsArgs) -> anyhow::Result<Value> {
     let mut last_progress = (0, Instant::now());
     let mut synced = 0.0;
     let mut errored = 0.0;
+    let mut reported = Instant::now();
     let settled = loop {
         let members = handle.total_members();
+        if reported.elapsed() > Duration::from_secs(30) {
+            eprintln!("tenants {n}: {members} of {total_users} users at the partner");
+            reported = Instant::now();
+        }
         if members != last_progress.0 {
             last_progress = (members, Instant::now());
         }
