@@ -15,7 +15,9 @@
 //! The figures: the K syncs' delivered users/s as a share of the ceiling (7 requests/s × 1,900
 //! users), the partner's 429s, the sandbox's *violations* (requests that arrived while their
 //! token already had 7 within the preceding 1,000 ms, refused or not: what a strictly
-//! enforcing partner would refuse), and what the API callers got (answers by status, latency).
+//! enforcing partner would refuse), what the API callers got (answers by status with a sample
+//! of each failure, latency; a call unanswered within 60 s counts as status 0), what became of
+//! the new sync, and the connection's health at the end.
 //! The host, the sandbox and the API run in this process (the lab's world, with the API served
 //! on loopback).
 
@@ -35,36 +37,69 @@ const API_CLIENTS: usize = 8;
 /// Users entered into the sync created during the window.
 const NEW_SYNC_USERS: usize = 100;
 
-/// One call an API client made: its status and how long it took.
-type Call = (u16, f64);
+/// How long an API client waits for an answer before counting the call as unanswered.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One call an API client made: its status (0: no answer within [`API_TIMEOUT`]), how long
+/// it took, and the start of its answer.
+type Call = (u16, f64, String);
+
+/// The start of an answer's body, enough to say why a call failed.
+fn excerpt(body: &str) -> String {
+    body.chars().take(300).collect()
+}
 
 /// List the connection's ad accounts until `deadline`, waiting out any `Retry-After`.
-async fn list_accounts(
-    api: ApiClient,
-    key: String,
-    connection: String,
-    deadline: Instant,
-) -> anyhow::Result<Vec<Call>> {
+async fn list_accounts(api: ApiClient, key: String, connection: String, deadline: Instant) -> Vec<Call> {
     let path = format!("/v1/connections/{connection}/accounts");
     let mut calls = Vec::new();
     while Instant::now() < deadline {
         let started = Instant::now();
-        let response = api.send(Method::GET, &path, &key, None).await?;
+        let Ok(response) = api.send(Method::GET, &path, &key, None).await else {
+            calls.push((0, started.elapsed().as_secs_f64(), "no answer".to_string()));
+            continue;
+        };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let _ = response.bytes().await;
-        calls.push((status, started.elapsed().as_secs_f64()));
+        let body = response.text().await.unwrap_or_default();
+        calls.push((status, started.elapsed().as_secs_f64(), excerpt(&body)));
         if status == 429 {
             let wait =
                 Duration::from_secs(retry_after.unwrap_or(1)).min(deadline.saturating_duration_since(Instant::now()));
             tokio::time::sleep(wait).await;
         }
     }
-    Ok(calls)
+    calls
+}
+
+/// What became of the sync created during the window.
+struct NewSync {
+    status: u16,
+    seconds: f64,
+    id: Option<String>,
+    body: String,
+}
+
+/// Create a sync into the new audience `strict-new` through the API, and enter
+/// [`NEW_SYNC_USERS`] users into it so that its list and audience are created.
+async fn create_sync(api: ApiClient, key: String, connection: String, account: String) -> anyhow::Result<NewSync> {
+    let started = Instant::now();
+    let body = json!({"connection_id": connection, "account_id": account,
+                      "audience_name": "strict-new", "action": "add", "match_fields": ["email"]});
+    let answer = api.send(Method::POST, "/v1/syncs", &key, Some(body)).await?;
+    let status = answer.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    let body = answer.text().await.unwrap_or_default();
+    let id = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_string));
+    if let Some(id) = &id {
+        let emails: Vec<String> = (0..NEW_SYNC_USERS).map(|i| format!("strict-new-{i}@example.com")).collect();
+        api.enter_emails(&key, id, &emails).await?;
+    }
+    Ok(NewSync { status, seconds, id, body })
 }
 
 fn round3(x: f64) -> f64 {
@@ -99,7 +134,7 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         tokio::spawn(audience_api::serve(listener, audience_api::router(state), HttpSettings::default(), async {
             let _ = stopped.await;
         }));
-    let api = ApiClient::new(base, Duration::from_secs(60))?;
+    let api = ApiClient::new(base, API_TIMEOUT)?;
     api.wait_ready().await?;
     let created = api
         .call(
@@ -127,31 +162,18 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
     tokio::time::sleep_until((t0 + Duration::from_secs(seconds) / 3).into()).await;
     handle.expire_access_token(&lab.credentials.access_token);
     tokio::time::sleep_until((t0 + Duration::from_secs(seconds) / 2).into()).await;
-    let started = Instant::now();
-    let answer = api
-        .send(
-            Method::POST,
-            "/v1/syncs",
-            &key,
-            Some(json!({"connection_id": lab.connection, "account_id": lab.account.id,
-                        "audience_name": "strict-new", "action": "add", "match_fields": ["email"]})),
-        )
-        .await?;
-    let create_status = answer.status().as_u16();
-    let create_seconds = started.elapsed().as_secs_f64();
-    let new_sync: Value = answer.json().await.unwrap_or(Value::Null);
-    let new_sync = new_sync["id"].as_str().map(str::to_string);
-    if let Some(id) = &new_sync {
-        let emails: Vec<String> = (0..NEW_SYNC_USERS).map(|i| format!("strict-new-{i}@example.com")).collect();
-        api.enter_emails(&key, id, &emails).await?;
-    }
+    // Beside the window, which must not wait for it.
+    let creation = tokio::spawn(create_sync(api.clone(), key.clone(), lab.connection.clone(), lab.account.id.clone()));
     tokio::time::sleep_until(deadline.into()).await;
     let s1 = total_synced(&lab, &ids).await?;
     let elapsed = t0.elapsed();
     let mut calls = Vec::new();
     while let Some(done) = clients.join_next().await {
-        calls.extend(done??);
+        calls.extend(done?);
     }
+    let NewSync { status: create_status, seconds: create_seconds, id: new_sync, body: new_sync_body } =
+        creation.await??;
+    let connection = api.call(Method::GET, &format!("/v1/connections/{}", lab.connection), &key, None).await?;
     let new_synced = match &new_sync {
         Some(id) => lab.engine.counts(id).await?.synced,
         None => 0,
@@ -159,12 +181,16 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
 
     let log = handle.request_log();
     let refreshes = log.iter().filter(|r| r.path == "/v5/oauth/token" && r.status == 200).count();
-    let mut ok: Vec<f64> = calls.iter().filter(|(s, _)| *s == 200).map(|(_, t)| *t).collect();
+    let mut ok: Vec<f64> = calls.iter().filter(|(s, _, _)| *s == 200).map(|(_, t, _)| *t).collect();
     ok.sort_by(f64::total_cmp);
-    let refused = calls.iter().filter(|(s, _)| *s == 429).count();
+    let refused = calls.iter().filter(|(s, _, _)| *s == 429).count();
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
-    for (status, _) in &calls {
+    let mut samples = std::collections::BTreeMap::<String, String>::new();
+    for (status, _, body) in &calls {
         *by_status.entry(status.to_string()).or_default() += 1;
+        if *status != 200 {
+            samples.entry(status.to_string()).or_insert_with(|| body.clone());
+        }
     }
     let rate = (s1 - s0) as f64 / elapsed.as_secs_f64();
     let result = json!({
@@ -185,9 +211,13 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         "api_account_listings_ok": ok.len(),
         "api_account_listings_429": refused,
         "api_account_listings_by_status": by_status,
+        "api_account_listing_failures": samples,
         "api_account_listing_p50_ms": quantile_ms(&ok, 0.5),
         "api_account_listing_p99_ms": quantile_ms(&ok, 0.99),
         "new_sync_status": create_status,
+        "new_sync_answer": if new_sync.is_some() { Value::Null } else { json!(excerpt(&new_sync_body)) },
+        "connection_health_after": connection["health"],
+        "connection_last_error": connection["last_error"],
         "new_sync_create_ms": round3(create_seconds * 1000.0),
         "new_sync_users_synced": new_synced,
         "new_audience_created": handle.find_audience(&lab.account.id, "strict-new").is_some(),
