@@ -6,10 +6,12 @@
 //! |--------------|--------------------------------------------------------------------------|
 //! | `intake`     | durable intake, users/s, in calls of 1,000 and of 10,000 users (SQLite, or PostgreSQL with `--postgres`) |
 //! | `end-to-end` | entry-to-partner users/s with the partner's limits off, against a bare SQLite insert loop of the same rows |
-//! | `rate-limit` | delivered users/s over a window at 7 req/s × 1,900, as a share of 13,300, and 429s |
+//! | `rate-limit` | delivered users/s over a window at 7 req/s × 1,900, as a share of 13,300, 429s and the sandbox's violations of the sliding window; `--syncs K` shares one token between K syncs; `--strict` adds account listing through the API, a token refresh and an audience creation (run by the binary) |
+//! | `fairness`   | one healthy sync beside 6 whose audience look-up fails, on one token: the healthy one's users/s as a share of 13,300, and its share of the requests |
 //! | `latency`    | time from entry to arrival at the partner under low load (p50, p99)      |
 //! | `memory`     | resident memory with millions of users pending                           |
 //! | `hosts`      | delivered users/s with 1, 2, 3 host processes sharing one PostgreSQL database (`--postgres`) |
+//! | `tenants`    | N connections with one sync each in a `serve` process (`--connections N`): idle CPU, memory per connection, intake latency, settle time, CPU per user, `/metrics` and list latency (run by the binary) |
 //! | `kits`       | per destination kit (the Rust template, and `--component NAME=PATH`): component size, load time, `prepare-users` and `add-users` users/s and CPU per user, memory (see [`crate::kits`]) |
 
 use std::collections::HashMap;
@@ -21,8 +23,8 @@ use audience_store::SyncRecord;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::world::{Lab, ScratchDatabase, WorldOptions};
-use audience_engine::{EngineConfig, LimitOverrides, UserInput};
+use crate::world::{Lab, Pinterest, ScratchDatabase, WorldOptions, add_sync_request};
+use audience_engine::{EngineConfig, LimitOverrides, SyncRequest, UserInput};
 
 /// Which benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +47,10 @@ pub enum Scenario {
     /// What a destination costs per kit: component size, load time, intake and delivery
     /// users/s and CPU per user, memory; the Rust template and each `--component`.
     Kits,
+    /// What idle and busy tenants cost a `serve` process: N connections with one sync each.
+    Tenants,
+    /// A healthy sync's share of its token beside syncs whose audience look-up fails.
+    Fairness,
 }
 
 /// Options of `bench`.
@@ -59,7 +65,8 @@ pub struct BenchArgs {
     /// Users to use (each scenario has its own default).
     #[arg(long)]
     pub users: Option<usize>,
-    /// Length of the measured window in seconds (rate-limit, latency).
+    /// Length of the measured window in seconds (rate-limit, latency, fairness; tenants: each
+    /// idle window).
     #[arg(long)]
     pub seconds: Option<u64>,
     /// A PostgreSQL server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`): `intake`
@@ -74,6 +81,25 @@ pub struct BenchArgs {
     /// (`rust=PATH` replaces the template).
     #[arg(long = "component", value_name = "NAME=PATH", value_parser = crate::kits::parse_component)]
     pub components: Vec<(String, std::path::PathBuf)>,
+    /// Syncs sharing the one token of `rate-limit`, each with its own backlog.
+    #[arg(long, default_value_t = 1)]
+    pub syncs: usize,
+    /// `rate-limit`: while the syncs deliver, 8 clients list the connection's ad accounts
+    /// through the HTTP API, the access token expires once (a refresh) and a new sync creates
+    /// its audience; reports the API calls refused with 429 besides the partner's.
+    #[arg(long)]
+    pub strict: bool,
+    /// `tenants`: connections (each with its own token, ad account and one sync); several
+    /// comma-separated values run one after the other (`--connections 1,1000,3000`).
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub connections: Vec<usize>,
+    /// `tenants`: users in each intake call (each sync gets at least one call).
+    #[arg(long, default_value_t = 20)]
+    pub users_per_sync: usize,
+    /// `tenants`: workspaces the connections are spread over (1: one workspace holds them all,
+    /// the largest list of syncs).
+    #[arg(long, default_value_t = 1)]
+    pub workspaces: usize,
 }
 
 /// Run a scenario and print its figures.
@@ -81,7 +107,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let result = match args.scenario {
         Scenario::Intake => intake(args.users.unwrap_or(200_000), args.postgres.as_deref()).await?,
         Scenario::EndToEnd => end_to_end(args.users.unwrap_or(200_000)).await?,
-        Scenario::RateLimit => rate_limit(args.seconds.unwrap_or(30)).await?,
+        Scenario::RateLimit if args.strict => {
+            anyhow::bail!("bench rate-limit --strict serves the HTTP API: run it through the audience-host binary")
+        }
+        Scenario::RateLimit => rate_limit(args.seconds.unwrap_or(30), args.syncs).await?,
+        Scenario::Fairness => fairness(args.seconds.unwrap_or(30)).await?,
         Scenario::Latency => latency(args.seconds.unwrap_or(20)).await?,
         Scenario::Memory => memory(args.users.unwrap_or(10_000_000)).await?,
         Scenario::Kits => {
@@ -93,9 +123,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
             }
             result
         }
-        Scenario::Hosts | Scenario::Containment => {
+        Scenario::Hosts | Scenario::Containment | Scenario::Tenants => {
             anyhow::bail!(
-                "bench hosts and containment run `serve` processes: run them through the audience-host binary"
+                "bench hosts, containment and tenants run `serve` processes: run them through the audience-host binary"
             )
         }
     };
@@ -117,7 +147,8 @@ fn user(prefix: &str, i: usize) -> UserInput {
     UserInput::new(format!("{prefix}{i}")).with("email", format!("{prefix}{i}@example.com"))
 }
 
-async fn enter_all(lab: &Lab, sync: &SyncRecord, prefix: &str, n: usize, call: usize) -> anyhow::Result<Duration> {
+/// Enter `n` users `{prefix}{i}` (by email) into `sync`, `call` per engine call; how long it took.
+pub async fn enter_all(lab: &Lab, sync: &SyncRecord, prefix: &str, n: usize, call: usize) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut i = 0;
     while i < n {
@@ -228,41 +259,178 @@ fn bare_sqlite_loop(path: &std::path::Path, n: usize) -> anyhow::Result<Duration
     Ok(started.elapsed())
 }
 
-/// Delivered users per second at the partner's limits (7 req/s × 1,900).
-async fn rate_limit(seconds: u64) -> anyhow::Result<Value> {
+/// Delivered users per second at the partner's limits (7 req/s × 1,900), by `syncs` syncs
+/// sharing the one token: each gets a backlog that outlasts the window, the window starts once
+/// every sync has delivered its first batch (which creates its audience).
+async fn rate_limit(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
+    anyhow::ensure!(syncs >= 1, "--syncs must be at least 1");
     let dir = tempfile::tempdir()?;
     let lab = Lab::start(dir.path(), WorldOptions::default()).await?;
     let limits = lab.plugin.manifest().limits;
     let ceiling = limits.requests_per_second * f64::from(limits.max_batch_size);
-    let sync = lab.sync("rate-limit").await?;
-    lab.engine.set_paused(&sync.id, true).await?;
     let backlog = (ceiling * (seconds as f64 + 15.0)) as usize;
-    enter_all(&lab, &sync, "rl-", backlog, 10_000).await?;
-    lab.engine.set_paused(&sync.id, false).await?;
-    // Start measuring once the first batch (which also creates the audience) is through.
-    let (t0, s0) = loop {
-        let c = lab.engine.counts(&sync.id).await?;
-        if c.synced > 0 {
-            break (Instant::now(), c.synced);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let s1 = lab.engine.counts(&sync.id).await?.synced;
-    let elapsed = t0.elapsed();
+    let records = backlogged_syncs(&lab, "rate-limit", syncs, backlog).await?;
+    let ids: Vec<String> = records.iter().map(|s| s.id.clone()).collect();
+    let (t0, s0) = all_delivering(&lab, &ids).await?;
     let handle = lab.handle();
+    let violations0 = handle.rate_limit_violations();
+    handle.clear_request_log();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let s1 = total_synced(&lab, &ids).await?;
+    let elapsed = t0.elapsed();
     let rate = (s1 - s0) as f64 / elapsed.as_secs_f64();
-    let token = lab.credentials.access_token.clone();
     let result = json!({
         "scenario": "rate-limit",
+        "syncs": syncs,
         "seconds": elapsed.as_secs_f64(),
         "delivered_users_per_second": rate.round(),
         "ceiling_users_per_second": ceiling,
         "efficiency": (rate / ceiling * 1000.0).round() / 1000.0,
         "target_efficiency": 0.97,
         "responses_429": handle.count_status(429),
-        "max_requests_in_one_second": handle.max_requests_in_window(&token, Duration::from_secs(1)),
+        "rate_limit_violations": handle.rate_limit_violations() - violations0,
+        "max_requests_in_one_second": max_requests_per_token(&handle),
         "max_records_per_request": handle.max_records_per_request(),
+    });
+    lab.stop().await;
+    Ok(result)
+}
+
+/// `n` add-syncs named `{prefix}-{i}` on the lab's connection, each with `backlog / n` users
+/// entered while paused, then all resumed at once.
+pub async fn backlogged_syncs(lab: &Lab, prefix: &str, n: usize, backlog: usize) -> anyhow::Result<Vec<SyncRecord>> {
+    let mut syncs = Vec::new();
+    for i in 0..n {
+        let sync = lab.sync(&format!("{prefix}-{i}")).await?;
+        lab.engine.set_paused(&sync.id, true).await?;
+        enter_all(lab, &sync, &format!("{prefix}{i}-"), backlog.div_ceil(n), 10_000).await?;
+        syncs.push(sync);
+    }
+    for sync in &syncs {
+        lab.engine.set_paused(&sync.id, false).await?;
+    }
+    Ok(syncs)
+}
+
+/// Users synced by these syncs together.
+pub async fn total_synced(lab: &Lab, syncs: &[String]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for sync in syncs {
+        total += lab.engine.counts(sync).await?.synced;
+    }
+    Ok(total)
+}
+
+/// Wait until every one of `syncs` has users synced (its audience exists and it delivers):
+/// then, and what they have synced together.
+pub async fn all_delivering(lab: &Lab, syncs: &[String]) -> anyhow::Result<(Instant, u64)> {
+    let started = Instant::now();
+    loop {
+        let mut total = 0;
+        let mut all = true;
+        for sync in syncs {
+            let synced = lab.engine.counts(sync).await?.synced;
+            all &= synced > 0;
+            total += synced;
+        }
+        if all {
+            return Ok((Instant::now(), total));
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "not every sync delivered within 2 minutes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The most requests any one token made within any second of the request log.
+pub fn max_requests_per_token(handle: &audience_sandbox::SandboxHandle) -> usize {
+    let log = handle.request_log();
+    let tokens: std::collections::BTreeSet<&str> = log.iter().filter_map(|r| r.access_token.as_deref()).collect();
+    tokens.into_iter().map(|t| handle.max_requests_in_window(t, Duration::from_secs(1))).max().unwrap_or(0)
+}
+
+/// Customer lists besides the syncs' own in the fairness scenario's ad account, so that a
+/// look-up by name pages (Pinterest pages of 250).
+const FAIRNESS_OTHER_LISTS: usize = 600;
+/// Syncs whose audience look-up fails in the fairness scenario.
+const FAIRNESS_BROKEN: usize = 6;
+/// Users waiting in each of them.
+const FAIRNESS_BROKEN_USERS: usize = 20_000;
+
+/// One healthy sync beside [`FAIRNESS_BROKEN`] syncs on the same token whose audience look-up
+/// fails: each was created by name, without creating missing audiences, while its customer
+/// list and audience existed; then the advertiser deleted them (as in Ads Manager). Every
+/// delivery attempt of a broken sync looks its audience up by name, paging through the
+/// account's customer lists ([`FAIRNESS_OTHER_LISTS`] besides the syncs' own), and is told
+/// it is gone (404). Measured over `seconds` once the healthy sync delivers: its users/s as a
+/// share of the token's ceiling, and its share of the token's requests.
+async fn fairness(seconds: u64) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let lab = Lab::start(dir.path(), WorldOptions::default()).await?;
+    let limits = lab.plugin.manifest().limits;
+    let ceiling = limits.requests_per_second * f64::from(limits.max_batch_size);
+    let handle = lab.handle();
+    let account = lab.account.id.clone();
+    let email = |s: &str| hex::encode(Sha256::digest(s));
+    for i in 0..FAIRNESS_OTHER_LISTS {
+        handle.create_customer_list(
+            &account,
+            &format!("other-{i}"),
+            audience_sandbox::ListType::Email,
+            &[email(&format!("o{i}"))],
+        );
+    }
+    let mut broken = Vec::new();
+    for i in 0..FAIRNESS_BROKEN {
+        let name = format!("broken-{i}");
+        let list = handle.create_customer_list(&account, &name, audience_sandbox::ListType::Email, &[email(&name)]);
+        handle.create_audience(&account, &name, &list);
+        let request = SyncRequest {
+            create_if_missing: false,
+            ..add_sync_request::<Pinterest>(&lab.workspace, &lab.connection, &account, &name)
+        };
+        let sync = lab.engine.create_sync(request).await?;
+        lab.engine.set_paused(&sync.id, true).await?;
+        anyhow::ensure!(handle.delete_customer_list(&account, &list), "the sandbox lost list {list}");
+        enter_all(&lab, &sync, &format!("{name}-"), FAIRNESS_BROKEN_USERS, 10_000).await?;
+        broken.push(sync);
+    }
+    let healthy = lab.sync("healthy").await?;
+    lab.engine.set_paused(&healthy.id, true).await?;
+    enter_all(&lab, &healthy, "healthy-", (ceiling * (seconds as f64 + 15.0)) as usize, 10_000).await?;
+    for sync in broken.iter().chain([&healthy]) {
+        lab.engine.set_paused(&sync.id, false).await?;
+    }
+    let (t0, s0) = all_delivering(&lab, std::slice::from_ref(&healthy.id)).await?;
+    let list = handle.find_customer_list(&account, "healthy").context("the healthy sync's list was not created")?;
+    let violations0 = handle.rate_limit_violations();
+    handle.clear_request_log();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let s1 = lab.engine.counts(&healthy.id).await?.synced;
+    let elapsed = t0.elapsed();
+    let log = handle.request_log();
+    let healthy_requests = log.iter().filter(|r| r.path.contains(&list)).count();
+    let rate = (s1 - s0) as f64 / elapsed.as_secs_f64();
+    let mut broken_figures = Vec::new();
+    for sync in &broken {
+        let counts = lab.engine.counts(&sync.id).await?;
+        let status = lab.store.sync(&sync.id).await?.status;
+        broken_figures.push(json!({ "status": format!("{status:?}").to_lowercase(), "retries": counts.retries, "errored": counts.errored }));
+    }
+    let result = json!({
+        "scenario": "fairness",
+        "broken_syncs": FAIRNESS_BROKEN,
+        "other_customer_lists": FAIRNESS_OTHER_LISTS,
+        "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "healthy_users_per_second": rate.round(),
+        "ceiling_users_per_second": ceiling,
+        "healthy_share_of_ceiling": (rate / ceiling * 1000.0).round() / 1000.0,
+        "target_share": 0.85,
+        "requests": log.len(),
+        "healthy_requests": healthy_requests,
+        "healthy_share_of_requests": (healthy_requests as f64 / log.len().max(1) as f64 * 1000.0).round() / 1000.0,
+        "responses_429": handle.count_status(429),
+        "rate_limit_violations": handle.rate_limit_violations() - violations0,
+        "broken": broken_figures,
     });
     lab.stop().await;
     Ok(result)

@@ -52,10 +52,31 @@ impl ServeProcess {
     /// The process's peak resident memory so far, in bytes (Linux: `VmHWM`); `None` where the
     /// system does not say.
     pub fn peak_rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
+        proc_status_kib(self.0.id(), "VmHWM:").map(|kib| kib * 1024)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The process's resident memory now, in bytes (Linux: `VmRSS`); `None` where the system
+    /// does not say.
+    pub fn rss(&self) -> Option<u64> {
+        proc_status_kib(self.0.id(), "VmRSS:").map(|kib| kib * 1024)
+    }
+
+    /// CPU time the process has used so far, user and system, all its threads (those that
+    /// ended included), from `/proc/PID/stat`: in steps of 10 ms (Linux reports it in
+    /// `USER_HZ`, 100 a second); `None` where the system does not say.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 1000 / USER_HZ))
     }
 
     /// SIGKILL, and reap.
@@ -77,6 +98,16 @@ impl ServeProcess {
         }
         Ok(())
     }
+}
+
+/// The unit of the CPU times in `/proc/PID/stat` (`USER_HZ`), fixed at 100 a second on Linux.
+const USER_HZ: u64 = 100;
+
+/// A `/proc/PID/status` field given in KiB (`VmRSS:`, `VmHWM:`).
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A free loopback port.
@@ -139,6 +170,23 @@ impl ApiClient {
             bail!("{url}: {status}: {value}");
         }
         Ok(value)
+    }
+
+    /// One call to `path` (query string included) with a bearer key, whatever it answers: for
+    /// callers that look at the status, the headers or the size of the answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method, &url).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.with_context(|| format!("{url} did not answer"))
     }
 
     /// `/metrics`, read with the operator key.
@@ -246,9 +294,51 @@ pub fn metric(text: &str, selector: &str) -> f64 {
         .sum()
 }
 
+/// A metric family's total in Prometheus text, however the host breaks it down: the series
+/// are grouped by the names of their labels (per sync, per workspace, per destination...) and
+/// the smallest group that has series is summed, so a family exported at several levels of
+/// aggregation is counted once. 0 when absent.
+pub fn family_total(text: &str, name: &str) -> f64 {
+    let mut groups: std::collections::BTreeMap<Vec<&str>, (usize, f64)> = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(inner) => match inner.rsplit_once('}') {
+                Some((labels, value)) => (labels, value),
+                None => continue,
+            },
+            None if rest.starts_with(' ') => ("", rest),
+            None => continue,
+        };
+        let Ok(value) = value.trim().parse::<f64>() else { continue };
+        let names: Vec<&str> =
+            labels.split(',').filter_map(|pair| pair.split_once('=').map(|(k, _)| k.trim())).collect();
+        let group = groups.entry(names).or_default();
+        group.0 += 1;
+        group.1 += value;
+    }
+    groups.into_values().min_by_key(|(series, _)| *series).map_or(0.0, |(_, total)| total)
+}
+
+/// The series (sample lines) in Prometheus text.
+pub fn series_count(text: &str) -> usize {
+    text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_family_is_totalled_once_whatever_its_breakdowns() {
+        let per_sync = "# TYPE s counter\ns{destination=\"p\",sync=\"a\"} 3\ns{destination=\"p\",sync=\"b\"} 4\n";
+        assert_eq!(family_total(per_sync, "s"), 7.0);
+        let both = format!("{per_sync}s{{destination=\"p\"}} 7\ns{{workspace=\"w1\"}} 5\ns{{workspace=\"w2\"}} 2\n");
+        assert_eq!(family_total(&both, "s"), 7.0);
+        assert_eq!(family_total("s 9\nsx 1\n", "s"), 9.0);
+        assert_eq!(family_total("other 1\n", "s"), 0.0);
+        assert_eq!(series_count(&both), 5);
+    }
 
     #[test]
     fn metrics_are_read_by_name_or_by_name_and_labels() {

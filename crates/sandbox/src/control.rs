@@ -199,6 +199,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sandbox/summary", get(summary_route))
         .route("/_sandbox/requests", get(requests).delete(clear_requests))
         .route("/_sandbox/spec_violations", get(violations))
+        .route("/_sandbox/rate_limit", get(rate_limit))
         .route("/_sandbox/customer_lists/{id}/members", get(members))
         .route("/_sandbox/faults", get(faults).post(set_faults))
         .route("/_sandbox/tokens", post(issue_tokens))
@@ -216,6 +217,11 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET /_sandbox/requests[?access_token=T]", "the request log"),
     ("DELETE /_sandbox/requests", "empty the request log"),
     ("GET /_sandbox/spec_violations", "every request body that broke the OpenAPI spec"),
+    (
+        "GET /_sandbox/rate_limit[?access_token=T]",
+        "the limit and its violations: requests that arrived while the token already had the limit's worth \
+         within the preceding second, refused ones included",
+    ),
     ("GET /_sandbox/customer_lists/{id}/members", "exactly who is in a customer list"),
     ("GET /_sandbox/faults", "active faults"),
     (
@@ -258,6 +264,20 @@ async fn clear_requests(State(shared): Ctx) -> StatusCode {
 
 async fn violations(State(shared): Ctx) -> Json<Vec<String>> {
     Json(handle(&shared).spec_violations())
+}
+
+async fn rate_limit(State(shared): Ctx, RawQuery(query): RawQuery) -> Json<serde_json::Value> {
+    let query: HashMap<String, String> = parse_query(query.as_deref()).unwrap_or_default();
+    let handle = handle(&shared);
+    let violations = match query.get("access_token") {
+        Some(token) => handle.rate_limit_violations_of(token),
+        None => handle.rate_limit_violations(),
+    };
+    Json(json!({
+        "requests_per_second": shared.config.rate_limit_per_second,
+        "window_ms": crate::gate::WINDOW.as_millis() as u64,
+        "violations": violations,
+    }))
 }
 
 async fn members(State(shared): Ctx, Path(id): Path<String>) -> Response {

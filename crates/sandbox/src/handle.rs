@@ -170,6 +170,26 @@ impl SandboxHandle {
         log::max_records_per_request(&self.shared.lock().log)
     }
 
+    /// Requests that arrived while their token already had the rate limit's worth of requests
+    /// within the preceding 1,000 ms, refused ones included (see
+    /// [`SandboxConfig::rate_limit_per_second`](crate::SandboxConfig)): over every token, since
+    /// the sandbox started. Always 0 without a rate limit. Unlike the 429s, this counts every
+    /// request a correctly paced client would not have sent, whether or not it was refused.
+    pub fn rate_limit_violations(&self) -> u64 {
+        self.shared.lock().limiter.violations()
+    }
+
+    /// [`Self::rate_limit_violations`] of one access token.
+    pub fn rate_limit_violations_of(&self, token: &str) -> u64 {
+        self.shared.lock().limiter.violations_of(token)
+    }
+
+    /// Records in every customer list together: how many users a load test has landed, read
+    /// in one step however many lists there are.
+    pub fn total_members(&self) -> usize {
+        self.shared.lock().lists.values().map(|l| l.members.len()).sum()
+    }
+
     /// How many requests were answered with `status` (0 counts dropped connections).
     pub fn count_status(&self, status: u16) -> usize {
         log::count_status(&self.shared.lock().log, status)

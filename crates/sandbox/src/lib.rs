@@ -12,7 +12,8 @@
 //! - inject faults: 5xx, latency, dropped connections, forced 429s ([`Faults`]);
 //! - revoke or expire tokens and delete lists or audiences behind the client's back;
 //! - read a request log and prove limits were respected
-//!   ([`SandboxHandle::max_requests_in_window`], [`SandboxHandle::max_records_per_request`]);
+//!   ([`SandboxHandle::max_requests_in_window`], [`SandboxHandle::max_records_per_request`],
+//!   and [`SandboxHandle::rate_limit_violations`]: requests sent too early, refused or not);
 //! - prove request bodies match Pinterest's published OpenAPI description
 //!   ([`SandboxHandle::spec_violations`]); the description ships in `spec/`.
 //!

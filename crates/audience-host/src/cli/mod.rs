@@ -4,6 +4,10 @@
 mod bench_containment;
 #[cfg(feature = "lab")]
 mod bench_hosts;
+#[cfg(feature = "lab")]
+mod bench_strict;
+#[cfg(feature = "lab")]
+mod bench_tenants;
 pub mod compile_cache;
 pub mod inspect;
 
@@ -177,8 +181,9 @@ pub async fn plugin_test(
     audience_conformance::cli_run(args, cache.dir()?).await
 }
 
-/// `bench <scenario>`: the in-process scenarios run in the lab; `hosts` and `containment`
-/// start `serve` processes of this binary.
+/// `bench <scenario>`: the in-process scenarios run in the lab; `hosts`, `containment` and
+/// `tenants` start `serve` processes of this binary, and `rate-limit --strict` serves the HTTP
+/// API in this process.
 #[cfg(feature = "lab")]
 pub async fn bench(args: audience_lab::bench::BenchArgs) -> anyhow::Result<serde_json::Value> {
     use audience_lab::bench::Scenario;
@@ -190,6 +195,15 @@ pub async fn bench(args: audience_lab::bench::BenchArgs) -> anyhow::Result<serde
             bench_hosts::run(server, args.max_hosts, args.users.unwrap_or(200_000)).await?
         }
         Scenario::Containment => bench_containment::run(args.users.unwrap_or(60_000)).await?,
+        Scenario::Tenants => {
+            let settings = bench_tenants::TenantsArgs {
+                users_per_sync: args.users_per_sync,
+                workspaces: args.workspaces,
+                idle_window: std::time::Duration::from_secs(args.seconds.unwrap_or(10)),
+            };
+            bench_tenants::run(&args.connections, settings).await?
+        }
+        Scenario::RateLimit if args.strict => bench_strict::run(args.seconds.unwrap_or(60), args.syncs).await?,
         _ => return audience_lab::bench::run(args).await,
     };
     audience_lab::bench::print(&result, args.json)?;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
+mod bench_tenants;
 mod containment;
 mod crash;
 mod demo;

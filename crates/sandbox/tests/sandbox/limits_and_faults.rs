@@ -32,6 +32,33 @@ async fn eighth_request_within_a_second_gets_429_while_another_token_is_unaffect
 }
 
 #[tokio::test]
+async fn requests_beyond_the_limit_count_as_violations_whether_refused_or_not() {
+    let env = start(SandboxConfig { rate_limit_per_second: Some(3), ..SandboxConfig::default() }).await;
+    let other = env.handle.issue_tokens(&["ads:read"]);
+    let started = Instant::now();
+    for _ in 0..5 {
+        send(env.get("/v5/ad_accounts")).await;
+    }
+    send(env.http.get(env.url("/v5/ad_accounts")).bearer_auth(&other.access_token)).await;
+    if started.elapsed() >= Duration::from_millis(900) {
+        // Far too slow a machine to say anything about a one-second window.
+        return;
+    }
+    // Two requests too many: both refused, both violations.
+    assert_eq!(env.handle.count_status(429), 2);
+    assert_eq!(env.handle.rate_limit_violations(), 2);
+    assert_eq!(env.handle.rate_limit_violations_of(&env.tokens.access_token), 2);
+    assert_eq!(env.handle.rate_limit_violations_of(&other.access_token), 0);
+    let (status, body) = send(env.http.get(env.url("/_sandbox/rate_limit"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["violations"], 2);
+    assert_eq!(body["requests_per_second"], 3);
+    assert_eq!(body["window_ms"], 1000);
+    let query = format!("/_sandbox/rate_limit?access_token={}", other.access_token);
+    assert_eq!(send(env.http.get(env.url(&query))).await.1["violations"], 0);
+}
+
+#[tokio::test]
 async fn rate_limited_answer_has_no_retry_after() {
     let env = start(SandboxConfig { rate_limit_per_second: Some(1), ..SandboxConfig::default() }).await;
     send(env.get("/v5/ad_accounts")).await;
