@@ -181,6 +181,10 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
 
     let log = handle.request_log();
     let refreshes = log.iter().filter(|r| r.path == "/v5/oauth/token" && r.status == 200).count();
+    let mut partner_statuses = std::collections::BTreeMap::<String, usize>::new();
+    for record in &log {
+        *partner_statuses.entry(record.status.to_string()).or_default() += 1;
+    }
     let mut ok: Vec<f64> = calls.iter().filter(|(s, _, _)| *s == 200).map(|(_, t, _)| *t).collect();
     ok.sort_by(f64::total_cmp);
     let refused = calls.iter().filter(|(s, _, _)| *s == 429).count();
@@ -206,6 +210,7 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         "rate_limit_violations": handle.rate_limit_violations() - violations0,
         "max_requests_in_one_second": max_requests_per_token(&handle),
         "partner_requests": log.len(),
+        "partner_answers_by_status": partner_statuses,
         "token_refreshes": refreshes,
         "api_account_listings": calls.len(),
         "api_account_listings_ok": ok.len(),
