@@ -166,6 +166,11 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
     let creation = tokio::spawn(create_sync(api.clone(), key.clone(), lab.connection.clone(), lab.account.id.clone()));
     tokio::time::sleep_until(deadline.into()).await;
     let s1 = total_synced(&lab, &ids).await?;
+    // The partner's side of the window, before the API calls still waiting end.
+    let log = handle.request_log();
+    let responses_429 = handle.count_status(429);
+    let violations = handle.rate_limit_violations() - violations0;
+    let max_per_second = max_requests_per_token(&handle);
     let elapsed = t0.elapsed();
     let mut calls = Vec::new();
     while let Some(done) = clients.join_next().await {
@@ -179,8 +184,11 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         None => 0,
     };
 
-    let log = handle.request_log();
     let refreshes = log.iter().filter(|r| r.path == "/v5/oauth/token" && r.status == 200).count();
+    let mut partner_statuses = std::collections::BTreeMap::<String, usize>::new();
+    for record in &log {
+        *partner_statuses.entry(record.status.to_string()).or_default() += 1;
+    }
     let mut ok: Vec<f64> = calls.iter().filter(|(s, _, _)| *s == 200).map(|(_, t, _)| *t).collect();
     ok.sort_by(f64::total_cmp);
     let refused = calls.iter().filter(|(s, _, _)| *s == 429).count();
@@ -202,10 +210,11 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         "ceiling_users_per_second": ceiling,
         "efficiency": round3(rate / ceiling),
         "target_efficiency": 0.97,
-        "responses_429": handle.count_status(429),
-        "rate_limit_violations": handle.rate_limit_violations() - violations0,
-        "max_requests_in_one_second": max_requests_per_token(&handle),
+        "responses_429": responses_429,
+        "rate_limit_violations": violations,
+        "max_requests_in_one_second": max_per_second,
         "partner_requests": log.len(),
+        "partner_answers_by_status": partner_statuses,
         "token_refreshes": refreshes,
         "api_account_listings": calls.len(),
         "api_account_listings_ok": ok.len(),
