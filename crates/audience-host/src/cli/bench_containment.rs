@@ -43,7 +43,10 @@ pub async fn run(users: usize) -> anyhow::Result<Value> {
     Ok(json!({ "scenario": "containment", "pinterest_users": users, "results": rows }))
 }
 
-fn write_config(dir: &Path, port: u16, sandbox: &str, attack: Option<Attack>) -> anyhow::Result<std::path::PathBuf> {
+/// A host on a SQLite file in `dir`, listening on `port`, with the Pinterest plugin pointed at
+/// the sandbox at `sandbox`, its limits as the plugin declares them; everything else as a new
+/// operator leaves it. The secrets come from `BENCH_*` environment variables.
+pub(super) fn pinterest_host(dir: &Path, port: u16, sandbox: &str) -> HostConfig {
     let mut config = HostConfig {
         listen: format!("127.0.0.1:{port}"),
         public_url: format!("http://127.0.0.1:{port}"),
@@ -58,6 +61,11 @@ fn write_config(dir: &Path, port: u16, sandbox: &str, attack: Option<Attack>) ->
         "pinterest".into(),
         PluginSettings::pointed_at(BUILTIN_PINTEREST, sandbox, SandboxHandle::DEFAULT_CLIENT_ID, secret),
     );
+    config
+}
+
+fn write_config(dir: &Path, port: u16, sandbox: &str, attack: Option<Attack>) -> anyhow::Result<std::path::PathBuf> {
+    let mut config = pinterest_host(dir, port, sandbox);
     if let Some(attack) = attack {
         let component = dir.join("test-destination.wasm");
         std::fs::write(&component, audience_plugin_artifacts::TEST_DESTINATION)?;

@@ -35,8 +35,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use audience_host::config::{HostConfig, PluginSettings, SecretSource};
-use audience_host::service::BUILTIN_PINTEREST;
 use audience_lab::process::{ApiClient, ServeProcess, family_total, free_port, series_count};
 use audience_sandbox::{PinterestSandbox, SandboxConfig, SandboxHandle};
 use reqwest::Method;
@@ -88,23 +86,10 @@ pub async fn run(connections: &[usize], args: TenantsArgs) -> anyhow::Result<Val
     }))
 }
 
-/// A host on a SQLite file in `dir` with the Pinterest plugin pointed at the sandbox, its
-/// limits as the plugin declares them; everything else as a new operator leaves it.
+/// The containment bench's host (SQLite, the Pinterest plugin pointed at the sandbox), written
+/// to `dir`.
 fn write_config(dir: &Path, port: u16, sandbox: &str) -> anyhow::Result<PathBuf> {
-    let mut config = HostConfig {
-        listen: format!("127.0.0.1:{port}"),
-        public_url: format!("http://127.0.0.1:{port}"),
-        store: dir.join("host.db").display().to_string(),
-        credentials_key: SecretSource::env("BENCH_CREDENTIALS_KEY"),
-        operator_key: SecretSource::env("BENCH_OPERATOR_KEY"),
-        ..HostConfig::default()
-    };
-    config.runtime.cache_dir = Some(dir.join("cache"));
-    let secret = SecretSource::env("BENCH_PINTEREST_SECRET");
-    config.plugins.insert(
-        "pinterest".into(),
-        PluginSettings::pointed_at(BUILTIN_PINTEREST, sandbox, SandboxHandle::DEFAULT_CLIENT_ID, secret),
-    );
+    let config = super::bench_containment::pinterest_host(dir, port, sandbox);
     let path = dir.join("host.toml");
     config.write(&path)?;
     Ok(path)
