@@ -3,7 +3,7 @@
 //!
 //! Why per connection: partners count requests per token, so the rate limiter, the concurrency
 //! cap and a 429's pause belong to the connection. Syncs sharing a token share its budget fairly
-//! (round-robin), and a pause on one connection never stalls another.
+//! (least recently served first, see below), and a pause on one connection never stalls another.
 //!
 //! The lane holds no users: it claims a batch from the store only when a request slot is
 //! free and no other claimed batch is waiting for the connection's pacing, so a batch is
