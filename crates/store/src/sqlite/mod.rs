@@ -54,8 +54,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Page cache of each read connection, in KiB.
 pub const READER_CACHE_KIB: i64 = 8 * 1024;
-/// Read connections kept open when idle.
-const MAX_IDLE_READERS: usize = 4;
+/// Reads under way at once, each on its own read connection; more wait (without holding a
+/// thread) for one to finish. Every read connection is kept open once made.
+///
+/// Why bounded: a host with thousands of connections may start as many reads at once (lanes
+/// waking together, a burst of intake). Unbounded, each took a blocking thread and, beyond the
+/// connections kept idle, opened a read connection of its own (parsing its settings, preparing
+/// its statements, filling its page cache) only to close it after one read.
+const MAX_READERS: usize = 8;
 
 /// Adds what was being done to a SQLite error, as a [`StoreError::Database`].
 pub(crate) trait Ctx<T> {
@@ -118,7 +124,11 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", true).ctx(&opening)?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
-        let readers = Arc::new(Readers { path: path.clone(), idle: Mutex::new(Vec::new()) });
+        let readers = Arc::new(Readers {
+            path: path.clone(),
+            idle: Mutex::new(Vec::new()),
+            turns: tokio::sync::Semaphore::new(MAX_READERS),
+        });
         // Fail at open, not at the first read, when readers cannot open the file.
         readers.release(readers.acquire()?);
         Ok(SqliteStore { writer: Writer::start(conn)?, readers, key: Arc::new(key), path, _folder: folder })
@@ -143,13 +153,20 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let readers = Arc::clone(&self.readers);
-        let work = move || readers.run(op);
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => runtime
-                .spawn_blocking(work)
-                .await
-                .map_err(|e| StoreError::Database(format!("a read task failed: {e}")))?,
-            Err(_) => work(),
+            Ok(runtime) => {
+                let _turn = self
+                    .readers
+                    .turns
+                    .acquire()
+                    .await
+                    .map_err(|e| StoreError::Database(format!("the store's readers are closed: {e}")))?;
+                runtime
+                    .spawn_blocking(move || readers.run(op))
+                    .await
+                    .map_err(|e| StoreError::Database(format!("a read task failed: {e}")))?
+            }
+            Err(_) => readers.run(op),
         }
     }
 }
@@ -162,10 +179,11 @@ fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.pragma_update(None, "temp_store", "MEMORY")
 }
 
-/// Idle read connections, opened on demand.
+/// Idle read connections, opened on demand, and the turns of the reads (see [`MAX_READERS`]).
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    turns: tokio::sync::Semaphore,
 }
 
 impl Readers {
@@ -186,7 +204,7 @@ impl Readers {
 
     fn release(&self, conn: Connection) {
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < MAX_READERS {
             idle.push(conn);
         }
     }
