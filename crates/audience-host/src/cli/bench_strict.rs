@@ -81,17 +81,34 @@ async fn list_accounts(api: ApiClient, key: String, connection: String, deadline
 struct NewSync {
     status: u16,
     seconds: f64,
+    /// Answers 429 before the last answer (the person tried again after each `Retry-After`).
+    refused: usize,
     id: Option<String>,
     body: String,
 }
 
-/// Create a sync into the new audience `strict-new` through the API, and enter
-/// [`NEW_SYNC_USERS`] users into it so that its list and audience are created.
+/// Create a sync into the new audience `strict-new` through the API, as a person would (trying
+/// again after a 429's `Retry-After`, at most 10 times), and enter [`NEW_SYNC_USERS`] users
+/// into it so that its list and audience are created.
 async fn create_sync(api: ApiClient, key: String, connection: String, account: String) -> anyhow::Result<NewSync> {
     let started = Instant::now();
     let body = json!({"connection_id": connection, "account_id": account,
                       "audience_name": "strict-new", "action": "add", "match_fields": ["email"]});
-    let answer = api.send(Method::POST, "/v1/syncs", &key, Some(body)).await?;
+    let mut refused = 0;
+    let answer = loop {
+        let answer = api.send(Method::POST, "/v1/syncs", &key, Some(body.clone())).await?;
+        if answer.status().as_u16() != 429 || refused == 10 {
+            break answer;
+        }
+        refused += 1;
+        let wait = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    };
     let status = answer.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     let body = answer.text().await.unwrap_or_default();
@@ -100,7 +117,7 @@ async fn create_sync(api: ApiClient, key: String, connection: String, account: S
         let emails: Vec<String> = (0..NEW_SYNC_USERS).map(|i| format!("strict-new-{i}@example.com")).collect();
         api.enter_emails(&key, id, &emails).await?;
     }
-    Ok(NewSync { status, seconds, id, body })
+    Ok(NewSync { status, seconds, refused, id, body })
 }
 
 fn round3(x: f64) -> f64 {
@@ -177,8 +194,13 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
     while let Some(done) = clients.join_next().await {
         calls.extend(done?);
     }
-    let NewSync { status: create_status, seconds: create_seconds, id: new_sync, body: new_sync_body } =
-        creation.await??;
+    let NewSync {
+        status: create_status,
+        seconds: create_seconds,
+        refused: create_refused,
+        id: new_sync,
+        body: new_sync_body,
+    } = creation.await??;
     let connection = api.call(Method::GET, &format!("/v1/connections/{}", lab.connection), &key, None).await?;
     let new_synced = match &new_sync {
         Some(id) => lab.engine.counts(id).await?.synced,
@@ -235,6 +257,7 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         "connection_health_after": connection["health"],
         "connection_last_error": connection["last_error"],
         "new_sync_create_ms": round3(create_seconds * 1000.0),
+        "new_sync_429s_before": create_refused,
         "new_sync_users_synced": new_synced,
         "new_audience_created": handle.find_audience(&lab.account.id, "strict-new").is_some(),
     });
