@@ -113,15 +113,14 @@ impl Delta {
     }
 }
 
-/// Queues a ready user, or queues again a user the ledger holds as synced, errored or not
-/// synced (a fresh entry: new payload, attempts reset, first entry kept). Returns the user's
-/// `entries` when a row was written (1: new to the ledger), nothing when the user is still
-/// being delivered.
+/// Queues a user new to the ledger (the hot path: one insert, as before the ledger).
 const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
-     VALUES (?1, ?2, 0, ?3, ?4, 0, ?5) ON CONFLICT (sync_no, user_key) DO UPDATE SET state = 0, \
-     payload = excluded.payload, first_at = coalesce(first_at, entered_at), entered_at = excluded.entered_at, \
-     not_before = 0, due_at = excluded.due_at, attempts = 0, entries = entries + 1, tried_at = NULL, \
-     done_at = NULL, last_error = NULL, submission = NULL WHERE state >= 3 RETURNING entries";
+     VALUES (?1, ?2, 0, ?3, ?4, 0, ?5) ON CONFLICT (sync_no, user_key) DO NOTHING";
+/// Queues again a user the ledger holds as synced, errored or not synced (a fresh entry: new
+/// payload, attempts reset, first entry kept); a user still being delivered is left alone.
+const ENTER_AGAIN: &str = "UPDATE queue SET state = 0, payload = ?3, first_at = coalesce(first_at, entered_at), \
+     entered_at = ?4, not_before = 0, due_at = ?5, attempts = 0, entries = entries + 1, tried_at = NULL, \
+     done_at = NULL, last_error = NULL, submission = NULL WHERE sync_no = ?1 AND user_key = ?2 AND state >= 3";
 /// A not-synced user new to the ledger (a key it holds keeps its row).
 const ENTER_NOT_SYNCED: &str = "INSERT INTO queue \
      (sync_no, user_key, state, payload, entered_at, not_before, due_at, done_at, last_error) \
@@ -131,15 +130,15 @@ pub(crate) fn enter(conn: &Connection, sync_id: &str, entry: &Entry) -> StoreRes
     let no = sync_no(conn, sync_id)?;
     let due = entry.now_ms.saturating_add(entry.flush_ms);
     let mut insert = conn.prepare_cached(ENTER).ctx("preparing to queue users")?;
+    let mut again = conn.prepare_cached(ENTER_AGAIN).ctx("preparing to queue users")?;
     let (mut queued, mut new_users) = (0u64, 0i64);
     for user in &entry.ready {
-        let entries: Option<i64> = insert
-            .query_row(params![no, user.key, user.payload, entry.now_ms, due], |row| row.get(0))
-            .optional()
-            .ctx("queueing a user")?;
-        if let Some(entries) = entries {
+        let values = params![no, user.key, user.payload, entry.now_ms, due];
+        if insert.execute(values).ctx("queueing a user")? == 1 {
             queued += 1;
-            new_users += i64::from(entries == 1);
+            new_users += 1;
+        } else {
+            queued += again.execute(values).ctx("queueing a user again")? as u64;
         }
     }
     if !entry.not_synced.is_empty() {
