@@ -37,7 +37,8 @@
 //!   answer grows with the tenants. A sync's users (`members.rs`) are paged the same way, by
 //!   state, from the sync's ledger.
 //! - **Logs** carry one span per request with the method and path only: query strings (OAuth
-//!   codes and states) and headers (keys) are never logged, nor are credentials.
+//!   codes and states), headers (keys) and the user key of `/v1/syncs/{id}/users/{key}` are
+//!   never logged, nor are credentials.
 
 mod audiences;
 mod connections;
@@ -266,8 +267,9 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            // The path only: query strings carry OAuth codes and states.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            // The path only: query strings carry OAuth codes and states; a user's key is the
+            // caller's, not logged either.
+            tracing::info_span!("request", method = %request.method(), path = %members::logged_path(request.uri().path()))
         }))
         .with_state(Arc::new(state))
 }

@@ -370,9 +370,30 @@ pub(crate) async fn retry_users(
     Ok(axum::Json(RetryView { retried: done.users, skipped: done.skipped, more: done.more }))
 }
 
+/// `path` as logged: a user's key (`/v1/syncs/{id}/users/{key}`) is the caller's id for a
+/// person, so it is replaced by `{key}`.
+pub(crate) fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "v1", "syncs", id, "users", key, ..] if *key != "retry" && !key.is_empty() => {
+            format!("/v1/syncs/{id}/users/{{key}}").into()
+        }
+        _ => path.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_key_is_not_logged() {
+        assert_eq!(logged_path("/v1/syncs/sync_1/users/crm%2F42"), "/v1/syncs/sync_1/users/{key}");
+        assert_eq!(logged_path("/v1/syncs/sync_1/users/a/b"), "/v1/syncs/sync_1/users/{key}");
+        for kept in ["/v1/syncs/sync_1/users", "/v1/syncs/sync_1/users/retry", "/v1/syncs/sync_1", "/healthz"] {
+            assert_eq!(logged_path(kept), kept);
+        }
+    }
 
     #[test]
     fn a_cursor_is_bound_to_its_state() {
