@@ -115,40 +115,45 @@ pub(crate) async fn search_audiences(
     let cursor = query.cursor.filter(|c| !c.is_empty());
     let with_cursor = cursor.is_some();
     let plugin = state.engine.paced_plugin(&connection.id, &destination);
-    let page = plugin
-        .search_audiences(&destination.config, &credentials, &account, query.query.trim(), cursor)
+    let page = state
+        .engine
+        .with_credentials(&connection.id, connection.credentials_version, credentials, |creds| {
+            let (plugin, destination, account, cursor) = (&plugin, &destination, &account, cursor.clone());
+            let text = query.query.trim();
+            async move { plugin.search_audiences(&destination.config, &creds, account, text, cursor).await }
+        })
         .await
         .map_err(|err| match err {
-        // Not asked at all: deliveries have the connection's budget for now.
-        _ if plugin.paced_out().is_some() => {
-            ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
-        }
-        CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_cursor",
-            format!(
-                "cursor: not one this host gave out ({} refused it: {why}); pass the `next_cursor` of the \
+            // Not asked at all: deliveries have the connection's budget for now.
+            _ if plugin.paced_out().is_some() => {
+                ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
+            }
+            CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                format!(
+                    "cursor: not one this host gave out ({} refused it: {why}); pass the `next_cursor` of the \
                      previous page unchanged, with the same query",
-                connection.destination
+                    connection.destination
+                ),
             ),
-        ),
-        // Without a cursor, the account (a path id) is the caller's part of the request:
-        // a partner refusing it (Pinterest: "not a Pinterest ad account id") is the
-        // caller's to fix, not a partner failure.
-        CallError::Destination(DestinationError::InvalidRequest(why)) => ApiError::field(
-            "account",
-            format!(
-                "{} refused ad account {account:?}: {why}; use an id from the accounts list",
-                connection.destination
+            // Without a cursor, the account (a path id) is the caller's part of the request:
+            // a partner refusing it (Pinterest: "not a Pinterest ad account id") is the
+            // caller's to fix, not a partner failure.
+            CallError::Destination(DestinationError::InvalidRequest(why)) => ApiError::field(
+                "account",
+                format!(
+                    "{} refused ad account {account:?}: {why}; use an id from the accounts list",
+                    connection.destination
+                ),
             ),
-        ),
-        CallError::Destination(DestinationError::NotFound(why)) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{} does not know ad account {account:?} for this connection: {why}", connection.destination),
-        ),
-        other => plugin_call_failed(&connection.destination, other),
-    })?;
+            CallError::Destination(DestinationError::NotFound(why)) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{} does not know ad account {account:?} for this connection: {why}", connection.destination),
+            ),
+            other => plugin_call_failed(&connection.destination, other),
+        })?;
     Ok(axum::Json(AudiencePageView {
         audiences: page.audiences.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,

@@ -706,8 +706,9 @@ pub(crate) async fn delete_connection(
 }
 
 /// What a 429 `rate_limited` answer means, in the OpenAPI document.
-pub(crate) const RATE_LIMITED: &str = "`rate_limited`: the connection's partner budget is in use by deliveries further ahead \
-    than `engine.rate.api_max_wait` (2 s by default); the partner was not asked and nothing changed. Try again after `Retry-After`";
+pub(crate) const RATE_LIMITED: &str = "`rate_limited`: the connection's partner budget is in use further ahead than \
+    `engine.rate.api_max_wait` (2 s by default), by deliveries or by other API calls (which may use \
+    `engine.rate.api_share` of it, a quarter by default); the partner was not asked and nothing changed. Try again after `Retry-After`";
 
 /// One page of the ad accounts this connection can use. The partner is asked at the
 /// connection's pace, shared with delivery: when deliveries hold the budget for more than
@@ -733,24 +734,31 @@ pub(crate) async fn list_accounts(
     let cursor = query.cursor.filter(|c| !c.is_empty());
     let with_cursor = cursor.is_some();
     let plugin = state.engine.paced_plugin(&connection.id, &destination);
-    let page = plugin.list_accounts(&destination.config, &credentials, cursor).await.map_err(|err| match err {
-        // Not asked at all: deliveries have the connection's budget for now.
-        _ if plugin.paced_out().is_some() => {
-            ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
-        }
-        // The cursor is the only thing in this call the caller chose: a partner refusing
-        // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
-        CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_cursor",
-            format!(
-                "cursor: not one this host gave out for this connection ({} refused it: {why}); pass the \
+    let page = state
+        .engine
+        .with_credentials(&connection.id, connection.credentials_version, credentials, |creds| {
+            let (plugin, destination, cursor) = (&plugin, &destination, cursor.clone());
+            async move { plugin.list_accounts(&destination.config, &creds, cursor).await }
+        })
+        .await
+        .map_err(|err| match err {
+            // Not asked at all: deliveries have the connection's budget for now.
+            _ if plugin.paced_out().is_some() => {
+                ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
+            }
+            // The cursor is the only thing in this call the caller chose: a partner refusing
+            // the request when one is given refuses the cursor (Pinterest: "Invalid bookmark").
+            CallError::Destination(DestinationError::InvalidRequest(why)) if with_cursor => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                format!(
+                    "cursor: not one this host gave out for this connection ({} refused it: {why}); pass the \
                      `next_cursor` of the previous page unchanged, or leave `cursor` out for the first page",
-                connection.destination
+                    connection.destination
+                ),
             ),
-        ),
-        other => plugin_call_failed(&connection.destination, other),
-    })?;
+            other => plugin_call_failed(&connection.destination, other),
+        })?;
     Ok(axum::Json(AccountPageView {
         accounts: page
             .accounts

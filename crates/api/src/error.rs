@@ -148,8 +148,9 @@ impl ApiError {
     }
 
     /// 429 `rate_limited`, answered with `Retry-After: <wait in seconds, rounded up>`: the
-    /// connection's partner budget is in use by deliveries further ahead than
-    /// `engine.rate.api_max_wait`, and the call was not made.
+    /// connection's partner budget is in use (by deliveries, or by other calls made for the
+    /// API up to `engine.rate.api_share` of it) further ahead than `engine.rate.api_max_wait`,
+    /// and the call was not made.
     pub fn rate_limited(message: impl Into<String>, wait: Duration) -> Self {
         let retry_after = Some(retry_after_secs(wait));
         Self { retry_after, ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
@@ -160,8 +161,8 @@ impl ApiError {
     pub(crate) fn paced_out(destination: &str, connection: &str, wait: Duration) -> Self {
         Self::rate_limited(
             format!(
-                "{destination}'s request budget for connection {connection} is in use by deliveries for the next {} ms; \
-                 {destination} was not asked and nothing was changed, try again in {} s",
+                "{destination}'s request budget for connection {connection} is in use (by deliveries or other API calls) \
+                 for the next {} ms; {destination} was not asked and nothing was changed, try again in {} s",
                 wait.as_millis(),
                 retry_after_secs(wait)
             ),

@@ -478,12 +478,11 @@ pub(crate) async fn list_syncs(
     let (syncs, next_cursor) = page.cut(found, |s| s.id.as_str());
     let ids: Vec<String> = syncs.iter().map(|s| s.id.clone()).collect();
     let mut counts: HashMap<String, Counts> = store.counts_of(&ids).await?.into_iter().collect();
-    let mut health = HashMap::new();
-    for sync in &syncs {
-        if !health.contains_key(&sync.connection_id) {
-            health.insert(sync.connection_id.clone(), connection_health(&state, &sync.connection_id).await?);
-        }
-    }
+    let mut connection_ids: Vec<String> = syncs.iter().map(|s| s.connection_id.clone()).collect();
+    connection_ids.sort_unstable();
+    connection_ids.dedup();
+    let health: HashMap<String, Option<super::connections::HealthView>> =
+        store.connections_by_id(&connection_ids).await?.into_iter().map(|c| (c.id, Some(c.health.into()))).collect();
     let views = syncs
         .into_iter()
         // A sync deleted between the two reads has no counts: left out, as it would be a moment later.

@@ -73,6 +73,13 @@ pub struct RetryPolicy {
     /// A user not delivered this long after entering is errored. Default 13 h.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// A sync the partner says is gone (its audience or ad account deleted: the sync shows
+    /// `broken`) is tried again no sooner than this after each failure, whatever the backoff:
+    /// such a sync heals when a person acts, not within seconds, and each try spends the
+    /// token's requests (a look-up by name pages through the account's audiences) that the
+    /// connection's other syncs could use. Default 1 min.
+    #[serde(with = "humantime_serde")]
+    pub broken_probe_every: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -81,6 +88,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
             window: Duration::from_secs(13 * 3600),
+            broken_probe_every: Duration::from_secs(60),
         }
     }
 }
@@ -116,11 +124,41 @@ pub struct RateConfig {
     /// `Retry-After`. Default 2 s.
     #[serde(with = "humantime_serde")]
     pub api_max_wait: Duration,
+    /// The most of a connection's rate the calls made for the API may use while the connection
+    /// delivers, from 0 (exclusive) to 1: they are then paced by a second limiter at this share
+    /// of the rate as well as by the connection's, so that people listing accounts or searching
+    /// audiences (say from a UI that many people use at once) never leave the deliveries less
+    /// than the rest. An idle connection's whole rate is the API's. A call whose turn under
+    /// either is beyond `api_max_wait` answers 429. Default 0.25: at Pinterest's 7
+    /// requests/s, 1.75 for the API and at least 5.25 for delivery.
+    pub api_share: f64,
 }
 
 impl Default for RateConfig {
     fn default() -> Self {
-        Self { guard: 0.02, default_pause: Duration::from_secs(1), api_max_wait: Duration::from_secs(2) }
+        Self {
+            guard: 0.02,
+            default_pause: Duration::from_secs(1),
+            api_max_wait: Duration::from_secs(2),
+            api_share: 0.25,
+        }
+    }
+}
+
+impl RateConfig {
+    /// What is wrong with these settings, if anything.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.api_share > 0.0 && self.api_share <= 1.0) {
+            problems.push(format!(
+                "api_share = {}: give a share of the connection's rate above 0 and at most 1 (0.25 by default)",
+                self.api_share
+            ));
+        }
+        if !(self.guard.is_finite() && (0.0..1.0).contains(&self.guard)) {
+            problems.push(format!("guard = {}: give a share from 0 to below 1 (0.02 by default)", self.guard));
+        }
+        problems
     }
 }
 

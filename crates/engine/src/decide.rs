@@ -498,20 +498,26 @@ pub(crate) fn delivery_failed(outcomes: &[UserOutcome], submitted: usize) -> Opt
 
 /// The sync's probe schedule after a delivery at `now_ms` (`failed` from
 /// [`delivery_failed`]): cleared by one that worked, pushed back by the backoff for one more
-/// failure in a row (with `random_unit` as the jitter) by one that failed.
+/// failure in a row (with `random_unit` as the jitter) by one that failed, and by at least
+/// `policy.broken_probe_every` for a sync the partner says is gone (`broken`).
 pub(crate) fn probe_after(
     before: Option<Probe>,
     failed: Option<bool>,
     now_ms: i64,
     policy: &RetryPolicy,
     random_unit: f64,
+    broken: bool,
 ) -> Option<Probe> {
     match failed {
         None => before,
         Some(false) => None,
         Some(true) => {
             let failures = before.map_or(0, |p| p.failures).saturating_add(1);
-            Some(Probe { failures, next_at: now_ms.saturating_add(millis(policy.backoff(failures, random_unit))) })
+            let mut wait = policy.backoff(failures, random_unit);
+            if broken {
+                wait = wait.max(policy.broken_probe_every);
+            }
+            Some(Probe { failures, next_at: now_ms.saturating_add(millis(wait)) })
         }
     }
 }
@@ -529,6 +535,13 @@ pub(crate) fn next_probe(
         .filter(|p| p.holds_at(now_ms))
         .map(|p| p.next_at)
         .min()
+}
+
+/// The deliveries a destination's lanes may have under way at once on a host, for a plugin
+/// that may hold `share` instances: three quarters of them, so that intake and the API's calls
+/// always find one (see `Shared::delivery_slots_for`); all of a share below 4, at least 1.
+pub(crate) fn delivery_slots(share: usize) -> usize {
+    (share - share / 4).max(1)
 }
 
 /// Whether the lane must not send: the credentials need a person (or are missing), or no

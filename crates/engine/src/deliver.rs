@@ -60,7 +60,9 @@ impl Lane {
         self.note_probe(&sync, decide::delivery_failed(&outcomes, submitted));
         self.with_state(|s| s.resolving.remove(&sync.id));
         self.release(&sync.id);
-        self.wake();
+        // The lane's record already holds what the delivery changed (a status, an audience,
+        // credentials): look for the next batch without reading the connection again.
+        self.look_again();
     }
 
     /// Hold a sync whose every request failed until its next probe; free one that worked.
@@ -69,7 +71,8 @@ impl Lane {
         let retry = &self.shared.config.retry;
         let probe = self.with_state(|s| {
             let before = s.probes.get(&sync.id).copied();
-            let after = decide::probe_after(before, failed, now, retry, rand::random::<f64>());
+            let broken = s.syncs.iter().any(|x| x.id == sync.id && x.status == SyncStatus::Broken);
+            let after = decide::probe_after(before, failed, now, retry, rand::random::<f64>(), broken);
             match after {
                 Some(probe) => s.probes.insert(sync.id.clone(), probe),
                 None => s.probes.remove(&sync.id),
@@ -430,6 +433,19 @@ impl Lane {
                 local.status = SyncStatus::Broken;
             }
         });
+    }
+
+    /// A call made for the API met a 401 on credentials version `failed_version`: refresh
+    /// them as after a delivery's 401, first reading the connection again if the lane's
+    /// record is older than the credentials the call used (see [`super::unauthorized`]).
+    pub(super) async fn refresh_after_api_unauthorized(&self, failed_version: i64, why: &str) {
+        if self.with_state(|s| s.creds_version) != failed_version {
+            self.wake();
+            if self.reload_if_stale().await.is_err() {
+                return;
+            }
+        }
+        self.refresh_or_park(failed_version, why).await;
     }
 
     /// After a 401: refresh the token once; if that is not possible or does not help, the

@@ -139,6 +139,7 @@ impl Destination {
             config: self.config.clone(),
             limits: self.limits,
             calls: Arc::new(self.plugin.clone()),
+            deliveries: None,
         }
     }
 }
@@ -245,6 +246,9 @@ pub(crate) struct LaneDestination {
     pub(crate) limits: Limits,
     /// The calls.
     pub(crate) calls: Arc<dyn DestinationCalls>,
+    /// The deliveries of all of this destination's lanes on this host at once (see
+    /// [`crate::Shared::delivery_slots_for`]); `None`: no bound but each lane's own.
+    pub(crate) deliveries: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// The destinations by name.

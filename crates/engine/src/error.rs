@@ -60,12 +60,13 @@ pub enum EngineError {
     /// The partner could not be asked (down, throttling); nothing was stored. Try again.
     #[error("{0}")]
     Unavailable(String),
-    /// The connection's partner budget is in use by deliveries further ahead than
+    /// The connection's partner budget is in use (by deliveries, or by other calls made for
+    /// the API: they may use `engine.rate.api_share` of it) further ahead than
     /// `engine.rate.api_max_wait`: nothing was sent to the partner and nothing stored. Try
     /// again after `retry_after`.
     #[error(
-        "{destination}'s request budget for this connection is in use by deliveries for the next {} ms; \
-         nothing was sent or stored, try again in {} s",
+        "{destination}'s request budget for this connection is in use (by deliveries or other API calls) for the \
+         next {} ms; nothing was sent or stored, try again in {} s",
         retry_after.as_millis(),
         retry_after_secs(*retry_after)
     )]

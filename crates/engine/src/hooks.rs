@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::app_pacing::AppPacer;
 use super::decide;
-use super::limiter::RateLimiter;
+use super::limiter::{RateLimiter, Slot};
 use super::metrics::Metrics;
 use audience_runtime::http_types::HttpError;
 use audience_runtime::types::Limits;
@@ -36,6 +36,12 @@ tokio::task_local! {
 /// lane's lease ran out, and measures them.
 pub(crate) struct LaneHooks {
     pub(crate) limiter: Arc<RateLimiter>,
+    /// The share of the connection's rate the calls made for the API may use
+    /// (`engine.rate.api_share`); `None` where only such calls use the limiter (an OAuth
+    /// exchange for a connection not made yet). It applies while the connection delivers.
+    pub(crate) api_share: Option<Arc<RateLimiter>>,
+    /// The deliveries going through these hooks (whether the connection is delivering).
+    pub(crate) deliveries: Mutex<Deliveries>,
     /// The destination's application-wide pacing, when its limits declare one.
     pub(crate) app: Option<Arc<AppPacer>>,
     pub(crate) lease_until: Arc<Mutex<Option<Instant>>>,
@@ -48,32 +54,82 @@ pub(crate) struct LaneHooks {
 
 impl LaneHooks {
     /// The connection's slot for this request: waited for, or — for a call made for the API —
-    /// only when it comes within the call's bound (else the call hears when to try again).
-    async fn slot(&self) -> Result<super::limiter::Slot, String> {
+    /// only when it comes within the call's bound, under the connection's limiter and under
+    /// the API's share of it (else the call hears when to try again). Answers the slot, and
+    /// the API share's slot for a call made for the API.
+    async fn slot(&self) -> Result<(Slot, Option<Slot>), String> {
         let Ok(call) = API_CALL.try_with(Arc::clone) else {
-            return Ok(self.limiter.take_slot().await);
+            self.deliveries.lock().waiting += 1;
+            let slot = self.limiter.take_slot().await;
+            let mut deliveries = self.deliveries.lock();
+            deliveries.waiting -= 1;
+            deliveries.last = Some(Instant::now());
+            return Ok((slot, None));
         };
-        // The application's turn is looked at first, without taking it: a call that would wait
-        // for it takes nothing of the connection's either. (Across hosts the application's
-        // slots are in the store and cannot be looked at; they are waited for.)
-        let app_wait = self.app.as_ref().map_or(Duration::ZERO, |app| app.wait_hint());
-        let taken =
-            if app_wait > call.max_wait { Err(app_wait) } else { self.limiter.take_slot_within(call.max_wait).await };
-        taken.map_err(|wait| {
+        let refuse = |wait: Duration, whose: &str| {
             call.refuse(wait);
             self.metrics.api_paced_out(&self.destination);
-            format!(
-                "not sent: the connection's partner budget is in use by deliveries for the next {} ms",
-                wait.as_millis()
-            )
-        })
+            format!("not sent: {whose} is in use for the next {} ms", wait.as_millis())
+        };
+        // Every turn is looked at first, without taking it: a call that would wait for one
+        // takes nothing of the others. (Across hosts the application's slots are in the store
+        // and cannot be looked at; they are waited for.)
+        let app_wait = self.app.as_ref().map_or(Duration::ZERO, |app| app.wait_hint());
+        if app_wait > call.max_wait {
+            return Err(refuse(app_wait, "the application's partner budget"));
+        }
+        // The API's share applies while the connection delivers: an idle connection's rate is
+        // all the API's (a partner at one request a second would otherwise take four seconds
+        // per call).
+        let api_share = self.api_share.as_ref().filter(|_| self.delivering());
+        let share_wait = api_share.map_or(Duration::ZERO, |share| share.wait_time());
+        if share_wait > call.max_wait {
+            return Err(refuse(share_wait, API_SHARE_IN_USE));
+        }
+        let started = Instant::now();
+        let share = match api_share {
+            Some(share) => {
+                Some(share.take_slot_within(call.max_wait).await.map_err(|wait| refuse(wait, API_SHARE_IN_USE))?)
+            }
+            None => None,
+        };
+        let left = call.max_wait.saturating_sub(started.elapsed());
+        let slot = self.limiter.take_slot_within(left).await.map_err(|wait| refuse(wait, DELIVERIES_IN_USE))?;
+        Ok((slot, share))
+    }
+
+    /// Whether the connection is delivering: a delivery waits for its slot, or one took a
+    /// slot within the last [`DELIVERING_FOR`] (a lane keeps one batch waiting at most, so
+    /// between two requests of a backlog none may be waiting for a moment).
+    fn delivering(&self) -> bool {
+        let deliveries = self.deliveries.lock();
+        deliveries.waiting > 0
+            || deliveries.last.is_some_and(|last| last.elapsed() < DELIVERING_FOR.max(self.limiter.interval() * 2))
     }
 }
+
+/// How long after a delivery took its slot the connection counts as delivering (at least two
+/// intervals of its rate).
+const DELIVERING_FOR: Duration = Duration::from_secs(1);
+
+/// The deliveries going through a connection's hooks, for [`LaneHooks::delivering`].
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    /// Delivery requests waiting for their slot.
+    waiting: usize,
+    /// When the last one took its slot.
+    last: Option<Instant>,
+}
+
+/// Why a call made for the API was not sent: deliveries hold the connection's next turns.
+const DELIVERIES_IN_USE: &str = "the connection's partner budget (deliveries)";
+/// Why a call made for the API was not sent: other calls made for the API hold its share.
+const API_SHARE_IN_USE: &str = "the API calls' share of the connection's partner budget (engine.rate.api_share)";
 
 impl RequestHooks for LaneHooks {
     fn before_send(&self) -> BoxFuture<'_, Result<Departure, String>> {
         Box::pin(async move {
-            let slot = self.slot().await?;
+            let (slot, share) = self.slot().await?;
             if let Some(app) = &self.app {
                 app.acquire().await?;
             }
@@ -88,6 +144,9 @@ impl RequestHooks for LaneHooks {
             Ok(Departure::new(move |departed| {
                 if let Some(at) = departed {
                     metrics.send_delay(&destination, slot.departed(at));
+                    if let Some(share) = share {
+                        share.departed(at);
+                    }
                 }
             }))
         })
@@ -226,6 +285,8 @@ pub(crate) fn api_hooks(
     let inner = lane.unwrap_or_else(|| {
         Arc::new(LaneHooks {
             limiter: shared.limiter_for(connection_id, limits.requests_per_second),
+            api_share: Some(shared.api_share_for(connection_id, limits.requests_per_second)),
+            deliveries: Mutex::default(),
             app: shared.app_pacer_for(destination, &limits),
             lease_until: Arc::new(Mutex::new(None)),
             metrics: shared.metrics.clone(),
@@ -250,6 +311,8 @@ pub(crate) fn oauth_hooks(
     let key = format!("oauth-exchange:{destination}");
     let inner = Arc::new(LaneHooks {
         limiter: shared.limiter_for(&key, limits.requests_per_second),
+        api_share: None,
+        deliveries: Mutex::default(),
         app: None,
         lease_until: Arc::new(Mutex::new(None)),
         metrics: shared.metrics.clone(),
@@ -269,6 +332,8 @@ mod tests {
         let limiter = Arc::new(RateLimiter::new(rps, 0.0));
         let hooks = LaneHooks {
             limiter: limiter.clone(),
+            api_share: None,
+            deliveries: Mutex::default(),
             app: None,
             lease_until: Arc::new(Mutex::new(None)),
             metrics: Metrics::new(),
@@ -293,7 +358,7 @@ mod tests {
         let call = ApiCall::new(Duration::from_millis(200));
         let api = ApiHooks { inner: inner.clone(), call: call.clone() };
         let why = api.before_send().await.unwrap_err();
-        assert!(why.contains("in use by deliveries for the next 500 ms"), "{why}");
+        assert!(why.contains("budget (deliveries) is in use for the next 500 ms"), "{why}");
         assert_eq!(call.paced_out(), Some(Duration::from_millis(500)));
         assert_eq!(start.elapsed(), Duration::from_millis(1500), "answered at once");
         // No slot taken: the next delivery goes at 2 s, as it would have.
@@ -307,6 +372,58 @@ mod tests {
         assert_eq!((start.elapsed(), call.paced_out()), (Duration::from_millis(2500), None));
         let text = metrics.render();
         assert!(text.contains("audience_api_paced_out_total{destination=\"pinterest\"} 1"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_made_for_the_api_use_at_most_their_share_and_deliveries_get_the_rest() {
+        let (_, mut hooks) = hooks(4.0);
+        hooks.api_share = Some(Arc::new(RateLimiter::new(1.0, 0.0)));
+        let inner: Arc<dyn RequestHooks> = Arc::new(hooks);
+        let end = Instant::now() + Duration::from_secs(30);
+        // Eight people listing accounts as fast as the API lets them, honouring its waits.
+        let mut people = Vec::new();
+        for _ in 0..8 {
+            let inner = inner.clone();
+            people.push(tokio::spawn(async move {
+                let mut sent = 0;
+                while Instant::now() < end {
+                    let call = ApiCall::new(Duration::from_secs(2));
+                    let api = ApiHooks { inner: inner.clone(), call: call.clone() };
+                    match api.before_send().await {
+                        Ok(departure) => {
+                            departure.departed(Instant::now());
+                            sent += 1;
+                        }
+                        Err(_) => tokio::time::sleep(call.paced_out().unwrap_or_default()).await,
+                    }
+                }
+                sent
+            }));
+        }
+        // A lane delivering a backlog meanwhile.
+        let mut delivered = 0;
+        while Instant::now() < end {
+            inner.before_send().await.unwrap().departed(Instant::now());
+            delivered += 1;
+        }
+        let mut api = 0;
+        for person in people {
+            api += person.await.unwrap();
+        }
+        // 4 requests a second over 30 s while delivering: at most a quarter (1/s) for the API,
+        // the rest delivered,
+        // and the token's budget used.
+        assert!((10..=31).contains(&api), "API calls sent: {api}");
+        assert!(delivered >= 85, "deliveries: {delivered} (API: {api})");
+        assert!((110..=123).contains(&(api + delivered)), "{api} + {delivered} over 30 s at 4/s");
+        // Once the connection is idle, its whole rate is the API's: 4 calls in a second.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let start = Instant::now();
+        for _ in 0..4 {
+            let api = ApiHooks { inner: inner.clone(), call: ApiCall::new(Duration::from_secs(2)) };
+            api.before_send().await.unwrap().departed(Instant::now());
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

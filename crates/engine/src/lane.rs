@@ -122,7 +122,10 @@ pub(crate) struct LaneState {
 
 impl Lane {
     pub(crate) fn new(shared: Arc<Shared>, connection: Connection, destination: Arc<Destination>) -> Arc<Self> {
-        Self::with_destination(shared, connection, destination.for_lane(), Clock::System)
+        let mut lane_destination = destination.for_lane();
+        lane_destination.deliveries =
+            Some(shared.delivery_slots_for(destination.name(), destination.plugin.instance_share()));
+        Self::with_destination(shared, connection, lane_destination, Clock::System)
     }
 
     /// A lane delivering through `destination`'s calls, reading the time from `clock`.
@@ -139,6 +142,8 @@ impl Lane {
         let app = shared.app_pacer_for(&destination.name, &limits);
         let hooks = Arc::new(LaneHooks {
             limiter: limiter.clone(),
+            api_share: Some(shared.api_share_for(&connection.id, limits.requests_per_second)),
+            deliveries: Mutex::default(),
             app: app.clone(),
             lease_until: lease_until.clone(),
             metrics: shared.metrics.clone(),
@@ -190,6 +195,12 @@ impl Lane {
     /// Something changed: look at the store again now.
     pub(crate) fn wake(&self) {
         self.state.lock().stale = true;
+        self.wake.notify_one();
+    }
+
+    /// Look for work again without reading the store's record of the connection: the lane's
+    /// own record is up to date (a delivery finished, say).
+    pub(crate) fn look_again(&self) {
         self.wake.notify_one();
     }
 
@@ -315,6 +326,17 @@ impl Lane {
                 permit = self.staging.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
+            // A slot among the deliveries of every lane of the destination: thousands of
+            // connections delivering at once must leave plugin instances to intake and to the
+            // API (see `Shared::delivery_slots_for`). Taken in turn (first come, first served),
+            // so connections share them fairly.
+            let host_slot = match &self.destination.deliveries {
+                Some(slots) => tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit { Ok(p) => Some(p), Err(_) => break },
+                    _ = cancel.cancelled() => break,
+                },
+                None => None,
+            };
             // Waiting for the permits may have taken a whole request's time, in which a 401 may
             // have parked the connection or a person paused a sync: look again before claiming.
             if self.reload_if_stale().await.is_err() || self.parked() {
@@ -325,11 +347,11 @@ impl Lane {
                     let lane = self.clone();
                     self.shared.tasks.spawn(self.tasks.track_future(async move {
                         lane.deliver(sync, batch, staged).await;
-                        drop(permit);
+                        drop((permit, host_slot));
                     }));
                 }
                 Ok(None) => {
-                    drop((permit, staged));
+                    drop((permit, staged, host_slot));
                     let wait = self.time_to_next_due().await;
                     self.idle(wait).await;
                 }
@@ -339,7 +361,7 @@ impl Lane {
                     self.stop.cancel();
                 }
                 Err(err) => {
-                    drop((permit, staged));
+                    drop((permit, staged, host_slot));
                     tracing::warn!(connection = %self.connection_id, error = %err, "could not claim a batch; retrying");
                     self.idle(Some(STORE_RETRY)).await;
                 }
@@ -373,7 +395,7 @@ impl Lane {
         self.with_state(|s| decide::parked(s.health, s.creds.is_some(), &s.syncs))
     }
 
-    async fn reload_if_stale(&self) -> Result<(), audience_store::StoreError> {
+    pub(super) async fn reload_if_stale(&self) -> Result<(), audience_store::StoreError> {
         let stale = self.with_state(|s| std::mem::take(&mut s.stale));
         if !stale {
             return Ok(());

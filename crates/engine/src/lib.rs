@@ -43,6 +43,7 @@ mod send_gate;
 mod syncs;
 #[cfg(test)]
 mod testing;
+mod unauthorized;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -126,6 +127,8 @@ pub(crate) struct Shared {
     app_pacers: Mutex<HashMap<String, Arc<app_pacing::AppPacer>>>,
     /// Removes deleted syncs' rows in the background (see [`purge`]).
     purger: Arc<purge::Purger>,
+    /// Each destination's slots for deliveries on this host (see [`Self::delivery_slots_for`]).
+    delivery_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Shared {
@@ -135,6 +138,33 @@ impl Shared {
             .lock()
             .entry(connection_id.to_string())
             .or_insert_with(|| Arc::new(RateLimiter::new(rps, self.config.rate.guard)))
+            .clone()
+    }
+
+    /// The deliveries `destination`'s lanes on this host may have under way at once, for a
+    /// plugin that may hold `share` instances: three quarters of them (all of a share below 4).
+    ///
+    /// Why: each delivery holds an instance while its request waits for its connection's turn
+    /// and for the partner. With thousands of connections delivering at once they would hold
+    /// every instance of the plugin's share, and intake (which prepares users in the plugin)
+    /// and the API's calls would queue behind them until they time out (`host_busy`). The
+    /// quarter left over is theirs.
+    pub(crate) fn delivery_slots_for(&self, destination: &str, share: usize) -> Arc<tokio::sync::Semaphore> {
+        self.delivery_slots
+            .lock()
+            .entry(destination.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(decide::delivery_slots(share))))
+            .clone()
+    }
+
+    /// The pacing of the calls made for the API on `connection_id`'s behalf: the connection's
+    /// rate `rps` times `engine.rate.api_share` (see [`RateConfig::api_share`]).
+    pub(crate) fn api_share_for(&self, connection_id: &str, rps: f64) -> Arc<RateLimiter> {
+        let share = self.config.rate.api_share;
+        self.limiters
+            .lock()
+            .entry(format!("api-share:{connection_id}"))
+            .or_insert_with(|| Arc::new(RateLimiter::new(rps * share, self.config.rate.guard)))
             .clone()
     }
 
@@ -184,6 +214,7 @@ impl Engine {
             quotas: Mutex::new(HashMap::new()),
             app_pacers: Mutex::new(HashMap::new()),
             purger: Arc::default(),
+            delivery_slots: Mutex::new(HashMap::new()),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -220,6 +251,10 @@ impl Engine {
     pub async fn start(&self) -> Result<(), EngineError> {
         let (purger, store, cancel) =
             (self.shared.purger.clone(), self.shared.store.clone(), self.shared.cancel.clone());
+        let rate = self.shared.config.rate.problems();
+        if !rate.is_empty() {
+            return Err(EngineError::Invalid(rate.into_iter().map(|p| Problem::new("engine.rate", p)).collect()));
+        }
         let retention = self.shared.config.ledger.errored_retention;
         self.shared.tasks.spawn(async move { purger.run(store, retention, cancel).await });
         let lease = &self.shared.config.lease;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use audience_runtime::CallError;
-use audience_runtime::types::{AudienceSpec, DestinationError, Features, TargetPart};
+use audience_runtime::types::{AudienceSpec, Credentials, DestinationError, Features, TargetPart};
 
 use super::error::{EngineError, Problem};
 use super::{Destination, Engine, decode_credentials};
@@ -128,7 +128,7 @@ impl Engine {
         if let Some(destination) = &destination {
             let spec = super::audience_spec(&audience, &match_fields, audience_id.as_deref());
             let plugin = self.paced_plugin(&connection.id, destination);
-            let problems = check_target(destination, &plugin, &connection.credentials, &account_id, &spec).await?;
+            let problems = check_target(self, destination, &plugin, &connection, &account_id, &spec).await?;
             if !problems.is_empty() {
                 return Err(EngineError::Invalid(problems));
             }
@@ -160,15 +160,18 @@ const CHECK_MAX_WAIT: Duration = Duration::from_secs(5);
 /// connection ([`Engine::paced_plugin`]), so a person creating syncs shares the token's rate
 /// with delivery instead of adding to it: when the connection's turn is further away than
 /// `engine.rate.api_max_wait`, the check is not made and the caller is told when to try again.
-/// A check the partner throttles waits and tries again a few times before giving up.
+/// A check the partner throttles waits and tries again a few times before giving up; one whose
+/// credentials the partner refuses is made once more with fresh ones (see
+/// [`super::unauthorized`]).
 async fn check_target(
+    engine: &Engine,
     destination: &Destination,
     plugin: &super::PacedPlugin,
-    credentials: &[u8],
+    connection: &audience_store::Connection,
     account_id: &str,
     spec: &AudienceSpec,
 ) -> Result<Vec<Problem>, EngineError> {
-    let Ok(creds) = decode_credentials(credentials) else {
+    let Ok(creds) = decode_credentials(&connection.credentials) else {
         return Ok(vec![Problem::new(
             "connection_id",
             "the connection's stored credentials cannot be read; connect again",
@@ -176,7 +179,11 @@ async fn check_target(
     };
     let mut attempt = 1;
     let answer = loop {
-        let answer = plugin.check_target(&destination.config, &creds, account_id, spec).await;
+        let check = |creds: Credentials| async move {
+            plugin.check_target(&destination.config, &creds, account_id, spec).await
+        };
+        let answer =
+            engine.with_credentials(&connection.id, connection.credentials_version, creds.clone(), check).await;
         match answer {
             Err(CallError::Destination(DestinationError::RateLimited(ms))) if attempt < CHECK_ATTEMPTS => {
                 let wait = ms.map_or(Duration::from_secs(1), |ms| Duration::from_millis(ms.into()));

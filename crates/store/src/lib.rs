@@ -96,6 +96,19 @@ pub trait Store: Send + Sync {
     async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection>;
     /// One connection, with decrypted credentials.
     async fn connection(&self, id: &str) -> StoreResult<Connection>;
+    /// These connections (unknown ones left out), in one read where the backend can: what a
+    /// page of syncs shows of their connections costs one read, not one per connection.
+    async fn connections_by_id(&self, ids: &[String]) -> StoreResult<Vec<Connection>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.connection(id).await {
+                Ok(connection) => found.push(connection),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(found)
+    }
     /// A page of the connections of a workspace: at most `limit`, by id, after `after` (as
     /// [`Store::workspaces`]). `NotFound` for an unknown workspace.
     async fn connections(&self, workspace_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Connection>>;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test: a step that fails is a failed test")]
 
 mod containment;
+mod credentials;
 mod edge;
 mod pacing;
 mod paging;

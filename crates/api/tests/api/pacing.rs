@@ -48,7 +48,7 @@ async fn paced_out(s: &Server, path: &str, key: &str, most: u64) {
     let wait = response.headers().contains_key(header::RETRY_AFTER).then(|| retry_after(&response));
     let text = response.text().await.unwrap();
     let answer = Answer { status, body: serde_json::from_str(&text).unwrap_or_default(), text };
-    answer.refused(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "in use by deliveries");
+    answer.refused(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "in use (by deliveries or other API calls)");
     let wait = wait.unwrap_or_else(|| panic!("{path}: no Retry-After: {answer:?}"));
     assert!((1..=most).contains(&wait), "Retry-After {wait}");
     assert!(answer.message().contains(&format!("try again in {wait} s")), "{answer:?}");

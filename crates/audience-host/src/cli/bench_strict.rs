@@ -13,7 +13,8 @@
 //!   users, so its customer list and audience are created.
 //!
 //! The figures: the K syncs' delivered users/s as a share of the ceiling (7 requests/s × 1,900
-//! users), the partner's 429s, the sandbox's *violations* (requests that arrived while their
+//! users), the token's requests of every kind as a share of its 7 a second (deliveries get at
+//! least the share the API's calls leave them, `engine.rate.api_share`), the partner's 429s, the sandbox's *violations* (requests that arrived while their
 //! token already had 7 within the preceding 1,000 ms, refused or not: what a strictly
 //! enforcing partner would refuse), what the API callers got (answers by status with a sample
 //! of each failure, latency; a call unanswered within 60 s counts as status 0), what became of
@@ -201,6 +202,10 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         }
     }
     let rate = (s1 - s0) as f64 / elapsed.as_secs_f64();
+    // Every request made with the connection's token (deliveries, look-ups, the API's calls):
+    // how much of the token's budget the host used, whoever the requests were for.
+    let token_requests = log.iter().filter(|r| r.access_token.is_some()).count();
+    let token_utilization = token_requests as f64 / (limits.requests_per_second * elapsed.as_secs_f64());
     let result = json!({
         "scenario": "rate-limit",
         "strict": true,
@@ -210,6 +215,8 @@ pub async fn run(seconds: u64, syncs: usize) -> anyhow::Result<Value> {
         "ceiling_users_per_second": ceiling,
         "efficiency": round3(rate / ceiling),
         "target_efficiency": 0.97,
+        "token_requests": token_requests,
+        "token_utilization": round3(token_utilization),
         "responses_429": responses_429,
         "rate_limit_violations": violations,
         "max_requests_in_one_second": max_per_second,

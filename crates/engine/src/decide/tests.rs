@@ -735,8 +735,18 @@ fn a_failing_sync_is_probed_once_per_backoff_interval() {
         ("healthy stays free", None, Some(false), None),
     ];
     for (what, before, failed, expected) in cases {
-        assert_eq!(probe_after(before, failed, NOW, &policy, 1.0), expected, "{what}");
+        assert_eq!(probe_after(before, failed, NOW, &policy, 1.0, false), expected, "{what}");
     }
+    // A sync the partner says is gone waits at least `broken_probe_every` between tries, and
+    // longer once the backoff passes it.
+    let broken = [
+        (None, Some(Probe { failures: 1, next_at: NOW + 60_000 })),
+        (Some(Probe { failures: 6, next_at: NOW }), Some(Probe { failures: 7, next_at: NOW + 64_000 })),
+    ];
+    for (before, expected) in broken {
+        assert_eq!(probe_after(before, Some(true), NOW, &policy, 1.0, true), expected);
+    }
+    assert_eq!(probe_after(None, Some(false), NOW, &policy, 1.0, true), None, "a broken sync that worked is free");
     assert!(Probe { failures: 1, next_at: NOW + 1 }.holds_at(NOW));
     assert!(!Probe { failures: 1, next_at: NOW }.holds_at(NOW));
 }
@@ -954,4 +964,12 @@ fn a_request_refused_for_named_users_errors_them_and_resends_the_rest_whole() {
     // Naming none of the request's users is a refusal of the request as sent.
     assert!(matches!(named_none(4), Fate::Split { .. }));
     assert!(matches!(named_none(1), Fate::Errored { reason } if reason.contains("none of them was in the request")));
+}
+
+#[test]
+fn deliveries_leave_a_quarter_of_the_plugins_instances_to_intake_and_the_api() {
+    let cases = [(128, 96), (20, 15), (4, 3), (3, 3), (1, 1), (0, 1)];
+    for (share, slots) in cases {
+        assert_eq!(delivery_slots(share), slots, "share {share}");
+    }
 }

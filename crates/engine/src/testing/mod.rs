@@ -92,6 +92,7 @@ impl World {
             config: PluginConfig { base_url: None, client_id: None, client_secret: None, settings: Vec::new() },
             limits: self.limits,
             calls: Arc::new(self.partner.clone()),
+            deliveries: None,
         };
         let lane = Lane::with_destination(shared.clone(), self.connection.clone(), destination, self.clock.clone());
         shared.lanes.lock().insert(self.connection.id.clone(), lane.clone());

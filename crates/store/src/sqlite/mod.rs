@@ -233,6 +233,22 @@ impl Store for SqliteStore {
         self.read(move |c| catalog::connection(c, &key, &id)).await
     }
 
+    async fn connections_by_id(&self, ids: &[String]) -> StoreResult<Vec<ConnectionRecord>> {
+        let (key, ids) = (Arc::clone(&self.key), ids.to_vec());
+        self.read(move |c| {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match catalog::connection(c, &key, id) {
+                    Ok(connection) => found.push(connection),
+                    Err(StoreError::NotFound { .. }) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn connections(
         &self,
         workspace_id: &str,

@@ -68,6 +68,8 @@ pub async fn connections_are_created_listed_and_updated(store: &dyn Store) {
     assert_eq!(store.connection(&created.id).await.expect("read"), created);
     assert_eq!(store.connections(&ws.id, None, 10).await.expect("list"), vec![created.clone()]);
     assert!(store.connections(&other.id, None, 10).await.expect("list").is_empty());
+    let ids = ["conn_unknown".to_string(), created.id.clone()];
+    assert_eq!(store.connections_by_id(&ids).await.expect("by id"), vec![created.clone()], "unknown ids left out");
 
     let updated = store.update_credentials(&created.id, b"token-2").await.expect("update");
     assert_eq!(updated.credentials, b"token-2");
