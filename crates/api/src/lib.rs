@@ -34,9 +34,11 @@
 //!   (`Engine::create_sync`, `enter`, `set_paused`, `delete_sync`, `delete_connection`,
 //!   `reconnect`); the API checks tenancy, parses bodies and maps errors to answers.
 //! - **Listings are paged** (`paging.rs`): a cursor and at most 1,000 items a page, so no
-//!   answer grows with the tenants.
+//!   answer grows with the tenants. A sync's users (`members.rs`) are paged the same way, by
+//!   state, from the sync's ledger.
 //! - **Logs** carry one span per request with the method and path only: query strings (OAuth
-//!   codes and states) and headers (keys) are never logged, nor are credentials.
+//!   codes and states), headers (keys) and the user key of `/v1/syncs/{id}/users/{key}` are
+//!   never logged, nor are credentials.
 
 mod audiences;
 mod connections;
@@ -44,6 +46,7 @@ mod contract;
 mod edge;
 mod error;
 mod extract;
+mod members;
 mod ops;
 mod paging;
 mod secrets;
@@ -193,6 +196,7 @@ impl std::fmt::Debug for ApiState {
         (name = "workspaces", description = "Tenants and their API keys (operator key)"),
         (name = "connections", description = "Partner accounts connected with OAuth or credentials"),
         (name = "syncs", description = "Audience syncs and user intake"),
+        (name = "users", description = "A sync's users from its ledger: look up, list by state, send again"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -228,7 +232,9 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(syncs::get_sync, syncs::delete_sync))
         .routes(routes!(syncs::pause_sync))
         .routes(routes!(syncs::resume_sync))
-        .routes(routes!(syncs::enter_users))
+        .routes(routes!(syncs::enter_users, members::list_users))
+        .routes(routes!(members::get_user))
+        .routes(routes!(members::retry_users))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -261,8 +267,9 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            // The path only: query strings carry OAuth codes and states.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            // The path only: query strings carry OAuth codes and states; a user's key is the
+            // caller's, not logged either.
+            tracing::info_span!("request", method = %request.method(), path = %members::logged_path(request.uri().path()))
         }))
         .with_state(Arc::new(state))
 }

@@ -57,8 +57,12 @@ impl From<SyncStatus> for StatusView {
 /// Where a sync's users are. `entered = not_synced + pending + submitted + synced + errored`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CountsView {
-    /// Distinct users that entered (queued or not synced).
+    /// Entries (queued or not synced): a user entering again after being synced, errored or
+    /// not synced, or re-driven, is a new entry. Distinct users are `users`.
     entered: u64,
+    /// Distinct users in the sync's ledger (`GET /v1/syncs/{id}/users`); errored users leave
+    /// it once pruned (`engine.ledger.errored_retention`).
+    users: u64,
     /// Users the intake accepted (the caller's journey moved on), including re-entries.
     proceeded: u64,
     /// Accepted by the partner.
@@ -85,6 +89,7 @@ impl From<Counts> for CountsView {
     fn from(c: Counts) -> Self {
         Self {
             entered: c.entered,
+            users: c.users,
             proceeded: c.proceeded,
             synced: c.synced,
             not_synced: c.not_synced,
@@ -345,7 +350,7 @@ impl From<IntakeReport> for IntakeView {
 }
 
 /// A sync of the caller's workspace, or 404 (also for another workspace's).
-async fn owned_sync(state: &ApiState, tenant: &Tenant, id: &str) -> Result<SyncRecord, ApiError> {
+pub(crate) async fn owned_sync(state: &ApiState, tenant: &Tenant, id: &str) -> Result<SyncRecord, ApiError> {
     match state.engine.store().sync(id).await {
         Ok(s) if s.workspace_id == tenant.workspace_id => Ok(s),
         Ok(_) | Err(audience_store::StoreError::NotFound { .. }) => Err(ApiError::not_found("sync", id)),

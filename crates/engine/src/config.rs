@@ -24,6 +24,25 @@ pub struct EngineConfig {
     pub caps: crate::ManifestCaps,
     /// What `/metrics` shows.
     pub metrics: crate::MetricsConfig,
+    /// How long the syncs' ledgers keep history.
+    pub ledger: LedgerConfig,
+}
+
+/// How long each sync's ledger keeps history. Users who are members (synced, pending, not
+/// synced) are kept as long as the sync exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Errored users whose last entry is older than this leave the ledger, and the sync errors
+    /// recorded before it are removed, a chunk at a time. Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub errored_retention: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { errored_retention: Duration::from_secs(30 * 86_400) }
+    }
 }
 
 /// When a batch is sent.

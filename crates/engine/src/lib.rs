@@ -50,12 +50,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use audience_store::{Counts, Store, SyncRecord};
+use audience_store::{Counts, Redriven, Store, SyncRecord};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use audience_status::{AudienceStatus, REFRESH_AFTER};
-pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, RateConfig, RetryPolicy};
+pub use config::{BatchConfig, EngineConfig, IntakeConfig, LeaseConfig, LedgerConfig, RateConfig, RetryPolicy};
 pub use destinations::{Destination, Destinations, LimitOverrides, ManifestCaps, effective_limits};
 pub use error::{EngineError, Problem, retry_after_secs};
 pub use hooks::PacedPlugin;
@@ -255,7 +255,8 @@ impl Engine {
         if !rate.is_empty() {
             return Err(EngineError::Invalid(rate.into_iter().map(|p| Problem::new("engine.rate", p)).collect()));
         }
-        self.shared.tasks.spawn(async move { purger.run(store, cancel).await });
+        let retention = self.shared.config.ledger.errored_retention;
+        self.shared.tasks.spawn(async move { purger.run(store, retention, cancel).await });
         let lease = &self.shared.config.lease;
         if lease.enabled {
             let problems = lease.problems();
@@ -417,6 +418,32 @@ impl Engine {
         self.wake(&sync.connection_id).await;
         self.announce(&sync.connection_id).await;
         Ok(())
+    }
+
+    /// Re-drive users of a sync (after a partner incident or a fixed token): synced or errored
+    /// users (all errored ones, or those of `keys`) are pending again with a fresh retry window
+    /// and due now, and the sync's lane is woken. All errored users are re-driven a chunk of
+    /// [`audience_store::EXPIRE_CHUNK`] per store transaction, so other writers get the store
+    /// in between; at most as many chunks as the sync had errored users when it started.
+    pub async fn redrive(&self, sync: &SyncRecord, which: audience_store::Redrive) -> Result<Redriven, EngineError> {
+        let store = &self.shared.store;
+        let mut total = Redriven::default();
+        let mut chunks_left = store.counts(&sync.id).await?.errored / u64::from(audience_store::EXPIRE_CHUNK) + 1;
+        loop {
+            let done = store.redrive(&sync.id, which.clone(), now_ms(), audience_store::EXPIRE_CHUNK).await?;
+            (total.users, total.skipped) = (total.users + done.users, total.skipped + done.skipped);
+            chunks_left = chunks_left.saturating_sub(1);
+            if !done.more || chunks_left == 0 {
+                total.more = done.more;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if total.users > 0 {
+            tracing::info!(sync = %sync.id, users = total.users, "users re-driven");
+            self.work_arrived(&sync.connection_id, &sync.id).await?;
+        }
+        Ok(total)
     }
 
     /// Disconnect: delete the connection (the store refuses while syncs still use it) and stop

@@ -9,7 +9,11 @@
 //! short by a crash goes on), and every [`PURGE_SWEEP`] (with several hosts, a deletion made
 //! on a host that died meanwhile is finished by another).
 //!
+//! The same task prunes the ledgers' old history ([`Store::prune_ledger`]): errored users and
+//! errors older than `engine.ledger.errored_retention` (30 days), chunked the same way.
+//!
 //! [`Engine::delete_sync`]: crate::Engine::delete_sync
+//! [`Store::prune_ledger`]: audience_store::Store::prune_ledger
 //! [`Store::purge_deleted`]: audience_store::Store::purge_deleted
 
 use std::sync::Arc;
@@ -60,11 +64,16 @@ impl Purger {
         self.wake.notify_one();
     }
 
-    /// Purges until no deleted sync has rows left, then waits to be woken (or for the next
-    /// sweep); ends when `cancel` fires.
-    pub(crate) async fn run(&self, store: Arc<dyn Store>, cancel: CancellationToken) {
+    /// Purges until no deleted sync has rows left, and prunes the ledgers' errored history
+    /// older than `errored_retention`, then waits to be woken (or for the next sweep); ends
+    /// when `cancel` fires.
+    pub(crate) async fn run(&self, store: Arc<dyn Store>, errored_retention: Duration, cancel: CancellationToken) {
         loop {
-            let wait = match purge_all(store.as_ref(), None, &cancel).await {
+            let done = match purge_all(store.as_ref(), None, &cancel).await {
+                Ok(()) => prune_all(store.as_ref(), errored_retention, &cancel).await,
+                Err(err) => Err(err),
+            };
+            let wait = match done {
                 Ok(()) => PURGE_SWEEP,
                 Err(err) => {
                     tracing::warn!(error = %err, "purging deleted syncs failed; trying again in 10 s");
@@ -102,6 +111,31 @@ pub(crate) async fn purge_all(
     }
     if rows > 0 || syncs > 0 {
         tracing::info!(rows, syncs, "deleted syncs purged");
+    }
+    Ok(())
+}
+
+/// Prunes the ledgers' errored users and errors older than `retention` (by the system clock) a
+/// chunk per transaction, sized as purge chunks are, until none is left or `cancel` fires.
+pub(crate) async fn prune_all(
+    store: &dyn Store,
+    retention: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
+    let before = audience_model::now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    let (mut rows, mut chunk) = (0u64, PURGE_CHUNK_ROWS);
+    while !cancel.is_cancelled() {
+        let started = std::time::Instant::now();
+        let pruned = store.prune_ledger(before, chunk).await?;
+        chunk = next_chunk(chunk, started.elapsed());
+        rows += pruned.rows;
+        if !pruned.more {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    if rows > 0 {
+        tracing::info!(rows, "old errored users and errors pruned");
     }
     Ok(())
 }
@@ -182,7 +216,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let task = tokio::spawn({
             let (purger, store, cancel) = (purger.clone(), store.clone(), cancel.clone());
-            async move { purger.run(store, cancel).await }
+            async move { purger.run(store, Duration::from_secs(30 * 86_400), cancel).await }
         });
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(!store.purge_deleted(1, None).await.unwrap().more, "purged at start");
@@ -193,5 +227,30 @@ mod tests {
         assert_eq!(store.purge_deleted(1, None).await.unwrap(), Purged::default(), "purged once woken");
         cancel.cancel();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn errored_users_older_than_the_retention_are_pruned_and_members_kept() {
+        let (store, _, kept) = store_with_a_deleted_sync(0).await;
+        // Entered in 1970: far older than 30 days. One is synced, the others expire.
+        let claim = |max| audience_store::Claim {
+            now_ms: FLUSH * 2,
+            max,
+            expire_before_ms: i64::MAX,
+            expired_reason: "retry window over".into(),
+            lane_owner: None,
+        };
+        let synced =
+            store.claim_batch(&kept, audience_store::Claim { expire_before_ms: i64::MIN, ..claim(1) }).await.unwrap();
+        let result =
+            audience_store::UserResult { key: synced[0].key.clone(), outcome: audience_store::UserOutcome::Synced };
+        store.complete(&kept, vec![result]).await.unwrap();
+        assert!(store.claim_batch(&kept, claim(10)).await.unwrap().is_empty());
+        assert_eq!(store.counts(&kept).await.unwrap().errored, 2);
+        prune_all(store.as_ref(), Duration::from_secs(30 * 86_400), &CancellationToken::new()).await.unwrap();
+        let counts = store.counts(&kept).await.unwrap();
+        assert_eq!((counts.users, counts.errored, counts.synced), (1, 2, 1), "the member stays, the errored go");
+        assert!(store.recent_errors(&kept, 10).await.unwrap().is_empty(), "their errors too");
+        assert!(store.member(&kept, &synced[0].key).await.is_ok());
     }
 }

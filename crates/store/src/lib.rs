@@ -7,8 +7,9 @@
 //! touching the engine.
 //!
 //! Every state change of a user and the counters it moves are written in one transaction, so
-//! `entered = not_synced + pending + in_flight + synced + errored` holds at every instant and
-//! across crashes.
+//! `entered = not_synced + pending + in_flight + submitted + synced + errored` holds at every
+//! instant and across crashes. The queue is also the sync's ledger: a user's row stays after
+//! delivery (synced, errored), so the store can say what happened to any user.
 //!
 //! Several hosts may share one PostgreSQL database: each connection's delivery lane is then
 //! held by one live host at a time through a lease with an expiry (see
@@ -155,10 +156,14 @@ pub trait Store: Send + Sync {
     // ---- the user queue ----
 
     /// Users enter a sync. In one transaction: `ready` users are queued as pending unless the
-    /// same key is already pending or in flight in that sync (then they count as
-    /// `deduplicated`); `not_synced` users are counted and not queued. Counters: proceeded +=
-    /// all; entered += queued + not_synced; pending += queued; not_synced += not_synced.len().
-    /// New users are due at `now_ms + flush_ms`. Returns only after the transaction is durable.
+    /// same key is already pending, in flight or submitted in that sync (then they count as
+    /// `deduplicated`; a key twice in one entry counts once); a key the sync's ledger holds as
+    /// synced, errored or not synced is queued again (its row becomes pending with the new
+    /// payload, attempts reset, its first entry kept). `not_synced` users are counted and not
+    /// queued; a key the ledger does not hold yet gets a not-synced row. Counters: proceeded +=
+    /// all; entered += queued + not_synced; pending += queued; not_synced += not_synced.len();
+    /// users += keys new to the ledger. New users are due at `now_ms + flush_ms`. Returns only
+    /// after the transaction is durable.
     async fn enter(&self, sync_id: &str, entry: Entry) -> StoreResult<EnterOutcome>;
 
     /// Claim the next batch of a sync for delivery, or nothing when none is ready. When
@@ -176,8 +181,9 @@ pub trait Store: Send + Sync {
     async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>>;
 
     /// Record what happened to in-flight users of a sync, in one transaction: synced and
-    /// errored users leave the queue (errored with their reason kept); retried users go back
-    /// to pending with `attempts + 1` and the given `not_before_ms` (also their new due time).
+    /// errored users stay in the ledger in that state with `attempts + 1` (errored with their
+    /// reason kept, also in the sync's errors); retried users go back to pending with
+    /// `attempts + 1` and the given `not_before_ms` (also their new due time).
     async fn complete(&self, sync_id: &str, results: Vec<UserResult>) -> StoreResult<()>;
 
     /// The partner accepted in-flight users of a sync as one request it finishes later, in
@@ -215,6 +221,43 @@ pub trait Store: Send + Sync {
     /// After a restart: every in-flight user (of every sync) becomes pending again, due now.
     /// Returns how many.
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64>;
+
+    // ---- the ledger ----
+    //
+    // Every user that entered a sync keeps one row in its ledger (the queue: rows in states
+    // pending, in flight and submitted are the backlog; synced, errored and not synced rows
+    // are the history), until the sync is deleted or, for errored users, until pruned.
+
+    /// One user of a sync, with what is sent for them and their last errors. `NotFound` (kind
+    /// "sync") for an unknown or deleted sync, (kind "user") for a key the ledger does not hold.
+    async fn member(&self, sync_id: &str, key: &str) -> StoreResult<MemberDetail>;
+
+    /// A page of a sync's users in one state: at most `limit`, ordered by (`entered_at`,
+    /// `seq`), those after `after` (the previous page's last user). One index range per page
+    /// whatever the ledger's size. A user whose state or entry changes between two pages may
+    /// be listed twice or not at all. `NotFound` for an unknown sync.
+    async fn members(
+        &self,
+        sync_id: &str,
+        state: MemberState,
+        after: Option<MemberCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Member>>;
+
+    /// Re-drives users of a sync in one transaction: synced or errored users (for
+    /// [`Redrive::Errored`], the errored ones, at most `max` per call, oldest entry first)
+    /// become pending again, due at `now_ms`, with a fresh retry window (`entered_at = now_ms`,
+    /// attempts 0, no wait); their payload is the one they were sent with. Each counts as a new
+    /// entry (entered += n, pending += n; the previous outcome stays counted), so the counters
+    /// only grow and stay conserved. Users unknown, not synced or still being delivered are
+    /// skipped. `NotFound` for an unknown sync.
+    async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven>;
+
+    /// Removes at most about `max_rows` rows of history older than `before_ms`, in one short
+    /// transaction: errored users whose last entry is older (their ledger rows; `users` goes
+    /// down by as many) and the sync errors recorded before it. Call it again while
+    /// [`Pruned::more`] says so.
+    async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned>;
 
     // ---- hosts and lanes (several hosts on one database) ----
     //

@@ -274,10 +274,13 @@ pub struct UserResult {
     pub outcome: UserOutcome,
 }
 
-/// The counters of a sync. `entered = not_synced + pending + in_flight + synced + errored`.
+/// The counters of a sync. `entered = not_synced + pending + in_flight + submitted + synced +
+/// errored`: each entry of a user is counted once, in the state it reached (a user synced,
+/// then entered again, counts once in `synced` and once where the second entry is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counts {
-    /// Distinct entries (queued or not synced).
+    /// Entries (queued or not synced): a user's first entry, and each re-entry or re-drive
+    /// after they were synced, errored or not synced. Distinct users are `users`.
     pub entered: u64,
     /// Users the intake accepted, including deduplicated re-entries.
     pub proceeded: u64,
@@ -298,6 +301,10 @@ pub struct Counts {
     pub deduplicated: u64,
     /// Delivery attempts that will be retried.
     pub retries: u64,
+    /// Distinct users in the sync's ledger now (every key that entered, once, until an errored
+    /// user's history is pruned). The other counters count entries: a user entering again
+    /// after being synced or errored is a second entry of the same user.
+    pub users: u64,
 }
 
 impl Counts {
@@ -428,7 +435,7 @@ pub struct ConnectionHealth {
 /// The user counters that only grow (`entered`, `proceeded`, `not_synced`, `synced`,
 /// `errored`, `deduplicated`, `retries`) include the syncs deleted since the database was
 /// made, so a sum never goes down when a sync is deleted (Prometheus would read that as a
-/// counter reset and count the whole total again). The gauges (`pending`, `in_flight`,
+/// counter reset and count the whole total again). The gauges (`pending`, `in_flight`, `users`,
 /// `submitted`) and the sync counts cover the syncs that exist.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupFigures {
@@ -493,3 +500,151 @@ pub struct Purged {
 pub const DEFAULT_PAGE: u32 = 100;
 /// The most items a page of a listing holds.
 pub const MAX_PAGE: u32 = 1_000;
+
+/// Where a user of a sync's ledger is. A user has one row in its sync's ledger from its first
+/// entry until the sync is deleted (errored users: until pruned, see [`crate::Store::prune_ledger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Entered with no usable match field; nothing was sent.
+    NotSynced,
+    /// Waiting for a batch or a retry.
+    Pending,
+    /// In a request right now.
+    InFlight,
+    /// In a request an asynchronous partner accepted and has not finished.
+    Submitted,
+    /// Accepted by the partner.
+    Synced,
+    /// Refused for good, or not delivered within the retry window.
+    Errored,
+}
+
+impl MemberState {
+    /// Every state, in the order of a user's life.
+    pub const ALL: [MemberState; 6] = [
+        MemberState::NotSynced,
+        MemberState::Pending,
+        MemberState::InFlight,
+        MemberState::Submitted,
+        MemberState::Synced,
+        MemberState::Errored,
+    ];
+
+    /// The state's number in the SQL backends' `queue.state` column.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            MemberState::Pending => 0,
+            MemberState::InFlight => 1,
+            MemberState::Submitted => 2,
+            MemberState::Synced => 3,
+            MemberState::Errored => 4,
+            MemberState::NotSynced => 5,
+        }
+    }
+
+    /// The state of a `queue.state` number, `None` for an unknown one.
+    pub(crate) fn from_code(code: i64) -> Option<MemberState> {
+        MemberState::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Whether the host is still delivering the user (pending, in flight or submitted).
+    pub fn active(self) -> bool {
+        matches!(self, MemberState::Pending | MemberState::InFlight | MemberState::Submitted)
+    }
+
+    /// Its name in the API (`not_synced`, `in_flight`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::NotSynced => "not_synced",
+            MemberState::Pending => "pending",
+            MemberState::InFlight => "in_flight",
+            MemberState::Submitted => "submitted",
+            MemberState::Synced => "synced",
+            MemberState::Errored => "errored",
+        }
+    }
+}
+
+/// One user of a sync's ledger: where they are and how they got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The caller's key.
+    pub key: String,
+    /// Where the user is.
+    pub state: MemberState,
+    /// The user's position in the ledger (a row number), the tie-break of listings.
+    pub seq: i64,
+    /// When the user first entered the sync (ms).
+    pub first_entered_at: i64,
+    /// When the user last entered, or was last re-driven (ms): the retry window runs from here.
+    pub entered_at: i64,
+    /// Entries of the user into the sync (re-entries and re-drives of a user already synced or
+    /// errored included; a deduplicated re-entry of a user still being delivered is not one).
+    pub entries: u32,
+    /// Delivery attempts of the current entry (requests that carried the user and came back).
+    pub attempts: u32,
+    /// When the user was last put in a request (ms).
+    pub last_attempt_at: Option<i64>,
+    /// When the user reached its state, for synced, errored and not synced users (ms).
+    pub done_at: Option<i64>,
+    /// The last failure seen: the reason of a retry, of an error, or why the user was not synced.
+    pub last_error: Option<String>,
+    /// The asynchronous partner's request that carries (or carried) the user.
+    pub submission: Option<String>,
+}
+
+/// One user of a sync's ledger with what was sent and its error history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDetail {
+    /// The user.
+    pub member: Member,
+    /// What the host sends for the user: the prepared payload of its current entry (the
+    /// identifiers in the partner's format, as the plugin prepared them); empty for a user not
+    /// synced.
+    pub payload: Vec<u8>,
+    /// The user's most recent errors, newest first, at most [`MEMBER_ERRORS`].
+    pub errors: Vec<UserError>,
+}
+
+/// How many of a user's errors [`crate::Store::member`] returns.
+pub const MEMBER_ERRORS: usize = 5;
+
+/// Where a page of a ledger listing starts: after the user last entered at `entered_at` with
+/// position `seq` (the last of the previous page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberCursor {
+    /// The previous page's last user's `entered_at`.
+    pub entered_at: i64,
+    /// The previous page's last user's `seq`.
+    pub seq: i64,
+}
+
+/// Which users to re-drive (send again with a fresh retry window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redrive {
+    /// Every errored user of the sync (a chunk per call).
+    Errored,
+    /// These users, if synced or errored.
+    Keys(Vec<String>),
+}
+
+/// What one call of [`crate::Store::redrive`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Redriven {
+    /// Users pending again.
+    pub users: u64,
+    /// Keys given that were not re-driven: unknown, not synced, or still being delivered.
+    pub skipped: u64,
+    /// Whether errored users are left for another call ([`Redrive::Errored`] only).
+    pub more: bool,
+}
+
+/// What one call of [`crate::Store::prune_ledger`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Rows removed: errored users and errors.
+    pub rows: u64,
+    /// Whether more rows are old enough (call again).
+    pub more: bool,
+}

@@ -10,6 +10,7 @@ mod credentials;
 mod edge;
 mod pacing;
 mod paging;
+mod users;
 
 use std::time::{Duration, Instant};
 
@@ -663,7 +664,9 @@ async fn the_openapi_document_lists_every_route_and_probes_answer() {
         ("/v1/syncs/{id}", &["delete", "get"]),
         ("/v1/syncs/{id}/pause", &["post"]),
         ("/v1/syncs/{id}/resume", &["post"]),
-        ("/v1/syncs/{id}/users", &["post"]),
+        ("/v1/syncs/{id}/users", &["get", "post"]),
+        ("/v1/syncs/{id}/users/{key}", &["get"]),
+        ("/v1/syncs/{id}/users/retry", &["post"]),
         ("/metrics", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),

@@ -7,7 +7,8 @@
 //! It implements what lanes use, with the SQLite store's rules (checked by running the store's
 //! behaviour suite against it, below): catalog reads and the few catalog writes a lane makes,
 //! the queue (`enter`, `claim_batch`, `complete`, `next_due`, `recover_in_flight`, the
-//! submissions of asynchronous outcomes), deleting a sync and purging it in chunks, and the
+//! submissions of asynchronous outcomes) and the ledger it keeps (`member`, `members`,
+//! `redrive`, `prune_ledger`), deleting a sync and purging it in chunks, and the
 //! counters, which stay conserved after every change (checked after each one). Everything else
 //! answers a [`StoreError`].
 
@@ -18,9 +19,9 @@ use parking_lot::Mutex;
 
 use audience_store::{
     ApiKey, Claim, Connection, ConnectionHealth, Counts, EXPIRE_CHUNK, EnterOutcome, Entry, GroupFigures, Health,
-    LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState, Purged, QueuedUser, Store,
-    StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult,
-    Workspace,
+    LaneLease, LeaseOutcome, MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, NewApiKey, NewConnection,
+    NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store, StoreError, StoreResult,
+    Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult, Workspace,
 };
 
 use crate::clock::Clock;
@@ -56,7 +57,7 @@ fn page<T: Clone>(items: impl Iterator<Item = T>, id: fn(&T) -> &str, after: Opt
     items
 }
 
-/// One sync's queue: its pending and in-flight users, counters and errors.
+/// One sync's queue (its ledger: every user that entered, one row each), counters and errors.
 #[derive(Default)]
 struct Queue {
     users: Vec<Row>,
@@ -65,7 +66,7 @@ struct Queue {
     submissions: Vec<Submission>,
 }
 
-/// A pending or in-flight user. Synced and errored users leave the queue.
+/// A user of the ledger: pending, in flight, submitted, or done (synced, errored, not synced).
 struct Row {
     /// Insertion order (the SQLite rowid), the tie-break of the due order.
     seq: u64,
@@ -79,11 +80,70 @@ struct Row {
     in_flight: bool,
     /// The partner's request id while submitted (then not in flight, not pending).
     submission: Option<String>,
+    /// Synced, errored or not synced, and since when: no longer delivered.
+    done: Option<(MemberState, i64)>,
+    /// The first entry, once the user entered again.
+    first_at: Option<i64>,
+    entries: u32,
+    tried_at: Option<i64>,
+    last_error: Option<String>,
+    /// The asynchronous request that carried the user to its outcome.
+    sent_in: Option<String>,
 }
 
 impl Row {
     fn pending(&self) -> bool {
-        !self.in_flight && self.submission.is_none()
+        !self.in_flight && self.submission.is_none() && self.done.is_none()
+    }
+
+    fn state(&self) -> MemberState {
+        match (&self.done, self.in_flight, &self.submission) {
+            (Some((state, _)), _, _) => *state,
+            (None, true, _) => MemberState::InFlight,
+            (None, false, Some(_)) => MemberState::Submitted,
+            (None, false, None) => MemberState::Pending,
+        }
+    }
+
+    fn member(&self) -> Member {
+        Member {
+            key: self.key.clone(),
+            state: self.state(),
+            seq: self.seq as i64,
+            first_entered_at: self.first_at.unwrap_or(self.entered_at),
+            entered_at: self.entered_at,
+            entries: self.entries,
+            attempts: self.attempts,
+            last_attempt_at: self.tried_at,
+            done_at: self.done.map(|(_, at)| at),
+            last_error: self.last_error.clone(),
+            submission: self.submission.clone().or_else(|| self.sent_in.clone()),
+        }
+    }
+
+    /// The user reached `state` (synced or errored) at `now`, after an attempt.
+    fn finish(&mut self, state: MemberState, now: i64, error: Option<String>) {
+        self.in_flight = false;
+        self.sent_in = self.submission.take();
+        self.attempts = self.attempts.saturating_add(1);
+        self.done = Some((state, now));
+        if error.is_some() {
+            self.last_error = error;
+        }
+    }
+
+    /// A fresh entry of a user done with: pending, due at `due`, retry window from `now`.
+    fn enter_again(&mut self, payload: Option<Vec<u8>>, now: i64, due: i64) {
+        self.first_at = Some(self.first_at.unwrap_or(self.entered_at));
+        if let Some(payload) = payload {
+            self.payload = payload;
+        }
+        self.entered_at = now;
+        self.not_before = 0;
+        self.due_at = due;
+        self.attempts = 0;
+        self.entries = self.entries.saturating_add(1);
+        (self.tried_at, self.done, self.last_error, self.sent_in) = (None, None, None, None);
     }
 
     fn queued(&self) -> QueuedUser {
@@ -92,6 +152,29 @@ impl Row {
             payload: self.payload.clone(),
             entered_at: self.entered_at,
             attempts: self.attempts,
+        }
+    }
+}
+
+impl Row {
+    /// A user new to the ledger, pending, due at `due`.
+    fn new(seq: u64, key: &str, payload: Vec<u8>, now: i64, due: i64) -> Self {
+        Row {
+            seq,
+            key: key.to_string(),
+            payload,
+            entered_at: now,
+            attempts: 0,
+            not_before: 0,
+            due_at: due,
+            in_flight: false,
+            submission: None,
+            done: None,
+            first_at: None,
+            entries: 1,
+            tried_at: None,
+            last_error: None,
+            sent_in: None,
         }
     }
 }
@@ -149,6 +232,7 @@ impl Queue {
     fn check(&self, sync_id: &str) {
         let c = &self.counts;
         assert!(c.conserved(), "counts of {sync_id} not conserved: {c:?}");
+        assert_eq!(c.users, self.users.len() as u64, "users of {sync_id} disagree with its ledger");
         let pending = self.users.iter().filter(|r| r.pending()).count() as u64;
         let in_flight = self.users.iter().filter(|r| r.in_flight).count() as u64;
         let submitted = self.users.iter().filter(|r| r.submission.is_some()).count() as u64;
@@ -160,7 +244,7 @@ impl Queue {
     }
 
     /// Records what happened to users held as `held` says (in flight, or in one submission):
-    /// synced and errored users leave the queue, retried ones are pending again. Results for
+    /// synced and errored users stay in the ledger so, retried ones are pending again. Results for
     /// other users are ignored; returns how many users left where they were held.
     fn record_outcomes(&mut self, results: Vec<UserResult>, now: i64, held: impl Fn(&Row) -> bool) -> u64 {
         let mut left = 0;
@@ -168,16 +252,17 @@ impl Queue {
             let Some(i) = self.users.iter().position(|r| r.key == result.key && held(r)) else { continue };
             match result.outcome {
                 UserOutcome::Synced => {
-                    self.users.remove(i);
+                    self.users[i].finish(MemberState::Synced, now, None);
                     self.counts.synced += 1;
                 }
                 UserOutcome::Errored(reason) => {
-                    self.users.remove(i);
+                    self.users[i].finish(MemberState::Errored, now, Some(truncate(&reason)));
                     self.record_error(&result.key, &reason, now);
                     self.counts.errored += 1;
                 }
-                UserOutcome::Retry { not_before_ms, error: _ } => {
+                UserOutcome::Retry { not_before_ms, error } => {
                     let row = &mut self.users[i];
+                    row.last_error = Some(truncate(&error));
                     row.in_flight = false;
                     row.submission = None;
                     row.attempts = row.attempts.saturating_add(1);
@@ -196,6 +281,11 @@ impl Queue {
             left += 1;
         }
         left
+    }
+
+    /// The row's user index of `key`.
+    fn find(&self, key: &str) -> Option<usize> {
+        self.users.iter().position(|r| r.key == key)
     }
 
     fn record_error(&mut self, key: &str, reason: &str, at: i64) {
@@ -406,22 +496,28 @@ impl Store for MemoryStore {
         let mut seq = first_seq;
         let mut queued = 0u64;
         for user in entry.ready.iter() {
-            if queue.users.iter().any(|r| r.key == user.key) {
-                continue;
+            match queue.find(&user.key) {
+                Some(i) if queue.users[i].done.is_some() => {
+                    queue.users[i].enter_again(Some(user.payload.clone()), entry.now_ms, due);
+                }
+                Some(_) => continue,
+                None => {
+                    seq += 1;
+                    queue.users.push(Row::new(seq, &user.key, user.payload.clone(), entry.now_ms, due));
+                    queue.counts.users += 1;
+                }
             }
-            seq += 1;
-            queue.users.push(Row {
-                seq,
-                key: user.key.clone(),
-                payload: user.payload.clone(),
-                entered_at: entry.now_ms,
-                attempts: 0,
-                not_before: 0,
-                due_at: due,
-                in_flight: false,
-                submission: None,
-            });
             queued += 1;
+        }
+        for (key, reason) in &entry.not_synced {
+            if queue.find(key).is_none() {
+                seq += 1;
+                let mut row = Row::new(seq, key, Vec::new(), entry.now_ms, 0);
+                row.done = Some((MemberState::NotSynced, entry.now_ms));
+                row.last_error = Some(truncate(reason));
+                queue.users.push(row);
+                queue.counts.users += 1;
+            }
         }
         let outcome = EnterOutcome {
             queued,
@@ -457,7 +553,11 @@ impl Store for MemoryStore {
         expired.sort();
         expired.truncate(EXPIRE_CHUNK as usize);
         let gone: std::collections::HashSet<u64> = expired.iter().map(|(_, seq, _)| *seq).collect();
-        queue.users.retain(|r| !gone.contains(&r.seq));
+        let reason = truncate(&claim.expired_reason);
+        for row in queue.users.iter_mut().filter(|r| gone.contains(&r.seq)) {
+            row.done = Some((MemberState::Errored, claim.now_ms));
+            row.last_error = Some(reason.clone());
+        }
         for (_, _, key) in &expired {
             queue.record_error(key, &claim.expired_reason, claim.now_ms);
         }
@@ -491,6 +591,7 @@ impl Store for MemoryStore {
         for i in rows {
             let row = &mut queue.users[i];
             row.in_flight = true;
+            row.tried_at = Some(claim.now_ms);
             batch.push(QueuedUser {
                 key: row.key.clone(),
                 payload: row.payload.clone(),
@@ -620,6 +721,113 @@ impl Store for MemoryStore {
         Ok(total)
     }
 
+    async fn member(&self, sync_id: &str, key: &str) -> StoreResult<MemberDetail> {
+        let state = self.state.lock();
+        let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
+        let row = queue.users.iter().find(|r| r.key == key).ok_or_else(|| not_found("user", key))?;
+        let errors = queue.errors.iter().rev().filter(|e| e.key == key).take(MEMBER_ERRORS).cloned().collect();
+        Ok(MemberDetail { member: row.member(), payload: row.payload.clone(), errors })
+    }
+
+    async fn members(
+        &self,
+        sync_id: &str,
+        wanted: MemberState,
+        after: Option<MemberCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Member>> {
+        let state = self.state.lock();
+        let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
+        let after = after.map_or((i64::MIN, i64::MIN), |c| (c.entered_at, c.seq));
+        let mut found: Vec<Member> = queue
+            .users
+            .iter()
+            .filter(|r| r.state() == wanted && (r.entered_at, r.seq as i64) > after)
+            .map(Row::member)
+            .collect();
+        found.sort_by_key(|m| (m.entered_at, m.seq));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven> {
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        let mut done = Redriven::default();
+        let chosen: Vec<usize> = match &which {
+            Redrive::Errored => {
+                let max = max.max(1) as usize;
+                let mut errored: Vec<usize> =
+                    (0..queue.users.len()).filter(|&i| queue.users[i].state() == MemberState::Errored).collect();
+                errored.sort_by_key(|&i| (queue.users[i].entered_at, queue.users[i].seq));
+                done.more = errored.len() >= max;
+                errored.truncate(max);
+                errored
+            }
+            Redrive::Keys(keys) => {
+                let mut seen = std::collections::HashSet::new();
+                let mut chosen = Vec::new();
+                for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+                    match queue.find(key) {
+                        Some(i) if matches!(queue.users[i].state(), MemberState::Synced | MemberState::Errored) => {
+                            chosen.push(i)
+                        }
+                        _ => done.skipped += 1,
+                    }
+                }
+                chosen
+            }
+        };
+        for &i in &chosen {
+            queue.users[i].enter_again(None, now_ms, now_ms);
+        }
+        done.users = chosen.len() as u64;
+        queue.counts.entered += done.users;
+        queue.counts.pending += done.users;
+        queue.check(sync_id);
+        Ok(done)
+    }
+
+    async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned> {
+        let mut state = self.state.lock();
+        let mut budget = max_rows.max(1) as usize;
+        let mut pruned = Pruned::default();
+        let ids: Vec<String> = state.syncs.iter().map(|s| s.id.clone()).collect();
+        for id in &ids {
+            let queue = state.queue(id)?;
+            let mut old: Vec<(i64, u64)> = queue
+                .users
+                .iter()
+                .filter(|r| r.state() == MemberState::Errored && r.entered_at < before_ms)
+                .map(|r| (r.entered_at, r.seq))
+                .collect();
+            old.sort();
+            old.truncate(budget);
+            let gone: std::collections::HashSet<u64> = old.iter().map(|(_, seq)| *seq).collect();
+            queue.users.retain(|r| !gone.contains(&r.seq));
+            queue.counts.users -= gone.len() as u64;
+            queue.check(id);
+            pruned.rows += gone.len() as u64;
+            budget -= gone.len();
+            if budget == 0 {
+                pruned.more = true;
+                return Ok(pruned);
+            }
+        }
+        for id in &ids {
+            let queue = state.queue(id)?;
+            let old = queue.errors.iter().take(budget).take_while(|e| e.at < before_ms).count();
+            queue.errors.drain(..old);
+            pruned.rows += old as u64;
+            budget -= old;
+            if budget == 0 {
+                pruned.more = true;
+                return Ok(pruned);
+            }
+        }
+        Ok(pruned)
+    }
+
     async fn take_app_slot(&self, _app: &str, _interval_ms: i64) -> StoreResult<i64> {
         unsupported("take_app_slot")
     }
@@ -652,7 +860,7 @@ impl Store for MemoryStore {
     async fn oldest_pending(&self, sync_id: &str) -> StoreResult<Option<i64>> {
         let state = self.state.lock();
         let queue = state.queues.get(sync_id).ok_or_else(|| not_found("sync", sync_id))?;
-        Ok(queue.users.iter().map(|r| r.entered_at).min())
+        Ok(queue.users.iter().filter(|r| r.state().active()).map(|r| r.entered_at).min())
     }
 
     async fn record_sync_error(&self, sync_id: &str, reason: &str) -> StoreResult<()> {
@@ -756,6 +964,11 @@ mod tests {
         settling_a_submission_records_its_outcomes_once,
         a_reopened_submission_is_in_flight_again,
         a_large_expired_backlog_is_errored_in_chunks,
+        the_ledger_keeps_every_user_with_its_state,
+        a_reentry_is_a_new_entry_of_the_same_user,
+        members_are_listed_by_state_and_claims_see_only_pending_users,
+        redriven_users_are_sent_again_with_a_fresh_window,
+        old_errored_history_is_pruned_in_chunks,
     );
 
     #[tokio::test]

@@ -386,8 +386,8 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
          c.submitted, \
-         (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1) \
-         FROM syncs s JOIN counters c ON c.sync_no = s.no WHERE s.deleted_at IS NULL ORDER BY s.no"
+         (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), \
+         c.users FROM syncs s JOIN counters c ON c.sync_no = s.no WHERE s.deleted_at IS NULL ORDER BY s.no"
     );
     let rows = c.query(&sql, &[]).await.ctx("reading every sync's figures")?;
     rows.iter()
@@ -410,6 +410,7 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
                     deduplicated: n(21)?,
                     retries: n(22)?,
                     submitted: n(25)?,
+                    users: n(27)?,
                 },
                 oldest_pending_at: oldest,
             })

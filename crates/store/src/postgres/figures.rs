@@ -28,7 +28,8 @@ const GROUP_SYNCS: &str = "SELECT {key}, s.destination, \
        (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
        (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
        (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1) \
-     ) END) \
+     ) END), \
+     COALESCE(SUM(c.users) FILTER (WHERE s.deleted_at IS NULL), 0)::BIGINT \
      FROM syncs s JOIN counters c ON c.sync_no = s.no GROUP BY {group}";
 
 /// The growing counters of the syncs deleted and purged.
@@ -72,6 +73,7 @@ pub(crate) async fn group_figures<C: GenericClient + Sync>(c: &C, by: GroupBy) -
     for row in c.query(&grouped(GROUP_SYNCS, by, "s."), &[]).await.ctx("reading the syncs' figures")? {
         let mut counts = growing(&row, 6)?;
         (counts.pending, counts.in_flight, counts.submitted) = (n(&row, 13)?, n(&row, 14)?, n(&row, 15)?);
+        counts.users = n(&row, 17)?;
         let e = groups.entry(get(&row, 0)?, get(&row, 1)?);
         (e.syncs, e.broken, e.degraded, e.paused) = (n(&row, 2)?, n(&row, 3)?, n(&row, 4)?, n(&row, 5)?);
         e.counts = counts;
@@ -93,8 +95,8 @@ pub(crate) async fn counts_of<C: GenericClient + Sync>(c: &C, sync_ids: &[String
     let rows = c
         .query(
             "SELECT s.id, c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-             c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
-             WHERE s.id = ANY($1) AND s.deleted_at IS NULL",
+             c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c \
+             JOIN syncs s ON s.no = c.sync_no WHERE s.id = ANY($1) AND s.deleted_at IS NULL",
             &[&sync_ids],
         )
         .await
@@ -114,6 +116,7 @@ pub(crate) async fn counts_of<C: GenericClient + Sync>(c: &C, sync_ids: &[String
                     deduplicated: n(row, 8)?,
                     retries: n(row, 9)?,
                     submitted: n(row, 10)?,
+                    users: n(row, 11)?,
                 },
             ))
         })

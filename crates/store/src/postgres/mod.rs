@@ -31,6 +31,7 @@ mod announce;
 mod catalog;
 mod figures;
 mod lanes;
+mod ledger;
 mod purge;
 mod queue;
 mod schema;
@@ -47,9 +48,9 @@ use tokio_postgres::error::SqlState;
 use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
-    GroupFigures, Health, LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState,
-    Purged, QueuedUser, Store, StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError,
-    UserResult, Workspace,
+    GroupFigures, Health, LaneLease, LeaseOutcome, Member, MemberCursor, MemberDetail, MemberState, NewApiKey,
+    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store,
+    StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
 /// Connections each store keeps at most.
@@ -338,6 +339,28 @@ impl Store for PostgresStore {
 
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
         in_tx!(self, |tx| queue::recover_in_flight(tx, now_ms))
+    }
+
+    async fn member(&self, sync_id: &str, key: &str) -> StoreResult<MemberDetail> {
+        read!(self, |c| ledger::member(c, sync_id, key))
+    }
+
+    async fn members(
+        &self,
+        sync_id: &str,
+        state: MemberState,
+        after: Option<MemberCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Member>> {
+        read!(self, |c| ledger::members(c, sync_id, state, after, limit))
+    }
+
+    async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven> {
+        in_tx!(self, |tx| ledger::redrive(tx, sync_id, &which, now_ms, max))
+    }
+
+    async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned> {
+        in_tx!(self, |tx| ledger::prune(tx, before_ms, max_rows))
     }
 
     async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64> {

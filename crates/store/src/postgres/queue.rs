@@ -1,7 +1,8 @@
 //! The user queue and the counters: the hot, large part of the store.
 //!
-//! Same model as SQLite's (`sqlite/queue.rs`): rows exist only for pending (`state = 0`) and
-//! in-flight (`state = 1`) users, a new user has `not_before = 0` and is due at
+//! Same model as SQLite's (`sqlite/queue.rs`): the queue is each sync's ledger, a row per user
+//! (pending 0, in flight 1, submitted 2, synced 3, errored 4, not synced 5), a new user has
+//! `not_before = 0` and is due at
 //! `entered + flush`, a retried one has `not_before = due_at =` its retry time, and every
 //! function moves the counters in the transaction that moves the rows, so conservation holds
 //! in every committed state. The counters row is updated last in each transaction: it is the
@@ -29,9 +30,20 @@ const IN_FLIGHT: i64 = 1;
 const SUBMITTED: i64 = 2;
 
 /// Queues an entry's users in entry order (their `id`, hence their claim order among equal
-/// due times, is that order); keys already queued in the sync are skipped.
+/// due times, is that order); keys the ledger holds as synced, errored or not synced are
+/// queued again (a fresh entry, first entry kept), keys still being delivered are skipped.
+/// Returns each written row's `entries` (1: new to the ledger). The keys must be distinct
+/// (an upsert cannot touch a row twice in one statement).
 const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
      SELECT $1, u.k, 0, u.p, $4, 0, $5 FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS u(k, p, n) \
+     ORDER BY u.n ON CONFLICT (sync_no, user_key) DO UPDATE SET state = 0, payload = excluded.payload, \
+     first_at = coalesce(queue.first_at, queue.entered_at), entered_at = excluded.entered_at, not_before = 0, \
+     due_at = excluded.due_at, attempts = 0, entries = queue.entries + 1, tried_at = NULL, done_at = NULL, \
+     last_error = NULL, submission = NULL WHERE queue.state >= 3 RETURNING entries";
+/// Not-synced users new to the ledger (a key it holds keeps its row).
+const ENTER_NOT_SYNCED: &str = "INSERT INTO queue \
+     (sync_no, user_key, state, payload, entered_at, not_before, due_at, done_at, last_error) \
+     SELECT $1, u.k, 5, ''::bytea, $4, 0, 0, $4, u.r FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(k, r, n) \
      ORDER BY u.n ON CONFLICT (sync_no, user_key) DO NOTHING";
 /// Pending users already due, in due order, that no other claimer holds.
 const CLAIM_DUE: &str = "SELECT id, user_key, payload, entered_at, attempts FROM queue \
@@ -40,13 +52,13 @@ const CLAIM_DUE: &str = "SELECT id, user_key, payload, entered_at, attempts FROM
 const CLAIM_FILL: &str = "SELECT id, user_key, payload, entered_at, attempts FROM queue \
      WHERE sync_no = $1 AND state = 0 AND not_before = 0 AND due_at > $2 ORDER BY due_at, id LIMIT $3 \
      FOR UPDATE SKIP LOCKED";
-/// Removes pending users past the retry window and records them as errors, oldest first, at
-/// most `$5` (one chunk); rows another claimer holds are skipped, and the `DELETE` re-checks
-/// that each row is still pending.
+/// Errors pending users past the retry window (they stay in the ledger) and records them in
+/// `errors`, oldest first, at most `$5` (one chunk); rows another claimer holds are skipped, and
+/// the `UPDATE` re-checks that each row is still pending.
 const EXPIRE: &str = "WITH doomed AS (SELECT id FROM queue WHERE sync_no = $1 AND state = 0 AND entered_at < $2 \
      ORDER BY entered_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
-     gone AS (DELETE FROM queue q USING doomed d WHERE q.id = d.id AND q.state = 0 \
-     RETURNING q.id, q.user_key, q.entered_at) \
+     gone AS (UPDATE queue q SET state = 4, last_error = $3, done_at = $4 FROM doomed d \
+     WHERE q.id = d.id AND q.state = 0 RETURNING q.id, q.user_key, q.entered_at) \
      INSERT INTO errors (sync_no, user_key, reason, at) SELECT $1, user_key, $3, $4 FROM gone \
      ORDER BY entered_at, id";
 /// The earliest due time of a sync's pending users.
@@ -82,6 +94,7 @@ pub(crate) struct Delta {
     pub(crate) errored: i64,
     pub(crate) deduplicated: i64,
     pub(crate) retries: i64,
+    pub(crate) users: i64,
 }
 
 impl Delta {
@@ -90,7 +103,7 @@ impl Delta {
             "UPDATE counters SET entered = entered + $2, proceeded = proceeded + $3, \
              not_synced = not_synced + $4, pending = pending + $5, in_flight = in_flight + $6, \
              synced = synced + $7, errored = errored + $8, deduplicated = deduplicated + $9, \
-             retries = retries + $10, submitted = submitted + $11 WHERE sync_no = $1",
+             retries = retries + $10, submitted = submitted + $11, users = users + $12 WHERE sync_no = $1",
             &[
                 &no,
                 &self.entered,
@@ -103,6 +116,7 @@ impl Delta {
                 &self.deduplicated,
                 &self.retries,
                 &self.submitted,
+                &self.users,
             ],
         )
         .await
@@ -114,13 +128,30 @@ impl Delta {
 pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: &Entry) -> Res<EnterOutcome> {
     let no = sync_no(c, sync_id).await?;
     let due = entry.now_ms.saturating_add(entry.flush_ms);
-    let queued = if entry.ready.is_empty() {
-        0
-    } else {
-        let keys: Vec<&str> = entry.ready.iter().map(|u| u.key.as_str()).collect();
-        let payloads: Vec<&[u8]> = entry.ready.iter().map(|u| u.payload.as_slice()).collect();
-        c.execute(ENTER, &[&no, &keys, &payloads, &entry.now_ms, &due]).await.ctx("queueing users")?
-    };
+    let (mut queued, mut new_users) = (0u64, 0i64);
+    if !entry.ready.is_empty() {
+        // A key twice in one entry is queued once (the first), the others deduplicated.
+        let mut seen = std::collections::HashSet::with_capacity(entry.ready.len());
+        let (keys, payloads): (Vec<&str>, Vec<&[u8]>) = entry
+            .ready
+            .iter()
+            .filter(|u| seen.insert(u.key.as_str()))
+            .map(|u| (u.key.as_str(), u.payload.as_slice()))
+            .unzip();
+        let rows = c.query(ENTER, &[&no, &keys, &payloads, &entry.now_ms, &due]).await.ctx("queueing users")?;
+        queued = rows.len() as u64;
+        for row in &rows {
+            new_users += i64::from(get::<i64>(row, 0)? == 1);
+        }
+    }
+    if !entry.not_synced.is_empty() {
+        let (keys, reasons): (Vec<&str>, Vec<&str>) =
+            entry.not_synced.iter().map(|(k, r)| (k.as_str(), truncate_reason(r))).unzip();
+        new_users += c
+            .execute(ENTER_NOT_SYNCED, &[&no, &keys, &reasons, &entry.now_ms])
+            .await
+            .ctx("recording users not synced")? as i64;
+    }
     let outcome = EnterOutcome {
         queued,
         deduplicated: entry.ready.len() as u64 - queued,
@@ -132,6 +163,7 @@ pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: 
         pending: outcome.queued as i64,
         not_synced: outcome.not_synced as i64,
         deduplicated: outcome.deduplicated as i64,
+        users: new_users,
         ..Delta::default()
     }
     .apply(c, no)
@@ -169,8 +201,10 @@ pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, c
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-    let marked =
-        c.execute("UPDATE queue SET state = 1 WHERE id = ANY($1)", &[&ids]).await.ctx("claiming users")? as i64;
+    let marked = c
+        .execute("UPDATE queue SET state = 1, tried_at = $2 WHERE id = ANY($1)", &[&ids, &claim.now_ms])
+        .await
+        .ctx("claiming users")? as i64;
     let batch: Vec<QueuedUser> = rows.into_iter().map(|(_, user)| user).collect();
     Delta { pending: -marked, in_flight: marked, ..Delta::default() }.apply(c, no).await?;
     Ok(batch)
@@ -227,8 +261,8 @@ pub(crate) enum Held<'a> {
 }
 
 /// Records what happened to users of sync `no` held as `held` (others are left alone): synced
-/// and errored users leave the queue (errored with their reason kept), retried users go back to
-/// pending. The new states' counters move in `delta`; returns how many users left `held`.
+/// and errored users stay in the ledger in that state (errored with their reason kept, also in
+/// `errors`), retried users go back to pending. The new states' counters move in `delta`; returns how many users left `held`.
 pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     c: &C,
     no: i64,
@@ -270,9 +304,10 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     if !synced.is_empty() {
         done_synced = c
             .execute(
-                "DELETE FROM queue WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
+                "UPDATE queue SET state = 3, attempts = attempts + 1, done_at = $5 \
+                 WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
                  AND submission IS NOT DISTINCT FROM $4::text",
-                &[&no, &synced, &state, &submission],
+                &[&no, &synced, &state, &submission, &now],
             )
             .await
             .ctx("completing users")? as i64;
@@ -281,7 +316,8 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
         done_errored = c
             .execute(
                 "WITH outcome AS (SELECT * FROM unnest($2::text[], $3::text[]) AS o(k, reason)), \
-                 removed AS (DELETE FROM queue q USING outcome o \
+                 removed AS (UPDATE queue q SET state = 4, attempts = q.attempts + 1, done_at = $4, \
+                   last_error = o.reason FROM outcome o \
                    WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = $5 \
                    AND q.submission IS NOT DISTINCT FROM $6::text RETURNING q.user_key) \
                  INSERT INTO errors (sync_no, user_key, reason, at) \
@@ -386,8 +422,8 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
     let row = c
         .query_opt(
             "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-             c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
-             WHERE s.id = $1 AND s.deleted_at IS NULL",
+             c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c \
+             JOIN syncs s ON s.no = c.sync_no WHERE s.id = $1 AND s.deleted_at IS NULL",
             &[&sync_id],
         )
         .await
@@ -405,6 +441,7 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
         deduplicated: n(7)?,
         retries: n(8)?,
         submitted: n(9)?,
+        users: n(10)?,
     })
 }
 

@@ -10,7 +10,8 @@
 //! The layout mirrors the SQLite one (see `sqlite/schema.rs` for why each index exists):
 //! syncs have an integer `no` that the queue, counters and errors refer to; `queue` is keyed
 //! by `(sync_no, user_key)`, the dedup check of `enter`; `queue_due`, `queue_fresh` (partial)
-//! and `queue_entered` serve claims, expiry, `next_due` and `oldest_pending`; `counters` has
+//! and `queue_entered_id` serve claims, expiry, `next_due`, `oldest_pending` and the ledger's
+//! listings (the queue is each sync's ledger: see `sqlite/schema.rs`); `counters` has
 //! one row per sync; `hosts` and `lane_leases` say which hosts are alive and which holds
 //! each connection's delivery lane (see `lanes.rs`). Where SQLite orders ties by `rowid`, tables here have an identity column
 //! (`seq`, or `id` for the queue and errors) so the order is the same.
@@ -195,6 +196,21 @@ const MIGRATIONS: &[&str] = &[
         retries       BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (workspace_id, destination)
     );
+    "#,
+    // 6: the ledger, as SQLite's version 6 (see `sqlite/schema.rs`): synced, errored and
+    // not-synced users keep their queue row. `queue_entered` gains `id`, so a listing by state
+    // paged by `(entered_at, id)` is one index range even when thousands of users entered in
+    // the same millisecond (this rebuilds the index once).
+    r#"
+    ALTER TABLE queue ADD COLUMN first_at BIGINT;             -- first entry, when entered again
+    ALTER TABLE queue ADD COLUMN entries BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE queue ADD COLUMN tried_at BIGINT;             -- last put in a request
+    ALTER TABLE queue ADD COLUMN done_at BIGINT;              -- reached synced/errored/not synced
+    ALTER TABLE counters ADD COLUMN users BIGINT NOT NULL DEFAULT 0;
+    UPDATE counters SET users = (SELECT COUNT(*) FROM queue q WHERE q.sync_no = counters.sync_no);
+    CREATE INDEX queue_entered_id ON queue(sync_no, state, entered_at, id);
+    DROP INDEX queue_entered;
+    CREATE INDEX errors_user ON errors(sync_no, user_key, id);
     "#,
 ];
 

@@ -397,7 +397,7 @@ const FIGURES: &str = "c.entered, c.proceeded, c.not_synced, c.pending, c.in_fli
      (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
      (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
      c.submitted, \
-     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1)";
+     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), c.users";
 
 pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let columns = SYNC_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
@@ -425,6 +425,7 @@ pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
                 deduplicated: n(21)?,
                 retries: n(22)?,
                 submitted: n(25)?,
+                users: n(27)?,
             },
             oldest_pending_at: oldest,
         })

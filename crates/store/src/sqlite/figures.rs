@@ -28,7 +28,8 @@ const GROUP_SYNCS: &str = "SELECT {key}, s.destination, \
        coalesce((SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), ?1), \
        coalesce((SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), ?1), \
        coalesce((SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), ?1) \
-     ), ?1) END) \
+     ), ?1) END), \
+     SUM(CASE WHEN s.deleted_at IS NULL THEN c.users ELSE 0 END) \
      FROM syncs s JOIN counters c ON c.sync_no = s.no GROUP BY {group}";
 
 /// The growing counters of the syncs deleted and purged.
@@ -72,6 +73,7 @@ pub(crate) fn group_figures(conn: &Connection, by: GroupBy) -> StoreResult<Vec<G
         .query_map([NONE], |row| {
             let mut counts = growing(row, 6)?;
             (counts.pending, counts.in_flight, counts.submitted) = (n(row, 13)?, n(row, 14)?, n(row, 15)?);
+            counts.users = n(row, 17)?;
             let group = GroupFigures {
                 workspace_id: row.get(0)?,
                 destination: row.get(1)?,

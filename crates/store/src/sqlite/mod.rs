@@ -20,6 +20,7 @@ mod catalog;
 mod figures;
 mod folder;
 mod lanes;
+mod ledger;
 mod purge;
 mod queue;
 mod schema;
@@ -38,9 +39,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
-    GroupFigures, Health, LaneLease, LeaseOutcome, NewApiKey, NewConnection, NewSubmission, NewSync, OauthState,
-    Purged, QueuedUser, Store, StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError,
-    UserResult, Workspace,
+    GroupFigures, Health, LaneLease, LeaseOutcome, Member, MemberCursor, MemberDetail, MemberState, NewApiKey,
+    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store,
+    StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
 pub use queue::MAX_REASON_CHARS;
@@ -383,6 +384,31 @@ impl Store for SqliteStore {
 
     async fn recover_in_flight(&self, now_ms: i64) -> StoreResult<u64> {
         self.write(move |c| queue::recover_in_flight(c, now_ms)).await
+    }
+
+    async fn member(&self, sync_id: &str, key: &str) -> StoreResult<MemberDetail> {
+        let (id, key) = (sync_id.to_owned(), key.to_owned());
+        self.read(move |c| ledger::member(c, &id, &key)).await
+    }
+
+    async fn members(
+        &self,
+        sync_id: &str,
+        state: MemberState,
+        after: Option<MemberCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Member>> {
+        let id = sync_id.to_owned();
+        self.read(move |c| ledger::members(c, &id, state, after, limit)).await
+    }
+
+    async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven> {
+        let id = sync_id.to_owned();
+        self.write(move |c| ledger::redrive(c, &id, &which, now_ms, max)).await
+    }
+
+    async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned> {
+        self.write(move |c| ledger::prune(c, before_ms, max_rows)).await
     }
 
     async fn heartbeat(&self, host_id: &str, ttl_ms: i64) -> StoreResult<u64> {

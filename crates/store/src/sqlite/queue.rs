@@ -2,9 +2,13 @@
 //!
 //! Every function runs inside one transaction (the writer's group, or a reader's snapshot)
 //! and moves the counters in that same transaction as the queue rows, so conservation
-//! (`entered = not_synced + pending + in_flight + synced + errored`) holds in every committed
-//! state. Rows exist only for pending (`state = 0`) and in-flight (`state = 1`) users: synced
-//! and errored users leave the queue, so the table's size is the backlog, not the history.
+//! (`entered = not_synced + pending + in_flight + submitted + synced + errored`) holds in every
+//! committed state. The queue is the sync's ledger: a user has one row, pending (`state = 0`),
+//! in flight (1), submitted (2), synced (3), errored (4) or not synced (5), from their first
+//! entry until the sync is deleted (an errored user: until pruned, see `ledger.rs`). Delivery
+//! writes no more than when rows left the queue: one insert at entry, then updates of that row
+//! (a state change that deleted the row updates it instead). Claims, expiry, `next_due` and
+//! recovery read only rows of their own state through indexes led by `(sync_no, state)`.
 //!
 //! Due times: a new user has `not_before = 0` (no wait) and is due at `entered + flush`; a
 //! retried user has `not_before = due_at = ` the retry time. So a pending user is claimable
@@ -27,6 +31,10 @@ const PENDING: i64 = 0;
 const IN_FLIGHT: i64 = 1;
 /// Sent in a request the partner finishes later (see `submissions.rs`).
 pub(crate) const SUBMITTED: i64 = 2;
+/// Accepted by the partner (kept in the ledger).
+const SYNCED: i64 = 3;
+/// Refused for good or out of the retry window (kept in the ledger until pruned).
+pub(crate) const ERRORED: i64 = 4;
 
 // The queries that must stay index lookups with millions of rows (see the plan test below).
 
@@ -73,6 +81,7 @@ pub(crate) struct Delta {
     pub(crate) errored: i64,
     pub(crate) deduplicated: i64,
     pub(crate) retries: i64,
+    pub(crate) users: i64,
 }
 
 impl Delta {
@@ -81,7 +90,7 @@ impl Delta {
             "UPDATE counters SET entered = entered + ?2, proceeded = proceeded + ?3, \
              not_synced = not_synced + ?4, pending = pending + ?5, in_flight = in_flight + ?6, \
              synced = synced + ?7, errored = errored + ?8, deduplicated = deduplicated + ?9, \
-             retries = retries + ?10, submitted = submitted + ?11 WHERE sync_no = ?1",
+             retries = retries + ?10, submitted = submitted + ?11, users = users + ?12 WHERE sync_no = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -95,7 +104,8 @@ impl Delta {
                 self.errored,
                 self.deduplicated,
                 self.retries,
-                self.submitted
+                self.submitted,
+                self.users
             ])
         })
         .ctx("updating a sync's counters")?;
@@ -103,18 +113,41 @@ impl Delta {
     }
 }
 
+/// Queues a user new to the ledger (the hot path: one insert, as before the ledger).
+const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
+     VALUES (?1, ?2, 0, ?3, ?4, 0, ?5) ON CONFLICT (sync_no, user_key) DO NOTHING";
+/// Queues again a user the ledger holds as synced, errored or not synced (a fresh entry: new
+/// payload, attempts reset, first entry kept); a user still being delivered is left alone.
+const ENTER_AGAIN: &str = "UPDATE queue SET state = 0, payload = ?3, first_at = coalesce(first_at, entered_at), \
+     entered_at = ?4, not_before = 0, due_at = ?5, attempts = 0, entries = entries + 1, tried_at = NULL, \
+     done_at = NULL, last_error = NULL, submission = NULL WHERE sync_no = ?1 AND user_key = ?2 AND state >= 3";
+/// A not-synced user new to the ledger (a key it holds keeps its row).
+const ENTER_NOT_SYNCED: &str = "INSERT INTO queue \
+     (sync_no, user_key, state, payload, entered_at, not_before, due_at, done_at, last_error) \
+     VALUES (?1, ?2, 5, x'', ?3, 0, 0, ?3, ?4) ON CONFLICT (sync_no, user_key) DO NOTHING";
+
 pub(crate) fn enter(conn: &Connection, sync_id: &str, entry: &Entry) -> StoreResult<EnterOutcome> {
     let no = sync_no(conn, sync_id)?;
     let due = entry.now_ms.saturating_add(entry.flush_ms);
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
-             VALUES (?1, ?2, 0, ?3, ?4, 0, ?5) ON CONFLICT (sync_no, user_key) DO NOTHING",
-        )
-        .ctx("preparing to queue users")?;
-    let mut queued = 0u64;
+    let mut insert = conn.prepare_cached(ENTER).ctx("preparing to queue users")?;
+    let mut again = conn.prepare_cached(ENTER_AGAIN).ctx("preparing to queue users")?;
+    let (mut queued, mut new_users) = (0u64, 0i64);
     for user in &entry.ready {
-        queued += insert.execute(params![no, user.key, user.payload, entry.now_ms, due]).ctx("queueing a user")? as u64;
+        let values = params![no, user.key, user.payload, entry.now_ms, due];
+        if insert.execute(values).ctx("queueing a user")? == 1 {
+            queued += 1;
+            new_users += 1;
+        } else {
+            queued += again.execute(values).ctx("queueing a user again")? as u64;
+        }
+    }
+    if !entry.not_synced.is_empty() {
+        let mut record = conn.prepare_cached(ENTER_NOT_SYNCED).ctx("preparing to record users not synced")?;
+        for (key, reason) in &entry.not_synced {
+            new_users += record
+                .execute(params![no, key, entry.now_ms, truncate_reason(reason)])
+                .ctx("recording a user not synced")? as i64;
+        }
     }
     let outcome = EnterOutcome {
         queued,
@@ -127,6 +160,7 @@ pub(crate) fn enter(conn: &Connection, sync_id: &str, entry: &Entry) -> StoreRes
         pending: outcome.queued as i64,
         not_synced: outcome.not_synced as i64,
         deduplicated: outcome.deduplicated as i64,
+        users: new_users,
         ..Delta::default()
     }
     .apply(conn, no)?;
@@ -162,11 +196,12 @@ pub(crate) fn claim_batch(
             return Ok(Vec::new());
         }
     }
-    let mut mark =
-        conn.prepare_cached("UPDATE queue SET state = 1 WHERE rowid = ?1").ctx("preparing to claim users")?;
+    let mut mark = conn
+        .prepare_cached("UPDATE queue SET state = 1, tried_at = ?2 WHERE rowid = ?1")
+        .ctx("preparing to claim users")?;
     let mut batch = Vec::with_capacity(rows.len());
     for (rowid, user) in rows {
-        mark.execute([rowid]).ctx("claiming a user")?;
+        mark.execute([rowid, claim.now_ms]).ctx("claiming a user")?;
         batch.push(user);
     }
     let n = batch.len() as i64;
@@ -191,10 +226,12 @@ fn expire(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<bool> {
     let mut record = conn
         .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
         .ctx("recording expired users")?;
-    let mut remove = conn.prepare_cached("DELETE FROM queue WHERE rowid = ?1").ctx("removing expired users")?;
+    let mut fail = conn
+        .prepare_cached("UPDATE queue SET state = 4, last_error = ?2, done_at = ?3 WHERE rowid = ?1")
+        .ctx("erroring expired users")?;
     for (rowid, key) in &rows {
         record.execute(params![no, key, reason, claim.now_ms]).ctx("recording an expired user")?;
-        remove.execute([rowid]).ctx("removing an expired user")?;
+        fail.execute(params![rowid, reason, claim.now_ms]).ctx("erroring an expired user")?;
     }
     let expired = rows.len() as i64;
     tracing::info!(sync_no = no, expired, "users errored: retry window over");
@@ -237,8 +274,8 @@ pub(crate) enum Held<'a> {
 }
 
 /// Records what happened to users of sync `no` held as `held` (others are left alone): synced
-/// and errored users leave the queue (errored with their reason kept), retried users go back to
-/// pending. The new states' counters move in `delta`; returns how many users left `held`.
+/// and errored users stay in the ledger in that state (errored with their reason kept, also in
+/// `errors`), retried users go back to pending. The new states' counters move in `delta`; returns how many users left `held`.
 pub(crate) fn record_outcomes(
     conn: &Connection,
     no: i64,
@@ -251,8 +288,12 @@ pub(crate) fn record_outcomes(
         Held::InFlight => (IN_FLIGHT, None),
         Held::Submitted(id) => (SUBMITTED, Some(id)),
     };
-    let mut remove = conn
-        .prepare_cached("DELETE FROM queue WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4")
+    // Synced (3) and errored (4) users stay in the ledger; a submitted user keeps its request id.
+    let mut finish = conn
+        .prepare_cached(
+            "UPDATE queue SET state = ?5, attempts = attempts + 1, done_at = ?6, last_error = coalesce(?7, last_error) \
+             WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
+        )
         .ctx("preparing to record outcomes")?;
     let mut retry = conn
         .prepare_cached(
@@ -273,12 +314,18 @@ pub(crate) fn record_outcomes(
     for result in results {
         let done = match &result.outcome {
             UserOutcome::Synced => {
-                let done = remove.execute(params![no, result.key, state, submission]).ctx("completing a user")? == 1;
+                let done = finish
+                    .execute(params![no, result.key, state, submission, SYNCED, now, None::<&str>])
+                    .ctx("completing a user")?
+                    == 1;
                 delta.synced += i64::from(done);
                 done
             }
             UserOutcome::Errored(reason) => {
-                let done = remove.execute(params![no, result.key, state, submission]).ctx("completing a user")? == 1;
+                let done = finish
+                    .execute(params![no, result.key, state, submission, ERRORED, now, truncate_reason(reason)])
+                    .ctx("completing a user")?
+                    == 1;
                 if done {
                     record_error
                         .execute(params![no, result.key, truncate_reason(reason), now])
@@ -364,7 +411,7 @@ pub(crate) fn next_due(conn: &Connection, sync_ids: &[String]) -> StoreResult<Op
 pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
     conn.prepare_cached(
         "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-         c.errored, c.deduplicated, c.retries, c.submitted FROM counters c JOIN syncs s ON s.no = c.sync_no \
+         c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c JOIN syncs s ON s.no = c.sync_no \
          WHERE s.id = ?1 AND s.deleted_at IS NULL",
     )
     .and_then(|mut s| {
@@ -381,6 +428,7 @@ pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
                 deduplicated: get(7)?,
                 retries: get(8)?,
                 submitted: get(9)?,
+                users: get(10)?,
             })
         })
         .optional()

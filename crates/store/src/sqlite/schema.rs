@@ -10,14 +10,19 @@
 //! Layout choices, for 10 million pending users on disk:
 //! - syncs have an integer `no` besides their text id; the queue, counters and errors refer
 //!   to it, so each of the millions of queue index entries carries 8 bytes, not a 25-byte id;
-//! - `queue` is keyed by `(sync_no, user_key)`, which is also the dedup check of `enter`;
+//! - `queue` is keyed by `(sync_no, user_key)`, which is also the dedup check of `enter`; it
+//!   is the sync's ledger: a user's row stays once synced, errored or not synced (states 3, 4,
+//!   5), and every index a claim uses starts with `(sync_no, state)` or is partial on
+//!   `state = 0`, so claims only ever read pending rows;
 //! - `queue_due (sync_no, state, due_at)` serves `claim_batch` (users already due, in due
 //!   order) and `next_due` (first entry);
 //! - `queue_fresh (sync_no, due_at) WHERE state = 0 AND not_before = 0` holds only pending
 //!   users with no retry wait, so "fill a batch with users not yet due" is a range scan
 //!   that never wades through users waiting for a retry;
-//! - `queue_entered (sync_no, state, entered_at)` serves retry-window expiry and
-//!   `oldest_pending`;
+//! - `queue_entered (sync_no, state, entered_at)` serves retry-window expiry,
+//!   `oldest_pending`, the ledger's listings by state (paged by `(entered_at, rowid)`) and the
+//!   pruning of old errored users;
+//! - `errors_user (sync_no, user_key, id)` serves a user's last errors in a lookup;
 //! - `counters` has one row per sync, updated in the transaction of every state change;
 //! - `submissions` (one row per partner request not finished yet) and `queue_submission`
 //!   (only `submitted` users, by request) serve asynchronous outcomes;
@@ -209,6 +214,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace_id, destination)
     );
     "#,
+    // 6: the ledger. Synced, errored and not-synced users keep their queue row (states 3, 4
+    // and 5) instead of leaving it, so the queue is each sync's ledger. The columns added here
+    // say how a user got where they are; `first_at` is NULL until a user enters again (their
+    // first entry is then `entered_at`), so this migration rewrites no row. `counters.users`
+    // counts the ledger's rows (distinct users); today's rows are all pending or in flight.
+    // `errors_user` finds a user's errors for a lookup.
+    r#"
+    ALTER TABLE queue ADD COLUMN first_at INTEGER;            -- first entry, when entered again
+    ALTER TABLE queue ADD COLUMN entries INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE queue ADD COLUMN tried_at INTEGER;            -- last put in a request
+    ALTER TABLE queue ADD COLUMN done_at INTEGER;             -- reached synced/errored/not synced
+    ALTER TABLE counters ADD COLUMN users INTEGER NOT NULL DEFAULT 0;
+    UPDATE counters SET users = (SELECT COUNT(*) FROM queue q WHERE q.sync_no = counters.sync_no);
+    CREATE INDEX errors_user ON errors(sync_no, user_key, id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -242,5 +262,40 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
         tx.commit().ctx(&format!("committing schema version {to}"))?;
         tracing::info!(version = to, "store schema migrated");
         applied += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of version 5 with users queued keeps them, pending, and counts them as the
+    /// sync's distinct users once migrated to the ledger.
+    #[test]
+    fn the_ledger_migration_counts_the_users_already_queued() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workspaces VALUES ('ws_1', 'Acme', 0);
+             INSERT INTO connections (id, workspace_id, destination, name, credentials, credentials_version, health, \
+               created_at, updated_at) VALUES ('conn_1', 'ws_1', 'test', 'c', x'00', 1, 'ok', 0, 0);
+             INSERT INTO syncs (no, id, workspace_id, connection_id, destination, account_id, audience_name, \
+               create_if_missing, action, match_fields, status, created_at) \
+               VALUES (1, 'sync_1', 'ws_1', 'conn_1', 'test', 'a', 'n', 1, 'add', '[]', 'active', 0);
+             INSERT INTO counters (sync_no, entered, pending, in_flight) VALUES (1, 3, 2, 1);
+             INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) VALUES \
+               (1, 'a', 0, x'01', 10, 0, 20), (1, 'b', 0, x'01', 10, 0, 20), (1, 'c', 1, x'01', 10, 0, 20);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let users: i64 = conn.query_row("SELECT users FROM counters WHERE sync_no = 1", [], |r| r.get(0)).unwrap();
+        assert_eq!(users, 3);
+        let (first, entries): (Option<i64>, i64) = conn
+            .query_row("SELECT first_at, entries FROM queue WHERE user_key = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((first, entries), (None, 1), "a user's first entry is its entry until it enters again");
     }
 }

@@ -23,6 +23,7 @@ mod access;
 mod bounded;
 mod catalog;
 mod lanes;
+mod ledger;
 mod model;
 mod queue;
 mod submissions;
@@ -31,6 +32,7 @@ pub use access::*;
 pub use bounded::*;
 pub use catalog::*;
 pub use lanes::*;
+pub use ledger::*;
 pub use model::{Op, random_operations_keep_the_books};
 pub use queue::*;
 pub use submissions::*;
@@ -114,6 +116,12 @@ macro_rules! store_suite {
             a_connection_is_deleted_once_its_deleted_syncs_are_purged,
             figures_are_summed_per_workspace_and_destination,
             a_large_expired_backlog_is_errored_in_chunks,
+            the_ledger_keeps_every_user_with_its_state,
+            a_reentry_is_a_new_entry_of_the_same_user,
+            members_are_listed_by_state_and_claims_see_only_pending_users,
+            redriven_users_are_sent_again_with_a_fresh_window,
+            old_errored_history_is_pruned_in_chunks,
+            a_large_ledger_is_paged_without_gaps_or_repeats,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,

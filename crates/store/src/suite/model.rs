@@ -77,6 +77,8 @@ struct ModelUser {
 struct Model {
     now: i64,
     users: BTreeMap<String, ModelUser>,
+    /// Every key that entered (the ledger's rows: `counts.users`).
+    ledger: std::collections::BTreeSet<String>,
     counts: Counts,
 }
 
@@ -137,7 +139,10 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                     );
                 }
             }
+            model.ledger.extend(ready.iter().map(|u| u.key.clone()));
+            model.ledger.extend(not_synced.iter().map(|(k, _)| k.clone()));
             let c = &mut model.counts;
+            c.users = model.ledger.len() as u64;
             c.proceeded += (ready.len() + not_synced.len()) as u64;
             c.entered += queued + not_synced.len() as u64;
             c.pending += queued;

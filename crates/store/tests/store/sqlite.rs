@@ -23,7 +23,7 @@ async fn opening_creates_the_file_in_wal_mode_and_reopening_keeps_it() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     drop(conn);
 
     // Migrations are not run again (they would fail on existing tables) and data stays.
@@ -85,7 +85,10 @@ async fn counters_equal_the_rows_in_the_queue_and_errors_tables() {
     assert_eq!(counts.pending, rows("SELECT COUNT(*) FROM queue WHERE state = 0"));
     assert_eq!(counts.in_flight, rows("SELECT COUNT(*) FROM queue WHERE state = 1"));
     assert_eq!(counts.errored, rows("SELECT COUNT(*) FROM errors"));
-    assert_eq!((counts.pending, counts.in_flight, counts.errored), (48, 25, 13));
+    assert_eq!(counts.errored, rows("SELECT COUNT(*) FROM queue WHERE state = 4"));
+    assert_eq!(counts.synced, rows("SELECT COUNT(*) FROM queue WHERE state = 3"));
+    assert_eq!(counts.users, rows("SELECT COUNT(*) FROM queue"), "the ledger: one row per user");
+    assert_eq!((counts.pending, counts.in_flight, counts.errored, counts.synced), (48, 25, 13, 14));
 }
 
 #[tokio::test]
@@ -126,4 +129,52 @@ async fn reads_work_without_a_tokio_runtime_too() {
     .join()
     .unwrap();
     assert_eq!(read.unwrap(), vec![ws]);
+}
+
+/// What the ledger costs on disk: bytes per user of a sync, pending, then synced (the rows
+/// stay), and how long a look-up of one user takes among them. Run by hand (it writes
+/// `LEDGER_USERS` users, 1,000,000 by default):
+/// `cargo test --workspace --test store -- --ignored --nocapture ledger_bytes_per_member`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn ledger_bytes_per_member() {
+    let n: usize = std::env::var("LEDGER_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let harness = SqliteHarness::new();
+    let store = SqliteStore::open(harness.path(), CredentialKey::generate()).expect("open");
+    let (_, _, sync) = setup(&store).await;
+    // A realistic payload: the queue's format v1 with one SHA-256 email, about 110 bytes.
+    let payload = |i: usize| {
+        format!(r#"{{"v":1,"key":"crm-{i:08}","ids":[["email","{:064x}"]]}}"#, i as u128 * 0x9e37_79b9_7f4a_7c15)
+            .into_bytes()
+    };
+    for start in (0..n).step_by(10_000) {
+        let ready = (start..(start + 10_000).min(n))
+            .map(|i| audience_store::ReadyUser { key: format!("crm-{i:08}"), payload: payload(i) })
+            .collect();
+        let entry = audience_store::Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: 0 };
+        store.enter(&sync.id, entry).await.unwrap();
+    }
+    let size = |label: &str| {
+        let conn = raw(&harness);
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let bytes = std::fs::metadata(harness.path()).unwrap().len();
+        eprintln!("{label}: {bytes} bytes, {:.1} bytes per user", bytes as f64 / n as f64);
+    };
+    size("pending");
+    let mut done = 0;
+    while done < n {
+        let batch = store.claim_batch(&sync.id, claim(T0 + 1, 5_000)).await.unwrap();
+        done += batch.len();
+        let results = batch.into_iter().map(|u| UserResult { key: u.key, outcome: UserOutcome::Synced }).collect();
+        store.complete(&sync.id, results).await.unwrap();
+    }
+    let counts = conserved(&store, &sync.id).await;
+    assert_eq!((counts.synced, counts.users), (n as u64, n as u64));
+    size("synced");
+    let started = std::time::Instant::now();
+    for i in 0..1_000 {
+        let key = format!("crm-{:08}", (i * 7_919) % n);
+        assert_eq!(store.member(&sync.id, &key).await.unwrap().member.key, key);
+    }
+    eprintln!("look-up of one user among {n}: {:?} on average", started.elapsed() / 1_000);
 }
