@@ -124,8 +124,10 @@ pub struct RateConfig {
     /// `Retry-After`. Default 2 s.
     #[serde(with = "humantime_serde")]
     pub api_max_wait: Duration,
-    /// The most of a connection's rate the calls made for the API may use while the connection
-    /// delivers, from 0 (exclusive) to 1: they are then paced by a second limiter at this share
+    /// The most of a connection's rate the calls made for the API that read (listing accounts,
+    /// searching audiences) may use while the connection delivers, from 0 (exclusive) to 1; a
+    /// person's change (a new sync's check, a re-authorization) is not held to it. The reads
+    /// are then paced by a second limiter at this share
     /// of the rate as well as by the connection's, so that people listing accounts or searching
     /// audiences (say from a UI that many people use at once) never leave the deliveries less
     /// than the rest. An idle connection's whole rate is the API's. A call whose turn under

@@ -81,7 +81,7 @@ impl LaneHooks {
         // The API's share applies while the connection delivers: an idle connection's rate is
         // all the API's (a partner at one request a second would otherwise take four seconds
         // per call).
-        let api_share = self.api_share.as_ref().filter(|_| self.delivering());
+        let api_share = self.api_share.as_ref().filter(|_| call.within_share && self.delivering());
         let share_wait = api_share.map_or(Duration::ZERO, |share| share.wait_time());
         if share_wait > call.max_wait {
             return Err(refuse(share_wait, API_SHARE_IN_USE));
@@ -203,12 +203,15 @@ pub(crate) fn partner_refused(
 #[derive(Debug)]
 pub(crate) struct ApiCall {
     max_wait: Duration,
+    /// Whether it is held to the API's share of a delivering connection's rate (a read), or
+    /// not (a person's change: see [`crate::Engine::paced_plugin_for_change`]).
+    within_share: bool,
     paced_out: Mutex<Option<Duration>>,
 }
 
 impl ApiCall {
-    pub(crate) fn new(max_wait: Duration) -> Arc<Self> {
-        Arc::new(Self { max_wait, paced_out: Mutex::new(None) })
+    pub(crate) fn new(max_wait: Duration, within_share: bool) -> Arc<Self> {
+        Arc::new(Self { max_wait, within_share, paced_out: Mutex::new(None) })
     }
 
     /// A request was not sent: its slot was `wait` away.
@@ -355,7 +358,7 @@ mod tests {
             inner.before_send().await.unwrap().departed(Instant::now());
         }
         assert_eq!(start.elapsed(), Duration::from_millis(1500));
-        let call = ApiCall::new(Duration::from_millis(200));
+        let call = ApiCall::new(Duration::from_millis(200), true);
         let api = ApiHooks { inner: inner.clone(), call: call.clone() };
         let why = api.before_send().await.unwrap_err();
         assert!(why.contains("budget (deliveries) is in use for the next 500 ms"), "{why}");
@@ -366,7 +369,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert!(limiter.interval() == Duration::from_millis(500));
         // Within its bound an API call waits its turn like any request.
-        let call = ApiCall::new(Duration::from_secs(1));
+        let call = ApiCall::new(Duration::from_secs(1), true);
         let api = ApiHooks { inner, call: call.clone() };
         api.before_send().await.unwrap().departed(Instant::now());
         assert_eq!((start.elapsed(), call.paced_out()), (Duration::from_millis(2500), None));
@@ -387,7 +390,7 @@ mod tests {
             people.push(tokio::spawn(async move {
                 let mut sent = 0;
                 while Instant::now() < end {
-                    let call = ApiCall::new(Duration::from_secs(2));
+                    let call = ApiCall::new(Duration::from_secs(2), true);
                     let api = ApiHooks { inner: inner.clone(), call: call.clone() };
                     match api.before_send().await {
                         Ok(departure) => {
@@ -417,13 +420,60 @@ mod tests {
         assert!(delivered >= 85, "deliveries: {delivered} (API: {api})");
         assert!((110..=123).contains(&(api + delivered)), "{api} + {delivered} over 30 s at 4/s");
         // Once the connection is idle, its whole rate is the API's: 4 calls in a second.
+        // (A person's change is never held to the share: see the next test.)
         tokio::time::sleep(Duration::from_secs(2)).await;
         let start = Instant::now();
         for _ in 0..4 {
-            let api = ApiHooks { inner: inner.clone(), call: ApiCall::new(Duration::from_secs(2)) };
+            let api = ApiHooks { inner: inner.clone(), call: ApiCall::new(Duration::from_secs(2), true) };
             api.before_send().await.unwrap().departed(Instant::now());
         }
         assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_persons_change_is_not_held_to_the_share_that_readers_keep_full() {
+        let (_, mut hooks) = hooks(4.0);
+        hooks.api_share = Some(Arc::new(RateLimiter::new(1.0, 0.0)));
+        let inner: Arc<dyn RequestHooks> = Arc::new(hooks);
+        let end = Instant::now() + Duration::from_secs(12);
+        let delivering = {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                while Instant::now() < end {
+                    inner.before_send().await.unwrap().departed(Instant::now());
+                }
+            })
+        };
+        // Eight readers keep the API's share full, each waiting the 2 s it may.
+        let mut readers = Vec::new();
+        for _ in 0..8 {
+            let inner = inner.clone();
+            readers.push(tokio::spawn(async move {
+                let mut refused = 0;
+                while Instant::now() < end {
+                    let api = ApiHooks { inner: inner.clone(), call: ApiCall::new(Duration::from_secs(2), true) };
+                    match api.before_send().await {
+                        Ok(departure) => departure.departed(Instant::now()),
+                        Err(_) => {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                refused
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for _ in 0..3 {
+            let change = ApiHooks { inner: inner.clone(), call: ApiCall::new(Duration::from_secs(2), false) };
+            change.before_send().await.expect("a change goes within the wait").departed(Instant::now());
+        }
+        delivering.await.unwrap();
+        let mut refused = 0;
+        for reader in readers {
+            refused += reader.await.unwrap();
+        }
+        assert!(refused > 0, "the readers kept the API's share full");
     }
 
     #[tokio::test(start_paused = true)]

@@ -223,9 +223,23 @@ impl Engine {
     /// connection's lane when this host runs it, else by the connection's limiter alone), for
     /// one call made on a person's behalf: it shares the token's rate with delivery, and a
     /// request whose turn is more than `engine.rate.api_max_wait` away is not sent (see
-    /// [`PacedPlugin::paced_out`]).
+    /// [`PacedPlugin::paced_out`]). A call that reads (accounts, audiences) is also held to the
+    /// API's share of a delivering connection's rate (`engine.rate.api_share`); see
+    /// [`Self::paced_plugin_for_change`] for a person's change.
     pub fn paced_plugin(&self, connection_id: &str, destination: &Destination) -> PacedPlugin {
-        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait);
+        self.paced_plugin_with(connection_id, destination, true)
+    }
+
+    /// As [`Self::paced_plugin`], for a call a person's change needs (a new sync's check, an
+    /// OAuth exchange that re-authorizes): rare, so not held to the API's share, where people
+    /// reading in a loop could hold it for as long as they keep reading. It still shares the
+    /// connection's turns with delivery and waits at most `engine.rate.api_max_wait`.
+    pub fn paced_plugin_for_change(&self, connection_id: &str, destination: &Destination) -> PacedPlugin {
+        self.paced_plugin_with(connection_id, destination, false)
+    }
+
+    fn paced_plugin_with(&self, connection_id: &str, destination: &Destination, within_share: bool) -> PacedPlugin {
+        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait, within_share);
         let hooks = hooks::api_hooks(&self.shared, connection_id, destination.name(), destination.limits, call.clone());
         PacedPlugin::new(destination.plugin.with_hooks(hooks).with_quota(self.shared.quota_for(connection_id)), call)
     }
@@ -235,9 +249,9 @@ impl Engine {
     /// (see `hooks::oauth_hooks`), with the same bound on the wait as [`Self::paced_plugin`].
     pub fn oauth_plugin(&self, destination: &Destination, connection_id: Option<&str>) -> PacedPlugin {
         if let Some(connection_id) = connection_id {
-            return self.paced_plugin(connection_id, destination);
+            return self.paced_plugin_for_change(connection_id, destination);
         }
-        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait);
+        let call = hooks::ApiCall::new(self.shared.config.rate.api_max_wait, false);
         let hooks = hooks::oauth_hooks(&self.shared, destination.name(), destination.limits, call.clone());
         PacedPlugin::new(destination.plugin.with_hooks(hooks), call)
     }

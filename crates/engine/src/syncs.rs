@@ -127,7 +127,7 @@ impl Engine {
         let account_id = request.account_id.trim().to_string();
         if let Some(destination) = &destination {
             let spec = super::audience_spec(&audience, &match_fields, audience_id.as_deref());
-            let plugin = self.paced_plugin(&connection.id, destination);
+            let plugin = self.paced_plugin_for_change(&connection.id, destination);
             let problems = check_target(self, destination, &plugin, &connection, &account_id, &spec).await?;
             if !problems.is_empty() {
                 return Err(EngineError::Invalid(problems));
