@@ -124,7 +124,7 @@ pub(crate) async fn search_audiences(
         })
         .await
         .map_err(|err| match err {
-            // Not asked at all: deliveries have the connection's budget for now.
+            // Not asked at all: deliveries or other API calls have the connection's budget for now.
             _ if plugin.paced_out().is_some() => {
                 ApiError::paced_out(&connection.destination, &connection.id, plugin.paced_out().unwrap_or_default())
             }

@@ -139,14 +139,7 @@ pub(crate) async fn redrive<C: GenericClient + Sync>(
 pub(crate) async fn prune<C: GenericClient + Sync>(c: &C, before: i64, max_rows: u32) -> Res<Pruned> {
     let mut budget = i64::from(max_rows.max(1));
     let mut pruned = Pruned::default();
-    let nos: Vec<i64> = c
-        .query("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no", &[])
-        .await
-        .ctx("listing syncs")?
-        .iter()
-        .map(|row| get(row, 0))
-        .collect::<Res<_>>()?;
-    for no in nos {
+    for no in super::queue::live_sync_nos(c).await? {
         let removed = c
             .execute(
                 "DELETE FROM queue WHERE id = ANY(ARRAY(SELECT id FROM queue WHERE sync_no = $1 AND state = 4 \

@@ -378,14 +378,17 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
 }
 
 pub(crate) async fn recover_in_flight<C: GenericClient + Sync>(c: &C, now: i64) -> Res<u64> {
-    let nos: Vec<i64> = c
-        .query("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no", &[])
+    recover_syncs(c, &live_sync_nos(c).await?, now).await
+}
+
+/// The numbers of the syncs not deleted, in order.
+pub(crate) async fn live_sync_nos<C: GenericClient + Sync>(c: &C) -> Res<Vec<i64>> {
+    c.query("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no", &[])
         .await
         .ctx("listing syncs")?
         .iter()
         .map(|row| get(row, 0))
-        .collect::<Res<_>>()?;
-    recover_syncs(c, &nos, now).await
+        .collect()
 }
 
 /// In-flight users of these syncs back to pending, due `now`, with their counters. Returns

@@ -131,10 +131,7 @@ pub(crate) fn redrive(conn: &Connection, sync_id: &str, which: &Redrive, now: i6
 pub(crate) fn prune(conn: &Connection, before: i64, max_rows: u32) -> StoreResult<Pruned> {
     let mut budget = i64::from(max_rows.max(1));
     let mut pruned = Pruned::default();
-    let nos: Vec<i64> = conn
-        .prepare_cached("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no")
-        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
-        .ctx("listing syncs")?;
+    let nos = super::queue::live_sync_nos(conn)?;
     let mut users = conn.prepare_cached(PRUNE_ERRORED).ctx("preparing to prune errored users")?;
     for no in nos {
         let removed = users.execute(params![no, before, budget]).ctx("pruning errored users")? as i64;

@@ -372,11 +372,14 @@ pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult],
 }
 
 pub(crate) fn recover_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
-    let nos: Vec<i64> = conn
-        .prepare_cached("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no")
+    recover_syncs(conn, &live_sync_nos(conn)?, now)
+}
+
+/// The numbers of the syncs not deleted, in order.
+pub(crate) fn live_sync_nos(conn: &Connection) -> StoreResult<Vec<i64>> {
+    conn.prepare_cached("SELECT no FROM syncs WHERE deleted_at IS NULL ORDER BY no")
         .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
-        .ctx("listing syncs")?;
-    recover_syncs(conn, &nos, now)
+        .ctx("listing syncs")
 }
 
 /// In-flight users of these syncs back to pending, due `now`, with their counters. Returns
