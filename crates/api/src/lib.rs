@@ -235,6 +235,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(syncs::enter_users, members::list_users))
         .routes(routes!(members::get_user))
         .routes(routes!(members::retry_users))
+        .routes(routes!(members::remove_users))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

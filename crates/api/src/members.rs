@@ -44,6 +44,17 @@ pub(crate) enum UserStateView {
     Synced,
     /// Refused for good, or not delivered within the retry window (`last_error` says which).
     Errored,
+    /// Their removal was asked: waiting for a removal request or a retry.
+    Removing,
+    /// In a removal request to the partner right now.
+    RemovalInFlight,
+    /// In a removal request an asynchronous partner accepted and has not finished.
+    RemovalSubmitted,
+    /// Removed from the audience by the host.
+    Removed,
+    /// The partner refused the removal for good, or it did not finish within the retry window
+    /// (`last_error` says which); ask again with `POST /v1/syncs/{id}/users/remove`.
+    RemovalErrored,
 }
 
 impl From<MemberState> for UserStateView {
@@ -55,6 +66,11 @@ impl From<MemberState> for UserStateView {
             MemberState::Submitted => UserStateView::Submitted,
             MemberState::Synced => UserStateView::Synced,
             MemberState::Errored => UserStateView::Errored,
+            MemberState::Removing => UserStateView::Removing,
+            MemberState::RemovalInFlight => UserStateView::RemovalInFlight,
+            MemberState::RemovalSubmitted => UserStateView::RemovalSubmitted,
+            MemberState::Removed => UserStateView::Removed,
+            MemberState::RemovalErrored => UserStateView::RemovalErrored,
         }
     }
 }
@@ -84,6 +100,14 @@ pub(crate) struct UserView {
     last_error: Option<String>,
     /// The asynchronous partner's request that carries (or carried) the user.
     request_id: Option<String>,
+    /// When the user's removal was last asked (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removal_asked_at: Option<i64>,
+    /// What follows the request the user is in: `remove` (their removal was asked while they
+    /// were being added) or `add` (they entered again while being removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "remove")]
+    then: Option<audience_store::SyncAction>,
 }
 
 impl From<Member> for UserView {
@@ -99,6 +123,8 @@ impl From<Member> for UserView {
             done_at: m.done_at,
             last_error: m.last_error,
             request_id: m.submission,
+            removal_asked_at: m.removal_asked_at,
+            then: m.then,
         }
     }
 }
@@ -109,8 +135,9 @@ pub(crate) struct UserEventView {
     /// When (ms).
     at: i64,
     /// `entered` (first entry), `entered_again`, `sent` (put in a request), `submitted` (an
-    /// asynchronous partner accepted the request), `synced`, `errored`, `not_synced`, or `error`
-    /// (a failure recorded for the user, from the sync's errors).
+    /// asynchronous partner accepted the request), `synced`, `errored`, `not_synced`,
+    /// `removal_asked`, `removed`, `removal_errored`, or `error` (a failure recorded for the
+    /// user, from the sync's errors).
     kind: String,
     /// The reason of an `errored`, `not_synced` or `error` event; the request id of `submitted`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,19 +178,28 @@ fn detail_view(d: MemberDetail) -> UserDetailView {
         let at = m.last_attempt_at.unwrap_or(m.entered_at);
         events.push(event(at, 3, "submitted", Some(request)));
     }
-    if let Some(at) = m.done_at {
-        let kind = match m.state {
-            MemberState::Synced => "synced",
-            MemberState::Errored => "errored",
-            _ => "not_synced",
-        };
-        let detail = (m.state != MemberState::Synced).then(|| m.last_error.clone()).flatten();
-        events.push(event(at, 5, kind, detail));
+    if let Some(at) = m.removal_asked_at {
+        events.push(event(at, 6, "removal_asked", None));
+    }
+    let finished = match m.state {
+        MemberState::Synced => Some("synced"),
+        MemberState::Errored => Some("errored"),
+        MemberState::NotSynced => Some("not_synced"),
+        MemberState::Removed => Some("removed"),
+        MemberState::RemovalErrored => Some("removal_errored"),
+        _ => None,
+    };
+    if let (Some(at), Some(kind)) = (m.done_at, finished) {
+        let ok = matches!(m.state, MemberState::Synced | MemberState::Removed);
+        let detail = (!ok).then(|| m.last_error.clone()).flatten();
+        let rank = if m.removal_asked_at.is_some() { 7 } else { 5 };
+        events.push(event(at, rank, kind, detail));
     }
     for e in &d.errors {
         // The error recorded with the user's `errored` outcome is that event already.
-        let same =
-            m.state == MemberState::Errored && m.done_at == Some(e.at) && m.last_error.as_ref() == Some(&e.reason);
+        let same = matches!(m.state, MemberState::Errored | MemberState::RemovalErrored)
+            && m.done_at == Some(e.at)
+            && m.last_error.as_ref() == Some(&e.reason);
         if !same {
             events.push(event(e.at, 4, "error", Some(e.reason.clone())));
         }
@@ -178,8 +214,9 @@ fn detail_view(d: MemberDetail) -> UserDetailView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct UserListQuery {
-    /// The state listed: `not_synced`, `pending`, `in_flight`, `submitted`, `synced` or
-    /// `errored`.
+    /// The state listed: `not_synced`, `pending`, `in_flight`, `submitted`, `synced`,
+    /// `errored`, `removing`, `removal_in_flight`, `removal_submitted`, `removed` or
+    /// `removal_errored`.
     #[param(required = true, value_type = UserStateView)]
     state: Option<String>,
     /// Most users on the page: 1 to 1,000; 100 when left out.
@@ -229,7 +266,8 @@ fn state_named(name: &str) -> Option<MemberState> {
     MemberState::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
-const STATES: &str = "not_synced, pending, in_flight, submitted, synced or errored";
+const STATES: &str = "not_synced, pending, in_flight, submitted, synced, errored, removing, removal_in_flight, \
+     removal_submitted, removed or removal_errored";
 
 /// The cursor of the page after `last`, in a listing of `state`.
 fn encode_cursor(state: MemberState, last: &Member) -> String {
@@ -370,12 +408,84 @@ pub(crate) async fn retry_users(
     Ok(axum::Json(RetryView { retried: done.users, skipped: done.skipped, more: done.more }))
 }
 
+/// Users whose removal is asked, by key only.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveUsers {
+    /// The users' keys, as sent at intake (1 to 10,000).
+    #[schema(min_items = 1, max_items = 10000)]
+    keys: Vec<String>,
+}
+
+/// A key whose removal was not queued, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SkippedUserView {
+    /// The key.
+    key: String,
+    /// `unknown` (not in the sync's ledger: never entered, or pruned), `not_synced` (nothing
+    /// was sent for them), `already_removing`, `already_removed`, or `busy` (they entered again
+    /// while their removal is in a request: ask again once it finished).
+    reason: String,
+}
+
+/// What a removal call did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RemoveView {
+    /// Users whose removal is now queued: sent in the sync's next removal batch, or right
+    /// after the add they are in (follow them with `GET /v1/syncs/{id}/users/{key}`).
+    removing: u64,
+    /// The keys not queued, each once, in the order given.
+    skipped: Vec<SkippedUserView>,
+}
+
+/// Remove users from the sync's audience by key alone (a journey's "exit" step): the host
+/// sends the partner's remove call with the identifiers it sent when it added them, as the
+/// plugin prepared them (hashed where the partner takes hashes). Synced and errored users (and
+/// users whose removal failed) are queued for removal, due after the flush interval, sent in
+/// batches of their own before the sync's adds and paced like every request; a user still
+/// being added is removed right after that request. Progress shows in the sync's counts
+/// (`removing`, `removed`, `removal_errored`, `in_audience`) and in each user's state. A user
+/// who enters the sync again afterwards is added again.
+#[utoipa::path(post, path = "/v1/syncs/{id}/users/remove", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Sync id")),
+    request_body = RemoveUsers,
+    responses((status = 202, body = RemoveView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "`invalid_request`: no keys or more than 10,000, a key blank, over 256 bytes or \
+            holding a control character, or a sync that removes users (enter users into it instead)", body = ErrorBody)))]
+pub(crate) async fn remove_users(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Json(body): Json<RemoveUsers>,
+) -> Result<(StatusCode, axum::Json<RemoveView>), ApiError> {
+    if let Some((i, _)) = body
+        .keys
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.trim().is_empty() || k.len() > MAX_KEY_BYTES || k.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(
+            format!("keys[{i}]"),
+            format!(
+                "blank, over {MAX_KEY_BYTES} bytes or holding a control character; give the user's key as sent at intake"
+            ),
+        ));
+    }
+    let sync = owned_sync(&state, &tenant, &id).await?;
+    let done = state.engine.remove_users(&sync, body.keys).await?;
+    tracing::info!(workspace = %tenant.workspace_id, sync = %sync.id, removing = done.removing, "users' removal asked");
+    let skipped =
+        done.skipped.into_iter().map(|(key, why)| SkippedUserView { key, reason: why.as_str().into() }).collect();
+    Ok((StatusCode::ACCEPTED, axum::Json(RemoveView { removing: done.removing, skipped })))
+}
+
 /// `path` as logged: a user's key (`/v1/syncs/{id}/users/{key}`) is the caller's id for a
 /// person, so it is replaced by `{key}`.
 pub(crate) fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
-        ["", "v1", "syncs", id, "users", key, ..] if *key != "retry" && !key.is_empty() => {
+        ["", "v1", "syncs", id, "users", key, ..] if !matches!(*key, "retry" | "remove" | "") => {
             format!("/v1/syncs/{id}/users/{{key}}").into()
         }
         _ => path.into(),
@@ -390,7 +500,13 @@ mod tests {
     fn a_users_key_is_not_logged() {
         assert_eq!(logged_path("/v1/syncs/sync_1/users/crm%2F42"), "/v1/syncs/sync_1/users/{key}");
         assert_eq!(logged_path("/v1/syncs/sync_1/users/a/b"), "/v1/syncs/sync_1/users/{key}");
-        for kept in ["/v1/syncs/sync_1/users", "/v1/syncs/sync_1/users/retry", "/v1/syncs/sync_1", "/healthz"] {
+        for kept in [
+            "/v1/syncs/sync_1/users",
+            "/v1/syncs/sync_1/users/retry",
+            "/v1/syncs/sync_1/users/remove",
+            "/v1/syncs/sync_1",
+            "/healthz",
+        ] {
             assert_eq!(logged_path(kept), kept);
         }
     }
@@ -409,6 +525,8 @@ mod tests {
             done_at: None,
             last_error: None,
             submission: None,
+            removal_asked_at: None,
+            then: None,
         };
         let cursor = encode_cursor(MemberState::Synced, &last);
         assert_eq!(

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use audience_store::{Counts, IdentifierKind, SyncAction, SyncRecord, SyncStatus, UserError};
+use audience_store::{Counts, IdentifierKind, Reentry, SyncAction, SyncRecord, SyncStatus, UserError};
 
 use super::ApiState;
 use super::connections::RATE_LIMITED;
@@ -83,6 +83,24 @@ pub(crate) struct CountsView {
     deduplicated: u64,
     /// Delivery attempts that will be retried.
     retries: u64,
+    /// Distinct users the host knows to be in the audience now: synced by their last delivery
+    /// and not removed since (a user entering again is pending until sent again). Beside it,
+    /// on a single sync's answer, `partner_audience.size` is what the partner reports (often
+    /// rounded, or a range, and it may count users the host did not add). `null` for a sync
+    /// that removes users.
+    in_audience: Option<u64>,
+    /// Distinct users whose removal was asked (`POST /v1/syncs/{id}/users/remove`) and is not
+    /// finished: waiting, in a request, or following the add they are in.
+    removing: u64,
+    /// Distinct users the host removed (until they enter again, or are pruned after
+    /// `engine.ledger.errored_retention`).
+    removed: u64,
+    /// Distinct users whose removal the partner refused, or that did not finish within the
+    /// retry window (ask again to retry).
+    removal_errored: u64,
+    /// Re-entries of users already synced that were not sent again (re-entry policy `skip`);
+    /// like `deduplicated`, not entries.
+    already_in_audience: u64,
 }
 
 impl From<Counts> for CountsView {
@@ -99,6 +117,11 @@ impl From<Counts> for CountsView {
             errored: c.errored,
             deduplicated: c.deduplicated,
             retries: c.retries,
+            in_audience: Some(c.in_audience),
+            removing: c.removing,
+            removed: c.removed,
+            removal_errored: c.removal_errored,
+            already_in_audience: c.already_in_audience,
         }
     }
 }
@@ -145,6 +168,8 @@ pub(crate) struct SyncView {
     action: SyncAction,
     /// Identifier kinds matched on, in priority order.
     match_fields: Vec<IdentifierKind>,
+    /// What a user entering again while synced becomes: `resend` or `skip`.
+    reentry: Reentry,
     /// Active, paused or broken.
     status: StatusView,
     /// Why it is paused or broken.
@@ -216,6 +241,11 @@ pub(crate) struct CreateSync {
     /// `add` (default) or `remove`.
     #[serde(default)]
     action: SyncAction,
+    /// What a user entering again while the host knows them to be in the audience becomes:
+    /// `resend` (default: sent again; partners' adds are idempotent) or `skip` (not sent, counted
+    /// in `counts.already_in_audience`). `skip` is for syncs that add users.
+    #[serde(default)]
+    reentry: Reentry,
     /// Identifier kinds to match on, in priority order, each once; the destination lists the
     /// ones it supports in `identifiers` (`GET /v1/destinations`).
     #[serde(default)]
@@ -321,12 +351,15 @@ pub(crate) struct NotSyncedView {
 /// What an intake call did. The accepted users are durably queued.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct IntakeView {
-    /// Users accepted: newly queued, or already pending and not queued twice.
+    /// Users accepted: newly queued, already pending and not queued twice, or already in the
+    /// audience and not sent again.
     accepted: u64,
     /// Newly queued.
     queued: u64,
     /// Already pending in this sync; not queued twice.
     deduplicated: u64,
+    /// Already synced and not sent again: the sync's `reentry` is `skip`.
+    already_in_audience: u64,
     /// Users with no usable match field: counted, not sent.
     not_synced: u64,
     /// Who was not synced, and why.
@@ -339,6 +372,7 @@ impl From<IntakeReport> for IntakeView {
             accepted: r.accepted,
             queued: r.queued,
             deduplicated: r.deduplicated,
+            already_in_audience: r.already_in_audience,
             not_synced: r.not_synced,
             not_synced_users: r
                 .not_synced_users
@@ -410,10 +444,14 @@ fn listed(
         audience_id: sync.audience_id,
         action: sync.action,
         match_fields: sync.match_fields,
+        reentry: sync.reentry,
         status: sync.status.into(),
         status_reason: sync.status_reason,
         connection_health,
-        counts: counts.into(),
+        counts: CountsView {
+            in_audience: (sync.action == SyncAction::Add).then_some(counts.in_audience),
+            ..CountsView::from(counts)
+        },
         recent_errors,
         partner_audience,
         created_at: sync.created_at,
@@ -444,6 +482,7 @@ pub(crate) async fn create_sync(
         create_if_missing: body.create_if_missing,
         action: body.action,
         match_fields: body.match_fields,
+        reentry: body.reentry,
     };
     let sync = state.engine.create_sync(request).await.map_err(|err| match err {
         audience_engine::EngineError::Invalid(mut problems) => {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audience_store::{Health, QueuedUser, SyncRecord, SyncStatus, UserOutcome, UserResult};
+use audience_store::{Health, QueuedUser, SyncAction, SyncRecord, SyncStatus, UserOutcome, UserResult};
 
 use super::decide::{self, AfterUnauthorized, ConnectionEffect, Decision, Fate, Isolation, SyncEffect, Verdict};
 use super::degrade::{self, StatusChange};
@@ -138,7 +138,9 @@ impl Lane {
             }
         }
         let attempt = batch.iter().map(|q| q.attempts).max().unwrap_or(0).saturating_add(1);
-        let verdicts = self.write_isolating(&delivery, sync, users, attempt, after).await;
+        // A batch is all adds or all removals asked by key (the store claims them apart).
+        let action = if batch.first().is_some_and(|q| q.removal) { SyncAction::Remove } else { sync.action };
+        let verdicts = self.write_isolating(&delivery, sync, action, users, attempt, after).await;
         let by_key: HashMap<&str, &QueuedUser> = batch.iter().map(|q| (q.key.as_str(), q)).collect();
         results.extend(self.outcomes(verdicts, |key| by_key.get(key).map(|q| (q.entered_at, q.attempts))));
         results
@@ -180,6 +182,7 @@ impl Lane {
         &self,
         delivery: &Delivery,
         sync: &SyncRecord,
+        action: SyncAction,
         users: Vec<PreparedUser>,
         attempt: u32,
         mut after: Option<Fate>,
@@ -192,7 +195,7 @@ impl Lane {
                 Some(fate) => fate,
                 // Paused or deleted since the claim: what is left goes back unsent.
                 None if !delivery.gate.may_send().await => Fate::Unsent,
-                None => self.write_once(delivery, sync, group.clone(), attempt).await,
+                None => self.write_once(delivery, sync, action, group.clone(), attempt).await,
             };
             match fate {
                 Fate::Split { why } => {
@@ -216,10 +219,17 @@ impl Lane {
         verdicts
     }
 
-    /// One add or remove call, with the audience resolved first when it is not known yet; the
+    /// One add or remove call (`action`: the sync's, or a removal asked by key), with the audience resolved first when it is not known yet; the
     /// effects of the answer on the connection and the sync are carried out before returning
     /// what becomes of the users. A `submitted` answer is recorded here, before anything else.
-    async fn write_once(&self, delivery: &Delivery, sync: &SyncRecord, users: Vec<PreparedUser>, attempt: u32) -> Fate {
+    async fn write_once(
+        &self,
+        delivery: &Delivery,
+        sync: &SyncRecord,
+        action: SyncAction,
+        users: Vec<PreparedUser>,
+        attempt: u32,
+    ) -> Fate {
         let Some((creds, version)) = self.with_state(|s| s.creds.clone().map(|c| (c, s.creds_version))) else {
             return decide::without_credentials().users;
         };
@@ -234,7 +244,6 @@ impl Lane {
                 return decision.users;
             }
             Ok(target) => {
-                let action = sync.action;
                 let started = Instant::now();
                 let config = &self.destination.config;
                 let keys: Vec<String> = users.iter().map(|u| u.key.clone()).collect();

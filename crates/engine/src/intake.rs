@@ -33,6 +33,8 @@ pub struct IntakeReport {
     pub queued: u64,
     /// Already pending in this sync; not queued twice.
     pub deduplicated: u64,
+    /// Already synced, and not sent again: the sync's re-entry policy is `skip`.
+    pub already_in_audience: u64,
     /// Users with no usable match field.
     pub not_synced: u64,
     /// Who was not synced and why.
@@ -108,6 +110,7 @@ impl Engine {
         let mut entry = Entry {
             now_ms: now_ms(),
             flush_ms: self.shared.config.batch.flush_interval.as_millis() as i64,
+            skip_synced: sync.reentry == audience_store::Reentry::Skip,
             ..Entry::default()
         };
         let mut not_synced_users = Vec::new();
@@ -124,11 +127,19 @@ impl Engine {
                 }
             }
         }
-        let EnterOutcome { queued, deduplicated, not_synced } = self.shared.store.enter(&sync.id, entry).await?;
+        let EnterOutcome { queued, deduplicated, not_synced, already_in_audience } =
+            self.shared.store.enter(&sync.id, entry).await?;
         if queued > 0 {
             self.work_arrived(&sync.connection_id, &sync.id).await?;
         }
-        Ok(IntakeReport { accepted: queued + deduplicated, queued, deduplicated, not_synced, not_synced_users })
+        Ok(IntakeReport {
+            accepted: queued + deduplicated + already_in_audience,
+            queued,
+            deduplicated,
+            already_in_audience,
+            not_synced,
+            not_synced_users,
+        })
     }
 }
 

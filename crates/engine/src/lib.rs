@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use audience_store::{Counts, Redriven, Store, SyncRecord};
+use audience_store::{Counts, Redriven, Removals, Store, SyncRecord};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -458,6 +458,44 @@ impl Engine {
             self.work_arrived(&sync.connection_id, &sync.id).await?;
         }
         Ok(total)
+    }
+
+    /// Remove users of a sync that adds users from its audience, by key: the host sends the
+    /// partner's remove call with what it sent when it added them (nothing else is needed), in
+    /// batches of their own that go before the sync's adds, paced like every request. A user
+    /// still being added is removed right after that delivery. Keys the ledger cannot remove
+    /// come back with the reason. `Invalid` for a sync that removes users (enter the users
+    /// into it instead), no keys, or more than the intake's limit of a call.
+    pub async fn remove_users(&self, sync: &SyncRecord, keys: Vec<String>) -> Result<Removals, EngineError> {
+        let max = self.shared.config.intake.max_users_per_call;
+        let problem = |field: &str, message: String| EngineError::Invalid(vec![Problem::new(field, message)]);
+        if sync.action == audience_store::SyncAction::Remove {
+            return Err(problem(
+                "sync",
+                "this sync removes users already: enter the users into it (POST /v1/syncs/{id}/users)".into(),
+            ));
+        }
+        let removes = self
+            .shared
+            .destinations
+            .get(&sync.destination)
+            .is_some_and(|d| d.plugin.manifest().features.contains(audience_runtime::types::Features::REMOVAL));
+        if !removes {
+            return Err(problem("sync", format!("{} does not support removing users", sync.destination)));
+        }
+        if keys.is_empty() || keys.len() > max {
+            return Err(problem("keys", format!("give 1 to {max} keys of users of this sync; got {}", keys.len())));
+        }
+        if let Some(i) = keys.iter().position(|k| k.trim().is_empty()) {
+            return Err(problem(&format!("keys[{i}]"), "blank; give the key the user entered with".into()));
+        }
+        let flush_ms = self.shared.config.batch.flush_interval.as_millis() as i64;
+        let done = self.shared.store.remove_members(&sync.id, &keys, now_ms(), flush_ms).await?;
+        if done.removing > 0 {
+            tracing::info!(sync = %sync.id, users = done.removing, "users' removal asked");
+            self.work_arrived(&sync.connection_id, &sync.id).await?;
+        }
+        Ok(done)
     }
 
     /// Disconnect: delete the connection (the store refuses while syncs still use it) and stop

@@ -1,7 +1,7 @@
 //! Creating a sync: every setting is checked before anything runs, and every problem is
 //! reported at once in words a person can act on.
 
-use audience_store::{AudienceConfig, Health, IdentifierKind, NewSync, SyncAction, SyncRecord};
+use audience_store::{AudienceConfig, Health, IdentifierKind, NewSync, Reentry, SyncAction, SyncRecord};
 use serde::Deserialize;
 
 use std::time::Duration;
@@ -37,6 +37,10 @@ pub struct SyncRequest {
     pub action: SyncAction,
     /// Identifier kinds to match on, in priority order ("email", "mobile-ad-id", "idfa", ...).
     pub match_fields: Vec<String>,
+    /// What a user entering again while synced becomes: sent again (default) or skipped.
+    /// `skip` is for syncs that add users.
+    #[serde(default)]
+    pub reentry: Reentry,
 }
 
 fn yes() -> bool {
@@ -114,6 +118,13 @@ impl Engine {
         {
             problems.push(Problem::new("action", format!("{} does not support removing users", d.name())));
         }
+        if request.action == SyncAction::Remove && request.reentry == Reentry::Skip {
+            problems.push(Problem::new(
+                "reentry",
+                "`skip` is for syncs that add users (a user already in the audience is not sent again); \
+                 leave it out for a sync that removes users",
+            ));
+        }
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
@@ -143,6 +154,7 @@ impl Engine {
                 audience_id,
                 action: request.action,
                 match_fields,
+                reentry: request.reentry,
             })
             .await?;
         self.work_arrived(&connection.id, &sync.id).await?;

@@ -412,6 +412,7 @@ pub fn add_sync_request<P: Partner>(workspace: &str, connection: &str, account: 
         create_if_missing: true,
         action: SyncAction::Add,
         match_fields: P::MATCH_FIELDS.iter().map(|f| (*f).to_string()).collect(),
+        reentry: Default::default(),
     }
 }
 

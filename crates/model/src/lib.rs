@@ -13,6 +13,6 @@ mod action;
 mod clock;
 mod kind;
 
-pub use action::SyncAction;
+pub use action::{Reentry, SyncAction};
 pub use clock::now_ms;
 pub use kind::{IdentifierKind, UnknownKind};

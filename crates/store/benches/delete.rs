@@ -32,7 +32,7 @@ fn user(prefix: &str, i: usize) -> ReadyUser {
 }
 
 fn entry(ready: Vec<ReadyUser>) -> Entry {
-    Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH }
+    Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH, skip_synced: false }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

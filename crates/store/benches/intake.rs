@@ -52,7 +52,7 @@ async fn enter_calls(total: usize, per_call: usize, callers: usize, dir: &tempfi
         tasks.push(tokio::spawn(async move {
             for call in (caller..calls).step_by(callers) {
                 let ready = (call * per_call..(call + 1) * per_call).map(user).collect();
-                let entry = Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH };
+                let entry = Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH, skip_synced: false };
                 store.enter(&sync, entry).await.expect("enter");
             }
         }));

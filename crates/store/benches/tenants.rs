@@ -52,7 +52,8 @@ fn main() {
             let ws = store.create_workspace(&format!("tenant {i}")).await.expect("workspace");
             let conn = store.create_connection(new_connection(&ws.id, b"t")).await.expect("connection");
             let sync = store.create_sync(new_sync(&ws.id, &conn.id)).await.expect("sync");
-            let entry = Entry { ready: users("u", 3), not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH };
+            let entry =
+                Entry { ready: users("u", 3), not_synced: Vec::new(), now_ms: T0, flush_ms: FLUSH, skip_synced: false };
             store.enter(&sync.id, entry).await.expect("enter");
         }
         // One big workspace for the listing.

@@ -25,6 +25,7 @@ mod deletion;
 mod groups;
 mod ids;
 pub mod postgres;
+pub mod removal;
 pub mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
@@ -175,7 +176,11 @@ pub trait Store: Send + Sync {
     /// users that entered before `claim.expire_before_ms` become errored with
     /// `claim.expired_reason`, at most [`EXPIRE_CHUNK`] of them per claim (the oldest first):
     /// when that many were errored the claim returns nothing, and the next claim goes on.
-    /// Then, among pending users with `not_before_ms <= now_ms`,
+    /// Removals waiting since before `claim.expire_before_ms` become `removal_errored` the same
+    /// way. Then removals go first, in a batch of their own ([`QueuedUser::removal`]): among
+    /// waiting removals due or with no retry wait, ordered by due time, when the first is due
+    /// or `max` are there, up to `max` move to a removal in flight and are returned.
+    /// Otherwise, among pending users with `not_before_ms <= now_ms`,
     /// ordered by `due_at_ms`: when at least `max` are available, or the first is due
     /// (`due_at_ms <= now_ms`), up to `max` of them move to in-flight and are returned.
     async fn claim_batch(&self, sync_id: &str, claim: Claim) -> StoreResult<Vec<QueuedUser>>;
@@ -253,9 +258,20 @@ pub trait Store: Send + Sync {
     /// skipped. `NotFound` for an unknown sync.
     async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven>;
 
+    /// Queues the removal of these users of a sync that adds users, in one transaction, each
+    /// key once: the host removes them from the audience with the payload they were added with
+    /// (`QueuedUser::removal`). A synced or errored user (or one whose removal failed) becomes
+    /// `removing`, due at `now_ms + flush_ms` (`in_audience` goes down for a synced user); a
+    /// user still being added (pending, in flight, submitted) is removed right after that
+    /// delivery finishes, whatever its outcome (removes are idempotent). The others are
+    /// skipped with the reason. `removing` goes up by the users queued. `NotFound` for an
+    /// unknown sync.
+    async fn remove_members(&self, sync_id: &str, keys: &[String], now_ms: i64, flush_ms: i64)
+    -> StoreResult<Removals>;
+
     /// Removes at most about `max_rows` rows of history older than `before_ms`, in one short
-    /// transaction: errored users whose last entry is older (their ledger rows; `users` goes
-    /// down by as many) and the sync errors recorded before it. Call it again while
+    /// transaction: errored, removed and removal-errored users whose last entry and outcome
+    /// are older (their ledger rows; `users`, `removed` and `removal_errored` go down by as many) and the sync errors recorded before it. Call it again while
     /// [`Pruned::more`] says so.
     async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned>;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use audience_model::{IdentifierKind, SyncAction};
+pub use audience_model::{IdentifierKind, Reentry, SyncAction};
 
 /// A tenant: its own connections, syncs and API keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +102,8 @@ pub struct NewSync {
     pub action: SyncAction,
     /// Identifier kinds to match on, in priority order.
     pub match_fields: Vec<IdentifierKind>,
+    /// What a user entering again while synced becomes (sent again, or skipped).
+    pub reentry: Reentry,
 }
 
 /// The audience a sync writes to, as configured.
@@ -136,6 +138,8 @@ pub struct SyncRecord {
     pub action: SyncAction,
     /// Identifier kinds to match on.
     pub match_fields: Vec<IdentifierKind>,
+    /// What a user entering again while synced becomes (sent again, or skipped).
+    pub reentry: Reentry,
     /// Current status.
     pub status: SyncStatus,
     /// Why it is broken or paused, for people.
@@ -164,6 +168,9 @@ pub struct Entry {
     pub now_ms: i64,
     /// The flush interval (ms): new users are due at `now_ms + flush_ms`.
     pub flush_ms: i64,
+    /// The sync's re-entry policy is [`Reentry::Skip`]: a user entering again while synced is
+    /// left synced and counted in `already_in_audience`, not queued.
+    pub skip_synced: bool,
 }
 
 /// What `enter` did.
@@ -175,6 +182,8 @@ pub struct EnterOutcome {
     pub deduplicated: u64,
     /// Counted as not synced.
     pub not_synced: u64,
+    /// Synced already and not sent again (the sync's re-entry policy is `skip`).
+    pub already_in_audience: u64,
 }
 
 /// Parameters of `claim_batch`.
@@ -208,6 +217,10 @@ pub struct QueuedUser {
     pub entered_at: i64,
     /// Delivery attempts so far (0 on the first).
     pub attempts: u32,
+    /// A removal asked through [`crate::Store::remove_members`]: sent with the partner's
+    /// remove call whatever the sync's action, with the payload the user was added with.
+    /// `entered_at` is then when the removal was asked (its retry window runs from there).
+    pub removal: bool,
 }
 
 /// In-flight users the partner accepted as one request that it finishes later (an
@@ -305,6 +318,22 @@ pub struct Counts {
     /// user's history is pruned). The other counters count entries: a user entering again
     /// after being synced or errored is a second entry of the same user.
     pub users: u64,
+    /// Distinct users the host knows to be in the audience now: synced by their last delivery
+    /// and not removed since (a user entering again is pending until sent again). Counts the
+    /// ledger's rows, like `users`, not entries.
+    pub in_audience: u64,
+    /// Distinct users whose removal was asked and is not finished: waiting, in a request, or
+    /// submitted, or still being added (they are removed right after).
+    pub removing: u64,
+    /// Distinct users the host removed from the audience (until pruned, or until they enter
+    /// again).
+    pub removed: u64,
+    /// Distinct users whose removal the partner refused, or that did not finish within the
+    /// retry window (until pruned, asked again, or until they enter again).
+    pub removal_errored: u64,
+    /// Re-entries of a user already synced that were not sent again (re-entry policy `skip`).
+    /// Like `deduplicated`, proceeded but not an entry.
+    pub already_in_audience: u64,
 }
 
 impl Counts {
@@ -518,20 +547,36 @@ pub enum MemberState {
     Synced,
     /// Refused for good, or not delivered within the retry window.
     Errored,
+    /// Their removal was asked: waiting for a removal request or a retry.
+    Removing,
+    /// In a removal request right now.
+    RemovalInFlight,
+    /// In a removal request an asynchronous partner accepted and has not finished.
+    RemovalSubmitted,
+    /// Removed from the audience by the host.
+    Removed,
+    /// Their removal was refused for good, or did not finish within the retry window.
+    RemovalErrored,
 }
 
 impl MemberState {
     /// Every state, in the order of a user's life.
-    pub const ALL: [MemberState; 6] = [
+    pub const ALL: [MemberState; 11] = [
         MemberState::NotSynced,
         MemberState::Pending,
         MemberState::InFlight,
         MemberState::Submitted,
         MemberState::Synced,
         MemberState::Errored,
+        MemberState::Removing,
+        MemberState::RemovalInFlight,
+        MemberState::RemovalSubmitted,
+        MemberState::Removed,
+        MemberState::RemovalErrored,
     ];
 
-    /// The state's number in the SQL backends' `queue.state` column.
+    /// The state's number in the SQL backends' `queue.state` column. A removal's states are
+    /// the add's plus 6 (waiting, in flight, submitted), then 9 (done) and 10 (errored).
     pub(crate) fn code(self) -> i64 {
         match self {
             MemberState::Pending => 0,
@@ -540,6 +585,11 @@ impl MemberState {
             MemberState::Synced => 3,
             MemberState::Errored => 4,
             MemberState::NotSynced => 5,
+            MemberState::Removing => 6,
+            MemberState::RemovalInFlight => 7,
+            MemberState::RemovalSubmitted => 8,
+            MemberState::Removed => 9,
+            MemberState::RemovalErrored => 10,
         }
     }
 
@@ -562,6 +612,11 @@ impl MemberState {
             MemberState::Submitted => "submitted",
             MemberState::Synced => "synced",
             MemberState::Errored => "errored",
+            MemberState::Removing => "removing",
+            MemberState::RemovalInFlight => "removal_in_flight",
+            MemberState::RemovalSubmitted => "removal_submitted",
+            MemberState::Removed => "removed",
+            MemberState::RemovalErrored => "removal_errored",
         }
     }
 }
@@ -592,6 +647,11 @@ pub struct Member {
     pub last_error: Option<String>,
     /// The asynchronous partner's request that carries (or carried) the user.
     pub submission: Option<String>,
+    /// When the user's removal was last asked (ms).
+    pub removal_asked_at: Option<i64>,
+    /// What follows the request the user is in: their removal was asked while they were being
+    /// added (`Remove`), or they entered again while being removed (`Add`).
+    pub then: Option<SyncAction>,
 }
 
 /// One user of a sync's ledger with what was sent and its error history.
@@ -638,6 +698,44 @@ pub struct Redriven {
     pub skipped: u64,
     /// Whether errored users are left for another call ([`Redrive::Errored`] only).
     pub more: bool,
+}
+
+/// Why [`crate::Store::remove_members`] did not queue a user's removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalSkip {
+    /// The key is not in the sync's ledger (never entered, or pruned).
+    Unknown,
+    /// The user entered with no usable match field: nothing was sent for them.
+    NotSynced,
+    /// Their removal was asked already and is not finished.
+    AlreadyRemoving,
+    /// Removed already.
+    AlreadyRemoved,
+    /// They entered again while their removal is in a request: ask again once it finished.
+    Busy,
+}
+
+impl RemovalSkip {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalSkip::Unknown => "unknown",
+            RemovalSkip::NotSynced => "not_synced",
+            RemovalSkip::AlreadyRemoving => "already_removing",
+            RemovalSkip::AlreadyRemoved => "already_removed",
+            RemovalSkip::Busy => "busy",
+        }
+    }
+}
+
+/// What one call of [`crate::Store::remove_members`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Removals {
+    /// Users whose removal is now queued (or follows the add they are in).
+    pub removing: u64,
+    /// The keys not queued, and why, in the order given (each key once).
+    pub skipped: Vec<(String, RemovalSkip)>,
 }
 
 /// What one call of [`crate::Store::prune_ledger`] removed.

@@ -190,7 +190,8 @@ impl Server {
             let answer = self.get(&format!("/v1/syncs/{sync}"), key).await;
             assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
             let counts = answer.body["counts"].clone();
-            if counts["pending"] == 0 {
+            // Nothing left to send: no user waiting to be added or removed.
+            if counts["pending"] == 0 && counts["removing"] == 0 {
                 return counts;
             }
             assert!(started.elapsed() < Duration::from_secs(60), "not settled: {counts}");
@@ -667,6 +668,7 @@ async fn the_openapi_document_lists_every_route_and_probes_answer() {
         ("/v1/syncs/{id}/users", &["get", "post"]),
         ("/v1/syncs/{id}/users/{key}", &["get"]),
         ("/v1/syncs/{id}/users/retry", &["post"]),
+        ("/v1/syncs/{id}/users/remove", &["post"]),
         ("/metrics", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use audience_store::{Claim, Entry, ReadyUser, UserOutcome, UserResult};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use super::{Server, server, server_on_postgres, users};
 
@@ -202,7 +203,8 @@ async fn a_hundred_thousand_users_are_paged_through_the_api() {
         let ready = (0..10_000)
             .map(|i| ReadyUser { key: format!("k{:06}", chunk * 10_000 + i), payload: b"{}".to_vec() })
             .collect();
-        let entry = Entry { ready, not_synced: Vec::new(), now_ms: audience_model::now_ms(), flush_ms: 0 };
+        let entry =
+            Entry { ready, not_synced: Vec::new(), now_ms: audience_model::now_ms(), flush_ms: 0, skip_synced: false };
         s.engine.store().enter(&sync, entry).await.unwrap();
     }
     let started = Instant::now();
@@ -211,4 +213,100 @@ async fn a_hundred_thousand_users_are_paged_through_the_api() {
     assert_eq!(listed.len(), N);
     assert_eq!(listed.iter().collect::<BTreeSet<_>>().len(), N, "no user twice");
     eprintln!("{N} users in pages of 1,000 through the API: {took:?}");
+}
+
+/// Users leave the partner's audience by key alone, with what was sent for them; the counts say
+/// who is in the audience; a sync that skips re-entries does not send synced users again.
+async fn removal_flow(s: Server) {
+    let (_, key) = s.workspace("Acme").await;
+    let (_, other_key) = s.workspace("Globex").await;
+    let connection = s.connection(&key).await;
+    let sync = s.sync(&key, &connection, "Churn risk").await;
+    let intake = s.post(&format!("/v1/syncs/{sync}/users"), &key, json!({"users": users("u", 5)})).await;
+    assert_eq!(intake.status, StatusCode::OK, "{intake:?}");
+    let counts = s.settled(&key, &sync).await;
+    assert_eq!(counts["in_audience"], 5, "{counts}");
+    let account = s.sandbox.handle().ad_account_ids()[0].clone();
+    let audience = s.sandbox.handle().find_customer_list(&account, "Churn risk").expect("audience made");
+    assert_eq!(s.sandbox.handle().members(&audience).len(), 5);
+
+    s.post(&format!("/v1/syncs/{sync}/users/remove"), &other_key, json!({"keys": ["u1"]})).await.refused(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "sync",
+    );
+    let removed =
+        s.post(&format!("/v1/syncs/{sync}/users/remove"), &key, json!({"keys": ["u1", "u2", "nobody", "u1"]})).await;
+    assert_eq!(removed.status, StatusCode::ACCEPTED, "{removed:?}");
+    assert_eq!(removed.body["removing"], 2, "{removed:?}");
+    assert_eq!(removed.body["skipped"], json!([{"key": "nobody", "reason": "unknown"}]), "{removed:?}");
+    let counts = s.settled(&key, &sync).await;
+    assert_eq!(
+        (counts["in_audience"].as_u64(), counts["removed"].as_u64(), counts["synced"].as_u64()),
+        (Some(3), Some(2), Some(5)),
+        "{counts}"
+    );
+    let members = s.sandbox.handle().members(&audience);
+    assert_eq!(members.len(), 3, "the partner's list lost exactly the two: {members:?}");
+    assert!(!members.contains(&hex::encode(sha2::Sha256::digest("u1@example.com"))));
+    let u1 = s.get(&format!("/v1/syncs/{sync}/users/u1"), &key).await;
+    assert_eq!(u1.body["state"], "removed", "{u1:?}");
+    let kinds: Vec<&str> = u1.body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..2], ["removed", "sent"], "{u1:?}");
+    assert_eq!(all_users(&s, &key, &sync, "removed", 1).await.len(), 2);
+    let again = s.post(&format!("/v1/syncs/{sync}/users/remove"), &key, json!({"keys": ["u1"]})).await;
+    assert_eq!(again.body["skipped"][0]["reason"], "already_removed", "{again:?}");
+
+    // A removed user who enters again is added again.
+    let back = s.post(&format!("/v1/syncs/{sync}/users"), &key, json!({"users": users("u", 2)})).await;
+    assert_eq!(back.status, StatusCode::OK, "{back:?}");
+    let counts = s.settled(&key, &sync).await;
+    assert_eq!(
+        (counts["in_audience"].as_u64(), counts["removed"].as_u64()),
+        (Some(4), Some(1)),
+        "u2 stays out: {counts}"
+    );
+    assert_eq!(s.sandbox.handle().members(&audience).len(), 4);
+
+    // Bad requests say what to send.
+    for (body, words) in [(json!({"keys": []}), "1 to 10000"), (json!({"keys": [" "]}), "blank")] {
+        s.post(&format!("/v1/syncs/{sync}/users/remove"), &key, body).await.refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            words,
+        );
+    }
+
+    // Re-entry policy `skip`: synced users entering again are not sent again.
+    let created = s
+        .post(
+            "/v1/syncs",
+            &key,
+            json!({"connection_id": connection, "account_id": account, "audience_name": "Loyal",
+                   "match_fields": ["email"], "reentry": "skip"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.body["reentry"], "skip");
+    let skip = created.body["id"].as_str().unwrap().to_string();
+    s.post(&format!("/v1/syncs/{skip}/users"), &key, json!({"users": users("v", 3)})).await;
+    s.settled(&key, &skip).await;
+    let again = s.post(&format!("/v1/syncs/{skip}/users"), &key, json!({"users": users("v", 3)})).await;
+    assert_eq!((again.body["queued"].as_u64(), again.body["accepted"].as_u64()), (Some(0), Some(3)), "{again:?}");
+    let counts = s.settled(&key, &skip).await;
+    assert_eq!(
+        (counts["already_in_audience"].as_u64(), counts["entered"].as_u64(), counts["synced"].as_u64()),
+        (Some(3), Some(3), Some(3)),
+        "{counts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_removed_by_key_on_sqlite() {
+    removal_flow(server().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_removed_by_key_on_postgres() {
+    removal_flow(server_on_postgres().await).await;
 }

@@ -627,6 +627,7 @@ fn sync(id: &str, status: SyncStatus) -> SyncRecord {
         audience_id: Some("aud".into()),
         action: SyncAction::Add,
         match_fields: vec![IdentifierKind::Email],
+        reentry: Default::default(),
         status,
         status_reason: None,
         created_at: 0,

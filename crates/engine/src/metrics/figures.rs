@@ -356,6 +356,7 @@ mod tests {
                 audience_id: None,
                 action: audience_store::SyncAction::Add,
                 match_fields: Vec::new(),
+                reentry: Default::default(),
                 status: audience_store::SyncStatus::Active,
                 status_reason: None,
                 created_at: 0,

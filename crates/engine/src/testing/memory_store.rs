@@ -20,8 +20,9 @@ use parking_lot::Mutex;
 use audience_store::{
     ApiKey, Claim, Connection, ConnectionHealth, Counts, EXPIRE_CHUNK, EnterOutcome, Entry, GroupFigures, Health,
     LaneLease, LeaseOutcome, MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, NewApiKey, NewConnection,
-    NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store, StoreError, StoreResult,
-    Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome, UserResult, Workspace,
+    NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, RemovalSkip, Removals, Store,
+    StoreError, StoreResult, Submission, SyncAction, SyncFigures, SyncRecord, SyncStatus, UserError, UserOutcome,
+    UserResult, Workspace, removal,
 };
 
 use crate::clock::Clock;
@@ -89,20 +90,59 @@ struct Row {
     last_error: Option<String>,
     /// The asynchronous request that carried the user to its outcome.
     sent_in: Option<String>,
+    /// Being removed (waiting, in flight or submitted while not done; then removed or
+    /// removal errored once done).
+    removal: bool,
+    /// What follows the request the user is in (see `Member::then`).
+    then: Option<SyncAction>,
+    /// When the removal was last asked.
+    asked_at: Option<i64>,
 }
 
 impl Row {
+    /// Waiting to be added.
     fn pending(&self) -> bool {
+        !self.removal && self.waiting()
+    }
+
+    /// Waiting to be removed.
+    fn waiting_removal(&self) -> bool {
+        self.removal && self.waiting()
+    }
+
+    fn waiting(&self) -> bool {
         !self.in_flight && self.submission.is_none() && self.done.is_none()
     }
 
     fn state(&self) -> MemberState {
-        match (&self.done, self.in_flight, &self.submission) {
-            (Some((state, _)), _, _) => *state,
-            (None, true, _) => MemberState::InFlight,
-            (None, false, Some(_)) => MemberState::Submitted,
-            (None, false, None) => MemberState::Pending,
+        match (&self.done, self.removal, self.in_flight, &self.submission) {
+            (Some((state, _)), ..) => *state,
+            (None, false, true, _) => MemberState::InFlight,
+            (None, false, false, Some(_)) => MemberState::Submitted,
+            (None, false, false, None) => MemberState::Pending,
+            (None, true, true, _) => MemberState::RemovalInFlight,
+            (None, true, false, Some(_)) => MemberState::RemovalSubmitted,
+            (None, true, false, None) => MemberState::Removing,
         }
+    }
+
+    /// The user's removal is asked now, due at `due`: waiting, with the payload they were
+    /// added with.
+    fn start_removal(&mut self, now: i64, due: i64) {
+        self.removal = true;
+        (self.in_flight, self.done, self.then, self.tried_at, self.last_error) = (false, None, None, None, None);
+        self.sent_in = self.submission.take().or(self.sent_in.take());
+        self.asked_at = Some(now);
+        self.attempts = 0;
+        self.not_before = 0;
+        self.due_at = due;
+    }
+
+    /// The user entered again while their removal was in a request, which is over: pending,
+    /// due now (the entry was counted when they entered).
+    fn back_to_adding(&mut self, now: i64) {
+        (self.removal, self.in_flight, self.submission, self.done, self.then) = (false, false, None, None, None);
+        (self.attempts, self.not_before, self.due_at, self.last_error) = (0, 0, now, None);
     }
 
     fn member(&self) -> Member {
@@ -118,6 +158,8 @@ impl Row {
             done_at: self.done.map(|(_, at)| at),
             last_error: self.last_error.clone(),
             submission: self.submission.clone().or_else(|| self.sent_in.clone()),
+            removal_asked_at: self.asked_at,
+            then: self.then,
         }
     }
 
@@ -144,14 +186,16 @@ impl Row {
         self.attempts = 0;
         self.entries = self.entries.saturating_add(1);
         (self.tried_at, self.done, self.last_error, self.sent_in) = (None, None, None, None);
+        (self.removal, self.then, self.asked_at) = (false, None, None);
     }
 
     fn queued(&self) -> QueuedUser {
         QueuedUser {
             key: self.key.clone(),
             payload: self.payload.clone(),
-            entered_at: self.entered_at,
+            entered_at: if self.removal { self.asked_at.unwrap_or(self.entered_at) } else { self.entered_at },
             attempts: self.attempts,
+            removal: self.removal,
         }
     }
 }
@@ -175,6 +219,9 @@ impl Row {
             tried_at: None,
             last_error: None,
             sent_in: None,
+            removal: false,
+            then: None,
+            asked_at: None,
         }
     }
 }
@@ -233,32 +280,68 @@ impl Queue {
         let c = &self.counts;
         assert!(c.conserved(), "counts of {sync_id} not conserved: {c:?}");
         assert_eq!(c.users, self.users.len() as u64, "users of {sync_id} disagree with its ledger");
-        let pending = self.users.iter().filter(|r| r.pending()).count() as u64;
-        let in_flight = self.users.iter().filter(|r| r.in_flight).count() as u64;
-        let submitted = self.users.iter().filter(|r| r.submission.is_some()).count() as u64;
+        let count = |f: &dyn Fn(&Row) -> bool| self.users.iter().filter(|r| f(r)).count() as u64;
+        // A user who entered again while being removed counts as pending from that moment.
+        let re_entered = |r: &Row| r.removal && r.done.is_none() && r.then == Some(SyncAction::Add);
+        let pending = count(&|r| r.pending() || re_entered(r));
+        let in_flight = count(&|r| r.in_flight && !r.removal);
+        let submitted = count(&|r| r.submission.is_some() && !r.removal);
         assert_eq!(
             (c.pending, c.in_flight, c.submitted),
             (pending, in_flight, submitted),
             "counters of {sync_id} disagree with its queue"
         );
+        let removing = count(&|r| {
+            (r.removal && r.done.is_none() && r.then != Some(SyncAction::Add))
+                || (!r.removal && r.done.is_none() && r.then == Some(SyncAction::Remove))
+        });
+        let rows = (
+            count(&|r| r.state() == MemberState::Synced),
+            removing,
+            count(&|r| r.state() == MemberState::Removed),
+            count(&|r| r.state() == MemberState::RemovalErrored),
+        );
+        assert_eq!(
+            (c.in_audience, c.removing, c.removed, c.removal_errored),
+            rows,
+            "audience counters of {sync_id} disagree with its ledger"
+        );
     }
 
     /// Records what happened to users held as `held` says (in flight, or in one submission):
-    /// synced and errored users stay in the ledger so, retried ones are pending again. Results for
-    /// other users are ignored; returns how many users left where they were held.
-    fn record_outcomes(&mut self, results: Vec<UserResult>, now: i64, held: impl Fn(&Row) -> bool) -> u64 {
-        let mut left = 0;
+    /// added users are synced or errored and stay in the ledger (or, their removal asked
+    /// meanwhile, wait for it), retried ones are pending again; removed users are removed or
+    /// removal errored, or wait again. Results for other users are ignored; returns how many
+    /// added and removed users left where they were held.
+    fn record_outcomes(&mut self, results: Vec<UserResult>, now: i64, held: impl Fn(&Row) -> bool) -> (u64, u64) {
+        let (mut adds, mut removals) = (0, 0);
         for result in results {
             let Some(i) = self.users.iter().position(|r| r.key == result.key && held(r)) else { continue };
+            if self.users[i].removal {
+                self.record_removal(i, result, now);
+                removals += 1;
+                continue;
+            }
+            let then_remove = self.users[i].then == Some(SyncAction::Remove);
             match result.outcome {
                 UserOutcome::Synced => {
                     self.users[i].finish(MemberState::Synced, now, None);
                     self.counts.synced += 1;
+                    if then_remove {
+                        let asked = self.users[i].asked_at.unwrap_or(now);
+                        self.users[i].start_removal(asked, now);
+                    } else {
+                        self.counts.in_audience += 1;
+                    }
                 }
                 UserOutcome::Errored(reason) => {
                     self.users[i].finish(MemberState::Errored, now, Some(truncate(&reason)));
                     self.record_error(&result.key, &reason, now);
                     self.counts.errored += 1;
+                    if then_remove {
+                        let asked = self.users[i].asked_at.unwrap_or(now);
+                        self.users[i].start_removal(asked, now);
+                    }
                 }
                 UserOutcome::Retry { not_before_ms, error } => {
                     let row = &mut self.users[i];
@@ -278,9 +361,66 @@ impl Queue {
                     self.counts.pending += 1;
                 }
             }
-            left += 1;
+            adds += 1;
         }
-        left
+        (adds, removals)
+    }
+
+    /// A removal's outcome (see [`Queue::record_outcomes`]).
+    fn record_removal(&mut self, i: usize, result: UserResult, now: i64) {
+        if self.users[i].then == Some(SyncAction::Add) {
+            self.users[i].back_to_adding(now);
+            return;
+        }
+        match result.outcome {
+            UserOutcome::Synced => {
+                self.users[i].finish(MemberState::Removed, now, None);
+                self.counts.removing -= 1;
+                self.counts.removed += 1;
+            }
+            UserOutcome::Errored(reason) => {
+                let reason = removal::failed_removal_reason(&reason);
+                self.users[i].finish(MemberState::RemovalErrored, now, Some(reason.clone()));
+                self.record_error(&result.key, &reason, now);
+                self.counts.removing -= 1;
+                self.counts.removal_errored += 1;
+            }
+            UserOutcome::Retry { not_before_ms, error } => {
+                let row = &mut self.users[i];
+                row.last_error = Some(truncate(&error));
+                (row.in_flight, row.submission) = (false, None);
+                row.attempts = row.attempts.saturating_add(1);
+                (row.not_before, row.due_at) = (not_before_ms, not_before_ms);
+            }
+            UserOutcome::Unsent => {
+                let row = &mut self.users[i];
+                (row.in_flight, row.submission) = (false, None);
+            }
+        }
+    }
+
+    /// Waiting removals asked before the retry window become removal errored, at most a
+    /// chunk, oldest ask first. Returns whether the chunk was full.
+    fn expire_removals(&mut self, claim: &Claim) -> bool {
+        let mut expired: Vec<(i64, u64, String)> = self
+            .users
+            .iter()
+            .filter(|r| r.waiting_removal() && r.asked_at.is_some_and(|at| at < claim.expire_before_ms))
+            .map(|r| (r.due_at, r.seq, r.key.clone()))
+            .collect();
+        expired.sort();
+        expired.truncate(EXPIRE_CHUNK as usize);
+        let reason = removal::failed_removal_reason(&claim.expired_reason);
+        for (_, seq, key) in &expired {
+            if let Some(row) = self.users.iter_mut().find(|r| r.seq == *seq) {
+                row.done = Some((MemberState::RemovalErrored, claim.now_ms));
+                row.last_error = Some(reason.clone());
+            }
+            self.record_error(key, &reason, claim.now_ms);
+        }
+        self.counts.removing -= expired.len() as u64;
+        self.counts.removal_errored += expired.len() as u64;
+        expired.len() == EXPIRE_CHUNK as usize
     }
 
     /// The row's user index of `key`.
@@ -400,6 +540,7 @@ impl Store for MemoryStore {
             audience_id: new.audience_id,
             action: new.action,
             match_fields: new.match_fields,
+            reentry: new.reentry,
             status: SyncStatus::Active,
             status_reason: None,
             created_at: self.clock.now_ms(),
@@ -494,17 +635,49 @@ impl Store for MemoryStore {
         let queue = state.queue(sync_id)?;
         let due = entry.now_ms.saturating_add(entry.flush_ms);
         let mut seq = first_seq;
-        let mut queued = 0u64;
+        let (mut queued, mut already) = (0u64, 0u64);
         for user in entry.ready.iter() {
-            match queue.find(&user.key) {
-                Some(i) if queue.users[i].done.is_some() => {
-                    queue.users[i].enter_again(Some(user.payload.clone()), entry.now_ms, due);
+            let Some(i) = queue.find(&user.key) else {
+                seq += 1;
+                queue.users.push(Row::new(seq, &user.key, user.payload.clone(), entry.now_ms, due));
+                queue.counts.users += 1;
+                queued += 1;
+                continue;
+            };
+            let row = &mut queue.users[i];
+            let c = &mut queue.counts;
+            match row.state() {
+                MemberState::Pending | MemberState::InFlight | MemberState::Submitted => {
+                    if row.then == Some(SyncAction::Remove) {
+                        (row.then, row.asked_at) = (None, None);
+                        c.removing -= 1;
+                    }
+                    continue;
                 }
-                Some(_) => continue,
-                None => {
-                    seq += 1;
-                    queue.users.push(Row::new(seq, &user.key, user.payload.clone(), entry.now_ms, due));
-                    queue.counts.users += 1;
+                MemberState::Synced if entry.skip_synced => {
+                    already += 1;
+                    continue;
+                }
+                MemberState::RemovalInFlight | MemberState::RemovalSubmitted => {
+                    if row.then == Some(SyncAction::Add) {
+                        continue;
+                    }
+                    row.then = Some(SyncAction::Add);
+                    row.payload = user.payload.clone();
+                    row.first_at = Some(row.first_at.unwrap_or(row.entered_at));
+                    row.entered_at = entry.now_ms;
+                    row.entries = row.entries.saturating_add(1);
+                    c.removing -= 1;
+                }
+                state => {
+                    match state {
+                        MemberState::Synced => c.in_audience -= 1,
+                        MemberState::Removing => c.removing -= 1,
+                        MemberState::Removed => c.removed -= 1,
+                        MemberState::RemovalErrored => c.removal_errored -= 1,
+                        _ => {}
+                    }
+                    row.enter_again(Some(user.payload.clone()), entry.now_ms, due);
                 }
             }
             queued += 1;
@@ -521,10 +694,12 @@ impl Store for MemoryStore {
         }
         let outcome = EnterOutcome {
             queued,
-            deduplicated: entry.ready.len() as u64 - queued,
+            deduplicated: entry.ready.len() as u64 - queued - already,
             not_synced: entry.not_synced.len() as u64,
+            already_in_audience: already,
         };
         let c = &mut queue.counts;
+        c.already_in_audience += already;
         c.proceeded += (entry.ready.len() + entry.not_synced.len()) as u64;
         c.entered += outcome.queued + outcome.not_synced;
         c.pending += outcome.queued;
@@ -564,8 +739,30 @@ impl Store for MemoryStore {
         queue.counts.pending -= expired.len() as u64;
         queue.counts.errored += expired.len() as u64;
         queue.check(sync_id);
-        if claim.max == 0 || expired.len() == EXPIRE_CHUNK as usize {
+        if claim.max == 0 || expired.len() == EXPIRE_CHUNK as usize || queue.expire_removals(&claim) {
+            queue.check(sync_id);
             return Ok(Vec::new());
+        }
+        queue.check(sync_id);
+        // Removals first, a batch of their own, when the first is due or the batch is full.
+        let mut waiting: Vec<usize> = (0..queue.users.len())
+            .filter(|&i| {
+                let row = &queue.users[i];
+                row.waiting_removal() && (row.due_at <= claim.now_ms || row.not_before == 0)
+            })
+            .collect();
+        waiting.sort_by_key(|&i| (queue.users[i].due_at, queue.users[i].seq));
+        waiting.truncate(claim.max);
+        if waiting.first().is_some_and(|&i| queue.users[i].due_at <= claim.now_ms) || waiting.len() >= claim.max {
+            let mut batch = Vec::with_capacity(waiting.len());
+            for i in waiting {
+                let row = &mut queue.users[i];
+                row.in_flight = true;
+                row.tried_at = Some(claim.now_ms);
+                batch.push(row.queued());
+            }
+            queue.check(sync_id);
+            return Ok(batch);
         }
         let mut pending: Vec<usize> = (0..queue.users.len()).filter(|&i| queue.users[i].pending()).collect();
         pending.sort_by_key(|&i| (queue.users[i].due_at, queue.users[i].seq));
@@ -592,12 +789,7 @@ impl Store for MemoryStore {
             let row = &mut queue.users[i];
             row.in_flight = true;
             row.tried_at = Some(claim.now_ms);
-            batch.push(QueuedUser {
-                key: row.key.clone(),
-                payload: row.payload.clone(),
-                entered_at: row.entered_at,
-                attempts: row.attempts,
-            });
+            batch.push(row.queued());
         }
         queue.counts.pending -= batch.len() as u64;
         queue.counts.in_flight += batch.len() as u64;
@@ -610,7 +802,7 @@ impl Store for MemoryStore {
         let mut state = self.state.lock();
         let queue = state.queue(sync_id)?;
         // Outcomes for users not in flight (twice, pending, unknown) are ignored.
-        queue.counts.in_flight -= queue.record_outcomes(results, now, |r| r.in_flight);
+        queue.counts.in_flight -= queue.record_outcomes(results, now, |r| r.in_flight).0;
         queue.check(sync_id);
         Ok(())
     }
@@ -621,7 +813,7 @@ impl Store for MemoryStore {
         Ok(sync_ids
             .iter()
             .filter_map(|id| state.queues.get(id))
-            .flat_map(|q| q.users.iter().filter(|r| r.pending()).map(|r| r.due_at))
+            .flat_map(|q| q.users.iter().filter(|r| r.pending() || r.waiting_removal()).map(|r| r.due_at))
             .min())
     }
 
@@ -631,14 +823,15 @@ impl Store for MemoryStore {
         if queue.submissions.iter().any(|s| s.id == submission.id) {
             return Err(StoreError::Conflict(format!("sync {sync_id} already has a submission {:?}", submission.id)));
         }
-        let mut n = 0;
+        let (mut n, mut adds) = (0, 0);
         for row in queue.users.iter_mut().filter(|r| r.in_flight && submission.keys.contains(&r.key)) {
             row.in_flight = false;
             row.submission = Some(submission.id.clone());
             n += 1;
+            adds += u64::from(!row.removal);
         }
-        queue.counts.in_flight -= n;
-        queue.counts.submitted += n;
+        queue.counts.in_flight -= adds;
+        queue.counts.submitted += adds;
         queue.submissions.push(Submission {
             sync_id: sync_id.to_string(),
             id: submission.id,
@@ -673,11 +866,19 @@ impl Store for MemoryStore {
         let Some(at) = queue.submissions.iter().position(|s| s.id == submission_id) else { return Ok(()) };
         queue.submissions.remove(at);
         queue.counts.submitted -=
-            queue.record_outcomes(results, now, |r| r.submission.as_deref() == Some(submission_id));
+            queue.record_outcomes(results, now, |r| r.submission.as_deref() == Some(submission_id)).0;
         for row in queue.users.iter_mut().filter(|r| r.submission.as_deref() == Some(submission_id)) {
+            if row.removal && row.then == Some(SyncAction::Add) {
+                row.back_to_adding(now);
+                continue;
+            }
             row.submission = None;
-            row.not_before = now;
             row.due_at = now;
+            if row.removal {
+                row.not_before = 0;
+                continue;
+            }
+            row.not_before = now;
             queue.counts.submitted -= 1;
             queue.counts.pending += 1;
         }
@@ -696,8 +897,9 @@ impl Store for MemoryStore {
             row.in_flight = true;
             users.push(row.queued());
         }
-        queue.counts.submitted -= users.len() as u64;
-        queue.counts.in_flight += users.len() as u64;
+        let adds = users.iter().filter(|u| !u.removal).count() as u64;
+        queue.counts.submitted -= adds;
+        queue.counts.in_flight += adds;
         queue.check(sync_id);
         Ok(users)
     }
@@ -708,6 +910,15 @@ impl Store for MemoryStore {
         for (sync_id, queue) in state.queues.iter_mut() {
             let mut n = 0;
             for row in queue.users.iter_mut().filter(|r| r.in_flight) {
+                total += 1;
+                if row.removal {
+                    if row.then == Some(SyncAction::Add) {
+                        row.back_to_adding(now_ms);
+                    } else {
+                        (row.in_flight, row.not_before, row.due_at) = (false, 0, now_ms);
+                    }
+                    continue;
+                }
                 row.in_flight = false;
                 row.not_before = now_ms;
                 row.due_at = now_ms;
@@ -716,7 +927,6 @@ impl Store for MemoryStore {
             queue.counts.in_flight -= n;
             queue.counts.pending += n;
             queue.check(sync_id);
-            total += n;
         }
         Ok(total)
     }
@@ -779,11 +989,53 @@ impl Store for MemoryStore {
             }
         };
         for &i in &chosen {
+            if queue.users[i].state() == MemberState::Synced {
+                queue.counts.in_audience -= 1;
+            }
             queue.users[i].enter_again(None, now_ms, now_ms);
         }
         done.users = chosen.len() as u64;
         queue.counts.entered += done.users;
         queue.counts.pending += done.users;
+        queue.check(sync_id);
+        Ok(done)
+    }
+
+    async fn remove_members(
+        &self,
+        sync_id: &str,
+        keys: &[String],
+        now_ms: i64,
+        flush_ms: i64,
+    ) -> StoreResult<Removals> {
+        let mut state = self.state.lock();
+        let queue = state.queue(sync_id)?;
+        let mut done = Removals::default();
+        let mut seen = std::collections::HashSet::new();
+        for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+            let Some(i) = queue.find(key) else {
+                done.skipped.push((key.clone(), RemovalSkip::Unknown));
+                continue;
+            };
+            let row = &mut queue.users[i];
+            match removal::step_for(row.state(), row.then) {
+                removal::Step::Remove => {
+                    match row.state() {
+                        MemberState::Synced => queue.counts.in_audience -= 1,
+                        MemberState::RemovalErrored => queue.counts.removal_errored -= 1,
+                        _ => {}
+                    }
+                    row.start_removal(now_ms, now_ms.saturating_add(flush_ms));
+                }
+                removal::Step::RemoveAfter => (row.then, row.asked_at) = (Some(SyncAction::Remove), Some(now_ms)),
+                removal::Step::Skip(why) => {
+                    done.skipped.push((key.clone(), why));
+                    continue;
+                }
+            }
+            queue.counts.removing += 1;
+            done.removing += 1;
+        }
         queue.check(sync_id);
         Ok(done)
     }
@@ -795,15 +1047,27 @@ impl Store for MemoryStore {
         let ids: Vec<String> = state.syncs.iter().map(|s| s.id.clone()).collect();
         for id in &ids {
             let queue = state.queue(id)?;
+            let history = [MemberState::Errored, MemberState::Removed, MemberState::RemovalErrored];
             let mut old: Vec<(i64, u64)> = queue
                 .users
                 .iter()
-                .filter(|r| r.state() == MemberState::Errored && r.entered_at < before_ms)
+                .filter(|r| {
+                    history.contains(&r.state())
+                        && r.entered_at < before_ms
+                        && r.done.is_some_and(|(_, at)| at < before_ms)
+                })
                 .map(|r| (r.entered_at, r.seq))
                 .collect();
             old.sort();
             old.truncate(budget);
             let gone: std::collections::HashSet<u64> = old.iter().map(|(_, seq)| *seq).collect();
+            for row in queue.users.iter().filter(|r| gone.contains(&r.seq)) {
+                match row.state() {
+                    MemberState::Removed => queue.counts.removed -= 1,
+                    MemberState::RemovalErrored => queue.counts.removal_errored -= 1,
+                    _ => {}
+                }
+            }
             queue.users.retain(|r| !gone.contains(&r.seq));
             queue.counts.users -= gone.len() as u64;
             queue.check(id);

@@ -79,6 +79,7 @@ impl World {
                 audience_id: audience_id.map(str::to_string),
                 action: SyncAction::Add,
                 match_fields: vec![audience_model::IdentifierKind::Email],
+                reentry: Default::default(),
             })
             .await
             .expect("sync")
@@ -115,7 +116,7 @@ impl World {
             })
             .collect();
         let flush_ms = self.engine.config().batch.flush_interval.as_millis() as i64;
-        let entry = Entry { ready, not_synced: Vec::new(), now_ms: self.clock.now_ms(), flush_ms };
+        let entry = Entry { ready, not_synced: Vec::new(), now_ms: self.clock.now_ms(), flush_ms, skip_synced: false };
         self.store.enter(&sync.id, entry).await.expect("enter");
         self.engine.wake(&self.connection.id).await;
     }

@@ -88,6 +88,7 @@ async fn host(dir: &Path, key: &CredentialKey, settings: &[(&str, &str)]) -> Hos
             create_if_missing: true,
             action: SyncAction::Add,
             match_fields: vec!["email".into()],
+            reentry: Default::default(),
         })
         .await
         .expect("sync")

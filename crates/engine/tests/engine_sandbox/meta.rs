@@ -81,6 +81,7 @@ impl Fixture {
             create_if_missing: true,
             action: SyncAction::Add,
             match_fields: fields.iter().map(|f| (*f).to_string()).collect(),
+            reentry: Default::default(),
         }
     }
 
@@ -279,7 +280,13 @@ async fn rows_meta_counts_invalid_are_errored_never_synced_and_named_in_recent_e
         let payload = audience_engine::payload::encode(&user);
         ready.push(audience_store::ReadyUser { key: user.key, payload });
     }
-    let entry = audience_store::Entry { ready, not_synced: vec![], now_ms: audience_model::now_ms(), flush_ms: 0 };
+    let entry = audience_store::Entry {
+        ready,
+        not_synced: vec![],
+        now_ms: audience_model::now_ms(),
+        flush_ms: 0,
+        skip_synced: false,
+    };
     w.store.enter(&sync, entry).await.unwrap();
     w.engine.set_paused(&sync, false).await.unwrap();
     let counts = w.settle(&sync, Duration::from_secs(30)).await;

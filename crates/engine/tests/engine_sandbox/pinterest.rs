@@ -322,7 +322,7 @@ async fn invalid_users_are_isolated_and_the_rest_of_the_batch_goes_through() {
         });
     }
     let now_ms = audience_model::now_ms();
-    let entry = audience_store::Entry { ready, not_synced: vec![], now_ms, flush_ms: 0 };
+    let entry = audience_store::Entry { ready, not_synced: vec![], now_ms, flush_ms: 0, skip_synced: false };
     w.store.enter(&sync, entry).await.unwrap();
     w.engine.set_paused(&sync, false).await.unwrap();
     let counts = w.settle(&sync, Duration::from_secs(30)).await;
@@ -345,6 +345,7 @@ async fn creating_a_sync_reports_every_problem_at_once() {
         create_if_missing: true,
         action: SyncAction::Add,
         match_fields: vec!["phone".into(), "shoe-size".into()],
+        reentry: Default::default(),
     };
     let err = w.engine.create_sync(request).await.expect_err("refused");
     let audience_engine::EngineError::Invalid(problems) = err else { panic!("{err:?}") };
@@ -378,6 +379,7 @@ async fn a_sync_onto_a_list_of_another_kind_is_refused_with_every_problem() {
         create_if_missing: false,
         action: SyncAction::Add,
         match_fields: vec!["mobile-ad-id".into(), "email".into()],
+        reentry: Default::default(),
     };
     let err = w.engine.create_sync(request.clone()).await.expect_err("refused");
     let EngineError::Invalid(problems) = err else { panic!("{err:?}") };

@@ -12,8 +12,8 @@ use crate::crypto::CredentialKey;
 use crate::ids::new_id;
 use crate::{
     ApiKey, AudienceConfig, Connection as ConnectionRecord, ConnectionHealth, Counts, Health, NewApiKey, NewConnection,
-    NewSync, OAUTH_STATE_RETENTION_MS, OauthState, StoreError, SyncAction, SyncFigures, SyncRecord, SyncStatus,
-    Workspace,
+    NewSync, OAUTH_STATE_RETENTION_MS, OauthState, Reentry, StoreError, SyncAction, SyncFigures, SyncRecord,
+    SyncStatus, Workspace,
 };
 
 type Res<T> = Result<T, Fail>;
@@ -227,7 +227,7 @@ fn health_text(health: Health) -> &'static str {
 
 const SYNC_COLUMNS: &str = "id, workspace_id, connection_id, destination, account_id, \
      audience_name, audience_description, create_if_missing, audience_id, action, \
-     match_fields, status, status_reason, created_at";
+     match_fields, status, status_reason, created_at, reentry";
 
 pub(crate) async fn create_sync<C: GenericClient + Sync>(c: &C, new: NewSync, now: i64) -> Res<SyncRecord> {
     workspace(c, &new.workspace_id).await?;
@@ -256,8 +256,8 @@ pub(crate) async fn create_sync<C: GenericClient + Sync>(c: &C, new: NewSync, no
         .query_one(
             "INSERT INTO syncs (id, workspace_id, connection_id, destination, account_id, \
              audience_name, audience_description, create_if_missing, audience_id, action, \
-             match_fields, status, status_reason, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', NULL, $12) RETURNING no",
+             match_fields, status, status_reason, created_at, reentry) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', NULL, $12, $13) RETURNING no",
             &[
                 &id,
                 &new.workspace_id,
@@ -271,6 +271,7 @@ pub(crate) async fn create_sync<C: GenericClient + Sync>(c: &C, new: NewSync, no
                 &action_text(new.action),
                 &match_fields,
                 &now,
+                &new.reentry.as_str(),
             ],
         )
         .await
@@ -287,6 +288,7 @@ pub(crate) async fn create_sync<C: GenericClient + Sync>(c: &C, new: NewSync, no
         audience_id: new.audience_id,
         action: new.action,
         match_fields: new.match_fields,
+        reentry: new.reentry,
         status: SyncStatus::Active,
         status_reason: None,
         created_at: now,
@@ -387,30 +389,36 @@ pub(crate) async fn sync_figures<C: GenericClient + Sync>(c: &C) -> Res<Vec<Sync
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
          c.submitted, \
          (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), \
-         c.users FROM syncs s JOIN counters c ON c.sync_no = s.no WHERE s.deleted_at IS NULL ORDER BY s.no"
+         c.users, c.in_audience, c.removing, c.removed, c.removal_errored, c.already_in_audience \
+         FROM syncs s JOIN counters c ON c.sync_no = s.no WHERE s.deleted_at IS NULL ORDER BY s.no"
     );
     let rows = c.query(&sql, &[]).await.ctx("reading every sync's figures")?;
     rows.iter()
         .map(|row| {
             let n = |i: usize| get::<i64>(row, i).map(|v| v.max(0) as u64);
-            let oldest = [get::<Option<i64>>(row, 23)?, get::<Option<i64>>(row, 24)?, get::<Option<i64>>(row, 26)?]
+            let oldest = [get::<Option<i64>>(row, 24)?, get::<Option<i64>>(row, 25)?, get::<Option<i64>>(row, 27)?]
                 .into_iter()
                 .flatten()
                 .min();
             Ok(SyncFigures {
                 sync: sync_from_row(row)?,
                 counts: Counts {
-                    entered: n(14)?,
-                    proceeded: n(15)?,
-                    not_synced: n(16)?,
-                    pending: n(17)?,
-                    in_flight: n(18)?,
-                    synced: n(19)?,
-                    errored: n(20)?,
-                    deduplicated: n(21)?,
-                    retries: n(22)?,
-                    submitted: n(25)?,
-                    users: n(27)?,
+                    entered: n(15)?,
+                    proceeded: n(16)?,
+                    not_synced: n(17)?,
+                    pending: n(18)?,
+                    in_flight: n(19)?,
+                    synced: n(20)?,
+                    errored: n(21)?,
+                    deduplicated: n(22)?,
+                    retries: n(23)?,
+                    submitted: n(26)?,
+                    users: n(28)?,
+                    in_audience: n(29)?,
+                    removing: n(30)?,
+                    removed: n(31)?,
+                    removal_errored: n(32)?,
+                    already_in_audience: n(33)?,
                 },
                 oldest_pending_at: oldest,
             })
@@ -466,6 +474,10 @@ pub(crate) fn sync_from_row(row: &Row) -> Res<SyncRecord> {
         },
         status_reason: get(row, 12)?,
         created_at: get(row, 13)?,
+        reentry: {
+            let reentry: String = get(row, 14)?;
+            Reentry::parse(&reentry).ok_or_else(|| unknown("re-entry policy", &reentry))?
+        },
     })
 }
 

@@ -95,7 +95,8 @@ pub(crate) async fn counts_of<C: GenericClient + Sync>(c: &C, sync_ids: &[String
     let rows = c
         .query(
             "SELECT s.id, c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-             c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c \
+             c.errored, c.deduplicated, c.retries, c.submitted, c.users, c.in_audience, c.removing, c.removed, \
+             c.removal_errored, c.already_in_audience FROM counters c \
              JOIN syncs s ON s.no = c.sync_no WHERE s.id = ANY($1) AND s.deleted_at IS NULL",
             &[&sync_ids],
         )
@@ -117,6 +118,11 @@ pub(crate) async fn counts_of<C: GenericClient + Sync>(c: &C, sync_ids: &[String
                     retries: n(row, 9)?,
                     submitted: n(row, 10)?,
                     users: n(row, 11)?,
+                    in_audience: n(row, 12)?,
+                    removing: n(row, 13)?,
+                    removed: n(row, 14)?,
+                    removal_errored: n(row, 15)?,
+                    already_in_audience: n(row, 16)?,
                 },
             ))
         })

@@ -7,19 +7,21 @@ use tokio_postgres::{GenericClient, Row};
 use super::catalog::{get, not_found};
 use super::queue::{Delta, sync_no};
 use super::{Ctx, Fail};
+use crate::removal::{Step, removal_step};
 use crate::{
-    MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, Pruned, Redrive, Redriven, StoreError, UserError,
+    MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, Pruned, Redrive, Redriven, RemovalSkip, Removals,
+    StoreError, SyncAction, UserError,
 };
 
 type Res<T> = Result<T, Fail>;
 
 /// The columns of a [`Member`], in [`member_of`]'s order.
 const COLUMNS: &str = "user_key, state, id, coalesce(first_at, entered_at), entered_at, entries, attempts, \
-     tried_at, done_at, last_error, submission";
+     tried_at, done_at, last_error, submission, asked_at, then_op";
 /// A user queued again with a fresh retry window, due now (`$2`).
 const REDRIVE_SET: &str = "state = 0, first_at = coalesce(q.first_at, q.entered_at), entered_at = $2, \
      not_before = 0, due_at = $2, attempts = 0, entries = q.entries + 1, tried_at = NULL, done_at = NULL, \
-     last_error = NULL, submission = NULL";
+     last_error = NULL, submission = NULL, asked_at = NULL, then_op = 0";
 
 fn member_of(row: &Row) -> Res<Member> {
     let code: i64 = get(row, 1)?;
@@ -38,6 +40,12 @@ fn member_of(row: &Row) -> Res<Member> {
         done_at: get(row, 8)?,
         last_error: get(row, 9)?,
         submission: get(row, 10)?,
+        removal_asked_at: get(row, 11)?,
+        then: match get::<i64>(row, 12)? {
+            1 => Some(SyncAction::Remove),
+            2 => Some(SyncAction::Add),
+            _ => None,
+        },
     })
 }
 
@@ -49,7 +57,7 @@ pub(crate) async fn member<C: GenericClient + Sync>(c: &C, sync_id: &str, key: &
         .ctx("looking up a user")?
         .ok_or_else(|| not_found("user", key))?;
     let member = member_of(&row)?;
-    let payload: Vec<u8> = get(&row, 11)?;
+    let payload: Vec<u8> = get(&row, 13)?;
     let limit = MEMBER_ERRORS as i64;
     let errors = c
         .query(
@@ -97,6 +105,7 @@ pub(crate) async fn redrive<C: GenericClient + Sync>(
 ) -> Res<Redriven> {
     let no = sync_no(c, sync_id).await?;
     let mut done = Redriven::default();
+    let mut in_audience = 0i64;
     match which {
         Redrive::Errored => {
             let max = i64::from(max.max(1));
@@ -117,22 +126,93 @@ pub(crate) async fn redrive<C: GenericClient + Sync>(
         Redrive::Keys(keys) => {
             let mut seen = std::collections::HashSet::with_capacity(keys.len());
             let keys: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(*k)).collect();
-            let n = c
-                .execute(
+            // Each row's state before, to know how many left `synced` (`in_audience`).
+            let rows = c
+                .query(
                     &format!(
-                        "UPDATE queue q SET {REDRIVE_SET} WHERE q.sync_no = $1 AND q.user_key = ANY($3) \
-                         AND q.state IN (3, 4)"
+                        "WITH before AS (SELECT id, state FROM queue WHERE sync_no = $1 AND user_key = ANY($3) \
+                         AND state IN (3, 4) FOR UPDATE) \
+                         UPDATE queue q SET {REDRIVE_SET} FROM before b WHERE q.id = b.id RETURNING b.state"
                     ),
                     &[&no, &now, &keys],
                 )
                 .await
                 .ctx("re-driving users")?;
-            done.users = n;
-            done.skipped = keys.len() as u64 - n;
+            for row in &rows {
+                in_audience -= i64::from(get::<i64>(row, 0)? == 3);
+            }
+            done.users = rows.len() as u64;
+            done.skipped = keys.len() as u64 - done.users;
         }
     }
     let n = done.users as i64;
-    Delta { entered: n, pending: n, ..Delta::default() }.apply(c, no).await?;
+    Delta { entered: n, pending: n, in_audience, ..Delta::default() }.apply(c, no).await?;
+    Ok(done)
+}
+
+/// Queues the removal of these users, as SQLite's `ledger::remove` (the same decision per
+/// state, `removal_step`): the rows are read and locked first, then moved by kind.
+pub(crate) async fn remove<C: GenericClient + Sync>(
+    c: &C,
+    sync_id: &str,
+    keys: &[String],
+    now: i64,
+    flush: i64,
+) -> Res<Removals> {
+    let no = sync_no(c, sync_id).await?;
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(*k)).collect();
+    let rows = c
+        .query(
+            "SELECT user_key, id, state, then_op FROM queue WHERE sync_no = $1 AND user_key = ANY($2) ORDER BY id \
+             FOR UPDATE",
+            &[&no, &keys],
+        )
+        .await
+        .ctx("finding users to remove")?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(get::<String>(row, 0)?, (get::<i64>(row, 1)?, get::<i64>(row, 2)?, get::<i64>(row, 3)?));
+    }
+    let (mut now_ids, mut after_ids) = (Vec::new(), Vec::new());
+    let mut done = Removals::default();
+    let mut delta = Delta::default();
+    for key in keys {
+        let Some(&(id, state, then_op)) = found.get(key) else {
+            done.skipped.push((key.to_owned(), RemovalSkip::Unknown));
+            continue;
+        };
+        match removal_step(state, then_op) {
+            Step::Remove => {
+                match state {
+                    3 => delta.in_audience -= 1,
+                    10 => delta.removal_errored -= 1,
+                    _ => {}
+                }
+                now_ids.push(id);
+            }
+            Step::RemoveAfter => after_ids.push(id),
+            Step::Skip(why) => done.skipped.push((key.to_owned(), why)),
+        }
+    }
+    if !now_ids.is_empty() {
+        c.execute(
+            "UPDATE queue SET state = 6, asked_at = $2, due_at = $3, not_before = 0, attempts = 0, tried_at = NULL, \
+             done_at = NULL, last_error = NULL, then_op = 0 WHERE id = ANY($1)",
+            &[&now_ids, &now, &now.saturating_add(flush)],
+        )
+        .await
+        .ctx("removing users")?;
+    }
+    if !after_ids.is_empty() {
+        c.execute("UPDATE queue SET then_op = 1, asked_at = $2 WHERE id = ANY($1)", &[&after_ids, &now])
+            .await
+            .ctx("removing users after their delivery")?;
+    }
+    let n = (now_ids.len() + after_ids.len()) as i64;
+    done.removing = n as u64;
+    delta.removing += n;
+    delta.apply(c, no).await?;
     Ok(done)
 }
 
@@ -140,22 +220,32 @@ pub(crate) async fn prune<C: GenericClient + Sync>(c: &C, before: i64, max_rows:
     let mut budget = i64::from(max_rows.max(1));
     let mut pruned = Pruned::default();
     for no in super::queue::live_sync_nos(c).await? {
-        let removed = c
-            .execute(
-                "DELETE FROM queue WHERE id = ANY(ARRAY(SELECT id FROM queue WHERE sync_no = $1 AND state = 4 \
-                 AND entered_at < $2 ORDER BY entered_at, id LIMIT $3 FOR UPDATE SKIP LOCKED))",
-                &[&no, &before, &budget],
-            )
-            .await
-            .ctx("pruning errored users")? as i64;
-        if removed > 0 {
-            Delta { users: -removed, ..Delta::default() }.apply(c, no).await?;
-        }
-        pruned.rows += removed as u64;
-        budget -= removed;
-        if budget == 0 {
-            pruned.more = true;
-            return Ok(pruned);
+        // Errored users, users removed, users whose removal was refused.
+        for state in [4i64, 9, 10] {
+            let gone = c
+                .execute(
+                    "DELETE FROM queue WHERE id = ANY(ARRAY(SELECT id FROM queue WHERE sync_no = $1 AND state = $4 \
+                     AND entered_at < $2 AND coalesce(done_at, 0) < $2 ORDER BY entered_at, id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED))",
+                    &[&no, &before, &budget, &state],
+                )
+                .await
+                .ctx("pruning errored and removed users")? as i64;
+            if gone > 0 {
+                let mut delta = Delta { users: -gone, ..Delta::default() };
+                match state {
+                    9 => delta.removed = -gone,
+                    10 => delta.removal_errored = -gone,
+                    _ => {}
+                }
+                delta.apply(c, no).await?;
+            }
+            pruned.rows += gone as u64;
+            budget -= gone;
+            if budget == 0 {
+                pruned.more = true;
+                return Ok(pruned);
+            }
         }
     }
     // The oldest errors by id (which follows time), those old enough.

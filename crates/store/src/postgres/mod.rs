@@ -49,7 +49,7 @@ use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
     GroupFigures, Health, LaneLease, LeaseOutcome, Member, MemberCursor, MemberDetail, MemberState, NewApiKey,
-    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store,
+    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Removals, Store,
     StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
@@ -357,6 +357,16 @@ impl Store for PostgresStore {
 
     async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven> {
         in_tx!(self, |tx| ledger::redrive(tx, sync_id, &which, now_ms, max))
+    }
+
+    async fn remove_members(
+        &self,
+        sync_id: &str,
+        keys: &[String],
+        now_ms: i64,
+        flush_ms: i64,
+    ) -> StoreResult<Removals> {
+        in_tx!(self, |tx| ledger::remove(tx, sync_id, keys, now_ms, flush_ms))
     }
 
     async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned> {

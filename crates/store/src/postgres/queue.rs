@@ -27,19 +27,47 @@ type Res<T> = Result<T, Fail>;
 const PENDING: i64 = 0;
 const IN_FLIGHT: i64 = 1;
 /// Sent in a request the partner finishes later (see `submissions.rs`).
-const SUBMITTED: i64 = 2;
+pub(crate) const SUBMITTED: i64 = 2;
+/// A removal's states are an add's plus this (waiting 6, in flight 7, submitted 8); then
+/// removed (9) and refused (10), as SQLite's.
+const REMOVAL: i64 = 6;
+const REMOVING: i64 = 6;
+const REMOVED: i64 = 9;
+const REMOVAL_ERRORED: i64 = 10;
+/// `then_op`: remove the user once the add they are in finished.
+const THEN_REMOVE: i64 = 1;
 
 /// Queues an entry's users in entry order (their `id`, hence their claim order among equal
-/// due times, is that order); keys the ledger holds as synced, errored or not synced are
-/// queued again (a fresh entry, first entry kept), keys still being delivered are skipped.
-/// Returns each written row's `entries` (1: new to the ledger). The keys must be distinct
-/// (an upsert cannot touch a row twice in one statement).
+/// due times, is that order); keys the ledger holds as errored or not synced are queued again
+/// (a fresh entry, first entry kept). Returns each written row's key and `entries` (1: new to
+/// the ledger); the keys it did not write are looked at by [`enter_again`]. The keys must be
+/// distinct (an upsert cannot touch a row twice in one statement).
 const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
      SELECT $1, u.k, 0, u.p, $4, 0, $5 FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS u(k, p, n) \
      ORDER BY u.n ON CONFLICT (sync_no, user_key) DO UPDATE SET state = 0, payload = excluded.payload, \
      first_at = coalesce(queue.first_at, queue.entered_at), entered_at = excluded.entered_at, not_before = 0, \
      due_at = excluded.due_at, attempts = 0, entries = queue.entries + 1, tried_at = NULL, done_at = NULL, \
-     last_error = NULL, submission = NULL WHERE queue.state >= 3 RETURNING entries";
+     last_error = NULL, submission = NULL WHERE queue.state IN (4, 5) RETURNING user_key, entries";
+/// Where the other keys of an entry are (not locked: most are deduplicated and written by
+/// nobody; each update below re-checks the state it expects).
+const ENTER_FIND: &str = "SELECT user_key, state, then_op FROM queue WHERE sync_no = $1 AND user_key = ANY($2)";
+/// Queues again users synced, removing (waiting), removed or whose removal was refused;
+/// returns each one's state before, for the counters.
+const ENTER_AGAIN: &str = "WITH before AS (SELECT id, state FROM queue WHERE sync_no = $1 AND user_key = ANY($2) \
+     AND state IN (3, 6, 9, 10) ORDER BY id FOR UPDATE) \
+     UPDATE queue q SET state = 0, payload = u.p, first_at = coalesce(q.first_at, q.entered_at), \
+     entered_at = $4, not_before = 0, due_at = $5, attempts = 0, entries = q.entries + 1, tried_at = NULL, \
+     done_at = NULL, last_error = NULL, submission = NULL, asked_at = NULL, then_op = 0 \
+     FROM before b, unnest($2::text[], $3::bytea[]) AS u(k, p) \
+     WHERE q.id = b.id AND q.user_key = u.k RETURNING b.state";
+/// Users entering again while their removal is in a request: added again once it finished.
+const ENTER_AFTER_REMOVAL: &str = "UPDATE queue q SET then_op = 2, payload = u.p, \
+     first_at = coalesce(q.first_at, q.entered_at), entered_at = $4, entries = q.entries + 1 \
+     FROM unnest($2::text[], $3::bytea[]) AS u(k, p) \
+     WHERE q.sync_no = $1 AND q.user_key = u.k AND q.state IN (7, 8) AND q.then_op = 0 RETURNING q.id";
+/// Users entering again while still being added, whose removal was asked meanwhile.
+const KEEP_ADDING: &str = "UPDATE queue SET then_op = 0, asked_at = NULL \
+     WHERE sync_no = $1 AND user_key = ANY($2) AND state IN (0, 1, 2) AND then_op = 1";
 /// Not-synced users new to the ledger (a key it holds keeps its row).
 const ENTER_NOT_SYNCED: &str = "INSERT INTO queue \
      (sync_no, user_key, state, payload, entered_at, not_before, due_at, done_at, last_error) \
@@ -61,13 +89,27 @@ const EXPIRE: &str = "WITH doomed AS (SELECT id FROM queue WHERE sync_no = $1 AN
      WHERE q.id = d.id AND q.state = 0 RETURNING q.id, q.user_key, q.entered_at) \
      INSERT INTO errors (sync_no, user_key, reason, at) SELECT $1, user_key, $3, $4 FROM gone \
      ORDER BY entered_at, id";
-/// The earliest due time of a sync's pending users.
-const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = 0 \
+/// Removals waiting, in due order, that no other claimer holds (`due_at` last).
+const CLAIM_REMOVALS: &str = "SELECT id, user_key, payload, asked_at, attempts, due_at FROM queue \
+     WHERE sync_no = $1 AND state = 6 AND (due_at <= $3 OR not_before = 0) ORDER BY due_at, id LIMIT $2 \
+     FOR UPDATE SKIP LOCKED";
+/// Removals waiting that were asked before `$2` become `removal_errored` (recorded in
+/// `errors`), at most `$5`.
+const EXPIRE_REMOVALS: &str = "WITH doomed AS (SELECT id FROM queue WHERE sync_no = $1 AND state = 6 \
+     AND asked_at < $2 ORDER BY due_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+     gone AS (UPDATE queue q SET state = 10, last_error = $3, done_at = $4 FROM doomed d \
+     WHERE q.id = d.id AND q.state = 6 RETURNING q.id, q.user_key) \
+     INSERT INTO errors (sync_no, user_key, reason, at) SELECT $1, user_key, $3, $4 FROM gone ORDER BY id";
+/// The earliest due time of a sync's users waiting in state `$2`.
+const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = $2 \
      AND q.sync_no = (SELECT no FROM syncs WHERE id = $1 AND deleted_at IS NULL) ORDER BY q.due_at LIMIT 1";
 /// The earliest entry time of a sync's users in one state.
 const OLDEST: &str = "SELECT entered_at FROM queue WHERE sync_no = $1 AND state = $2 ORDER BY entered_at LIMIT 1";
 /// In-flight users of a sync back to pending, due now.
 const RECOVER: &str = "UPDATE queue SET state = 0, not_before = $2, due_at = $2 WHERE sync_no = $1 AND state = 1";
+/// Removals in flight back to waiting, due now (or to pending, for a user who entered again).
+const RECOVER_REMOVALS: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, then_op = 0, \
+     not_before = 0, due_at = $2 WHERE sync_no = $1 AND state = 7";
 /// A sync's newest errors.
 const RECENT_ERRORS: &str = "SELECT user_key, reason, at FROM errors WHERE sync_no = $1 ORDER BY id DESC LIMIT $2";
 
@@ -95,6 +137,11 @@ pub(crate) struct Delta {
     pub(crate) deduplicated: i64,
     pub(crate) retries: i64,
     pub(crate) users: i64,
+    pub(crate) in_audience: i64,
+    pub(crate) removing: i64,
+    pub(crate) removed: i64,
+    pub(crate) removal_errored: i64,
+    pub(crate) already_in_audience: i64,
 }
 
 impl Delta {
@@ -103,7 +150,10 @@ impl Delta {
             "UPDATE counters SET entered = entered + $2, proceeded = proceeded + $3, \
              not_synced = not_synced + $4, pending = pending + $5, in_flight = in_flight + $6, \
              synced = synced + $7, errored = errored + $8, deduplicated = deduplicated + $9, \
-             retries = retries + $10, submitted = submitted + $11, users = users + $12 WHERE sync_no = $1",
+             retries = retries + $10, submitted = submitted + $11, users = users + $12, \
+             in_audience = in_audience + $13, removing = removing + $14, removed = removed + $15, \
+             removal_errored = removal_errored + $16, already_in_audience = already_in_audience + $17 \
+             WHERE sync_no = $1",
             &[
                 &no,
                 &self.entered,
@@ -117,6 +167,11 @@ impl Delta {
                 &self.retries,
                 &self.submitted,
                 &self.users,
+                &self.in_audience,
+                &self.removing,
+                &self.removed,
+                &self.removal_errored,
+                &self.already_in_audience,
             ],
         )
         .await
@@ -128,7 +183,8 @@ impl Delta {
 pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: &Entry) -> Res<EnterOutcome> {
     let no = sync_no(c, sync_id).await?;
     let due = entry.now_ms.saturating_add(entry.flush_ms);
-    let (mut queued, mut new_users) = (0u64, 0i64);
+    let mut delta = Delta::default();
+    let mut outcome = EnterOutcome::default();
     if !entry.ready.is_empty() {
         // A key twice in one entry is queued once (the first), the others deduplicated.
         let mut seen = std::collections::HashSet::with_capacity(entry.ready.len());
@@ -139,35 +195,100 @@ pub(crate) async fn enter<C: GenericClient + Sync>(c: &C, sync_id: &str, entry: 
             .map(|u| (u.key.as_str(), u.payload.as_slice()))
             .unzip();
         let rows = c.query(ENTER, &[&no, &keys, &payloads, &entry.now_ms, &due]).await.ctx("queueing users")?;
-        queued = rows.len() as u64;
+        outcome.queued = rows.len() as u64;
+        let mut written = std::collections::HashSet::with_capacity(rows.len());
         for row in &rows {
-            new_users += i64::from(get::<i64>(row, 0)? == 1);
+            written.insert(get::<String>(row, 0)?);
+            delta.users += i64::from(get::<i64>(row, 1)? == 1);
+        }
+        if written.len() < keys.len() {
+            let (others, payloads): (Vec<&str>, Vec<&[u8]>) =
+                keys.iter().zip(&payloads).filter(|(k, _)| !written.contains(**k)).map(|(k, p)| (*k, *p)).unzip();
+            let again = enter_again(c, no, &others, &payloads, entry, due, &mut delta).await?;
+            outcome.queued += again.queued;
+            outcome.already_in_audience += again.already_in_audience;
         }
     }
     if !entry.not_synced.is_empty() {
         let (keys, reasons): (Vec<&str>, Vec<&str>) =
             entry.not_synced.iter().map(|(k, r)| (k.as_str(), truncate_reason(r))).unzip();
-        new_users += c
+        delta.users += c
             .execute(ENTER_NOT_SYNCED, &[&no, &keys, &reasons, &entry.now_ms])
             .await
             .ctx("recording users not synced")? as i64;
     }
-    let outcome = EnterOutcome {
-        queued,
-        deduplicated: entry.ready.len() as u64 - queued,
-        not_synced: entry.not_synced.len() as u64,
-    };
-    Delta {
-        proceeded: (entry.ready.len() + entry.not_synced.len()) as i64,
-        entered: (outcome.queued + outcome.not_synced) as i64,
-        pending: outcome.queued as i64,
-        not_synced: outcome.not_synced as i64,
-        deduplicated: outcome.deduplicated as i64,
-        users: new_users,
-        ..Delta::default()
+    outcome.not_synced = entry.not_synced.len() as u64;
+    outcome.deduplicated = entry.ready.len() as u64 - outcome.queued - outcome.already_in_audience;
+    delta.proceeded += (entry.ready.len() + entry.not_synced.len()) as i64;
+    delta.entered += (outcome.queued + outcome.not_synced) as i64;
+    delta.pending += outcome.queued as i64;
+    delta.not_synced += outcome.not_synced as i64;
+    delta.deduplicated += outcome.deduplicated as i64;
+    delta.already_in_audience += outcome.already_in_audience as i64;
+    delta.apply(c, no).await?;
+    Ok(outcome)
+}
+
+/// Users already in the ledger that the upsert did not queue again (the rare path: one read,
+/// then an update per kind): synced users (unless the sync skips them), removals waiting,
+/// removed or refused are queued again; users whose removal is in a request are added again
+/// after it; users still being added stay deduplicated (a removal asked meanwhile is
+/// forgotten). Moves the counters of the rows in `delta`; returns the users queued and those
+/// counted as already in the audience.
+async fn enter_again<C: GenericClient + Sync>(
+    c: &C,
+    no: i64,
+    keys: &[&str],
+    payloads: &[&[u8]],
+    entry: &Entry,
+    due: i64,
+    delta: &mut Delta,
+) -> Res<EnterOutcome> {
+    let payload_of: std::collections::HashMap<&str, &[u8]> =
+        keys.iter().copied().zip(payloads.iter().copied()).collect();
+    let rows = c.query(ENTER_FIND, &[&no, &keys]).await.ctx("finding users entering again")?;
+    let (mut again, mut after, mut keep): (Vec<&str>, Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new(), Vec::new());
+    let mut outcome = EnterOutcome::default();
+    for row in &rows {
+        let key: String = get(row, 0)?;
+        let Some((&key, _)) = payload_of.get_key_value(key.as_str()) else { continue };
+        let (state, then_op): (i64, i64) = (get(row, 1)?, get(row, 2)?);
+        match state {
+            0..=2 if then_op == THEN_REMOVE => keep.push(key),
+            3 if entry.skip_synced => outcome.already_in_audience += 1,
+            3 | 6 | 9 | 10 => again.push(key),
+            7 | 8 if then_op == 0 => after.push(key),
+            _ => {}
+        }
     }
-    .apply(c, no)
-    .await?;
+    let payloads_of = |keys: &[&str]| -> Vec<&[u8]> { keys.iter().map(|k| payload_of[k]).collect() };
+    if !again.is_empty() {
+        let moved = c
+            .query(ENTER_AGAIN, &[&no, &again, &payloads_of(&again), &entry.now_ms, &due])
+            .await
+            .ctx("queueing users again")?;
+        for row in &moved {
+            match get::<i64>(row, 0)? {
+                3 => delta.in_audience -= 1,
+                6 => delta.removing -= 1,
+                9 => delta.removed -= 1,
+                _ => delta.removal_errored -= 1,
+            }
+        }
+        outcome.queued += moved.len() as u64;
+    }
+    if !after.is_empty() {
+        let n = c
+            .query(ENTER_AFTER_REMOVAL, &[&no, &after, &payloads_of(&after), &entry.now_ms])
+            .await
+            .ctx("queueing users again after their removal")?
+            .len();
+        outcome.queued += n as u64;
+        delta.removing -= n as i64;
+    }
+    if !keep.is_empty() {
+        delta.removing -= c.execute(KEEP_ADDING, &[&no, &keep]).await.ctx("keeping users entering again")? as i64;
+    }
     Ok(outcome)
 }
 
@@ -178,11 +299,33 @@ pub(crate) async fn claim_batch<C: GenericClient + Sync>(c: &C, sync_id: &str, c
         // this transaction ends, which orders the claim with a takeover (see `lanes.rs`).
         super::lanes::check_lane(c, no, owner).await?;
     }
-    if expire(c, no, claim).await? || claim.max == 0 {
+    if expire(c, no, claim).await? || expire_removals(c, no, claim).await? || claim.max == 0 {
         // A full chunk of users expired: more may be past their window, for the next claim.
         return Ok(Vec::new());
     }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
+    // Removals first, a batch of their own, when the first is due or the batch is full (a
+    // retried removal only once due).
+    let removals = c.query(CLAIM_REMOVALS, &[&no, &max, &claim.now_ms]).await.ctx("reading removals to claim")?;
+    let first_due: Option<i64> = removals.first().map(|row| get(row, 5)).transpose()?;
+    if first_due.is_some_and(|due| due <= claim.now_ms) || (!removals.is_empty() && removals.len() >= claim.max) {
+        let ids: Vec<i64> = removals.iter().map(|row| get(row, 0)).collect::<Res<_>>()?;
+        c.execute("UPDATE queue SET state = 7, tried_at = $2 WHERE id = ANY($1)", &[&ids, &claim.now_ms])
+            .await
+            .ctx("claiming removals")?;
+        return removals
+            .iter()
+            .map(|row| {
+                Ok(QueuedUser {
+                    key: get(row, 1)?,
+                    payload: get(row, 2)?,
+                    entered_at: get(row, 3)?,
+                    attempts: u32::try_from(get::<i64>(row, 4)?).unwrap_or(u32::MAX),
+                    removal: true,
+                })
+            })
+            .collect();
+    }
     // Already due, in due order (all claimable: a pending user's wait never exceeds its due).
     let mut rows = select_claimable(c, CLAIM_DUE, no, claim.now_ms, max).await?;
     if rows.len() < claim.max {
@@ -226,6 +369,23 @@ async fn expire<C: GenericClient + Sync>(c: &C, no: i64, claim: &Claim) -> Res<b
     Ok(expired >= chunk)
 }
 
+/// Removals asked before the retry window become `removal_errored`, at most [`EXPIRE_CHUNK`].
+/// Returns whether the chunk was full.
+async fn expire_removals<C: GenericClient + Sync>(c: &C, no: i64, claim: &Claim) -> Res<bool> {
+    let reason = crate::removal::failed_removal_reason(&claim.expired_reason);
+    let reason = reason.as_str();
+    let chunk = i64::from(EXPIRE_CHUNK);
+    let expired = c
+        .execute(EXPIRE_REMOVALS, &[&no, &claim.expire_before_ms, &reason, &claim.now_ms, &chunk])
+        .await
+        .ctx("erroring removals past the retry window")? as i64;
+    if expired > 0 {
+        tracing::info!(sync_no = no, expired, "removals errored: retry window over");
+        Delta { removing: -expired, removal_errored: expired, ..Delta::default() }.apply(c, no).await?;
+    }
+    Ok(expired >= chunk)
+}
+
 async fn select_claimable<C: GenericClient + Sync>(
     c: &C,
     sql: &str,
@@ -244,6 +404,7 @@ async fn select_claimable<C: GenericClient + Sync>(
                     payload: get(row, 2)?,
                     entered_at: get(row, 3)?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    removal: false,
                 },
             ))
         })
@@ -260,9 +421,20 @@ pub(crate) enum Held<'a> {
     Submitted(&'a str),
 }
 
-/// Records what happened to users of sync `no` held as `held` (others are left alone): synced
-/// and errored users stay in the ledger in that state (errored with their reason kept, also in
-/// `errors`), retried users go back to pending. The new states' counters move in `delta`; returns how many users left `held`.
+/// How many users a batch's outcomes moved out of where they were held.
+#[derive(Default)]
+pub(crate) struct Left {
+    /// Users being added (their `in_flight` / `submitted` counters go down by as many).
+    pub(crate) adds: i64,
+    /// Users being removed (counted in `removing` throughout).
+    pub(crate) removals: i64,
+}
+
+/// Records what happened to users of sync `no` held as `held` (others are left alone), as
+/// SQLite's `record_outcomes`: an added user is synced or errored and stays in the ledger, or
+/// is retried; one whose removal was asked meanwhile (`then_op = 1`) becomes a waiting
+/// removal, due now, whatever its outcome. Users not held as adds are looked for as removals.
+/// The new states' counters move in `delta`.
 pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     c: &C,
     no: i64,
@@ -270,12 +442,12 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     now: i64,
     held: Held<'_>,
     delta: &mut Delta,
-) -> Res<i64> {
+) -> Res<Left> {
     let (state, submission) = match held {
         Held::InFlight => (IN_FLIGHT, None),
         Held::Submitted(id) => (SUBMITTED, Some(id)),
     };
-    // One statement per kind of outcome, each over arrays: a batch of 1,900 is three round
+    // One statement per kind of outcome, each over arrays: a batch of 1,900 is four round
     // trips, not 1,900.
     let mut synced: Vec<&str> = Vec::new();
     let (mut errored, mut reasons): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
@@ -285,7 +457,8 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
     // (the later ones would find the user no longer held).
     let mut unsent: Vec<&str> = Vec::new();
     let mut seen = std::collections::HashSet::with_capacity(results.len());
-    for result in results.iter().filter(|r| seen.insert(r.key.as_str())) {
+    let firsts: Vec<&UserResult> = results.iter().filter(|r| seen.insert(r.key.as_str())).collect();
+    for result in &firsts {
         match &result.outcome {
             UserOutcome::Synced => synced.push(&result.key),
             UserOutcome::Errored(reason) => {
@@ -300,62 +473,167 @@ pub(crate) async fn record_outcomes<C: GenericClient + Sync>(
             UserOutcome::Unsent => unsent.push(&result.key),
         }
     }
-    let (mut done_synced, mut done_errored, mut done_retried) = (0, 0, 0);
+    let mut done: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(firsts.len());
     if !synced.is_empty() {
-        done_synced = c
-            .execute(
-                "UPDATE queue SET state = 3, attempts = attempts + 1, done_at = $5 \
+        let rows = c
+            .query(
+                "UPDATE queue SET state = CASE then_op WHEN 1 THEN 6 ELSE 3 END, \
+                 attempts = CASE then_op WHEN 1 THEN 0 ELSE attempts + 1 END, done_at = $5, \
+                 due_at = CASE then_op WHEN 1 THEN $5::bigint ELSE due_at END, \
+                 not_before = CASE then_op WHEN 1 THEN 0 ELSE not_before END, then_op = 0 \
                  WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
-                 AND submission IS NOT DISTINCT FROM $4::text",
+                 AND submission IS NOT DISTINCT FROM $4::text RETURNING user_key, state",
                 &[&no, &synced, &state, &submission, &now],
             )
             .await
-            .ctx("completing users")? as i64;
+            .ctx("completing users")?;
+        for row in &rows {
+            done.insert(get(row, 0)?);
+            delta.synced += 1;
+            delta.in_audience += i64::from(get::<i64>(row, 1)? == 3);
+        }
     }
     if !errored.is_empty() {
-        done_errored = c
-            .execute(
+        let rows = c
+            .query(
                 "WITH outcome AS (SELECT * FROM unnest($2::text[], $3::text[]) AS o(k, reason)), \
-                 removed AS (UPDATE queue q SET state = 4, attempts = q.attempts + 1, done_at = $4, \
+                 finished AS (UPDATE queue q SET state = CASE q.then_op WHEN 1 THEN 6 ELSE 4 END, \
+                   attempts = CASE q.then_op WHEN 1 THEN 0 ELSE q.attempts + 1 END, done_at = $4, \
+                   due_at = CASE q.then_op WHEN 1 THEN $4::bigint ELSE q.due_at END, \
+                   not_before = CASE q.then_op WHEN 1 THEN 0 ELSE q.not_before END, then_op = 0, \
                    last_error = o.reason FROM outcome o \
                    WHERE q.sync_no = $1 AND q.user_key = o.k AND q.state = $5 \
-                   AND q.submission IS NOT DISTINCT FROM $6::text RETURNING q.user_key) \
-                 INSERT INTO errors (sync_no, user_key, reason, at) \
-                 SELECT $1, o.k, o.reason, $4 FROM outcome o JOIN removed r ON r.user_key = o.k",
+                   AND q.submission IS NOT DISTINCT FROM $6::text RETURNING q.user_key), \
+                 recorded AS (INSERT INTO errors (sync_no, user_key, reason, at) \
+                   SELECT $1, o.k, o.reason, $4 FROM outcome o JOIN finished f ON f.user_key = o.k) \
+                 SELECT user_key FROM finished",
                 &[&no, &errored, &reasons, &now, &state, &submission],
             )
             .await
-            .ctx("recording users' errors")? as i64;
+            .ctx("recording users' errors")?;
+        for row in &rows {
+            done.insert(get(row, 0)?);
+            delta.errored += 1;
+        }
     }
     if !retried.is_empty() {
-        done_retried = c
-            .execute(
+        let rows = c
+            .query(
                 "UPDATE queue q SET state = 0, submission = NULL, attempts = q.attempts + 1, not_before = r.nb, \
                  due_at = r.nb, last_error = r.err FROM unnest($2::text[], $3::bigint[], $4::text[]) AS r(k, nb, err) \
                  WHERE q.sync_no = $1 AND q.user_key = r.k AND q.state = $5 \
-                 AND q.submission IS NOT DISTINCT FROM $6::text",
+                 AND q.submission IS NOT DISTINCT FROM $6::text RETURNING q.user_key",
                 &[&no, &retried, &not_before, &errors, &state, &submission],
             )
             .await
-            .ctx("scheduling retries")? as i64;
+            .ctx("scheduling retries")?;
+        for row in &rows {
+            done.insert(get(row, 0)?);
+            delta.pending += 1;
+            delta.retries += 1;
+        }
     }
-    let mut done_unsent = 0;
     if !unsent.is_empty() {
-        done_unsent = c
-            .execute(
+        let rows = c
+            .query(
                 "UPDATE queue SET state = 0, submission = NULL \
                  WHERE sync_no = $1 AND user_key = ANY($2) AND state = $3 \
-                 AND submission IS NOT DISTINCT FROM $4::text",
+                 AND submission IS NOT DISTINCT FROM $4::text RETURNING user_key",
                 &[&no, &unsent, &state, &submission],
             )
             .await
-            .ctx("returning users unsent")? as i64;
+            .ctx("returning users unsent")?;
+        for row in &rows {
+            done.insert(get(row, 0)?);
+            delta.pending += 1;
+        }
     }
-    delta.synced += done_synced;
-    delta.errored += done_errored;
-    delta.pending += done_retried + done_unsent;
-    delta.retries += done_retried;
-    Ok(done_synced + done_errored + done_retried + done_unsent)
+    let mut left = Left { adds: done.len() as i64, removals: 0 };
+    let removals: Vec<&UserResult> = firsts.into_iter().filter(|r| !done.contains(&r.key)).collect();
+    if !removals.is_empty() {
+        left.removals = record_removals(c, no, &removals, now, state + REMOVAL, submission, delta).await?;
+    }
+    Ok(left)
+}
+
+/// [`record_outcomes`] for the users held as removals (in state `state`, 7 or 8), one
+/// statement per user (removals are few): a user who entered again meanwhile (`then_op = 2`)
+/// is pending again, due now, whatever the outcome.
+async fn record_removals<C: GenericClient + Sync>(
+    c: &C,
+    no: i64,
+    results: &[&UserResult],
+    now: i64,
+    state: i64,
+    submission: Option<&str>,
+    delta: &mut Delta,
+) -> Res<i64> {
+    const FINISH: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE $5::bigint END, \
+         attempts = CASE then_op WHEN 2 THEN 0 ELSE attempts + 1 END, \
+         done_at = CASE then_op WHEN 2 THEN NULL ELSE $6::bigint END, \
+         last_error = CASE then_op WHEN 2 THEN NULL ELSE coalesce($7::text, last_error) END, \
+         due_at = CASE then_op WHEN 2 THEN $6::bigint ELSE due_at END, not_before = 0, \
+         submission = CASE then_op WHEN 2 THEN NULL ELSE submission END, then_op = 0 \
+         WHERE sync_no = $1 AND user_key = $2 AND state = $3 AND submission IS NOT DISTINCT FROM $4::text \
+         RETURNING state";
+    const RETRY: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, submission = NULL, \
+         attempts = CASE then_op WHEN 2 THEN 0 ELSE attempts + 1 END, \
+         not_before = CASE then_op WHEN 2 THEN 0 ELSE $5::bigint END, \
+         due_at = CASE then_op WHEN 2 THEN $7::bigint ELSE $5::bigint END, \
+         last_error = CASE then_op WHEN 2 THEN NULL ELSE $6::text END, then_op = 0 \
+         WHERE sync_no = $1 AND user_key = $2 AND state = $3 AND submission IS NOT DISTINCT FROM $4::text";
+    const UNSEND: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, submission = NULL, \
+         then_op = 0 WHERE sync_no = $1 AND user_key = $2 AND state = $3 AND submission IS NOT DISTINCT FROM $4::text";
+    let mut left = 0;
+    for result in results {
+        let key = result.key.as_str();
+        let done = match &result.outcome {
+            UserOutcome::Synced => {
+                let row = c
+                    .query_opt(FINISH, &[&no, &key, &state, &submission, &REMOVED, &now, &None::<&str>])
+                    .await
+                    .ctx("completing a removal")?;
+                let reached: Option<i64> = row.map(|r| get(&r, 0)).transpose()?;
+                if reached == Some(REMOVED) {
+                    delta.removing -= 1;
+                    delta.removed += 1;
+                }
+                reached.is_some()
+            }
+            UserOutcome::Errored(reason) => {
+                let reason = crate::removal::failed_removal_reason(reason);
+                let reason = reason.as_str();
+                let row = c
+                    .query_opt(FINISH, &[&no, &key, &state, &submission, &REMOVAL_ERRORED, &now, &Some(reason)])
+                    .await
+                    .ctx("completing a removal")?;
+                let reached: Option<i64> = row.map(|r| get(&r, 0)).transpose()?;
+                if reached == Some(REMOVAL_ERRORED) {
+                    c.execute(
+                        "INSERT INTO errors (sync_no, user_key, reason, at) VALUES ($1, $2, $3, $4)",
+                        &[&no, &key, &reason, &now],
+                    )
+                    .await
+                    .ctx("recording a removal's error")?;
+                    delta.removing -= 1;
+                    delta.removal_errored += 1;
+                }
+                reached.is_some()
+            }
+            UserOutcome::Retry { not_before_ms, error } => {
+                let error = truncate_reason(error);
+                c.execute(RETRY, &[&no, &key, &state, &submission, not_before_ms, &error, &now])
+                    .await
+                    .ctx("scheduling a removal's retry")?
+                    == 1
+            }
+            UserOutcome::Unsent => {
+                c.execute(UNSEND, &[&no, &key, &state, &submission]).await.ctx("returning a removal unsent")? == 1
+            }
+        };
+        left += i64::from(done);
+    }
+    Ok(left)
 }
 
 pub(crate) async fn complete<C: GenericClient + Sync>(
@@ -366,9 +644,9 @@ pub(crate) async fn complete<C: GenericClient + Sync>(
 ) -> Res<()> {
     let no = sync_no(c, sync_id).await?;
     let mut delta = Delta::default();
-    let done = record_outcomes(c, no, results, now, Held::InFlight, &mut delta).await?;
-    delta.in_flight = -done;
-    let not_in_flight = results.len() as i64 - done;
+    let left = record_outcomes(c, no, results, now, Held::InFlight, &mut delta).await?;
+    delta.in_flight = -left.adds;
+    let not_in_flight = results.len() as i64 - left.adds - left.removals;
     if not_in_flight > 0 {
         // Counting them would break conservation; the engine reported a user twice or after
         // a recovery. Their current state stands.
@@ -401,6 +679,8 @@ pub(crate) async fn recover_syncs<C: GenericClient + Sync>(c: &C, nos: &[i64], n
             Delta { pending: n, in_flight: -n, ..Delta::default() }.apply(c, no).await?;
             total += n as u64;
         }
+        // Their counters (`removing`, or `pending` for a user who entered again) stand.
+        total += c.execute(RECOVER_REMOVALS, &[&no, &now]).await.ctx("recovering in-flight removals")?;
     }
     Ok(total)
 }
@@ -409,14 +689,16 @@ pub(crate) async fn next_due<C: GenericClient + Sync>(c: &C, sync_ids: &[String]
     let mut earliest: Option<i64> = None;
     for id in sync_ids {
         // A sync deleted meanwhile simply has nothing due.
-        let due: Option<i64> = match c.query_opt(NEXT_DUE, &[id]).await.ctx("finding the next due time")? {
-            Some(row) => Some(get(&row, 0)?),
-            None => None,
-        };
-        earliest = match (earliest, due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        for state in [PENDING, REMOVING] {
+            let due: Option<i64> = match c.query_opt(NEXT_DUE, &[id, &state]).await.ctx("finding the next due time")? {
+                Some(row) => Some(get(&row, 0)?),
+                None => None,
+            };
+            earliest = match (earliest, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
     }
     Ok(earliest)
 }
@@ -425,7 +707,8 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
     let row = c
         .query_opt(
             "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-             c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c \
+             c.errored, c.deduplicated, c.retries, c.submitted, c.users, c.in_audience, c.removing, c.removed, \
+             c.removal_errored, c.already_in_audience FROM counters c \
              JOIN syncs s ON s.no = c.sync_no WHERE s.id = $1 AND s.deleted_at IS NULL",
             &[&sync_id],
         )
@@ -445,6 +728,11 @@ pub(crate) async fn counts<C: GenericClient + Sync>(c: &C, sync_id: &str) -> Res
         retries: n(8)?,
         submitted: n(9)?,
         users: n(10)?,
+        in_audience: n(11)?,
+        removing: n(12)?,
+        removed: n(13)?,
+        removal_errored: n(14)?,
+        already_in_audience: n(15)?,
     })
 }
 

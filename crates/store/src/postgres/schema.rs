@@ -212,6 +212,22 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX queue_entered;
     CREATE INDEX errors_user ON errors(sync_no, user_key, id);
     "#,
+    // 7: removal by key and the re-entry policy, as SQLite's version 7 (see `sqlite/schema.rs`).
+    // Adding columns with constant defaults rewrites no row; `in_audience` starts as the synced
+    // rows, one `queue_entered_id` range per sync.
+    r#"
+    ALTER TABLE queue ADD COLUMN asked_at BIGINT;
+    ALTER TABLE queue ADD COLUMN then_op BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN in_audience BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removing BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removed BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removal_errored BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN already_in_audience BIGINT NOT NULL DEFAULT 0;
+    UPDATE counters SET in_audience = (SELECT COUNT(*) FROM queue q WHERE q.sync_no = counters.sync_no AND q.state = 3);
+    ALTER TABLE syncs ADD COLUMN reentry TEXT NOT NULL DEFAULT 'resend';
+    DROP INDEX queue_submission;
+    CREATE INDEX queue_submission ON queue(sync_no, submission) WHERE state IN (2, 8);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,15 +8,15 @@
 use tokio_postgres::GenericClient;
 
 use super::catalog::get;
-use super::queue::{Delta, Held, record_outcomes, sync_no};
+use super::queue::{Delta, Held, SUBMITTED, record_outcomes, sync_no};
 use super::{Ctx, Fail};
 use crate::{NewSubmission, QueuedUser, StoreError, Submission, UserResult};
 
 type Res<T> = Result<T, Fail>;
 
-/// A submission's users.
-const USERS: &str = "SELECT user_key, payload, entered_at, attempts FROM queue \
-     WHERE sync_no = $1 AND state = 2 AND submission = $2 ORDER BY id";
+/// A submission's users (a submitted removal's, state 8, with when its removal was asked).
+const USERS: &str = "SELECT user_key, payload, CASE state WHEN 8 THEN asked_at ELSE entered_at END, attempts, \
+     state = 8 FROM queue WHERE sync_no = $1 AND state IN (2, 8) AND submission = $2 ORDER BY id";
 
 pub(crate) async fn submit<C: GenericClient + Sync>(c: &C, sync_id: &str, new: &NewSubmission) -> Res<()> {
     let no = sync_no(c, sync_id).await?;
@@ -27,13 +27,20 @@ pub(crate) async fn submit<C: GenericClient + Sync>(c: &C, sync_id: &str, new: &
     if exists.is_some() {
         return Err(Fail::from(StoreError::Conflict(format!("sync {sync_id} already has a submission {:?}", new.id))));
     }
-    let n = c
-        .execute(
-            "UPDATE queue SET state = 2, submission = $3 WHERE sync_no = $1 AND user_key = ANY($2) AND state = 1",
+    // In flight (1) becomes submitted (2); a removal in flight (7), a submitted removal (8).
+    let rows = c
+        .query(
+            "UPDATE queue SET state = state + 1, submission = $3 WHERE sync_no = $1 AND user_key = ANY($2) \
+             AND state IN (1, 7) RETURNING state",
             &[&no, &new.keys, &new.id],
         )
         .await
-        .ctx("submitting users")? as i64;
+        .ctx("submitting users")?;
+    let n = rows.len() as i64;
+    let mut adds = 0i64;
+    for row in &rows {
+        adds += i64::from(get::<i64>(row, 0)? == SUBMITTED);
+    }
     if n < new.keys.len() as i64 {
         tracing::warn!(sync_id, ignored = new.keys.len() as i64 - n, "users not in flight were not submitted");
     }
@@ -43,7 +50,7 @@ pub(crate) async fn submit<C: GenericClient + Sync>(c: &C, sync_id: &str, new: &
     )
     .await
     .ctx("recording a submission")?;
-    Delta { in_flight: -n, submitted: n, ..Delta::default() }.apply(c, no).await
+    Delta { in_flight: -adds, submitted: adds, ..Delta::default() }.apply(c, no).await
 }
 
 pub(crate) async fn submissions<C: GenericClient + Sync>(c: &C, sync_ids: &[String]) -> Res<Vec<Submission>> {
@@ -88,6 +95,7 @@ pub(crate) async fn submission_users<C: GenericClient + Sync>(
                 payload: get(row, 1)?,
                 entered_at: get(row, 2)?,
                 attempts: u32::try_from(get::<i64>(row, 3)?).unwrap_or(u32::MAX),
+                removal: get(row, 4)?,
             })
         })
         .collect()
@@ -105,7 +113,7 @@ pub(crate) async fn settle<C: GenericClient + Sync>(
         return Ok(());
     }
     let mut delta = Delta::default();
-    delta.submitted = -record_outcomes(c, no, results, now, Held::Submitted(submission_id), &mut delta).await?;
+    delta.submitted = -record_outcomes(c, no, results, now, Held::Submitted(submission_id), &mut delta).await?.adds;
     // Users the outcome did not mention are not lost: they are sent again.
     let rest = c
         .execute(
@@ -115,12 +123,21 @@ pub(crate) async fn settle<C: GenericClient + Sync>(
         )
         .await
         .ctx("returning a submission's other users")? as i64;
-    if rest > 0 {
+    let rest_removals = c
+        .execute(
+            "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, then_op = 0, submission = NULL, \
+             not_before = 0, due_at = $3 WHERE sync_no = $1 AND state = 8 AND submission = $2",
+            &[&no, &submission_id, &now],
+        )
+        .await
+        .ctx("returning a submission's other removals")?;
+    if rest > 0 || rest_removals > 0 {
         tracing::warn!(
             sync_id,
             submission_id,
             rest,
-            "a settled submission left users without an outcome; they are pending again"
+            rest_removals,
+            "a settled submission left users without an outcome; they are sent again"
         );
     }
     delta.submitted -= rest;
@@ -143,6 +160,12 @@ pub(crate) async fn reopen<C: GenericClient + Sync>(c: &C, sync_id: &str, submis
         )
         .await
         .ctx("reopening a submission")? as i64;
+    c.execute(
+        "UPDATE queue SET state = 7, submission = NULL WHERE sync_no = $1 AND state = 8 AND submission = $2",
+        &[&no, &submission_id],
+    )
+    .await
+    .ctx("reopening a submission's removals")?;
     Delta { submitted: -n, in_flight: n, ..Delta::default() }.apply(c, no).await?;
     Ok(users)
 }

@@ -11,7 +11,7 @@ use super::{Ctx, conversion_error};
 use crate::crypto::CredentialKey;
 use crate::ids::new_id;
 use crate::{
-    AudienceConfig, Connection as ConnectionRecord, ConnectionHealth, Counts, Health, NewConnection, NewSync,
+    AudienceConfig, Connection as ConnectionRecord, ConnectionHealth, Counts, Health, NewConnection, NewSync, Reentry,
     StoreError, StoreResult, SyncAction, SyncFigures, SyncRecord, SyncStatus, Workspace,
 };
 
@@ -246,7 +246,7 @@ fn health_text(health: Health) -> &'static str {
 
 const SYNC_COLUMNS: &str = "id, workspace_id, connection_id, destination, account_id, \
      audience_name, audience_description, create_if_missing, audience_id, action, \
-     match_fields, status, status_reason, created_at";
+     match_fields, status, status_reason, created_at, reentry";
 
 pub(crate) fn create_sync(conn: &Connection, new: NewSync, now: i64) -> StoreResult<SyncRecord> {
     require_workspace(conn, &new.workspace_id)?;
@@ -272,8 +272,8 @@ pub(crate) fn create_sync(conn: &Connection, new: NewSync, now: i64) -> StoreRes
     conn.prepare_cached(
         "INSERT INTO syncs (id, workspace_id, connection_id, destination, account_id, \
          audience_name, audience_description, create_if_missing, audience_id, action, \
-         match_fields, status, status_reason, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', NULL, ?12)",
+         match_fields, status, status_reason, created_at, reentry) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', NULL, ?12, ?13)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -288,7 +288,8 @@ pub(crate) fn create_sync(conn: &Connection, new: NewSync, now: i64) -> StoreRes
             new.audience_id,
             action_text(new.action),
             match_fields,
-            now
+            now,
+            new.reentry.as_str()
         ])
     })
     .ctx("creating a sync")?;
@@ -306,6 +307,7 @@ pub(crate) fn create_sync(conn: &Connection, new: NewSync, now: i64) -> StoreRes
         audience_id: new.audience_id,
         action: new.action,
         match_fields: new.match_fields,
+        reentry: new.reentry,
         status: SyncStatus::Active,
         status_reason: None,
         created_at: now,
@@ -397,7 +399,8 @@ const FIGURES: &str = "c.entered, c.proceeded, c.not_synced, c.pending, c.in_fli
      (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 0 ORDER BY entered_at LIMIT 1), \
      (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 1 ORDER BY entered_at LIMIT 1), \
      c.submitted, \
-     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), c.users";
+     (SELECT entered_at FROM queue q WHERE q.sync_no = s.no AND q.state = 2 ORDER BY entered_at LIMIT 1), c.users, \
+     c.in_audience, c.removing, c.removed, c.removal_errored, c.already_in_audience";
 
 pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let columns = SYNC_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
@@ -408,24 +411,29 @@ pub(crate) fn sync_figures(conn: &Connection) -> StoreResult<Vec<SyncFigures>> {
     let mut stmt = conn.prepare_cached(&sql).ctx("reading every sync's figures")?;
     let rows = stmt.query_map([], |row| {
         let n = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
-        let oldest = [row.get::<_, Option<i64>>(23)?, row.get::<_, Option<i64>>(24)?, row.get::<_, Option<i64>>(26)?]
+        let oldest = [row.get::<_, Option<i64>>(24)?, row.get::<_, Option<i64>>(25)?, row.get::<_, Option<i64>>(27)?]
             .into_iter()
             .flatten()
             .min();
         Ok(SyncFigures {
             sync: sync_from_row(row)?,
             counts: Counts {
-                entered: n(14)?,
-                proceeded: n(15)?,
-                not_synced: n(16)?,
-                pending: n(17)?,
-                in_flight: n(18)?,
-                synced: n(19)?,
-                errored: n(20)?,
-                deduplicated: n(21)?,
-                retries: n(22)?,
-                submitted: n(25)?,
-                users: n(27)?,
+                entered: n(15)?,
+                proceeded: n(16)?,
+                not_synced: n(17)?,
+                pending: n(18)?,
+                in_flight: n(19)?,
+                synced: n(20)?,
+                errored: n(21)?,
+                deduplicated: n(22)?,
+                retries: n(23)?,
+                submitted: n(26)?,
+                users: n(28)?,
+                in_audience: n(29)?,
+                removing: n(30)?,
+                removed: n(31)?,
+                removal_errored: n(32)?,
+                already_in_audience: n(33)?,
             },
             oldest_pending_at: oldest,
         })
@@ -479,6 +487,10 @@ pub(crate) fn sync_from_row(row: &Row<'_>) -> rusqlite::Result<SyncRecord> {
         },
         status_reason: row.get(12)?,
         created_at: row.get(13)?,
+        reentry: {
+            let reentry: String = row.get(14)?;
+            Reentry::parse(&reentry).ok_or_else(|| conversion_error(14, "re-entry policy", &reentry))?
+        },
     })
 }
 

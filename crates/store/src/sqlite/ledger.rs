@@ -7,17 +7,19 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Ctx;
 use super::catalog::not_found;
 use super::queue::{Delta, sync_no};
+use crate::removal::{Step, removal_step};
 use crate::{
-    MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, Pruned, Redrive, Redriven, StoreResult, UserError,
+    MEMBER_ERRORS, Member, MemberCursor, MemberDetail, MemberState, Pruned, Redrive, Redriven, RemovalSkip, Removals,
+    StoreResult, SyncAction, UserError,
 };
 
 /// The columns of a [`Member`], in [`member_of`]'s order.
 const COLUMNS: &str = "user_key, state, rowid, coalesce(first_at, entered_at), entered_at, entries, attempts, \
-     tried_at, done_at, last_error, submission";
+     tried_at, done_at, last_error, submission, asked_at, then_op";
 
 /// A page of a sync's users in one state, by (entry time, rowid): the `queue_entered` range.
 const MEMBERS: &str = "SELECT user_key, state, rowid, coalesce(first_at, entered_at), entered_at, entries, \
-     attempts, tried_at, done_at, last_error, submission FROM queue \
+     attempts, tried_at, done_at, last_error, submission, asked_at, then_op FROM queue \
      WHERE sync_no = ?1 AND state = ?2 AND (entered_at, rowid) > (?3, ?4) ORDER BY entered_at, rowid LIMIT ?5";
 /// A user's newest errors.
 const MEMBER_ERRORS_SQL: &str =
@@ -28,10 +30,21 @@ const ERRORED_CHUNK: &str =
 /// A user queued again with a fresh retry window, due now, if synced or errored.
 const REDRIVE: &str = "UPDATE queue SET state = 0, first_at = coalesce(first_at, entered_at), entered_at = ?2, \
      not_before = 0, due_at = ?2, attempts = 0, entries = entries + 1, tried_at = NULL, done_at = NULL, \
-     last_error = NULL, submission = NULL WHERE rowid = ?1 AND state IN (3, 4)";
-/// Errored users of a sync whose last entry is older than `?2`, at most `?3`.
+     last_error = NULL, submission = NULL, asked_at = NULL, then_op = 0 WHERE rowid = ?1 AND state IN (3, 4)";
+/// Users of a sync in state `?4` (errored, removed, removal errored) whose last entry and
+/// last outcome are older than `?2`, at most `?3`.
 const PRUNE_ERRORED: &str = "DELETE FROM queue WHERE rowid IN (SELECT rowid FROM queue \
-     WHERE sync_no = ?1 AND state = 4 AND entered_at < ?2 ORDER BY entered_at LIMIT ?3)";
+     WHERE sync_no = ?1 AND state = ?4 AND entered_at < ?2 AND coalesce(done_at, 0) < ?2 \
+     ORDER BY entered_at LIMIT ?3)";
+/// Where a user is, for a removal or a re-drive.
+const FIND: &str = "SELECT rowid, state, then_op FROM queue WHERE sync_no = ?1 AND user_key = ?2";
+/// A synced or errored user (or one whose removal was refused) to be removed: waiting, due
+/// at `?3`, with the payload they were added with.
+const REMOVE: &str = "UPDATE queue SET state = 6, asked_at = ?2, due_at = ?3, not_before = 0, attempts = 0, \
+     tried_at = NULL, done_at = NULL, last_error = NULL, then_op = 0 WHERE rowid = ?1 AND state IN (3, 4, 10)";
+/// A user still being added, to be removed once that delivery finished.
+const REMOVE_AFTER: &str =
+    "UPDATE queue SET then_op = 1, asked_at = ?2 WHERE rowid = ?1 AND state IN (0, 1, 2) AND then_op = 0";
 /// The oldest `?1` errors (by id, which follows time), those older than `?2`.
 const PRUNE_ERRORS: &str = "DELETE FROM errors WHERE id IN (SELECT id FROM errors ORDER BY id LIMIT ?1) AND at < ?2";
 
@@ -40,6 +53,7 @@ fn member_of(row: &Row<'_>) -> rusqlite::Result<Member> {
     let state =
         MemberState::from_code(code).ok_or_else(|| super::conversion_error(1, "user state", &code.to_string()))?;
     let count = |i: usize| row.get::<_, i64>(i).map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX));
+    let then: i64 = row.get(12)?;
     Ok(Member {
         key: row.get(0)?,
         state,
@@ -52,6 +66,12 @@ fn member_of(row: &Row<'_>) -> rusqlite::Result<Member> {
         done_at: row.get(8)?,
         last_error: row.get(9)?,
         submission: row.get(10)?,
+        removal_asked_at: row.get(11)?,
+        then: match then {
+            1 => Some(SyncAction::Remove),
+            2 => Some(SyncAction::Add),
+            _ => None,
+        },
     })
 }
 
@@ -59,7 +79,7 @@ pub(crate) fn member(conn: &Connection, sync_id: &str, key: &str) -> StoreResult
     let no = sync_no(conn, sync_id)?;
     let found = conn
         .prepare_cached(&format!("SELECT {COLUMNS}, payload FROM queue WHERE sync_no = ?1 AND user_key = ?2"))
-        .and_then(|mut s| s.query_row(params![no, key], |row| Ok((member_of(row)?, row.get(11)?))).optional())
+        .and_then(|mut s| s.query_row(params![no, key], |row| Ok((member_of(row)?, row.get(13)?))).optional())
         .ctx("looking up a user")?;
     let Some((member, payload)) = found else {
         return Err(not_found("user", key));
@@ -94,6 +114,7 @@ pub(crate) fn redrive(conn: &Connection, sync_id: &str, which: &Redrive, now: i6
     let no = sync_no(conn, sync_id)?;
     let mut update = conn.prepare_cached(REDRIVE).ctx("preparing to re-drive users")?;
     let mut done = Redriven::default();
+    let mut in_audience = 0i64;
     match which {
         Redrive::Errored => {
             let max = max.max(1);
@@ -107,15 +128,21 @@ pub(crate) fn redrive(conn: &Connection, sync_id: &str, which: &Redrive, now: i6
             done.more = rows.len() >= max as usize;
         }
         Redrive::Keys(keys) => {
-            let mut find = conn
-                .prepare_cached("SELECT rowid FROM queue WHERE sync_no = ?1 AND user_key = ?2")
-                .ctx("preparing to re-drive users")?;
+            let mut find = conn.prepare_cached(FIND).ctx("preparing to re-drive users")?;
             let mut seen = std::collections::HashSet::with_capacity(keys.len());
             for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
-                let rowid: Option<i64> =
-                    find.query_row(params![no, key], |row| row.get(0)).optional().ctx("finding a user")?;
-                let n = match rowid {
-                    Some(rowid) => update.execute(params![rowid, now]).ctx("re-driving a user")? as u64,
+                let found: Option<(i64, i64)> = find
+                    .query_row(params![no, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .ctx("finding a user")?;
+                let n = match found {
+                    Some((rowid, state)) => {
+                        let n = update.execute(params![rowid, now]).ctx("re-driving a user")? as u64;
+                        if state == super::queue::SYNCED {
+                            in_audience -= n as i64;
+                        }
+                        n
+                    }
                     None => 0,
                 };
                 done.users += n;
@@ -124,7 +151,47 @@ pub(crate) fn redrive(conn: &Connection, sync_id: &str, which: &Redrive, now: i6
         }
     }
     let n = done.users as i64;
-    Delta { entered: n, pending: n, ..Delta::default() }.apply(conn, no)?;
+    Delta { entered: n, pending: n, in_audience, ..Delta::default() }.apply(conn, no)?;
+    Ok(done)
+}
+
+pub(crate) fn remove(conn: &Connection, sync_id: &str, keys: &[String], now: i64, flush: i64) -> StoreResult<Removals> {
+    let no = sync_no(conn, sync_id)?;
+    let mut find = conn.prepare_cached(FIND).ctx("preparing to remove users")?;
+    let mut remove = conn.prepare_cached(REMOVE).ctx("preparing to remove users")?;
+    let mut after = conn.prepare_cached(REMOVE_AFTER).ctx("preparing to remove users")?;
+    let mut done = Removals::default();
+    let mut delta = Delta::default();
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+        let found: Option<(i64, i64, i64)> = find
+            .query_row(params![no, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+            .ctx("finding a user to remove")?;
+        let Some((rowid, state, then_op)) = found else {
+            done.skipped.push((key.clone(), RemovalSkip::Unknown));
+            continue;
+        };
+        match removal_step(state, then_op) {
+            Step::Remove => {
+                let n = remove.execute(params![rowid, now, now.saturating_add(flush)]).ctx("removing a user")? as i64;
+                match state {
+                    super::queue::SYNCED => delta.in_audience -= n,
+                    super::queue::REMOVAL_ERRORED => delta.removal_errored -= n,
+                    _ => {}
+                }
+                delta.removing += n;
+                done.removing += n as u64;
+            }
+            Step::RemoveAfter => {
+                let n = after.execute(params![rowid, now]).ctx("removing a user")? as i64;
+                delta.removing += n;
+                done.removing += n as u64;
+            }
+            Step::Skip(why) => done.skipped.push((key.clone(), why)),
+        }
+    }
+    delta.apply(conn, no)?;
     Ok(done)
 }
 
@@ -134,15 +201,23 @@ pub(crate) fn prune(conn: &Connection, before: i64, max_rows: u32) -> StoreResul
     let nos = super::queue::live_sync_nos(conn)?;
     let mut users = conn.prepare_cached(PRUNE_ERRORED).ctx("preparing to prune errored users")?;
     for no in nos {
-        let removed = users.execute(params![no, before, budget]).ctx("pruning errored users")? as i64;
-        if removed > 0 {
-            Delta { users: -removed, ..Delta::default() }.apply(conn, no)?;
-        }
-        pruned.rows += removed as u64;
-        budget -= removed;
-        if budget == 0 {
-            pruned.more = true;
-            return Ok(pruned);
+        for state in [super::queue::ERRORED, super::queue::REMOVED, super::queue::REMOVAL_ERRORED] {
+            let gone = users.execute(params![no, before, budget, state]).ctx("pruning errored users")? as i64;
+            if gone > 0 {
+                let mut delta = Delta { users: -gone, ..Delta::default() };
+                match state {
+                    super::queue::REMOVED => delta.removed = -gone,
+                    super::queue::REMOVAL_ERRORED => delta.removal_errored = -gone,
+                    _ => {}
+                }
+                delta.apply(conn, no)?;
+            }
+            pruned.rows += gone as u64;
+            budget -= gone;
+            if budget == 0 {
+                pruned.more = true;
+                return Ok(pruned);
+            }
         }
     }
     let removed = conn

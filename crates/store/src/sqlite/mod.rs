@@ -40,7 +40,7 @@ use crate::crypto::CredentialKey;
 use crate::{
     ApiKey, Claim, Connection as ConnectionRecord, ConnectionHealth, Counts, EnterOutcome, Entry, GroupBy,
     GroupFigures, Health, LaneLease, LeaseOutcome, Member, MemberCursor, MemberDetail, MemberState, NewApiKey,
-    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Store,
+    NewConnection, NewSubmission, NewSync, OauthState, Pruned, Purged, QueuedUser, Redrive, Redriven, Removals, Store,
     StoreError, StoreResult, Submission, SyncFigures, SyncRecord, SyncStatus, UserError, UserResult, Workspace,
 };
 
@@ -405,6 +405,17 @@ impl Store for SqliteStore {
     async fn redrive(&self, sync_id: &str, which: Redrive, now_ms: i64, max: u32) -> StoreResult<Redriven> {
         let id = sync_id.to_owned();
         self.write(move |c| ledger::redrive(c, &id, &which, now_ms, max)).await
+    }
+
+    async fn remove_members(
+        &self,
+        sync_id: &str,
+        keys: &[String],
+        now_ms: i64,
+        flush_ms: i64,
+    ) -> StoreResult<Removals> {
+        let (id, keys) = (sync_id.to_owned(), keys.to_vec());
+        self.write(move |c| ledger::remove(c, &id, &keys, now_ms, flush_ms)).await
     }
 
     async fn prune_ledger(&self, before_ms: i64, max_rows: u32) -> StoreResult<Pruned> {

@@ -32,9 +32,21 @@ const IN_FLIGHT: i64 = 1;
 /// Sent in a request the partner finishes later (see `submissions.rs`).
 pub(crate) const SUBMITTED: i64 = 2;
 /// Accepted by the partner (kept in the ledger).
-const SYNCED: i64 = 3;
+pub(crate) const SYNCED: i64 = 3;
 /// Refused for good or out of the retry window (kept in the ledger until pruned).
 pub(crate) const ERRORED: i64 = 4;
+/// A removal's states: waiting, in a request, submitted (an add's plus [`REMOVAL`]), then
+/// removed and refused.
+const REMOVAL: i64 = 6;
+const REMOVING: i64 = 6;
+const REMOVAL_IN_FLIGHT: i64 = 7;
+const REMOVAL_SUBMITTED: i64 = 8;
+pub(crate) const REMOVED: i64 = 9;
+pub(crate) const REMOVAL_ERRORED: i64 = 10;
+/// `then_op`: remove the user once the add they are in finished.
+const THEN_REMOVE: i64 = 1;
+/// `then_op`: add the user again once the removal they are in finished.
+const THEN_ADD: i64 = 2;
 
 // The queries that must stay index lookups with millions of rows (see the plan test below).
 
@@ -49,14 +61,24 @@ const CLAIM_FILL: &str = "SELECT rowid, user_key, payload, entered_at, attempts 
 /// Pending users past the retry window, oldest first, at most `?3` (one chunk).
 const EXPIRE_SELECT: &str = "SELECT rowid, user_key FROM queue \
      WHERE sync_no = ?1 AND state = 0 AND entered_at < ?2 ORDER BY entered_at, rowid LIMIT ?3";
+/// Removals waiting that are due at `?3` or have no retry wait, in due order (`due_at` last).
+const CLAIM_REMOVALS: &str = "SELECT rowid, user_key, payload, asked_at, attempts, due_at FROM queue \
+     WHERE sync_no = ?1 AND state = 6 AND (due_at <= ?3 OR not_before = 0) ORDER BY due_at, rowid LIMIT ?2";
+/// Removals waiting that were asked before `?2`, at most `?3` (one chunk). Reads the sync's
+/// waiting removals (the `queue_due` range of state 6), few next to its users.
+const EXPIRE_REMOVALS: &str = "SELECT rowid, user_key FROM queue \
+     WHERE sync_no = ?1 AND state = 6 AND asked_at < ?2 ORDER BY due_at, rowid LIMIT ?3";
 /// The earliest due time of a sync's pending users.
-const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = 0 \
+const NEXT_DUE: &str = "SELECT q.due_at FROM queue q WHERE q.state = ?2 \
      AND q.sync_no = (SELECT no FROM syncs WHERE id = ?1 AND deleted_at IS NULL) ORDER BY q.due_at LIMIT 1";
 /// The earliest entry time of a sync's users in one state.
 const OLDEST: &str = "SELECT entered_at FROM queue WHERE sync_no = ?1 AND state = ?2 \
      ORDER BY entered_at LIMIT 1";
 /// In-flight users of a sync back to pending, due now.
 const RECOVER: &str = "UPDATE queue SET state = 0, not_before = ?2, due_at = ?2 WHERE sync_no = ?1 AND state = 1";
+/// Removals in flight back to waiting, due now (or to pending, for a user who entered again).
+const RECOVER_REMOVALS: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, then_op = 0, \
+     not_before = 0, due_at = ?2 WHERE sync_no = ?1 AND state = 7";
 /// A sync's newest errors.
 const RECENT_ERRORS: &str = "SELECT user_key, reason, at FROM errors WHERE sync_no = ?1 ORDER BY id DESC LIMIT ?2";
 
@@ -82,6 +104,11 @@ pub(crate) struct Delta {
     pub(crate) deduplicated: i64,
     pub(crate) retries: i64,
     pub(crate) users: i64,
+    pub(crate) in_audience: i64,
+    pub(crate) removing: i64,
+    pub(crate) removed: i64,
+    pub(crate) removal_errored: i64,
+    pub(crate) already_in_audience: i64,
 }
 
 impl Delta {
@@ -90,7 +117,10 @@ impl Delta {
             "UPDATE counters SET entered = entered + ?2, proceeded = proceeded + ?3, \
              not_synced = not_synced + ?4, pending = pending + ?5, in_flight = in_flight + ?6, \
              synced = synced + ?7, errored = errored + ?8, deduplicated = deduplicated + ?9, \
-             retries = retries + ?10, submitted = submitted + ?11, users = users + ?12 WHERE sync_no = ?1",
+             retries = retries + ?10, submitted = submitted + ?11, users = users + ?12, \
+             in_audience = in_audience + ?13, removing = removing + ?14, removed = removed + ?15, \
+             removal_errored = removal_errored + ?16, already_in_audience = already_in_audience + ?17 \
+             WHERE sync_no = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -105,7 +135,12 @@ impl Delta {
                 self.deduplicated,
                 self.retries,
                 self.submitted,
-                self.users
+                self.users,
+                self.in_audience,
+                self.removing,
+                self.removed,
+                self.removal_errored,
+                self.already_in_audience
             ])
         })
         .ctx("updating a sync's counters")?;
@@ -116,11 +151,23 @@ impl Delta {
 /// Queues a user new to the ledger (the hot path: one insert, as before the ledger).
 const ENTER: &str = "INSERT INTO queue (sync_no, user_key, state, payload, entered_at, not_before, due_at) \
      VALUES (?1, ?2, 0, ?3, ?4, 0, ?5) ON CONFLICT (sync_no, user_key) DO NOTHING";
-/// Queues again a user the ledger holds as synced, errored or not synced (a fresh entry: new
-/// payload, attempts reset, first entry kept); a user still being delivered is left alone.
+/// Where a user the ledger holds is, when they enter again.
+const ENTER_FIND: &str = "SELECT state, then_op FROM queue WHERE sync_no = ?1 AND user_key = ?2";
+/// Queues again a user the ledger holds in state `?6` (synced, errored, not synced, removing,
+/// removed, removal errored): a fresh entry with the new payload, attempts reset, first entry
+/// kept, any removal forgotten.
 const ENTER_AGAIN: &str = "UPDATE queue SET state = 0, payload = ?3, first_at = coalesce(first_at, entered_at), \
      entered_at = ?4, not_before = 0, due_at = ?5, attempts = 0, entries = entries + 1, tried_at = NULL, \
-     done_at = NULL, last_error = NULL, submission = NULL WHERE sync_no = ?1 AND user_key = ?2 AND state >= 3";
+     done_at = NULL, last_error = NULL, submission = NULL, asked_at = NULL, then_op = 0 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?6";
+/// A user entering again while their removal is in a request: added again once it finished.
+const ENTER_AFTER_REMOVAL: &str = "UPDATE queue SET then_op = 2, payload = ?3, \
+     first_at = coalesce(first_at, entered_at), entered_at = ?4, entries = entries + 1 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state IN (7, 8) AND then_op = 0";
+/// A user entering again while still being added, whose removal was asked meanwhile: the
+/// removal is forgotten.
+const KEEP_ADDING: &str = "UPDATE queue SET then_op = 0, asked_at = NULL \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state IN (0, 1, 2) AND then_op = 1";
 /// A not-synced user new to the ledger (a key it holds keeps its row).
 const ENTER_NOT_SYNCED: &str = "INSERT INTO queue \
      (sync_no, user_key, state, payload, entered_at, not_before, due_at, done_at, last_error) \
@@ -130,41 +177,102 @@ pub(crate) fn enter(conn: &Connection, sync_id: &str, entry: &Entry) -> StoreRes
     let no = sync_no(conn, sync_id)?;
     let due = entry.now_ms.saturating_add(entry.flush_ms);
     let mut insert = conn.prepare_cached(ENTER).ctx("preparing to queue users")?;
-    let mut again = conn.prepare_cached(ENTER_AGAIN).ctx("preparing to queue users")?;
-    let (mut queued, mut new_users) = (0u64, 0i64);
+    let mut delta = Delta::default();
+    let mut outcome = EnterOutcome::default();
     for user in &entry.ready {
-        let values = params![no, user.key, user.payload, entry.now_ms, due];
-        if insert.execute(values).ctx("queueing a user")? == 1 {
-            queued += 1;
-            new_users += 1;
-        } else {
-            queued += again.execute(values).ctx("queueing a user again")? as u64;
+        if insert.execute(params![no, user.key, user.payload, entry.now_ms, due]).ctx("queueing a user")? == 1 {
+            outcome.queued += 1;
+            delta.users += 1;
+            continue;
+        }
+        match enter_again(conn, no, user, entry, due, &mut delta)? {
+            Again::Queued => outcome.queued += 1,
+            Again::Deduplicated => outcome.deduplicated += 1,
+            Again::InAudience => outcome.already_in_audience += 1,
         }
     }
     if !entry.not_synced.is_empty() {
         let mut record = conn.prepare_cached(ENTER_NOT_SYNCED).ctx("preparing to record users not synced")?;
         for (key, reason) in &entry.not_synced {
-            new_users += record
+            delta.users += record
                 .execute(params![no, key, entry.now_ms, truncate_reason(reason)])
                 .ctx("recording a user not synced")? as i64;
         }
     }
-    let outcome = EnterOutcome {
-        queued,
-        deduplicated: entry.ready.len() as u64 - queued,
-        not_synced: entry.not_synced.len() as u64,
-    };
-    Delta {
-        proceeded: (entry.ready.len() + entry.not_synced.len()) as i64,
-        entered: (outcome.queued + outcome.not_synced) as i64,
-        pending: outcome.queued as i64,
-        not_synced: outcome.not_synced as i64,
-        deduplicated: outcome.deduplicated as i64,
-        users: new_users,
-        ..Delta::default()
-    }
-    .apply(conn, no)?;
+    outcome.not_synced = entry.not_synced.len() as u64;
+    delta.proceeded += (entry.ready.len() + entry.not_synced.len()) as i64;
+    delta.entered += (outcome.queued + outcome.not_synced) as i64;
+    delta.pending += outcome.queued as i64;
+    delta.not_synced += outcome.not_synced as i64;
+    delta.deduplicated += outcome.deduplicated as i64;
+    delta.already_in_audience += outcome.already_in_audience as i64;
+    delta.apply(conn, no)?;
     Ok(outcome)
+}
+
+/// What a user the ledger holds becomes when they enter again.
+enum Again {
+    Queued,
+    Deduplicated,
+    InAudience,
+}
+
+/// A user already in the ledger enters again (the rare path: a read, then an update). Moves
+/// the counters of the rows (`in_audience`, `removing`, ...) in `delta`; the entry's own are
+/// moved by the caller from the answer.
+fn enter_again(
+    conn: &Connection,
+    no: i64,
+    user: &crate::ReadyUser,
+    entry: &Entry,
+    due: i64,
+    delta: &mut Delta,
+) -> StoreResult<Again> {
+    let found: Option<(i64, i64)> = conn
+        .prepare_cached(ENTER_FIND)
+        .and_then(|mut s| s.query_row(params![no, user.key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .ctx("finding a user entering again")?;
+    // The row was inserted by this very call (a key twice in one entry): the first stands.
+    let Some((state, then_op)) = found else { return Ok(Again::Deduplicated) };
+    let again = |delta: &mut Delta| -> StoreResult<Again> {
+        let n = conn
+            .prepare_cached(ENTER_AGAIN)
+            .and_then(|mut s| s.execute(params![no, user.key, user.payload, entry.now_ms, due, state]))
+            .ctx("queueing a user again")?;
+        match state {
+            SYNCED => delta.in_audience -= n as i64,
+            REMOVING => delta.removing -= n as i64,
+            REMOVED => delta.removed -= n as i64,
+            REMOVAL_ERRORED => delta.removal_errored -= n as i64,
+            _ => {}
+        }
+        Ok(if n == 1 { Again::Queued } else { Again::Deduplicated })
+    };
+    match state {
+        PENDING | IN_FLIGHT | SUBMITTED => {
+            if then_op == THEN_REMOVE {
+                let n = conn
+                    .prepare_cached(KEEP_ADDING)
+                    .and_then(|mut s| s.execute(params![no, user.key]))
+                    .ctx("keeping a user entering again")?;
+                delta.removing -= n as i64;
+            }
+            Ok(Again::Deduplicated)
+        }
+        SYNCED if entry.skip_synced => Ok(Again::InAudience),
+        REMOVAL_IN_FLIGHT | REMOVAL_SUBMITTED => {
+            if then_op == THEN_ADD {
+                return Ok(Again::Deduplicated);
+            }
+            let n = conn
+                .prepare_cached(ENTER_AFTER_REMOVAL)
+                .and_then(|mut s| s.execute(params![no, user.key, user.payload, entry.now_ms]))
+                .ctx("queueing a user again after their removal")?;
+            delta.removing -= n as i64;
+            Ok(if n == 1 { Again::Queued } else { Again::Deduplicated })
+        }
+        _ => again(delta),
+    }
 }
 
 /// `store_now` is the store's clock (ms), for the lane fence; `claim.now_ms` is the caller's.
@@ -178,9 +286,13 @@ pub(crate) fn claim_batch(
     if let Some(owner) = &claim.lane_owner {
         super::lanes::check_lane(conn, no, owner, store_now)?;
     }
-    if expire(conn, no, claim)? || claim.max == 0 {
+    if expire(conn, no, claim)? || expire_removals(conn, no, claim)? || claim.max == 0 {
         // A full chunk of users expired: more may be past their window, for the next claim.
         return Ok(Vec::new());
+    }
+    let removals = claim_removals(conn, no, claim)?;
+    if !removals.is_empty() {
+        return Ok(removals);
     }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
     // Already due, in due order (all claimable: a pending user's wait never exceeds its due).
@@ -239,6 +351,76 @@ fn expire(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<bool> {
     Ok(rows.len() >= EXPIRE_CHUNK as usize)
 }
 
+/// A batch of removals, claimed before any add: the oldest waiting, when the first is due or
+/// the batch is full. Empty when there is none to send now.
+fn claim_removals(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<Vec<QueuedUser>> {
+    let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
+    let rows: Vec<(i64, i64, QueuedUser)> = conn
+        .prepare_cached(CLAIM_REMOVALS)
+        .and_then(|mut s| {
+            s.query_map(params![no, max, claim.now_ms], |row| {
+                let attempts: i64 = row.get(4)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(5)?,
+                    QueuedUser {
+                        key: row.get(1)?,
+                        payload: row.get(2)?,
+                        entered_at: row.get(3)?,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        removal: true,
+                    },
+                ))
+            })?
+            .collect()
+        })
+        .ctx("reading removals to claim")?;
+    let ready = rows.first().is_some_and(|(_, due, _)| *due <= claim.now_ms) || rows.len() >= claim.max;
+    if !ready {
+        return Ok(Vec::new());
+    }
+    let mut mark = conn
+        .prepare_cached("UPDATE queue SET state = 7, tried_at = ?2 WHERE rowid = ?1")
+        .ctx("preparing to claim removals")?;
+    let mut batch = Vec::with_capacity(rows.len());
+    for (rowid, _, user) in rows {
+        mark.execute([rowid, claim.now_ms]).ctx("claiming a removal")?;
+        batch.push(user);
+    }
+    Ok(batch)
+}
+
+/// Removals asked before the retry window become `removal_errored`, at most [`EXPIRE_CHUNK`].
+/// Returns whether the chunk was full.
+fn expire_removals(conn: &Connection, no: i64, claim: &Claim) -> StoreResult<bool> {
+    let reason = crate::removal::failed_removal_reason(&claim.expired_reason);
+    let reason = reason.as_str();
+    let rows: Vec<(i64, String)> = conn
+        .prepare_cached(EXPIRE_REMOVALS)
+        .and_then(|mut s| {
+            s.query_map(params![no, claim.expire_before_ms, EXPIRE_CHUNK], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .ctx("finding expired removals")?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let mut record = conn
+        .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
+        .ctx("recording expired removals")?;
+    let mut fail = conn
+        .prepare_cached("UPDATE queue SET state = 10, last_error = ?2, done_at = ?3 WHERE rowid = ?1")
+        .ctx("erroring expired removals")?;
+    for (rowid, key) in &rows {
+        record.execute(params![no, key, reason, claim.now_ms]).ctx("recording an expired removal")?;
+        fail.execute(params![rowid, reason, claim.now_ms]).ctx("erroring an expired removal")?;
+    }
+    let expired = rows.len() as i64;
+    tracing::info!(sync_no = no, expired, "removals errored: retry window over");
+    Delta { removing: -expired, removal_errored: expired, ..Delta::default() }.apply(conn, no)?;
+    Ok(rows.len() >= EXPIRE_CHUNK as usize)
+}
+
 fn select_claimable(
     conn: &Connection,
     sql: &str,
@@ -256,6 +438,7 @@ fn select_claimable(
                 payload: row.get(2)?,
                 entered_at: row.get(3)?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                removal: false,
             },
         ))
     })
@@ -273,9 +456,49 @@ pub(crate) enum Held<'a> {
     Submitted(&'a str),
 }
 
-/// Records what happened to users of sync `no` held as `held` (others are left alone): synced
-/// and errored users stay in the ledger in that state (errored with their reason kept, also in
-/// `errors`), retried users go back to pending. The new states' counters move in `delta`; returns how many users left `held`.
+/// How many users a batch's outcomes moved out of where they were held.
+#[derive(Default)]
+pub(crate) struct Left {
+    /// Users being added (their `in_flight` / `submitted` counters go down by as many).
+    pub(crate) adds: i64,
+    /// Users being removed (counted in `removing` throughout).
+    pub(crate) removals: i64,
+}
+
+// What a batch's outcomes do to its users. An add's statements finish a user whose removal was
+// asked meanwhile (`then_op = 1`) as a waiting removal, due now; a removal's put a user who
+// entered meanwhile (`then_op = 2`) back to pending, due now, whatever the outcome. Each
+// returns the state reached, so the caller moves the counters that state means.
+const FINISH_ADD: &str = "UPDATE queue SET state = CASE then_op WHEN 1 THEN 6 ELSE ?5 END, \
+     attempts = CASE then_op WHEN 1 THEN 0 ELSE attempts + 1 END, done_at = ?6, \
+     last_error = coalesce(?7, last_error), due_at = CASE then_op WHEN 1 THEN ?6 ELSE due_at END, \
+     not_before = CASE then_op WHEN 1 THEN 0 ELSE not_before END, then_op = 0 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4 RETURNING state";
+const RETRY_ADD: &str = "UPDATE queue SET state = 0, submission = NULL, attempts = attempts + 1, \
+     not_before = ?5, due_at = ?5, last_error = ?6 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4";
+const UNSEND_ADD: &str = "UPDATE queue SET state = 0, submission = NULL \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4";
+const FINISH_REMOVAL: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE ?5 END, \
+     attempts = CASE then_op WHEN 2 THEN 0 ELSE attempts + 1 END, \
+     done_at = CASE then_op WHEN 2 THEN NULL ELSE ?6 END, \
+     last_error = CASE then_op WHEN 2 THEN NULL ELSE coalesce(?7, last_error) END, \
+     due_at = CASE then_op WHEN 2 THEN ?6 ELSE due_at END, not_before = 0, \
+     submission = CASE then_op WHEN 2 THEN NULL ELSE submission END, then_op = 0 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4 RETURNING state";
+const RETRY_REMOVAL: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, submission = NULL, \
+     attempts = CASE then_op WHEN 2 THEN 0 ELSE attempts + 1 END, \
+     not_before = CASE then_op WHEN 2 THEN 0 ELSE ?5 END, due_at = CASE then_op WHEN 2 THEN ?7 ELSE ?5 END, \
+     last_error = CASE then_op WHEN 2 THEN NULL ELSE ?6 END, then_op = 0 \
+     WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4";
+const UNSEND_REMOVAL: &str = "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, submission = NULL, \
+     then_op = 0 WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4";
+
+/// Records what happened to users of sync `no` held as `held` (others are left alone): an
+/// added user is synced or errored (the reason kept, also in `errors`) and stays in the
+/// ledger, or is retried (pending again); a removed user is removed or `removal_errored`, or
+/// retried (waiting again). Each result's user is looked for as an add, then as a removal.
+/// The new states' counters move in `delta`.
 pub(crate) fn record_outcomes(
     conn: &Connection,
     no: i64,
@@ -283,56 +506,43 @@ pub(crate) fn record_outcomes(
     now: i64,
     held: Held<'_>,
     delta: &mut Delta,
-) -> StoreResult<i64> {
+) -> StoreResult<Left> {
     let (state, submission) = match held {
         Held::InFlight => (IN_FLIGHT, None),
         Held::Submitted(id) => (SUBMITTED, Some(id)),
     };
-    // Synced (3) and errored (4) users stay in the ledger; a submitted user keeps its request id.
-    let mut finish = conn
-        .prepare_cached(
-            "UPDATE queue SET state = ?5, attempts = attempts + 1, done_at = ?6, last_error = coalesce(?7, last_error) \
-             WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
-        )
-        .ctx("preparing to record outcomes")?;
-    let mut retry = conn
-        .prepare_cached(
-            "UPDATE queue SET state = 0, submission = NULL, attempts = attempts + 1, not_before = ?5, due_at = ?5, \
-             last_error = ?6 WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
-        )
-        .ctx("preparing to record outcomes")?;
-    let mut unsend = conn
-        .prepare_cached(
-            "UPDATE queue SET state = 0, submission = NULL \
-             WHERE sync_no = ?1 AND user_key = ?2 AND state = ?3 AND submission IS ?4",
-        )
-        .ctx("preparing to record outcomes")?;
+    let mut finish = conn.prepare_cached(FINISH_ADD).ctx("preparing to record outcomes")?;
+    let mut retry = conn.prepare_cached(RETRY_ADD).ctx("preparing to record outcomes")?;
+    let mut unsend = conn.prepare_cached(UNSEND_ADD).ctx("preparing to record outcomes")?;
     let mut record_error = conn
         .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
         .ctx("preparing to record outcomes")?;
-    let mut left = 0;
+    let mut left = Left::default();
+    let mut removals = Vec::new();
     for result in results {
         let done = match &result.outcome {
             UserOutcome::Synced => {
-                let done = finish
-                    .execute(params![no, result.key, state, submission, SYNCED, now, None::<&str>])
-                    .ctx("completing a user")?
-                    == 1;
-                delta.synced += i64::from(done);
-                done
+                let reached: Option<i64> = finish
+                    .query_row(params![no, result.key, state, submission, SYNCED, now, None::<&str>], |r| r.get(0))
+                    .optional()
+                    .ctx("completing a user")?;
+                if let Some(reached) = reached {
+                    delta.synced += 1;
+                    delta.in_audience += i64::from(reached == SYNCED);
+                }
+                reached.is_some()
             }
             UserOutcome::Errored(reason) => {
-                let done = finish
-                    .execute(params![no, result.key, state, submission, ERRORED, now, truncate_reason(reason)])
-                    .ctx("completing a user")?
-                    == 1;
-                if done {
-                    record_error
-                        .execute(params![no, result.key, truncate_reason(reason), now])
-                        .ctx("recording a user's error")?;
+                let reason = truncate_reason(reason);
+                let reached: Option<i64> = finish
+                    .query_row(params![no, result.key, state, submission, ERRORED, now, reason], |r| r.get(0))
+                    .optional()
+                    .ctx("completing a user")?;
+                if reached.is_some() {
+                    record_error.execute(params![no, result.key, reason, now]).ctx("recording a user's error")?;
                     delta.errored += 1;
                 }
-                done
+                reached.is_some()
             }
             UserOutcome::Retry { not_before_ms, error } => {
                 let done = retry
@@ -352,6 +562,72 @@ pub(crate) fn record_outcomes(
                 done
             }
         };
+        if done {
+            left.adds += 1;
+        } else {
+            removals.push(result);
+        }
+    }
+    if !removals.is_empty() {
+        left.removals = record_removals(conn, no, &removals, now, state + REMOVAL, submission, delta)?;
+    }
+    Ok(left)
+}
+
+/// [`record_outcomes`] for the users held as removals (in state `state`, 7 or 8).
+fn record_removals(
+    conn: &Connection,
+    no: i64,
+    results: &[&UserResult],
+    now: i64,
+    state: i64,
+    submission: Option<&str>,
+    delta: &mut Delta,
+) -> StoreResult<i64> {
+    let mut finish = conn.prepare_cached(FINISH_REMOVAL).ctx("preparing to record removals")?;
+    let mut retry = conn.prepare_cached(RETRY_REMOVAL).ctx("preparing to record removals")?;
+    let mut unsend = conn.prepare_cached(UNSEND_REMOVAL).ctx("preparing to record removals")?;
+    let mut record_error = conn
+        .prepare_cached("INSERT INTO errors (sync_no, user_key, reason, at) VALUES (?1, ?2, ?3, ?4)")
+        .ctx("preparing to record removals")?;
+    let mut left = 0;
+    for result in results {
+        let done = match &result.outcome {
+            UserOutcome::Synced => {
+                let reached: Option<i64> = finish
+                    .query_row(params![no, result.key, state, submission, REMOVED, now, None::<&str>], |r| r.get(0))
+                    .optional()
+                    .ctx("completing a removal")?;
+                if reached == Some(REMOVED) {
+                    delta.removing -= 1;
+                    delta.removed += 1;
+                }
+                reached.is_some()
+            }
+            UserOutcome::Errored(reason) => {
+                let reason = crate::removal::failed_removal_reason(reason);
+                let reason = reason.as_str();
+                let reached: Option<i64> = finish
+                    .query_row(params![no, result.key, state, submission, REMOVAL_ERRORED, now, reason], |r| r.get(0))
+                    .optional()
+                    .ctx("completing a removal")?;
+                if reached == Some(REMOVAL_ERRORED) {
+                    record_error.execute(params![no, result.key, reason, now]).ctx("recording a removal's error")?;
+                    delta.removing -= 1;
+                    delta.removal_errored += 1;
+                }
+                reached.is_some()
+            }
+            UserOutcome::Retry { not_before_ms, error } => {
+                retry
+                    .execute(params![no, result.key, state, submission, not_before_ms, truncate_reason(error), now])
+                    .ctx("scheduling a removal's retry")?
+                    == 1
+            }
+            UserOutcome::Unsent => {
+                unsend.execute(params![no, result.key, state, submission]).ctx("returning a removal unsent")? == 1
+            }
+        };
         left += i64::from(done);
     }
     Ok(left)
@@ -360,9 +636,9 @@ pub(crate) fn record_outcomes(
 pub(crate) fn complete(conn: &Connection, sync_id: &str, results: &[UserResult], now: i64) -> StoreResult<()> {
     let no = sync_no(conn, sync_id)?;
     let mut delta = Delta::default();
-    let done = record_outcomes(conn, no, results, now, Held::InFlight, &mut delta)?;
-    delta.in_flight -= done;
-    let not_in_flight = results.len() as i64 - done;
+    let left = record_outcomes(conn, no, results, now, Held::InFlight, &mut delta)?;
+    delta.in_flight -= left.adds;
+    let not_in_flight = results.len() as i64 - left.adds - left.removals;
     if not_in_flight > 0 {
         // Counting them would break conservation; the engine reported a user twice or after
         // a recovery. Their current state stands.
@@ -386,6 +662,7 @@ pub(crate) fn live_sync_nos(conn: &Connection) -> StoreResult<Vec<i64>> {
 /// how many.
 pub(crate) fn recover_syncs(conn: &Connection, nos: &[i64], now: i64) -> StoreResult<u64> {
     let mut recover = conn.prepare_cached(RECOVER).ctx("preparing to recover in-flight users")?;
+    let mut removals = conn.prepare_cached(RECOVER_REMOVALS).ctx("preparing to recover in-flight removals")?;
     let mut total = 0u64;
     for &no in nos {
         let n = recover.execute(params![no, now]).ctx("recovering in-flight users")? as i64;
@@ -393,6 +670,8 @@ pub(crate) fn recover_syncs(conn: &Connection, nos: &[i64], now: i64) -> StoreRe
             Delta { pending: n, in_flight: -n, ..Delta::default() }.apply(conn, no)?;
             total += n as u64;
         }
+        // Their counters (`removing`, or `pending` for a user who entered again) stand.
+        total += removals.execute(params![no, now]).ctx("recovering in-flight removals")? as u64;
     }
     Ok(total)
 }
@@ -402,11 +681,14 @@ pub(crate) fn next_due(conn: &Connection, sync_ids: &[String]) -> StoreResult<Op
     let mut earliest: Option<i64> = None;
     for id in sync_ids {
         // A sync deleted meanwhile simply has nothing due.
-        let due: Option<i64> = stmt.query_row([id], |row| row.get(0)).optional().ctx("finding the next due time")?;
-        earliest = match (earliest, due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        for state in [PENDING, REMOVING] {
+            let due: Option<i64> =
+                stmt.query_row(params![id, state], |row| row.get(0)).optional().ctx("finding the next due time")?;
+            earliest = match (earliest, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
     }
     Ok(earliest)
 }
@@ -414,7 +696,8 @@ pub(crate) fn next_due(conn: &Connection, sync_ids: &[String]) -> StoreResult<Op
 pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
     conn.prepare_cached(
         "SELECT c.entered, c.proceeded, c.not_synced, c.pending, c.in_flight, c.synced, \
-         c.errored, c.deduplicated, c.retries, c.submitted, c.users FROM counters c JOIN syncs s ON s.no = c.sync_no \
+         c.errored, c.deduplicated, c.retries, c.submitted, c.users, c.in_audience, c.removing, c.removed, \
+         c.removal_errored, c.already_in_audience FROM counters c JOIN syncs s ON s.no = c.sync_no \
          WHERE s.id = ?1 AND s.deleted_at IS NULL",
     )
     .and_then(|mut s| {
@@ -432,6 +715,11 @@ pub(crate) fn counts(conn: &Connection, sync_id: &str) -> StoreResult<Counts> {
                 retries: get(8)?,
                 submitted: get(9)?,
                 users: get(10)?,
+                in_audience: get(11)?,
+                removing: get(12)?,
+                removed: get(13)?,
+                removal_errored: get(14)?,
+                already_in_audience: get(15)?,
             })
         })
         .optional()

@@ -229,6 +229,28 @@ const MIGRATIONS: &[&str] = &[
     UPDATE counters SET users = (SELECT COUNT(*) FROM queue q WHERE q.sync_no = counters.sync_no);
     CREATE INDEX errors_user ON errors(sync_no, user_key, id);
     "#,
+    // 7: removal by key and the re-entry policy. A removal has its own states: 6 waiting, 7 in
+    // a request, 8 submitted to an asynchronous partner, 9 removed, 10 refused or out of its
+    // window, so every claim and listing stays a range of `(sync_no, state)`. `asked_at` is
+    // when the removal was asked (its retry window runs from there); `then_op` says what
+    // follows the request a user is in (1: remove them, asked while they were being added; 2:
+    // add them again, they entered while being removed). The counters of users in the
+    // audience and being removed count rows, like `users`; `in_audience` starts as the synced
+    // rows (one `queue_entered` range per sync). The submissions' index now also holds
+    // submitted removals (state 8).
+    r#"
+    ALTER TABLE queue ADD COLUMN asked_at INTEGER;
+    ALTER TABLE queue ADD COLUMN then_op INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN in_audience INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN removal_errored INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE counters ADD COLUMN already_in_audience INTEGER NOT NULL DEFAULT 0;
+    UPDATE counters SET in_audience = (SELECT COUNT(*) FROM queue q WHERE q.sync_no = counters.sync_no AND q.state = 3);
+    ALTER TABLE syncs ADD COLUMN reentry TEXT NOT NULL DEFAULT 'resend';
+    DROP INDEX queue_submission;
+    CREATE INDEX queue_submission ON queue(sync_no, submission) WHERE state IN (2, 8);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -290,7 +312,7 @@ mod tests {
                (1, 'a', 0, x'01', 10, 0, 20), (1, 'b', 0, x'01', 10, 0, 20), (1, 'c', 1, x'01', 10, 0, 20);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        assert_eq!(migrate(&mut conn).unwrap(), 2, "to the ledger, then to removals");
         let users: i64 = conn.query_row("SELECT users FROM counters WHERE sync_no = 1", [], |r| r.get(0)).unwrap();
         assert_eq!(users, 3);
         let (first, entries): (Option<i64>, i64) = conn

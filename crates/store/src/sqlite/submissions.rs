@@ -9,13 +9,14 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Ctx;
-use super::queue::{Delta, Held, record_outcomes, sync_no};
+use super::queue::{Delta, Held, SUBMITTED, record_outcomes, sync_no};
 use crate::{NewSubmission, QueuedUser, StoreError, StoreResult, Submission, UserResult};
 
 /// A submission's users. Without statistics the planner would prefer `queue_entered` and
 /// read every submitted user of the sync.
-const USERS: &str = "SELECT user_key, payload, entered_at, attempts FROM queue INDEXED BY queue_submission \
-     WHERE sync_no = ?1 AND state = 2 AND submission = ?2";
+/// A submitted removal's user (state 8) comes with when its removal was asked.
+const USERS: &str = "SELECT user_key, payload, CASE state WHEN 8 THEN asked_at ELSE entered_at END, attempts, \
+     state = 8 FROM queue INDEXED BY queue_submission WHERE sync_no = ?1 AND state IN (2, 8) AND submission = ?2";
 
 pub(crate) fn submit(conn: &Connection, sync_id: &str, new: &NewSubmission) -> StoreResult<()> {
     let no = sync_no(conn, sync_id)?;
@@ -26,14 +27,19 @@ pub(crate) fn submit(conn: &Connection, sync_id: &str, new: &NewSubmission) -> S
     if exists.is_some() {
         return Err(StoreError::Conflict(format!("sync {sync_id} already has a submission {:?}", new.id)));
     }
+    // In flight (1) becomes submitted (2); a removal in flight (7), a submitted removal (8).
     let mut mark = conn
         .prepare_cached(
-            "UPDATE queue SET state = 2, submission = ?3 WHERE sync_no = ?1 AND user_key = ?2 AND state = 1",
+            "UPDATE queue SET state = state + 1, submission = ?3 \
+             WHERE sync_no = ?1 AND user_key = ?2 AND state IN (1, 7) RETURNING state",
         )
         .ctx("preparing to submit users")?;
-    let mut n = 0i64;
+    let (mut n, mut adds) = (0i64, 0i64);
     for key in &new.keys {
-        n += mark.execute(params![no, key, new.id]).ctx("submitting a user")? as i64;
+        let reached: Option<i64> =
+            mark.query_row(params![no, key, new.id], |row| row.get(0)).optional().ctx("submitting a user")?;
+        n += i64::from(reached.is_some());
+        adds += i64::from(reached == Some(SUBMITTED));
     }
     if n < new.keys.len() as i64 {
         tracing::warn!(sync_id, ignored = new.keys.len() as i64 - n, "users not in flight were not submitted");
@@ -43,7 +49,7 @@ pub(crate) fn submit(conn: &Connection, sync_id: &str, new: &NewSubmission) -> S
     )
     .and_then(|mut s| s.execute(params![no, new.id, n, new.attempt, new.now_ms, new.check_at_ms]))
     .ctx("recording a submission")?;
-    Delta { in_flight: -n, submitted: n, ..Delta::default() }.apply(conn, no)
+    Delta { in_flight: -adds, submitted: adds, ..Delta::default() }.apply(conn, no)
 }
 
 pub(crate) fn submissions(conn: &Connection, sync_ids: &[String]) -> StoreResult<Vec<Submission>> {
@@ -86,6 +92,7 @@ pub(crate) fn submission_users(conn: &Connection, sync_id: &str, submission_id: 
                     payload: row.get(1)?,
                     entered_at: row.get(2)?,
                     attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                    removal: row.get(4)?,
                 })
             })?
             .collect()
@@ -105,7 +112,7 @@ pub(crate) fn settle(
         return Ok(());
     }
     let mut delta = Delta::default();
-    delta.submitted -= record_outcomes(conn, no, results, now, Held::Submitted(submission_id), &mut delta)?;
+    delta.submitted -= record_outcomes(conn, no, results, now, Held::Submitted(submission_id), &mut delta)?.adds;
     // Users the outcome did not mention are not lost: they are sent again.
     let rest = conn
         .prepare_cached(
@@ -114,12 +121,20 @@ pub(crate) fn settle(
         )
         .and_then(|mut s| s.execute(params![no, submission_id, now]))
         .ctx("returning a submission's other users")? as i64;
-    if rest > 0 {
+    let rest_removals = conn
+        .prepare_cached(
+            "UPDATE queue SET state = CASE then_op WHEN 2 THEN 0 ELSE 6 END, then_op = 0, submission = NULL, \
+             not_before = 0, due_at = ?3 WHERE sync_no = ?1 AND state = 8 AND submission = ?2",
+        )
+        .and_then(|mut s| s.execute(params![no, submission_id, now]))
+        .ctx("returning a submission's other removals")? as i64;
+    if rest + rest_removals > 0 {
         tracing::warn!(
             sync_id,
             submission_id,
             rest,
-            "a settled submission left users without an outcome; they are pending again"
+            rest_removals,
+            "a settled submission left users without an outcome; they are sent again"
         );
     }
     delta.submitted -= rest;
@@ -141,6 +156,11 @@ pub(crate) fn reopen(conn: &Connection, sync_id: &str, submission_id: &str) -> S
         )
         .and_then(|mut s| s.execute(params![no, submission_id]))
         .ctx("reopening a submission")? as i64;
+    conn.prepare_cached(
+        "UPDATE queue SET state = 7, submission = NULL WHERE sync_no = ?1 AND state = 8 AND submission = ?2",
+    )
+    .and_then(|mut s| s.execute(params![no, submission_id]))
+    .ctx("reopening a submission's removals")?;
     Delta { submitted: -n, in_flight: n, ..Delta::default() }.apply(conn, no)?;
     Ok(users)
 }

@@ -45,6 +45,7 @@ pub async fn the_ledger_keeps_every_user_with_its_state(store: &dyn Store) {
                 not_synced: vec![("x".into(), "no usable email".into())],
                 now_ms: T0,
                 flush_ms: FLUSH,
+                skip_synced: false,
             },
         )
         .await
@@ -126,6 +127,7 @@ pub async fn a_reentry_is_a_new_entry_of_the_same_user(store: &dyn Store) {
                 not_synced: vec![("x".into(), "no usable email".into())],
                 now_ms: T0,
                 flush_ms: FLUSH,
+                skip_synced: false,
             },
         )
         .await
@@ -142,7 +144,13 @@ pub async fn a_reentry_is_a_new_entry_of_the_same_user(store: &dyn Store) {
     let outcome = store
         .enter(
             &sync.id,
-            Entry { ready: again, not_synced: vec![("u9".into(), "no email".into())], now_ms: later, flush_ms: FLUSH },
+            Entry {
+                ready: again,
+                not_synced: vec![("u9".into(), "no email".into())],
+                now_ms: later,
+                flush_ms: FLUSH,
+                skip_synced: false,
+            },
         )
         .await
         .expect("enter");
@@ -165,7 +173,13 @@ pub async fn a_reentry_is_a_new_entry_of_the_same_user(store: &dyn Store) {
     let outcome = store
         .enter(
             &sync.id,
-            Entry { ready: vec![], not_synced: vec![("u0".into(), "no email".into())], now_ms: later, flush_ms: FLUSH },
+            Entry {
+                ready: vec![],
+                not_synced: vec![("u0".into(), "no email".into())],
+                now_ms: later,
+                flush_ms: FLUSH,
+                skip_synced: false,
+            },
         )
         .await
         .expect("enter");
@@ -228,6 +242,7 @@ pub async fn redriven_users_are_sent_again_with_a_fresh_window(store: &dyn Store
                 not_synced: vec![("x".into(), "no email".into())],
                 now_ms: T0,
                 flush_ms: FLUSH,
+                skip_synced: false,
             },
         )
         .await
@@ -352,7 +367,10 @@ pub async fn a_large_ledger_is_paged_without_gaps_or_repeats(store: &dyn Store) 
             .map(|i| crate::ReadyUser { key: format!("k{:06}", chunk * 10_000 + i), payload: vec![1; 40] })
             .collect();
         store
-            .enter(&sync.id, Entry { ready, not_synced: Vec::new(), now_ms: T0 + chunk as i64, flush_ms: 0 })
+            .enter(
+                &sync.id,
+                Entry { ready, not_synced: Vec::new(), now_ms: T0 + chunk as i64, flush_ms: 0, skip_synced: false },
+            )
             .await
             .expect("enter");
     }

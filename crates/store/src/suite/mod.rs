@@ -26,6 +26,7 @@ mod lanes;
 mod ledger;
 mod model;
 mod queue;
+mod removal;
 mod submissions;
 
 pub use access::*;
@@ -35,6 +36,7 @@ pub use lanes::*;
 pub use ledger::*;
 pub use model::{Op, random_operations_keep_the_books};
 pub use queue::*;
+pub use removal::*;
 pub use submissions::*;
 
 use std::sync::Arc;
@@ -122,6 +124,12 @@ macro_rules! store_suite {
             redriven_users_are_sent_again_with_a_fresh_window,
             old_errored_history_is_pruned_in_chunks,
             a_large_ledger_is_paged_without_gaps_or_repeats,
+            users_are_removed_by_key_with_what_was_sent,
+            a_user_entering_during_their_removal_is_added_after_it,
+            submitted_adds_and_removals_settle_in_order,
+            removals_expire_after_the_retry_window,
+            a_sync_that_skips_reentries_leaves_synced_users_alone,
+            old_removed_users_are_pruned,
         );
         $crate::store_suite!(@harness $harness;
             credentials_round_trip_and_are_encrypted_at_rest,
@@ -206,6 +214,7 @@ pub fn new_sync(workspace_id: &str, connection_id: &str) -> NewSync {
         audience_id: None,
         action: SyncAction::Add,
         match_fields: vec![IdentifierKind::Email, IdentifierKind::MobileAdId],
+        reentry: crate::Reentry::Resend,
     }
 }
 
@@ -221,7 +230,7 @@ pub fn user(key: &str) -> ReadyUser {
 
 /// An entry of `ready` users at `now`, due `FLUSH` later.
 pub fn entry(ready: Vec<ReadyUser>, now: i64) -> Entry {
-    Entry { ready, not_synced: Vec::new(), now_ms: now, flush_ms: FLUSH }
+    Entry { ready, not_synced: Vec::new(), now_ms: now, flush_ms: FLUSH, skip_synced: false }
 }
 
 /// A claim at `now` of at most `max` users, with no expiry.

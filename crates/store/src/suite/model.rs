@@ -79,6 +79,8 @@ struct Model {
     users: BTreeMap<String, ModelUser>,
     /// Every key that entered (the ledger's rows: `counts.users`).
     ledger: std::collections::BTreeSet<String>,
+    /// Keys synced by their last delivery and not entered again since (`counts.in_audience`).
+    in_audience: std::collections::BTreeSet<String>,
     counts: Counts,
 }
 
@@ -133,6 +135,9 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                     dedup += 1;
                 } else {
                     queued += 1;
+                    if model.in_audience.remove(&u.key) {
+                        model.counts.in_audience -= 1;
+                    }
                     model.users.insert(
                         u.key.clone(),
                         ModelUser { in_flight: false, entered: now, due: now + FLUSH, not_before: now, attempts: 0 },
@@ -148,7 +153,7 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
             c.pending += queued;
             c.not_synced += not_synced.len() as u64;
             c.deduplicated += dedup;
-            let entry = Entry { ready, not_synced, now_ms: now, flush_ms: FLUSH };
+            let entry = Entry { ready, not_synced, now_ms: now, flush_ms: FLUSH, skip_synced: false };
             let outcome = store.enter(id, entry).await.expect("enter");
             assert_eq!((outcome.queued, outcome.deduplicated), (queued, dedup));
         }
@@ -216,6 +221,8 @@ async fn apply(store: &dyn Store, id: &str, model: &mut Model, op: &Op) {
                     match &outcome {
                         UserOutcome::Synced => {
                             c.synced += 1;
+                            c.in_audience += 1;
+                            model.in_audience.insert(key.clone());
                             model.users.remove(&key);
                         }
                         UserOutcome::Errored(_) => {

@@ -24,6 +24,7 @@ pub async fn enter_queues_ready_users_and_counts_not_synced(store: &dyn Store) {
                 not_synced: vec![("x1".into(), "no email".into()), ("x2".into(), "no email".into())],
                 now_ms: T0,
                 flush_ms: FLUSH,
+                skip_synced: false,
             },
         )
         .await

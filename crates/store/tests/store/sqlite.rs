@@ -23,7 +23,7 @@ async fn opening_creates_the_file_in_wal_mode_and_reopening_keeps_it() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     drop(conn);
 
     // Migrations are not run again (they would fail on existing tables) and data stays.
@@ -151,7 +151,8 @@ async fn ledger_bytes_per_member() {
         let ready = (start..(start + 10_000).min(n))
             .map(|i| audience_store::ReadyUser { key: format!("crm-{i:08}"), payload: payload(i) })
             .collect();
-        let entry = audience_store::Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: 0 };
+        let entry =
+            audience_store::Entry { ready, not_synced: Vec::new(), now_ms: T0, flush_ms: 0, skip_synced: false };
         store.enter(&sync.id, entry).await.unwrap();
     }
     let size = |label: &str| {
