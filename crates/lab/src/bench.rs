@@ -12,6 +12,7 @@
 //! | `memory`     | resident memory with millions of users pending                           |
 //! | `hosts`      | delivered users/s with 1, 2, 3 host processes sharing one PostgreSQL database (`--postgres`) |
 //! | `tenants`    | N connections with one sync each in a `serve` process (`--connections N`): idle CPU, memory per connection, intake latency, settle time, CPU per user, `/metrics` and list latency (run by the binary) |
+//! | `ledger`     | a sync's ledger with `--users N` (10,000,000) users on SQLite, or PostgreSQL with `--postgres`: durable intake users/s, bytes on disk per user pending and once most are synced, `Store::member` look-up p50/p99/max, a first and a deep page of synced users (see [`crate::ledger`]) |
 //! | `kits`       | per destination kit (the Rust template, and `--component NAME=PATH`): component size, load time, `prepare-users` and `add-users` users/s and CPU per user, memory (see [`crate::kits`]) |
 
 use std::collections::HashMap;
@@ -51,6 +52,9 @@ pub enum Scenario {
     Tenants,
     /// A healthy sync's share of its token beside syncs whose audience look-up fails.
     Fairness,
+    /// A sync's ledger with millions of users: intake, bytes on disk per user, look-up of one
+    /// user, pages of a listing (see [`crate::ledger`]).
+    Ledger,
 }
 
 /// Options of `bench`.
@@ -69,9 +73,9 @@ pub struct BenchArgs {
     /// idle window).
     #[arg(long)]
     pub seconds: Option<u64>,
-    /// A PostgreSQL server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`): `intake`
-    /// then measures a PostgreSQL store, and `hosts` runs on it. Each run creates a scratch
-    /// database there and drops it afterwards.
+    /// A PostgreSQL server (e.g. `postgres://postgres@127.0.0.1:5432/postgres`): `intake` and
+    /// `ledger` then measure a PostgreSQL store, and `hosts` runs on it. Each run creates a
+    /// scratch database there and drops it afterwards.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
     /// Most host processes for `hosts` (runs 1, 2, ... up to this many).
@@ -114,6 +118,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
         Scenario::Fairness => fairness(args.seconds.unwrap_or(30)).await?,
         Scenario::Latency => latency(args.seconds.unwrap_or(20)).await?,
         Scenario::Memory => memory(args.users.unwrap_or(10_000_000)).await?,
+        Scenario::Ledger => crate::ledger::run(args.users.unwrap_or(10_000_000), args.postgres.as_deref()).await?,
         Scenario::Kits => {
             let result = crate::kits::run(&args.components, args.users.unwrap_or(20_000)).await?;
             // The table reads better than indented JSON.
